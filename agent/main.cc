@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::puts("slotguard-agent: not built yet"); return 1; }

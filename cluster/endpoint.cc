@@ -1,0 +1,65 @@
+#include "cluster/endpoint.h"
+
+#include <charconv>
+
+namespace slotguard::cluster {
+
+std::string Endpoint::ToString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+Result<Endpoint> ParseEndpoint(std::string_view text) {
+  const std::string quoted = "\"" + std::string(text) + "\"";
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return MakeError("address " + quoted + ": expected [ipv6]:port");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return MakeError("address " + quoted + ": expected host:port");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) return MakeError("address " + quoted + ": empty host");
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || ptr != port.data() + port.size() || value < 1 || value > 65535) {
+    return MakeError("address " + quoted + ": port must be 1-65535");
+  }
+  return Endpoint{std::string(host), value};
+}
+
+Result<SeedAddress> ParseSeedAddress(std::string_view text) {
+  constexpr std::string_view kScheme = "redis://";
+  SeedAddress seed;
+  if (text.substr(0, kScheme.size()) == kScheme) {
+    text.remove_prefix(kScheme.size());
+    if (!text.empty() && text.back() == '/') text.remove_suffix(1);
+    auto at = text.rfind('@');
+    if (at != std::string_view::npos) {
+      std::string_view userinfo = text.substr(0, at);
+      if (userinfo.find(':') != std::string_view::npos) {
+        // Deliberately not echoing the text: it holds a password.
+        return MakeError(
+            "a password in a redis:// address is refused (it would show in ps output); use "
+            "--redis.password-file or REDIS_PASSWORD");
+      }
+      if (!userinfo.empty()) seed.user = std::string(userinfo);
+      text.remove_prefix(at + 1);
+    }
+  }
+  auto endpoint = ParseEndpoint(text);
+  if (!endpoint) return tl::unexpected(endpoint.error());
+  seed.endpoint = *endpoint;
+  return seed;
+}
+
+}  // namespace slotguard::cluster

@@ -1,0 +1,1 @@
+#include "cluster/info.h"  // implementation pending

@@ -1,0 +1,1 @@
+#include "cluster/key_slot.h"  // implementation pending

@@ -1,0 +1,1 @@
+#include "cluster/nodes.h"  // implementation pending

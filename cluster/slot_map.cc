@@ -1,0 +1,1 @@
+#include "cluster/slot_map.h"  // implementation pending

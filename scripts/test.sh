@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# README command two: install what is missing, build, run every test with ctest.
+#   scripts/test.sh [ctest args...]      e.g. scripts/test.sh -R exporter
+# Set SLOTGUARD_SOAK=1 to include the long soak tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+# Integration tests start their own loopback clusters on distinct ports, so they can run
+# side by side; two at a time fits a 2-core machine.
+cd build
+ctest --output-on-failure --timeout 900 -j2 "$@"

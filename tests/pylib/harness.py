@@ -1,0 +1,191 @@
+"""Shared test harness: real loopback Redis clusters and the built binaries.
+
+Every test that needs a cluster gets one of its own on free ports, torn down even when the
+test fails. Nothing here sleeps and hopes: wait_for() polls a condition with a deadline.
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+SOURCE_DIR = os.environ.get(
+    "SLOTGUARD_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN_DIR = os.environ.get("SLOTGUARD_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+CLUSTER_SH = os.path.join(SOURCE_DIR, "scripts", "redis-cluster.sh")
+
+
+def require_binary(name):
+    """Skips (outside CI) or fails (in CI) when a tool is absent."""
+    import pytest
+    if shutil.which(name) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; scripts/install-deps.sh should have installed it")
+        pytest.skip(f"{name} not installed (run scripts/install-deps.sh)")
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
+    """Polls predicate() until it returns a truthy value; raises with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the thing polled may not be up yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                         + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A real loopback Redis Cluster made by scripts/redis-cluster.sh."""
+
+    def __init__(self, masters=3, replicas=1, password_file=None, node_timeout=5000):
+        self.masters = masters
+        self.replicas = replicas
+        self.total = masters * (replicas + 1)
+        self.password_file = password_file
+        self.password = open(password_file).read().strip() if password_file else None
+        self.dir = tempfile.mkdtemp(prefix="slotguard-cluster-")
+        env = dict(os.environ)
+        env["CLUSTER_NODE_TIMEOUT"] = str(node_timeout)
+        if password_file:
+            env["REDIS_PASSWORD_FILE"] = password_file
+        last = None
+        for _ in range(20):
+            base = random.randrange(12000, 21000, 10)
+            ports = [base + i for i in range(self.total)]
+            if not all(port_free(p) and port_free(p + 10000) for p in ports):
+                continue
+            r = subprocess.run([CLUSTER_SH, "up", self.dir, str(base), str(masters), str(replicas)],
+                               env=env, capture_output=True, text=True, timeout=120)
+            if r.returncode == 0:
+                self.base = base
+                self.ports = ports
+                return
+            last = r.stderr
+            subprocess.run([CLUSTER_SH, "down", self.dir], capture_output=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.makedirs(self.dir)
+        raise RuntimeError(f"could not start a cluster: {last}")
+
+    @property
+    def seed(self):
+        return f"127.0.0.1:{self.base}"
+
+    def addr(self, port):
+        return f"127.0.0.1:{port}"
+
+    def client(self, port, **kw):
+        import redis
+        return redis.Redis(host="127.0.0.1", port=port, password=self.password,
+                           decode_responses=True, socket_timeout=5, **kw)
+
+    def cluster_client(self, **kw):
+        from redis.cluster import RedisCluster
+        return RedisCluster(host="127.0.0.1", port=self.base, password=self.password,
+                            decode_responses=True, **kw)
+
+    def cli(self, *args, check=True, timeout=60):
+        env = dict(os.environ)
+        if self.password:
+            env["REDISCLI_AUTH"] = self.password
+        return subprocess.run(["redis-cli", *args], env=env, capture_output=True, text=True,
+                              check=check, timeout=timeout)
+
+    def cluster_check(self):
+        """(exit code, output) of `redis-cli --cluster check` on the seed."""
+        r = self.cli("--cluster", "check", self.seed, check=False)
+        return r.returncode, r.stdout + r.stderr
+
+    def pid(self, port):
+        return int(open(os.path.join(self.dir, str(port), "redis.pid")).read().strip())
+
+    def node_id(self, port):
+        return self.client(port).execute_command("CLUSTER MYID")
+
+    def masters_ports(self):
+        out = []
+        for p in self.ports:
+            info = self.client(p).info("replication")
+            if info["role"] == "master":
+                out.append(p)
+        return out
+
+    def replica_ports(self):
+        return [p for p in self.ports if p not in self.masters_ports()]
+
+    def nodes_text(self, port):
+        return self.client(port).execute_command("CLUSTER NODES")
+
+    def stop(self, port):
+        os.kill(self.pid(port), signal.SIGSTOP)
+
+    def cont(self, port):
+        os.kill(self.pid(port), signal.SIGCONT)
+
+    def kill(self, port):
+        os.kill(self.pid(port), signal.SIGKILL)
+
+    def down(self):
+        subprocess.run([CLUSTER_SH, "down", self.dir], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Process:
+    """A binary of ours in the background, its output captured to a file."""
+
+    def __init__(self, args, env=None, cwd=None):
+        self.log_path = tempfile.mktemp(prefix="slotguard-proc-", suffix=".log")
+        self.log = open(self.log_path, "w")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.args = args
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
+
+    def output(self):
+        self.log.flush()
+        return open(self.log_path).read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def bin_path(name):
+    return os.path.join(BIN_DIR, name)
