@@ -1,0 +1,1 @@
+// The exporter library; sources land here as the exporter is built.
