@@ -1,0 +1,51 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/connection.h"
+#include "cluster/endpoint.h"
+#include "cluster/info.h"
+#include "cluster/nodes.h"
+#include "cluster/result.h"
+#include "cluster/slot_map.h"
+
+namespace slotguard::agent {
+
+// What one node answered (or why it did not).
+struct NodeReport {
+  cluster::Endpoint endpoint;
+  std::optional<cluster::NodesView> view;     // its CLUSTER NODES, when it answered
+  std::optional<cluster::Info> cluster_info;  // its CLUSTER INFO, when it answered
+  std::string error;                          // why it did not answer ("" when it did)
+  bool reachable() const { return view.has_value(); }
+};
+
+// The whole cluster at one moment: every node's own view, judged together.
+struct ClusterSnapshot {
+  std::vector<NodeReport> reports;        // one per known node with an address, sorted
+  std::vector<cluster::NodesView> views;  // the views of the nodes that answered
+  cluster::ClusterJudgement judgement;
+  // One entry per node id: the node's own myself line when it answered, else the line of the
+  // first view that lists it.
+  std::vector<cluster::NodeEntry> nodes;
+
+  // By exact node id, or by "host:port" as the cluster announces it. nullptr when unknown.
+  const cluster::NodeEntry* FindNode(std::string_view id_or_address) const;
+  const cluster::NodeEntry* FindById(std::string_view id) const;
+  const NodeReport* ReportFor(const cluster::Endpoint& endpoint) const;
+  // Masters (by their own or the first view), sorted by address.
+  std::vector<const cluster::NodeEntry*> Masters() const;
+};
+
+// Pure: judges the reports (views of the reachable ones) and indexes the nodes.
+ClusterSnapshot BuildSnapshot(std::vector<NodeReport> reports);
+
+// Discovers the cluster from `seeds`, then reads CLUSTER NODES and CLUSTER INFO from every
+// node. Fails only when no seed answers; unreachable nodes are reported in `reports`.
+cluster::Result<ClusterSnapshot> TakeSnapshot(cluster::Connector& connector,
+                                              const std::vector<cluster::Endpoint>& seeds);
+
+}  // namespace slotguard::agent

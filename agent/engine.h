@@ -1,0 +1,104 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/batch_state.h"
+#include "agent/clock.h"
+#include "agent/engine_observer.h"
+#include "agent/plan.h"
+#include "cluster/connection.h"
+#include "cluster/credentials.h"
+#include "cluster/endpoint.h"
+#include "cluster/result.h"
+
+namespace slotguard::agent {
+
+struct GuardOptions {
+  std::chrono::seconds coverage_grace{60};
+  // Trip when the batch's failed MIGRATEs plus the growth of cmdstat_migrate failed_calls and
+  // errorstat_IOERR on the source exceed this.
+  int migrate_failures = 5;
+  // After a batch, every reachable node must agree on the new owners within this bound.
+  std::chrono::seconds convergence_timeout{30};
+  std::chrono::milliseconds interval{500};  // how often the guard thread reads the cluster
+};
+
+struct EngineOptions {
+  std::vector<cluster::Endpoint> seeds;
+  // For MIGRATE's AUTH/AUTH2 (the connections themselves authenticate through the Connector).
+  std::optional<cluster::Credentials> credentials;
+  int getkeys_count = 1000;  // keys per CLUSTER GETKEYSINSLOT
+  int pipeline = 100;        // keys per MIGRATE
+  // MIGRATE's own timeout. The Connector's io timeout must be larger (the CLI uses +3 s).
+  std::chrono::milliseconds migrate_timeout{2000};
+  int group_slots = 64;  // slots in flight together (one pipelined SETSLOT round per step)
+  bool replace = false;  // REPLACE on BUSYKEY even when the values differ
+  std::string journal_dir = "./slotguard-journal";
+  GuardOptions guards;
+  Limits limits;
+};
+
+struct BatchOutcome {
+  std::string batch_id;
+  BatchState state = BatchState::kFailed;  // kDone, kRolledBack or kFailed
+  int slots_moved = 0;                     // slots owned by the target at the end
+  int64_t keys_moved = 0;
+  std::string reason;  // why it rolled back / failed ("" when done)
+  std::optional<std::string> tripped_guard;
+  std::optional<RollbackTrigger> trigger;
+  std::vector<std::string> busy_keys;  // keys that differ on the target (BUSYKEY stop)
+  double seconds = 0;
+};
+
+struct RecoveryReport {
+  struct BatchRecovery {
+    std::string batch_id;
+    BatchState state = BatchState::kFailed;  // kDone (finished forward) or kRolledBack
+    int slots_forward = 0;                   // slots finished at the target
+    int slots_back = 0;                      // slots returned to the source
+  };
+  std::vector<BatchRecovery> batches;  // empty when the journal had no open batch
+  std::vector<std::string> messages;
+};
+
+class EngineImpl;
+
+// The foreground engine: preflight, the move protocol, guards, rollback, journal, recovery.
+// One batch at a time (RunBatch is not reentrant); RequestRollback may come from any thread.
+class Engine {
+ public:
+  // `guard_connector` is used by the guard thread so it never shares a connection with the
+  // engine (which may sit in a MIGRATE). When nullptr the engine makes its own ConnectionPool
+  // with `guard_connect` options.
+  Engine(cluster::Connector& connector, Clock& clock, EngineOptions options,
+         EngineObserver& observer);
+  Engine(cluster::Connector& connector, Clock& clock, EngineOptions options,
+         EngineObserver& observer, cluster::Connector* guard_connector);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Blocking: preflight, then the batch, journaling every step. A preflight failure is an
+  // error (nothing touched); a guard trip / requested rollback gives kRolledBack; a failure to
+  // even roll back gives kFailed (the journal lets Recover() finish the job).
+  cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
+
+  // Thread-safe: makes the running batch (if any) roll back at its next step.
+  void RequestRollback(RollbackTrigger trigger, std::string reason);
+
+  // Reads the journal dir; for every batch not marked done/rolled back, looks at the cluster
+  // and converges each touched slot to one owner with every key present. Idempotent.
+  cluster::Result<RecoveryReport> Recover();
+
+ private:
+  std::unique_ptr<EngineImpl> impl_;
+};
+
+}  // namespace slotguard::agent

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/cluster_snapshot.h"
+#include "cluster/endpoint.h"
+#include "cluster/result.h"
+
+namespace slotguard::agent {
+
+// Per-batch guard settings that override the engine's defaults (plan files may set them).
+struct GuardOverrides {
+  std::optional<std::chrono::seconds> coverage_grace;
+  std::optional<int> migrate_failures;  // trip when failures exceed this
+  std::optional<std::chrono::seconds> convergence_timeout;
+};
+
+// One batch: move `slots` from `from` to `to`. from/to are a node id or "host:port" as given
+// by the user; ValidatePlan resolves them.
+struct Batch {
+  std::string id;
+  std::string from;
+  std::string to;
+  std::vector<int> slots;
+  std::optional<GuardOverrides> guards;
+};
+
+struct Plan {
+  std::vector<Batch> batches;
+  int TotalSlots() const;
+};
+
+// Limits from the runbook.
+struct Limits {
+  int max_batch_slots = 500;
+  int approval_threshold_slots = 1000;  // a plan with more slots than this needs approval
+  double hot_slot_fraction = 0.15;      // a slot above this share of its node's memory goes alone
+};
+
+struct ResolvedBatch {
+  Batch batch;
+  std::string source_id;
+  cluster::Endpoint source;
+  std::string target_id;
+  cluster::Endpoint target;
+};
+
+struct ResolvedPlan {
+  std::vector<ResolvedBatch> batches;
+  int total_slots = 0;
+  bool needs_approval = false;  // total_slots > limits.approval_threshold_slots
+};
+
+// Checks a plan against the live cluster without touching it: every from/to names a known
+// node, to is a master other than from, every slot is in 0..16383, owned by `from` (as the
+// cluster agrees), in no other batch and not twice in its batch, each batch has 1..max slots.
+// The error names the batch, the node or slot, and the reason.
+cluster::Result<ResolvedBatch> ResolveBatch(const Batch& batch, const ClusterSnapshot& snapshot,
+                                            const Limits& limits);
+cluster::Result<ResolvedPlan> ValidatePlan(const Plan& plan, const ClusterSnapshot& snapshot,
+                                           const Limits& limits);
+
+// Keys and estimated bytes of one slot on its node.
+struct SlotLoad {
+  int64_t keys = 0;
+  int64_t bytes = 0;
+};
+
+struct ReshardRequest {
+  std::string from;
+  std::string to;
+  int slots = 0;  // how many slots to move (the lowest-numbered the source owns)
+  int batch_slots = 200;
+  std::string id_prefix = "b";  // batch ids are <prefix>1, <prefix>2, ...
+};
+
+struct BatchEstimate {
+  int64_t keys = 0;
+  int64_t bytes = 0;
+  bool hot = false;  // a single slot above the hot-slot fraction
+};
+
+struct ReshardPlan {
+  Plan plan;
+  std::vector<BatchEstimate> estimates;  // one per batch
+  std::vector<int> hot_slots;
+};
+
+// Pure: picks the `request.slots` lowest slots of `source_slots`, puts every hot slot
+// (bytes > limits.hot_slot_fraction * source_memory_bytes) in a batch of its own and cuts the
+// rest into batches of request.batch_slots. `loads` may lack slots (counted as empty).
+cluster::Result<ReshardPlan> PlanReshard(const ReshardRequest& request,
+                                         const std::vector<int>& source_slots,
+                                         const std::map<int, SlotLoad>& loads,
+                                         int64_t source_memory_bytes, const Limits& limits);
+
+}  // namespace slotguard::agent
