@@ -1,0 +1,38 @@
+# slotguard-exporter and slotguard-agent in one runtime image (used by docker-compose.yml).
+#   docker build -t slotguard .
+# Build stage: Debian bookworm's -dev packages (the same ones scripts/install-deps.sh installs),
+# tests and benchmarks off.
+FROM debian:bookworm AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      cmake g++ make pkg-config \
+      prometheus-cpp-dev libcivetweb-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev \
+      nlohmann-json3-dev libcli11-dev libexpected-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
+      -DSLOTGUARD_BUILD_TESTS=OFF -DSLOTGUARD_BUILD_BENCH=OFF \
+ && cmake --build /build -j"$(nproc)" --target slotguard-exporter slotguard-agent \
+ && strip /build/bin/slotguard-exporter /build/bin/slotguard-agent
+
+# Runtime stage: only the shared libraries the two binaries link.
+FROM debian:bookworm-slim
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libhiredis0.14 \
+      libyaml-cpp0.7 libspdlog1.10 libfmt9 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/slotguard --shell /usr/sbin/nologin slotguard \
+ && mkdir -p /var/lib/slotguard /etc/slotguard \
+ && chown slotguard:slotguard /var/lib/slotguard
+COPY --from=build /build/bin/slotguard-exporter /build/bin/slotguard-agent /usr/local/bin/
+# Fails the image build when a shared library is missing.
+RUN slotguard-exporter --version && slotguard-agent --version
+USER slotguard
+WORKDIR /var/lib/slotguard
+# exporter, agent (metrics, control API, Alertmanager webhook)
+EXPOSE 9478 9479
+CMD ["slotguard-exporter", "--help"]
