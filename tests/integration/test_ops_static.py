@@ -1,0 +1,476 @@
+"""Static checks of everything operators deploy: rules, Prometheus/Alertmanager configs,
+Grafana provisioning and dashboards, docker-compose.yml.
+
+Real tools do the judging where one exists (promtool, amtool, docker-compose); the dashboard
+checks parse the JSON and every PromQL expression in it. Runtime behaviour of the dashboards
+(every panel query against a real Prometheus) is tests/e2e/test_dashboards.py.
+"""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
+
+from harness import SOURCE_DIR, require_binary  # noqa: E402
+
+RULES_FILE = os.path.join(SOURCE_DIR, "rules", "slotguard.rules.yml")
+DASHBOARD_DIR = os.path.join(SOURCE_DIR, "dashboards")
+DASHBOARD_UIDS = {"slotguard-cluster.json": "slotguard-cluster",
+                  "slotguard-migrations.json": "slotguard-migrations"}
+ROLLBACK_ALERTS = {"SlotguardSlotsUncovered", "SlotguardMigrateFailures"}
+
+# The pinned metric names (notes/metrics.md). Rules and dashboards may use these, the
+# recording rules of rules/slotguard.rules.yml, and Prometheus' own `up`.
+PINNED_METRICS = {
+    # exporter self
+    "slotguard_exporter_scrape_duration_seconds", "slotguard_exporter_node_scrape_duration_seconds",
+    "slotguard_exporter_discovery_ok", "slotguard_exporter_nodes", "redis_up",
+    # CLUSTER INFO
+    "redis_cluster_state", "redis_cluster_slots_assigned", "redis_cluster_slots_ok",
+    "redis_cluster_slots_pfail", "redis_cluster_slots_fail", "redis_cluster_known_nodes",
+    "redis_cluster_size", "redis_cluster_current_epoch", "redis_cluster_my_epoch",
+    "redis_cluster_stats_messages_sent_total", "redis_cluster_stats_messages_received_total",
+    "redis_cluster_total_cluster_links_buffer_limit_exceeded_total",
+    # CLUSTER NODES
+    "redis_cluster_node_info", "redis_cluster_node_flag", "redis_cluster_node_config_epoch",
+    "redis_cluster_node_slots", "redis_cluster_node_link_up",
+    # INFO
+    "redis_commands_total", "redis_commands_duration_seconds_total",
+    "redis_commands_failed_calls_total", "redis_commands_rejected_calls_total",
+    "redis_errors_total", "redis_latency_percentiles_usec", "redis_memory_used_bytes",
+    "redis_memory_max_bytes", "redis_connected_clients", "redis_blocked_clients",
+    "redis_db_keys", "redis_db_keys_expiring", "redis_master_repl_offset",
+    "redis_connected_slaves", "redis_uptime_in_seconds", "redis_instance_info",
+    "redis_replica_lag_bytes",
+    # cluster-wide
+    "redis_cluster_slots_covered", "redis_cluster_slots_uncovered",
+    "redis_cluster_slots_disputed", "redis_cluster_slots_open",
+    "redis_cluster_config_consistent", "redis_cluster_config_epoch_collisions",
+    "redis_cluster_open_slot_keys", "redis_cluster_nodes_failing",
+    # agent
+    "slotguard_agent_state", "slotguard_agent_queue_batches", "slotguard_agent_queue_slots",
+    "slotguard_agent_approval_wait_seconds", "slotguard_agent_slots_migrated_total",
+    "slotguard_agent_keys_migrated_total", "slotguard_agent_migrate_failures_total",
+    "slotguard_agent_rollbacks_total", "slotguard_agent_guard_tripped",
+    "slotguard_agent_batch_duration_seconds_bucket", "slotguard_agent_batch_duration_seconds_sum",
+    "slotguard_agent_batch_duration_seconds_count",
+    "slotguard_agent_webhook_notifications_total",
+}
+# redis_cluster_stats_messages_<type>_sent_total / _received_total, one per gossip type.
+GOSSIP_FAMILY = re.compile(r"^redis_cluster_stats_messages_[a-z-]+_(sent|received)_total$")
+PROMETHEUS_OWN = {"up"}
+
+PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+                   "group_right", "bool", "offset", "inf", "nan", "atan2"}
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=SOURCE_DIR, **kw)
+
+
+def assert_ok(result, what):
+    assert result.returncode == 0, (
+        f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+def metric_names(expr):
+    """Metric names a PromQL expression selects (strings, matchers, ranges and grouping
+    clauses removed; identifiers followed by '(' are functions or aggregations)."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    s = re.sub(r"'(?:[^'\\]|\\.)*'", "''", s)
+    s = re.sub(r"`[^`]*`", "``", s)
+    s = re.sub(r"\{[^}]*\}", " ", s)
+    s = re.sub(r"\[[^\]]*\]", " ", s)
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    names = set()
+    for m in re.finditer(r"(?<![\w:.$])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?", s):
+        name, call = m.group(1), m.group(2)
+        if call or name.lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def load_rules():
+    with open(RULES_FILE) as f:
+        return yaml.safe_load(f)
+
+
+def recording_rules():
+    return {r["record"] for g in load_rules()["groups"] for r in g["rules"] if "record" in r}
+
+
+def alerting_rules():
+    return [r for g in load_rules()["groups"] for r in g["rules"] if "alert" in r]
+
+
+def unknown_metrics(names):
+    allowed = PINNED_METRICS | recording_rules() | PROMETHEUS_OWN
+    return sorted(n for n in names if n not in allowed and not GOSSIP_FAMILY.match(n))
+
+
+def dashboards():
+    out = {}
+    for path in sorted(glob.glob(os.path.join(DASHBOARD_DIR, "*.json"))):
+        with open(path) as f:
+            out[os.path.basename(path)] = json.load(f)
+    return out
+
+
+def all_panels(dash):
+    for p in dash["panels"]:
+        yield p
+        for inner in p.get("panels", []):  # panels of a collapsed row
+            yield inner
+
+
+def dashboard_exprs(dash):
+    """(where, expr) for every PromQL expression a dashboard runs: panel targets and
+    annotation queries."""
+    for p in all_panels(dash):
+        for t in p.get("targets", []):
+            yield f"panel {p['id']} '{p['title']}' target {t.get('refId')}", t.get("expr", "")
+    for a in dash.get("annotations", {}).get("list", []):
+        if a.get("expr"):
+            yield f"annotation '{a['name']}'", a["expr"]
+
+
+# Values that make a dashboard expression plain PromQL (Grafana's built-ins and the variables).
+SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
+                 "$instance": ".+", "$node": ".+", "$agent": ".+", "$cmd": ".+"}
+
+
+def substitute(expr):
+    for k in sorted(SUBSTITUTIONS, key=len, reverse=True):
+        expr = expr.replace(k, SUBSTITUTIONS[k])
+    return expr
+
+
+# --- the metric-name extractor itself --------------------------------------------------------
+
+def test_metric_names_extractor():
+    assert metric_names('sum by (node) (rate(foo_total{a="b", c=~"x|y"}[5m])) / bar offset 5m') \
+        == {"foo_total", "bar"}
+    assert metric_names("histogram_quantile(0.9, sum by (le) (rate(h_bucket[1m])))") == {"h_bucket"}
+    assert metric_names('label_replace(x > 3, "source", "agent", "", "") or y unless z') \
+        == {"x", "y", "z"}
+    assert metric_names("a:b:rate1m * 300 > 3 and on (instance) up == 1") == {"a:b:rate1m", "up"}
+    assert metric_names("1e3 + 64 * 1024") == set()
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+def test_promtool_check_rules():
+    require_binary("promtool")
+    files = sorted(glob.glob(os.path.join(SOURCE_DIR, "rules", "*.yml")))
+    assert files, "no rule files in rules/"
+    r = run(["promtool", "check", "rules", *files])
+    assert_ok(r, "promtool check rules")
+    assert "SUCCESS" in r.stdout + r.stderr
+
+
+def test_promtool_test_rules():
+    require_binary("promtool")
+    files = sorted(glob.glob(os.path.join(SOURCE_DIR, "rules", "tests", "*.yml")))
+    assert files, "no promtool test files in rules/tests/"
+    r = run(["promtool", "test", "rules", *files])
+    assert_ok(r, "promtool test rules")
+    assert "FAILED" not in r.stdout + r.stderr
+
+
+def test_every_alert_is_complete_and_tested_both_ways():
+    alerts = alerting_rules()
+    assert len(alerts) >= 12
+    firing, silent, exprs_tested = set(), set(), set()
+    for path in glob.glob(os.path.join(SOURCE_DIR, "rules", "tests", "*.yml")):
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        for t in doc["tests"]:
+            for a in t.get("alert_rule_test", []):
+                (firing if a.get("exp_alerts") else silent).add(a["alertname"])
+            for e in t.get("promql_expr_test", []):
+                exprs_tested.add(e["expr"].strip())
+    problems = []
+    for a in alerts:
+        name = a["alert"]
+        labels, ann = a.get("labels", {}), a.get("annotations", {})
+        if labels.get("severity") not in ("critical", "warning", "info"):
+            problems.append(f"{name}: severity label missing or unknown")
+        for key in ("summary", "description", "runbook"):
+            if not ann.get(key, "").strip():
+                problems.append(f"{name}: annotation {key} missing")
+        want_rollback = name in ROLLBACK_ALERTS
+        if (labels.get("slotguard_action") == "rollback") != want_rollback:
+            problems.append(f"{name}: slotguard_action=rollback is "
+                            f"{'missing' if want_rollback else 'unexpected'}")
+        if name not in firing:
+            problems.append(f"{name}: no promtool case shows it firing")
+        if name not in silent:
+            problems.append(f"{name}: no promtool case shows it silent")
+    for rec in recording_rules():
+        if rec not in exprs_tested:
+            problems.append(f"recording rule {rec}: no promql_expr_test")
+    assert not problems, "\n".join(problems)
+
+
+def test_issue_alerts_are_present():
+    """The alerts issue 4 asks for, by what they look at."""
+    exprs = {a["alert"]: a["expr"] for a in alerting_rules()}
+    needed = {
+        "SlotguardSlotsUncovered": "redis_cluster_slots_covered",
+        "SlotguardClusterStateFail": "redis_cluster_state",
+        "SlotguardConfigInconsistent": "redis_cluster_config_consistent",
+        "SlotguardSlotsOpenTooLong": "redis_cluster_slots_open",
+        "SlotguardMigrateFailures": "slotguard_agent_migrate_failures_total",
+        "SlotguardConfigEpochCollision": "redis_cluster_config_epoch_collisions",
+        "SlotguardNodeFailing": "redis_cluster_node_flag",
+        "SlotguardReplicaLagHigh": "redis_replica_lag_bytes",
+        "SlotguardExporterDown": 'up{job="slotguard-exporter"}',
+        "SlotguardRedisNodeDown": "redis_up",
+        "SlotguardAgentRolledBack": "slotguard_agent_rollbacks_total",
+        "SlotguardApprovalPending": "slotguard_agent_approval_wait_seconds",
+        "SlotguardQueueLarge": "slotguard_agent_queue_slots",
+    }
+    for name, needle in needed.items():
+        assert name in exprs, f"alert {name} missing"
+        assert needle in exprs[name], f"alert {name} does not look at {needle}: {exprs[name]}"
+
+
+def test_rules_use_pinned_metric_names():
+    bad = []
+    for g in load_rules()["groups"]:
+        for r in g["rules"]:
+            for n in unknown_metrics(metric_names(r["expr"])):
+                bad.append(f"{r.get('alert') or r.get('record')}: {n}")
+    assert not bad, "names not in notes/metrics.md nor recording rules:\n" + "\n".join(bad)
+
+
+# --- Prometheus and Alertmanager configs ------------------------------------------------------
+
+@pytest.mark.parametrize("path,rules_found", [("config/prometheus.yml", True),
+                                              ("config/compose/prometheus.yml", False)])
+def test_promtool_check_config(path, rules_found):
+    require_binary("promtool")
+    r = run(["promtool", "check", "config", path])
+    assert_ok(r, f"promtool check config {path}")
+    out = r.stdout + r.stderr
+    if rules_found:
+        # rule_files resolve relative to the config: the real rules are loaded and checked.
+        assert "slotguard.rules.yml" in out and "1 rule files found" in out, out
+
+
+def test_prometheus_config_scrapes_exporter_and_agent():
+    with open(os.path.join(SOURCE_DIR, "config", "prometheus.yml")) as f:
+        cfg = yaml.safe_load(f)
+    assert cfg["global"]["scrape_interval"] == "15s"
+    assert cfg["global"]["scrape_timeout"] == "10s"
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in cfg["scrape_configs"]}
+    assert jobs == {"slotguard-exporter": ["127.0.0.1:9478"], "slotguard-agent": ["127.0.0.1:9479"]}
+    am = cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert am == ["127.0.0.1:9093"]
+
+
+@pytest.mark.parametrize("path,agent_host", [("config/alertmanager.yml", "127.0.0.1"),
+                                             ("config/compose/alertmanager.yml", "agent")])
+def test_amtool_check_config_and_routing(path, agent_host):
+    require_binary("amtool")
+    # The credentials file need not exist for the check (it is read when sending).
+    r = run(["amtool", "check-config", path])
+    assert_ok(r, f"amtool check-config {path}")
+    assert "SUCCESS" in r.stdout + r.stderr
+
+    def receivers(*labels):
+        res = run(["amtool", "config", "routes", "test", f"--config.file={path}", *labels])
+        assert_ok(res, "amtool config routes test")
+        return res.stdout.strip().split(",")
+
+    # Rollback alerts reach the agent and the operators; others only the operators.
+    assert receivers("alertname=SlotguardSlotsUncovered", "slotguard_action=rollback") == \
+        ["slotguard-agent", "operators"]
+    assert receivers("alertname=SlotguardNodeFailing", "severity=critical") == ["operators"]
+    assert receivers("alertname=X", "slotguard_action=other") == ["operators"]
+
+    with open(os.path.join(SOURCE_DIR, path)) as f:
+        cfg = yaml.safe_load(f)
+    agent = next(r for r in cfg["receivers"] if r["name"] == "slotguard-agent")
+    hook = agent["webhook_configs"][0]
+    assert hook["url"] == f"http://{agent_host}:9479/api/v1/alertmanager"
+    assert hook["send_resolved"] is True
+    assert hook["http_config"]["authorization"]["credentials_file"] == "/etc/slotguard/webhook-token"
+    assert "credentials" not in hook["http_config"]["authorization"], "token inline in the config"
+
+
+def test_grafana_provisioning():
+    base = os.path.join(SOURCE_DIR, "config", "grafana", "provisioning")
+    with open(os.path.join(base, "datasources", "slotguard.yml")) as f:
+        ds = yaml.safe_load(f)
+    assert ds["apiVersion"] == 1
+    (prom,) = ds["datasources"]
+    assert prom["type"] == "prometheus" and prom["isDefault"] is True
+    with open(os.path.join(base, "dashboards", "slotguard.yml")) as f:
+        prov = yaml.safe_load(f)
+    (provider,) = prov["providers"]
+    assert provider["type"] == "file"
+    # The provider reads the directory docker-compose.yml mounts the dashboards at.
+    with open(os.path.join(SOURCE_DIR, "docker-compose.yml")) as f:
+        compose = yaml.safe_load(f)
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert f"./dashboards:{provider['options']['path']}:ro" in mounts
+    assert "./config/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+# --- docker-compose ---------------------------------------------------------------------------
+
+def test_docker_compose_config():
+    require_binary("docker-compose")
+    r = run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"])
+    assert_ok(r, "docker-compose config -q")
+    r = run(["docker-compose", "-f", "docker-compose.yml", "config"])
+    assert_ok(r, "docker-compose config")
+    cfg = yaml.safe_load(r.stdout)
+    services = cfg["services"]
+    redis = [n for n, s in services.items() if s.get("image") == "redis:7.2" and
+             "--cluster-enabled" in s.get("command", [])]
+    assert len(redis) == 6, redis
+    create = services["cluster-create"]
+    assert "--cluster create" in " ".join(create["command"])
+    assert "--cluster-yes" in " ".join(create["command"])
+    for name in ("exporter", "agent"):
+        assert services[name]["build"]["dockerfile"] == "Dockerfile"
+    assert services["prometheus"]["image"].startswith("prom/prometheus")
+    assert services["alertmanager"]["image"].startswith("prom/alertmanager")
+    assert services["grafana"]["image"].startswith("grafana/grafana")
+    # Every file or directory bind-mounted from the repo exists.
+    for name, svc in services.items():
+        for v in svc.get("volumes", []):
+            if isinstance(v, dict) and v.get("type") == "bind":
+                assert os.path.exists(v["source"]), f"{name}: mount source {v['source']} missing"
+            elif isinstance(v, str) and v.startswith(("/", ".")):
+                src = v.split(":")[0]
+                assert os.path.exists(os.path.join(SOURCE_DIR, src)), f"{name}: {src} missing"
+
+
+def test_dockerfile_builds_both_binaries_on_bookworm():
+    with open(os.path.join(SOURCE_DIR, "Dockerfile")) as f:
+        text = f.read()
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert len(froms) >= 2 and all(f.startswith("debian:bookworm") for f in froms), froms
+    assert "cmake --build" in text
+    assert "slotguard-exporter" in text and "slotguard-agent" in text
+    # Everything the build stage installs is a package scripts/install-deps.sh knows.
+    with open(os.path.join(SOURCE_DIR, "scripts", "install-deps.sh")) as f:
+        deps = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", f.read()))
+    build_stage = text.split("FROM debian:bookworm-slim")[0]
+    for pkg in re.findall(r"\b(lib[a-z0-9.+-]+-dev|prometheus-cpp-dev|nlohmann-json3-dev)\b",
+                          build_stage):
+        assert pkg in deps, f"{pkg} is not in scripts/install-deps.sh"
+
+
+# --- dashboards -------------------------------------------------------------------------------
+
+def test_dashboards_match_their_generator():
+    r = run([sys.executable, os.path.join(DASHBOARD_DIR, "generate.py"), "--check"])
+    assert_ok(r, "dashboards/generate.py --check (regenerate the JSON)")
+
+
+def test_dashboards_importable_and_provisionable():
+    dash = dashboards()
+    assert set(dash) == set(DASHBOARD_UIDS), sorted(dash)
+    uids = [d["uid"] for d in dash.values()]
+    assert len(uids) == len(set(uids))
+    for name, d in dash.items():
+        assert d["uid"] == DASHBOARD_UIDS[name]
+        assert d.get("id") is None
+        assert 36 <= d["schemaVersion"] <= 39
+        assert [i["name"] for i in d["__inputs"]] == ["DS_PROMETHEUS"]
+        assert d["__inputs"][0]["pluginId"] == "prometheus"
+        req = {(r["type"], r["id"]) for r in d["__requires"]}
+        assert ("grafana", "grafana") in req and ("datasource", "prometheus") in req
+        used_kinds = {p["type"] for p in all_panels(d) if p["type"] != "row"}
+        assert {k for t, k in req if t == "panel"} == used_kinds
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource"
+        assert variables["datasource"]["query"] == "prometheus"
+        ids = [p["id"] for p in all_panels(d)]
+        assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
+        # Every variable an expression uses is defined.
+        for where, expr in dashboard_exprs(d):
+            for var in re.findall(r"\$\{?([A-Za-z_]\w*)", expr):
+                assert var.startswith("__") or var in variables, f"{name} {where}: ${var}"
+
+
+def test_every_panel_queries_prometheus_through_the_variable():
+    for name, d in dashboards().items():
+        for p in all_panels(d):
+            if p["type"] == "row":
+                continue
+            where = f"{name} panel {p['id']} '{p['title']}'"
+            assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+            assert p.get("targets"), f"{where}: no targets"
+            for t in p["targets"]:
+                assert t.get("expr", "").strip(), f"{where}: target {t.get('refId')} has no expr"
+                assert t["datasource"]["uid"] == "${datasource}", where
+            refs = [t["refId"] for t in p["targets"]]
+            assert len(refs) == len(set(refs)), f"{where}: duplicate refIds"
+            g = p["gridPos"]
+            assert g["x"] + g["w"] <= 24 and g["w"] > 0 and g["h"] > 0, where
+
+
+def test_dashboards_show_what_issue_4_asks_for():
+    def uses(dash, metric):
+        return any(metric in metric_names(e) for _, e in dashboard_exprs(dash))
+    d = dashboards()
+    cluster, migrations = d["slotguard-cluster.json"], d["slotguard-migrations.json"]
+    for m in ("redis_cluster_state", "slotguard:cluster_slots_coverage:ratio",
+              "redis_cluster_slots_disputed", "redis_cluster_slots_open",
+              "redis_cluster_node_slots", "redis_cluster_node_info", "redis_cluster_node_flag",
+              "redis_cluster_node_config_epoch", "redis_cluster_stats_messages_sent_total",
+              "redis_replica_lag_bytes"):
+        assert uses(cluster, m), f"cluster dashboard does not show {m}"
+    for m in ("slotguard_agent_state", "slotguard_agent_queue_slots",
+              "slotguard:agent_slots_migrated:rate1m", "slotguard:agent_keys_migrated:rate1m",
+              "redis_cluster_open_slot_keys", "slotguard_agent_migrate_failures_total",
+              "slotguard:redis_errors:rate1m", "slotguard_agent_rollbacks_total",
+              "redis_latency_percentiles_usec"):
+        assert uses(migrations, m), f"migrations dashboard does not show {m}"
+
+
+def test_dashboard_exprs_use_pinned_metric_names():
+    bad = []
+    for name, d in dashboards().items():
+        for where, expr in dashboard_exprs(d):
+            for n in unknown_metrics(metric_names(expr)):
+                bad.append(f"{name} {where}: {n}")
+        for v in d["templating"]["list"]:
+            if v["type"] != "query":
+                continue
+            m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", v["definition"])
+            assert m, f"{name} variable {v['name']}: not label_values(selector, label)"
+            for n in unknown_metrics(metric_names(m.group(1))):
+                bad.append(f"{name} variable {v['name']}: {n}")
+    assert not bad, "names not in notes/metrics.md nor recording rules:\n" + "\n".join(bad)
+
+
+def test_dashboard_exprs_are_valid_promql():
+    """promtool parses every dashboard expression (variables substituted) as a recording rule."""
+    require_binary("promtool")
+    rules = []
+    for name, d in dashboards().items():
+        for i, (where, expr) in enumerate(dashboard_exprs(d)):
+            rules.append({"record": f"check:{name.split('.')[0].replace('-', '_')}:{i}",
+                          "expr": substitute(expr)})
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard-exprs", "rules": rules}]}, f)
+        path = f.name
+    try:
+        r = run(["promtool", "check", "rules", path])
+        assert_ok(r, "promtool check rules on the dashboard expressions")
+    finally:
+        os.unlink(path)
