@@ -1,0 +1,149 @@
+#include "agent/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace slotguard::agent {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+const std::vector<std::string>& AgentMetrics::States() {
+  static const std::vector<std::string> kStates = {
+      "idle", "queued",       "awaiting_approval", "preflight", "migrating", "verifying",
+      "done", "rolling_back", "rolled_back",       "paused",    "failed"};
+  return kStates;
+}
+
+AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& state = BuildGauge()
+                    .Name("slotguard_agent_state")
+                    .Help("1 for the agent's current state, 0 for the others")
+                    .Register(*registry_);
+  for (const auto& s : States()) state_gauges_[s] = &state.Add({{"state", s}});
+  queue_batches_ = &BuildGauge()
+                        .Name("slotguard_agent_queue_batches")
+                        .Help("Batches queued, waiting for approval or running")
+                        .Register(*registry_)
+                        .Add({});
+  queue_slots_ = &BuildGauge()
+                      .Name("slotguard_agent_queue_slots")
+                      .Help("Slots in the batches of slotguard_agent_queue_batches")
+                      .Register(*registry_)
+                      .Add({});
+  approval_wait_ = &BuildGauge()
+                        .Name("slotguard_agent_approval_wait_seconds")
+                        .Help("Age of the oldest plan waiting for approval (0 when none)")
+                        .Register(*registry_)
+                        .Add({});
+  slots_migrated_ = &BuildCounter()
+                         .Name("slotguard_agent_slots_migrated_total")
+                         .Help("Slots whose ownership moved to the target")
+                         .Register(*registry_)
+                         .Add({});
+  keys_migrated_ = &BuildCounter()
+                        .Name("slotguard_agent_keys_migrated_total")
+                        .Help("Keys MIGRATE acknowledged (forward and during rollback)")
+                        .Register(*registry_)
+                        .Add({});
+  migrate_failures_ = &BuildCounter()
+                           .Name("slotguard_agent_migrate_failures_total")
+                           .Help("Failed MIGRATE commands by reason")
+                           .Register(*registry_);
+  for (const char* r : {"ioerr", "timeout", "busykey", "error"}) {
+    migrate_failure_counters_[r] = &migrate_failures_->Add({{"reason", r}});
+  }
+  auto& rollbacks = BuildCounter()
+                        .Name("slotguard_agent_rollbacks_total")
+                        .Help("Batch rollbacks started, by what triggered them")
+                        .Register(*registry_);
+  for (const char* t : {"guard", "alertmanager", "operator", "recovery"}) {
+    rollbacks_[t] = &rollbacks.Add({{"trigger", t}});
+  }
+  guard_family_ = &BuildGauge()
+                       .Name("slotguard_agent_guard_tripped")
+                       .Help("1 while a guard is tripped")
+                       .Register(*registry_);
+  for (const char* g : {"coverage", "migrate_failures", "node_health", "convergence"}) {
+    guards_[g] = &guard_family_->Add({{"guard", g}});
+  }
+  batch_duration_ = &BuildHistogram()
+                         .Name("slotguard_agent_batch_duration_seconds")
+                         .Help("Wall time of finished batches (done, rolled back or failed)")
+                         .Register(*registry_)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{1, 5, 10, 30, 60, 120,
+                                                                          300, 600, 1800, 3600});
+  auto& webhook = BuildCounter()
+                      .Name("slotguard_agent_webhook_notifications_total")
+                      .Help("Alertmanager notifications received, by what the agent did")
+                      .Register(*registry_);
+  for (const char* r : {"accepted", "ignored", "rejected"}) {
+    webhook_[r] = &webhook.Add({{"result", r}});
+  }
+  SetState("idle");
+}
+
+void AgentMetrics::SetState(std::string_view state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_gauges_.find(std::string(state)) == state_gauges_.end()) return;
+  state_ = std::string(state);
+  for (auto& [name, gauge] : state_gauges_) gauge->Set(name == state ? 1 : 0);
+}
+
+std::string AgentMetrics::State() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_;
+}
+
+void AgentMetrics::SetQueue(int batches, int slots, double approval_wait_seconds) {
+  queue_batches_->Set(batches);
+  queue_slots_->Set(slots);
+  approval_wait_->Set(approval_wait_seconds);
+}
+
+void AgentMetrics::CountWebhook(std::string_view result) {
+  auto it = webhook_.find(std::string(result));
+  if (it != webhook_.end()) it->second->Increment();
+}
+
+void AgentMetrics::OnSlotsMigrated(int slots) {
+  if (slots > 0) slots_migrated_->Increment(slots);
+}
+
+void AgentMetrics::OnKeysMigrated(int64_t keys) {
+  if (keys > 0) keys_migrated_->Increment(static_cast<double>(keys));
+}
+
+void AgentMetrics::OnMigrateFailure(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = migrate_failure_counters_.find(reason);
+  if (it == migrate_failure_counters_.end()) {
+    it = migrate_failure_counters_.emplace(reason, &migrate_failures_->Add({{"reason", reason}}))
+             .first;
+  }
+  it->second->Increment();
+}
+
+void AgentMetrics::OnRollback(RollbackTrigger trigger) {
+  rollbacks_.at(ToString(trigger))->Increment();
+}
+
+void AgentMetrics::OnGuard(const std::string& guard, bool tripped) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = guards_.find(guard);
+  if (it == guards_.end())
+    it = guards_.emplace(guard, &guard_family_->Add({{"guard", guard}})).first;
+  it->second->Set(tripped ? 1 : 0);
+}
+
+void AgentMetrics::OnBatchFinished(double seconds) { batch_duration_->Observe(seconds); }
+
+std::string AgentMetrics::Serialize() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace slotguard::agent

@@ -1,0 +1,537 @@
+#include "agent/queue.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace slotguard::agent {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxHistory = 200;
+constexpr size_t kMaxAlertKeys = 1000;
+constexpr int kFormatVersion = 1;
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+json GuardsToJson(const GuardOverrides& g) {
+  json j = json::object();
+  if (g.coverage_grace) j["coverage_grace_s"] = g.coverage_grace->count();
+  if (g.migrate_failures) j["migrate_failures"] = *g.migrate_failures;
+  if (g.convergence_timeout) j["convergence_timeout_s"] = g.convergence_timeout->count();
+  return j;
+}
+
+GuardOverrides GuardsFromJson(const json& j) {
+  GuardOverrides g;
+  if (j.contains("coverage_grace_s")) {
+    g.coverage_grace = std::chrono::seconds(j["coverage_grace_s"].get<int64_t>());
+  }
+  if (j.contains("migrate_failures")) g.migrate_failures = j["migrate_failures"].get<int>();
+  if (j.contains("convergence_timeout_s")) {
+    g.convergence_timeout = std::chrono::seconds(j["convergence_timeout_s"].get<int64_t>());
+  }
+  return g;
+}
+
+// Writes all of `data` to `fd`, retrying short writes.
+bool WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string ToString(ItemState state) {
+  switch (state) {
+    case ItemState::kQueued:
+      return "queued";
+    case ItemState::kRunning:
+      return "running";
+    case ItemState::kDone:
+      return "done";
+    case ItemState::kRolledBack:
+      return "rolled_back";
+    case ItemState::kFailed:
+      return "failed";
+    case ItemState::kCancelled:
+      return "cancelled";
+  }
+  return "failed";
+}
+
+std::optional<ItemState> ParseItemState(std::string_view text) {
+  for (auto s : {ItemState::kQueued, ItemState::kRunning, ItemState::kDone, ItemState::kRolledBack,
+                 ItemState::kFailed, ItemState::kCancelled}) {
+    if (ToString(s) == text) return s;
+  }
+  return std::nullopt;
+}
+
+std::string QueueItem::DisplayState() const {
+  if (AwaitingApproval()) return "awaiting_approval";
+  if (state == ItemState::kRunning && !phase.empty()) return phase;
+  return ToString(state);
+}
+
+json ToJson(const QueueItem& item) {
+  json j{{"id", item.batch.id},
+         {"from", item.batch.from},
+         {"to", item.batch.to},
+         {"slots", item.batch.slots},
+         {"plan_id", item.plan_id},
+         {"plan_file", item.plan_file},
+         {"state", ToString(item.state)},
+         {"display_state", item.DisplayState()},
+         {"needs_approval", item.needs_approval},
+         {"approved", item.approved},
+         {"rollback_requested", item.rollback_requested},
+         {"attempts", item.attempts},
+         {"enqueued_at_ms", item.enqueued_at_ms},
+         {"approved_at_ms", item.approved_at_ms},
+         {"started_at_ms", item.started_at_ms},
+         {"finished_at_ms", item.finished_at_ms},
+         {"phase", item.phase},
+         {"message", item.message}};
+  if (item.batch.guards) j["guards"] = GuardsToJson(*item.batch.guards);
+  return j;
+}
+
+cluster::Result<QueueItem> ItemFromJson(const json& j) {
+  try {
+    QueueItem item;
+    item.batch.id = j.at("id").get<std::string>();
+    item.batch.from = j.at("from").get<std::string>();
+    item.batch.to = j.at("to").get<std::string>();
+    item.batch.slots = j.at("slots").get<std::vector<int>>();
+    if (j.contains("guards")) item.batch.guards = GuardsFromJson(j["guards"]);
+    item.plan_id = j.value("plan_id", "");
+    item.plan_file = j.value("plan_file", "");
+    auto state = ParseItemState(j.at("state").get<std::string>());
+    if (!state) return cluster::MakeError("unknown state " + j.at("state").dump());
+    item.state = *state;
+    item.needs_approval = j.value("needs_approval", false);
+    item.approved = j.value("approved", false);
+    item.rollback_requested = j.value("rollback_requested", false);
+    item.attempts = j.value("attempts", 0);
+    item.enqueued_at_ms = j.value("enqueued_at_ms", int64_t{0});
+    item.approved_at_ms = j.value("approved_at_ms", int64_t{0});
+    item.started_at_ms = j.value("started_at_ms", int64_t{0});
+    item.finished_at_ms = j.value("finished_at_ms", int64_t{0});
+    item.phase = j.value("phase", "");
+    item.message = j.value("message", "");
+    return item;
+  } catch (const json::exception& e) {
+    return cluster::MakeError(std::string("bad queue item: ") + e.what());
+  }
+}
+
+Queue::Queue(std::string dir, WallClock wall_clock, int lock_fd)
+    : dir_(std::move(dir)),
+      path_(dir_ + "/queue.json"),
+      wall_clock_(wall_clock ? std::move(wall_clock) : WallClock(&SystemNowMs)),
+      lock_fd_(lock_fd) {}
+
+Queue::~Queue() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+cluster::Result<std::unique_ptr<Queue>> Queue::Open(const std::string& dir, WallClock wall_clock) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return cluster::MakeError("cannot create journal dir " + dir + ": " + ec.message());
+  const std::string lock_path = dir + "/daemon.lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return cluster::MakeError(Errno("cannot open " + lock_path));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return cluster::MakeError("another slotguard-agent daemon already uses the journal dir " +
+                                dir + " (" + lock_path + " is locked)");
+    }
+    errno = err;
+    return cluster::MakeError(Errno("cannot lock " + lock_path));
+  }
+  std::unique_ptr<Queue> queue(new Queue(dir, std::move(wall_clock), fd));
+  auto loaded = queue->Load();
+  if (!loaded) return tl::unexpected(loaded.error());
+  return queue;
+}
+
+cluster::Result<void> Queue::Load() {
+  std::ifstream in(path_);
+  if (!in) {
+    if (errno == ENOENT) return {};  // a fresh queue
+    return cluster::MakeError(Errno("cannot read " + path_));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  json doc = json::parse(text.str(), nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return cluster::MakeError(path_ +
+                              " is damaged (not a JSON object); move it away to start "
+                              "with an empty queue");
+  }
+  try {
+    QueueState state;
+    if (doc.value("version", 0) != kFormatVersion) {
+      return cluster::MakeError(path_ + ": unsupported queue format version " +
+                                doc.value("version", json()).dump());
+    }
+    state.paused = doc.value("paused", false);
+    state.pause_reason = doc.value("pause_reason", "");
+    state.next_plan_seq = doc.value("next_plan_seq", int64_t{1});
+    state.alert_keys = doc.value("alert_keys", std::vector<std::string>{});
+    for (const auto& j : doc.at("items")) {
+      auto item = ItemFromJson(j);
+      if (!item) return cluster::MakeError(path_ + ": " + item.error().message);
+      state.items.push_back(std::move(*item));
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    state_ = std::move(state);
+  } catch (const json::exception& e) {
+    return cluster::MakeError(path_ + " is damaged: " + e.what());
+  }
+  return {};
+}
+
+cluster::Result<void> Queue::Persist(const QueueState& state) const {
+  json doc{{"version", kFormatVersion},          {"paused", state.paused},
+           {"pause_reason", state.pause_reason}, {"next_plan_seq", state.next_plan_seq},
+           {"alert_keys", state.alert_keys},     {"items", json::array()}};
+  for (const auto& item : state.items) doc["items"].push_back(ToJson(item));
+  const std::string data = doc.dump(1) + "\n";
+  const std::string tmp = path_ + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return cluster::MakeError(Errno("cannot write " + tmp));
+  const bool ok = WriteAll(fd, data) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) {
+    errno = err;
+    return cluster::MakeError(Errno("cannot write " + tmp));
+  }
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    return cluster::MakeError(Errno("cannot rename " + tmp + " to " + path_));
+  }
+  // The rename is durable only once the directory entry is.
+  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return cluster::MakeError(Errno("cannot open " + dir_));
+  const bool synced = ::fsync(dir_fd) == 0;
+  ::close(dir_fd);
+  if (!synced) return cluster::MakeError(Errno("cannot fsync " + dir_));
+  return {};
+}
+
+void Queue::TrimHistory(QueueState& state) {
+  size_t finished = 0;
+  for (const auto& item : state.items) finished += item.Terminal() ? 1 : 0;
+  for (auto it = state.items.begin(); finished > kMaxHistory && it != state.items.end();) {
+    if (it->Terminal()) {
+      it = state.items.erase(it);
+      --finished;
+    } else {
+      ++it;
+    }
+  }
+}
+
+cluster::Result<void> Queue::Mutate(
+    const std::function<cluster::Result<void>(QueueState&)>& change) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  QueueState next = state_;
+  auto changed = change(next);
+  if (!changed) return changed;
+  TrimHistory(next);
+  auto persisted = Persist(next);
+  if (!persisted) return persisted;
+  state_ = std::move(next);
+  changed_.notify_all();
+  return {};
+}
+
+cluster::Result<std::string> Queue::Enqueue(const Plan& plan, const std::string& plan_file,
+                                            bool needs_approval) {
+  std::string plan_id;
+  auto r = Mutate([&](QueueState& s) -> cluster::Result<void> {
+    if (plan.batches.empty()) return cluster::MakeError("the plan has no batches");
+    plan_id = "p" + std::to_string(s.next_plan_seq);
+    std::set<std::string> ids;
+    std::map<int, std::string> busy;  // slot -> unfinished batch that moves it
+    for (const auto& item : s.items) {
+      ids.insert(item.batch.id);
+      if (!item.Terminal()) {
+        for (int slot : item.batch.slots) busy[slot] = item.batch.id;
+      }
+    }
+    const int64_t now = wall_clock_();
+    int n = 0;
+    for (const Batch& b : plan.batches) {
+      ++n;
+      QueueItem item;
+      item.batch = b;
+      if (item.batch.id.empty()) item.batch.id = plan_id + "-b" + std::to_string(n);
+      if (!ids.insert(item.batch.id).second) {
+        return cluster::MakeError("batch id '" + item.batch.id +
+                                  "' is already in the queue; give the batch another id");
+      }
+      for (int slot : item.batch.slots) {
+        auto it = busy.find(slot);
+        if (it != busy.end()) {
+          return cluster::MakeError("batch " + item.batch.id + ": slot " + std::to_string(slot) +
+                                    " is already moved by queued batch " + it->second);
+        }
+      }
+      item.plan_id = plan_id;
+      item.plan_file = plan_file;
+      item.needs_approval = needs_approval;
+      item.enqueued_at_ms = now;
+      s.items.push_back(std::move(item));
+    }
+    ++s.next_plan_seq;
+    return {};
+  });
+  if (!r) return tl::unexpected(r.error());
+  return plan_id;
+}
+
+cluster::Result<std::vector<std::string>> Queue::Approve(const std::string& id) {
+  std::vector<std::string> approved;
+  auto r = Mutate([&](QueueState& s) -> cluster::Result<void> {
+    std::string plan_id;
+    for (const auto& item : s.items) {
+      if (item.plan_id == id || item.batch.id == id) plan_id = item.plan_id;
+    }
+    if (plan_id.empty()) return cluster::MakeError("no batch or plan '" + id + "' in the queue");
+    const int64_t now = wall_clock_();
+    bool any_waiting = false;
+    for (auto& item : s.items) {
+      if (item.plan_id != plan_id || item.Terminal()) continue;
+      if (item.AwaitingApproval()) {
+        any_waiting = true;
+        item.approved = true;
+        item.approved_at_ms = now;
+        approved.push_back(item.batch.id);
+      }
+    }
+    if (!any_waiting) {
+      return cluster::MakeError("plan " + plan_id + " has no batch waiting for approval");
+    }
+    return {};
+  });
+  if (!r) return tl::unexpected(r.error());
+  return approved;
+}
+
+cluster::Result<void> Queue::Pause(const std::string& reason) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    s.paused = true;
+    s.pause_reason = reason;
+    return {};
+  });
+}
+
+cluster::Result<void> Queue::Resume() {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    s.paused = false;
+    s.pause_reason.clear();
+    return {};
+  });
+}
+
+cluster::Result<void> Queue::Cancel(const std::string& batch_id, const std::string& why) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    for (auto& item : s.items) {
+      if (item.batch.id != batch_id) continue;
+      if (item.state != ItemState::kQueued) {
+        return cluster::MakeError("batch " + batch_id + " is " + item.DisplayState() +
+                                  ", not queued: it cannot be cancelled");
+      }
+      item.state = ItemState::kCancelled;
+      item.finished_at_ms = wall_clock_();
+      item.message = why;
+      return {};
+    }
+    return cluster::MakeError("no batch '" + batch_id + "' in the queue");
+  });
+}
+
+std::optional<QueueItem> Queue::WaitForRunnable(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto runnable = [&]() -> const QueueItem* {
+    if (state_.paused) return nullptr;
+    for (const auto& item : state_.items) {
+      if (item.Terminal()) continue;
+      if (item.state == ItemState::kQueued && !item.AwaitingApproval()) return &item;
+      return nullptr;  // strictly in order: the head waits (approval) or already runs
+    }
+    return nullptr;
+  };
+  const QueueItem* item = runnable();
+  if (item == nullptr) {
+    changed_.wait_for(lock, timeout);
+    item = runnable();
+  }
+  if (item == nullptr) return std::nullopt;
+  return *item;
+}
+
+void Queue::Wake() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  changed_.notify_all();
+}
+
+namespace {
+
+cluster::Result<QueueItem*> FindItem(QueueState& s, const std::string& batch_id) {
+  for (auto& item : s.items) {
+    if (item.batch.id == batch_id) return &item;
+  }
+  return cluster::MakeError("no batch '" + batch_id + "' in the queue");
+}
+
+}  // namespace
+
+cluster::Result<void> Queue::MarkRunning(const std::string& batch_id) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    auto item = FindItem(s, batch_id);
+    if (!item) return tl::unexpected(item.error());
+    (*item)->state = ItemState::kRunning;
+    (*item)->attempts += 1;
+    (*item)->started_at_ms = wall_clock_();
+    (*item)->phase = "preflight";
+    (*item)->message.clear();
+    return {};
+  });
+}
+
+cluster::Result<void> Queue::SetPhase(const std::string& batch_id, const std::string& phase) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    auto item = FindItem(s, batch_id);
+    if (!item) return tl::unexpected(item.error());
+    (*item)->phase = phase;
+    return {};
+  });
+}
+
+cluster::Result<void> Queue::Finish(const std::string& batch_id, ItemState state,
+                                    const std::string& message) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    auto item = FindItem(s, batch_id);
+    if (!item) return tl::unexpected(item.error());
+    (*item)->state = state;
+    (*item)->phase = ToString(state);
+    (*item)->finished_at_ms = wall_clock_();
+    (*item)->message = message;
+    return {};
+  });
+}
+
+cluster::Result<void> Queue::Requeue(const std::string& batch_id, const std::string& message) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    auto item = FindItem(s, batch_id);
+    if (!item) return tl::unexpected(item.error());
+    (*item)->state = ItemState::kQueued;
+    (*item)->phase.clear();
+    (*item)->message = message;
+    return {};
+  });
+}
+
+cluster::Result<void> Queue::MarkRollbackRequested(const std::string& batch_id) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    auto item = FindItem(s, batch_id);
+    if (!item) return tl::unexpected(item.error());
+    (*item)->rollback_requested = true;
+    return {};
+  });
+}
+
+bool Queue::AlertSeen(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& k : state_.alert_keys) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
+cluster::Result<void> Queue::RememberAlerts(const std::vector<std::string>& keys) {
+  return Mutate([&](QueueState& s) -> cluster::Result<void> {
+    for (const auto& key : keys) {
+      bool seen = false;
+      for (const auto& k : s.alert_keys) seen = seen || k == key;
+      if (!seen) s.alert_keys.push_back(key);
+    }
+    while (s.alert_keys.size() > kMaxAlertKeys) s.alert_keys.erase(s.alert_keys.begin());
+    return {};
+  });
+}
+
+QueueState Queue::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_;
+}
+
+std::optional<QueueItem> Queue::Find(const std::string& batch_id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& item : state_.items) {
+    if (item.batch.id == batch_id) return item;
+  }
+  return std::nullopt;
+}
+
+std::optional<QueueItem> Queue::Running() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& item : state_.items) {
+    if (item.state == ItemState::kRunning) return item;
+  }
+  return std::nullopt;
+}
+
+QueueStats Queue::Stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  QueueStats stats;
+  int64_t oldest = 0;
+  for (const auto& item : state_.items) {
+    if (item.Terminal()) continue;
+    stats.batches += 1;
+    stats.slots += static_cast<int>(item.batch.slots.size());
+    if (item.AwaitingApproval() && (oldest == 0 || item.enqueued_at_ms < oldest)) {
+      oldest = item.enqueued_at_ms;
+    }
+  }
+  if (oldest != 0) {
+    const int64_t age = wall_clock_() - oldest;
+    stats.approval_wait_seconds = age > 0 ? static_cast<double>(age) / 1000.0 : 0.0;
+  }
+  return stats;
+}
+
+}  // namespace slotguard::agent
