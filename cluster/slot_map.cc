@@ -58,29 +58,35 @@ ClusterJudgement JudgeCluster(const std::vector<NodesView>& views) {
   ClusterJudgement j;
   j.views = static_cast<int>(views.size());
 
-  std::vector<SlotMap> maps;
-  maps.reserve(views.size());
-  for (const auto& v : views) maps.emplace_back(v.nodes);
+  // Per view, a pointer to the owner's id per slot (null when unassigned): cheaper than a
+  // SlotMap of string copies, and this runs on every scrape.
+  std::vector<std::array<const std::string*, kSlotCount>> owners(views.size());
+  for (size_t v = 0; v < views.size(); ++v) {
+    owners[v].fill(nullptr);
+    for (const auto& node : views[v].nodes) {
+      for (const auto& range : node.slots) {
+        for (int s = range.first; s <= range.last; ++s) owners[v][s] = &node.id;
+      }
+    }
+  }
+  auto same = [](const std::string* a, const std::string* b) {
+    return a == b || (a != nullptr && b != nullptr && *a == *b);
+  };
 
   // Coverage. With no view at all nothing is known to be covered: all slots count as uncovered.
   for (int s = 0; s < kSlotCount; ++s) {
-    if (maps.empty()) {
-      ++j.uncovered;
-      j.uncovered_slots.push_back(s);
-      continue;
-    }
-    const std::string& first = maps.front().Owner(s);
-    bool agree = std::all_of(maps.begin() + 1, maps.end(),
-                             [&](const SlotMap& m) { return m.Owner(s) == first; });
+    const std::string* first = owners.empty() ? nullptr : owners.front()[s];
+    bool agree = true;
+    for (size_t v = 1; v < owners.size() && agree; ++v) agree = same(owners[v][s], first);
     if (!agree) {
       ++j.disputed;
       j.disputed_slots.push_back(s);
-    } else if (first.empty()) {
+    } else if (first == nullptr) {
       ++j.uncovered;
       j.uncovered_slots.push_back(s);
     } else {
       ++j.covered;
-      j.owner[s] = first;
+      j.owner[s] = *first;
     }
   }
 
