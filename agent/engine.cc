@@ -1,26 +1,755 @@
 #include "agent/engine.h"
 
-namespace slotguard::agent {
+#include <spdlog/spdlog.h>
 
-// Step-0 stub so the daemon can link against the interface; the engine lands next.
-class EngineImpl {};
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "agent/cluster_snapshot.h"
+#include "agent/guards.h"
+#include "agent/journal.h"
+#include "agent/migrator.h"
+#include "agent/preflight.h"
+#include "agent/recovery.h"
+#include "cluster/connection_pool.h"
+
+namespace slotguard::agent {
+namespace {
+
+constexpr const char* kReplicaReply = "Please use SETSLOT only with masters";
+
+// A batch as the engine works on it (from a Batch + snapshot, or from the journal).
+struct BatchInfo {
+  std::string id;
+  std::string source_id;
+  cluster::Endpoint source;
+  std::string target_id;
+  cluster::Endpoint target;
+  std::vector<int> slots;
+};
+
+std::vector<std::vector<int>> Groups(const std::vector<int>& slots, int size) {
+  std::vector<std::vector<int>> out;
+  size = std::max(1, size);
+  for (size_t i = 0; i < slots.size(); i += size) {
+    size_t end = std::min(slots.size(), i + static_cast<size_t>(size));
+    out.emplace_back(slots.begin() + i, slots.begin() + end);
+  }
+  return out;
+}
+
+std::optional<long> ConfigNumber(const cluster::Reply& r) {
+  if (r.type != cluster::Reply::Type::kArray || r.elements.size() < 2) return std::nullopt;
+  try {
+    return std::stol(r.elements[1].str);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+class EngineImpl {
+ public:
+  EngineImpl(cluster::Connector& connector, Clock& clock, EngineOptions options,
+             EngineObserver& observer, cluster::Connector* guard_connector)
+      : connector_(connector),
+        clock_(clock),
+        options_(std::move(options)),
+        observer_(observer),
+        migrator_(connector, clock, MakeMigratorSettings(options_), observer, counters_) {
+    if (guard_connector != nullptr) {
+      guard_connector_ = guard_connector;
+    } else {
+      cluster::ConnectOptions co;
+      co.connect_timeout = std::chrono::milliseconds(500);
+      co.io_timeout = options_.guard_io_timeout;
+      co.credentials = options_.credentials;
+      own_guard_pool_ = std::make_unique<cluster::ConnectionPool>(co);
+      guard_connector_ = own_guard_pool_.get();
+    }
+    if (const char* crash = std::getenv("SLOTGUARD_TEST_CRASH_AT")) crash_at_ = crash;
+  }
+
+  cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
+  void RequestRollback(RollbackTrigger trigger, std::string reason) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
+  }
+  cluster::Result<RecoveryReport> Recover();
+  cluster::Result<void> JournalAppend(const nlohmann::json& record) {
+    auto j = EnsureJournal();
+    if (!j) return tl::unexpected(j.error());
+    return (*j)->Append(record);
+  }
+
+ private:
+  struct ConvergeOutcome {
+    bool ok = false;
+    bool at_target = false;
+    int forward = 0;  // slots that ended at the target
+    int back = 0;     // slots that ended at the source
+    std::vector<std::string> warnings;
+    std::string error;
+  };
+
+  static MigratorSettings MakeMigratorSettings(const EngineOptions& o) {
+    MigratorSettings s;
+    s.getkeys_count = o.getkeys_count;
+    s.keys_per_migrate = o.pipeline;
+    s.migrate_timeout = o.migrate_timeout;
+    s.replace = o.replace;
+    s.auth = o.credentials;
+    s.migrates_per_round = o.migrates_per_round;
+    return s;
+  }
+
+  cluster::Result<Journal*> EnsureJournal() {
+    if (!journal_) {
+      auto j = Journal::Open(options_.journal_dir);
+      if (!j) return tl::unexpected(j.error());
+      journal_ = std::move(*j);
+    }
+    return journal_.get();
+  }
+
+  std::vector<cluster::Endpoint> Seeds(const BatchInfo* info = nullptr) const {
+    std::vector<cluster::Endpoint> seeds = options_.seeds;
+    if (info) {
+      seeds.push_back(info->source);
+      seeds.push_back(info->target);
+    }
+    return seeds;
+  }
+
+  std::map<std::string, NodeSettings> ReadSettings(const ClusterSnapshot& s) {
+    std::map<std::string, NodeSettings> out;
+    for (const auto* m : s.Masters()) {
+      auto r = connector_.Get(m->endpoint)
+                   .Pipeline({{"CONFIG", "GET", "cluster-node-timeout"},
+                              {"CONFIG", "GET", "cluster-require-full-coverage"},
+                              {"CONFIG", "GET", "cluster-migration-barrier"}});
+      if (!r) continue;
+      NodeSettings ns;
+      ns.cluster_node_timeout_ms = ConfigNumber((*r)[0]);
+      if ((*r)[1].type == cluster::Reply::Type::kArray && (*r)[1].elements.size() >= 2) {
+        ns.cluster_require_full_coverage = (*r)[1].elements[1].str;
+      }
+      ns.cluster_migration_barrier = ConfigNumber((*r)[2]);
+      out[m->endpoint.ToString()] = ns;
+    }
+    return out;
+  }
+
+  void Warn(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (warned_.insert(text).second) spdlog::warn("{}", text);
+  }
+
+  void CrashPoint(const char* point) {
+    if (!crash_at_.empty() && crash_at_ == point) {
+      spdlog::warn("SLOTGUARD_TEST_CRASH_AT={}: killing myself", point);
+      spdlog::default_logger()->flush();
+      std::raise(SIGKILL);
+    }
+  }
+
+  std::optional<std::string> StopReason(GuardMonitor* monitor, const GuardSettings& gs) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (requested_) {
+        return "rollback requested (" + ToString(requested_->first) + "): " + requested_->second;
+      }
+    }
+    if (monitor) {
+      if (counters_.counted.load() > gs.migrate_failures) {
+        monitor->Trip(
+            {"migrate_failures", std::to_string(counters_.counted.load()) +
+                                     " failed MIGRATEs in this batch, over the threshold of " +
+                                     std::to_string(gs.migrate_failures)});
+      }
+      if (auto trip = monitor->tripped())
+        return "guard " + trip->guard + " tripped: " + trip->reason;
+    }
+    return std::nullopt;
+  }
+
+  StepControl BaseControl(const BatchInfo& info, std::vector<cluster::Endpoint> others) {
+    StepControl ctl;
+    ctl.journal = [this, id = info.id](const std::string& step,
+                                       const std::vector<int>& slots) -> cluster::Result<void> {
+      return journal_->Append(StepRecord(id, step, slots));
+    };
+    ctl.on_keys = [this](int64_t n) { observer_.OnKeysMigrated(n); };
+    ctl.other_masters = std::move(others);
+    return ctl;
+  }
+
+  std::vector<cluster::Endpoint> OtherMasters(const ClusterSnapshot& s, const BatchInfo& info) {
+    std::vector<cluster::Endpoint> out;
+    for (const auto* m : s.Masters()) {
+      if (m->id == info.source_id || m->id == info.target_id) continue;
+      if (m->flags.fail || m->flags.noaddr) continue;
+      out.push_back(m->endpoint);
+    }
+    return out;
+  }
+
+  cluster::Result<std::vector<SlotObservation>> ObserveSlots(const BatchInfo& info,
+                                                             const std::vector<int>& slots,
+                                                             const StepControl& ctl);
+  bool WaitConvergence(const BatchInfo& info, std::chrono::seconds timeout, GuardMonitor* monitor,
+                       const GuardSettings& gs, std::string& why);
+  std::optional<std::string> SettleAt(const BatchInfo& info, bool at_target,
+                                      const std::vector<int>& slots,
+                                      const std::map<int, SlotObservation>& obs,
+                                      const StepControl& ctl, std::vector<std::string>& warnings);
+  ConvergeOutcome Converge(const BatchInfo& info, ConvergeMode mode,
+                           const std::function<void(const ConvergencePlan&)>& on_plan);
+
+  cluster::Connector& connector_;
+  Clock& clock_;
+  EngineOptions options_;
+  EngineObserver& observer_;
+  MigrateCounters counters_;
+  Migrator migrator_;
+  cluster::Connector* guard_connector_ = nullptr;
+  std::unique_ptr<cluster::ConnectionPool> own_guard_pool_;
+  std::unique_ptr<Journal> journal_;
+  std::string crash_at_;
+
+  std::mutex mutex_;
+  std::optional<std::pair<RollbackTrigger, std::string>> requested_;
+  std::set<std::string> warned_;
+};
+
+cluster::Result<std::vector<SlotObservation>> EngineImpl::ObserveSlots(
+    const BatchInfo& info, const std::vector<int>& slots, const StepControl& ctl) {
+  std::vector<cluster::Argv> cmds{{"CLUSTER", "NODES"}};
+  for (int slot : slots) cmds.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+  auto a = migrator_.Run(info.source, cmds, ctl);
+  if (!a) return tl::unexpected(a.error());
+  auto b = migrator_.Run(info.target, cmds, ctl);
+  if (!b) return tl::unexpected(b.error());
+  auto parse = [](const cluster::Reply& r,
+                  const cluster::Endpoint& e) -> cluster::Result<std::vector<cluster::NodeEntry>> {
+    if (r.IsError()) return cluster::MakeError(e.ToString() + ": CLUSTER NODES: " + r.str);
+    return cluster::ParseClusterNodes(r.str);
+  };
+  auto av = parse((*a)[0], info.source);
+  if (!av) return tl::unexpected(av.error());
+  auto bv = parse((*b)[0], info.target);
+  if (!bv) return tl::unexpected(bv.error());
+  std::vector<SlotObservation> out;
+  out.reserve(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const auto& ra = (*a)[i + 1];
+    const auto& rb = (*b)[i + 1];
+    if (ra.IsError() || rb.IsError()) {
+      return cluster::MakeError("COUNTKEYSINSLOT " + std::to_string(slots[i]) + ": " +
+                                (ra.IsError() ? ra.str : rb.str));
+    }
+    out.push_back(
+        Observe(slots[i], info.source_id, *av, info.target_id, *bv, ra.integer, rb.integer));
+  }
+  return out;
+}
+
+bool EngineImpl::WaitConvergence(const BatchInfo& info, std::chrono::seconds timeout,
+                                 GuardMonitor* monitor, const GuardSettings& gs, std::string& why) {
+  const auto deadline = clock_.Now() + timeout;
+  std::set<int> mine(info.slots.begin(), info.slots.end());
+  while (true) {
+    if (auto stop = StopReason(monitor, gs)) {
+      why = *stop;
+      return false;
+    }
+    auto s = TakeSnapshot(connector_, Seeds(&info));
+    if (s) {
+      bool ok = s->views.size() == s->reports.size();
+      if (!ok) why = "not every node answered";
+      for (int slot : info.slots) {
+        if (!ok) break;
+        if (s->judgement.owner[slot] != info.target_id) {
+          ok = false;
+          why = "slot " + std::to_string(slot) + " is not yet owned by " + info.target.ToString() +
+                " in every view";
+        }
+      }
+      for (const auto& o : s->judgement.open_slots) {
+        if (ok && mine.count(o.slot)) {
+          ok = false;
+          why = "slot " + std::to_string(o.slot) + " still open on " + o.node.ToString();
+        }
+      }
+      if (ok) return true;
+    } else {
+      why = s.error().message;
+    }
+    if (clock_.Now() >= deadline) {
+      why = "nodes did not converge within " + std::to_string(timeout.count()) + " s: " + why;
+      return false;
+    }
+    clock_.SleepFor(std::chrono::milliseconds(20));
+  }
+}
+
+std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_target,
+                                                const std::vector<int>& slots,
+                                                const std::map<int, SlotObservation>& obs,
+                                                const StepControl& ctl,
+                                                std::vector<std::string>& warnings) {
+  if (slots.empty()) return std::nullopt;
+  // W keeps the slot, O gives up whatever it holds.
+  const MoveEnds to_w = at_target
+                            ? MoveEnds{info.source_id, info.source, info.target_id, info.target}
+                            : MoveEnds{info.target_id, info.target, info.source_id, info.source};
+  const std::string& w_id = to_w.to_id;
+  const cluster::Endpoint& w = to_w.to;
+  const cluster::Endpoint& o = to_w.from;
+  auto o_owns = [&](const SlotObservation& x) {
+    return at_target ? x.owner_in_source_view == info.source_id
+                     : x.owner_in_target_view == info.target_id;
+  };
+  auto o_open = [&](const SlotObservation& x) {
+    return at_target ? (x.source_migrating || x.source_importing)
+                     : (x.target_migrating || x.target_importing);
+  };
+  auto o_keys = [&](const SlotObservation& x) { return at_target ? x.source_keys : x.target_keys; };
+  auto w_migrating = [&](const SlotObservation& x) {
+    return at_target ? x.target_migrating : x.source_migrating;
+  };
+  auto w_open = [&](const SlotObservation& x) {
+    return at_target ? (x.target_migrating || x.target_importing)
+                     : (x.source_migrating || x.source_importing);
+  };
+  auto w_owns_own_view = [&](const SlotObservation& x) {
+    return at_target ? x.owner_in_target_view == info.target_id
+                     : x.owner_in_source_view == info.source_id;
+  };
+  const std::string side = at_target ? "target" : "source";
+  if (auto j = journal_->Append(StepRecord(info.id, "settle_at_" + side, slots)); !j) {
+    return j.error().message;
+  }
+  auto check = [&](const cluster::Result<std::map<int, std::string>>& r, const std::string& what,
+                   const cluster::Endpoint& node) -> std::optional<std::string> {
+    if (!r) return what + " on " + node.ToString() + ": " + r.error().message;
+    for (const auto& [slot, err] : *r) {
+      if (err.find(kReplicaReply) != std::string::npos) continue;
+      return what + " " + std::to_string(slot) + " on " + node.ToString() + ": " + err;
+    }
+    return std::nullopt;
+  };
+
+  // 1. O must have the slot open to MIGRATE its keys away.
+  std::vector<int> open_migrating;
+  std::vector<int> open_importing;
+  std::vector<int> w_open_slots;
+  std::vector<int> w_migrating_slots;
+  std::vector<int> o_not_owner;
+  std::vector<int> w_not_owner;
+  for (int slot : slots) {
+    const auto& x = obs.at(slot);
+    if (o_keys(x) > 0 && !o_open(x)) (o_owns(x) ? open_migrating : open_importing).push_back(slot);
+    if (w_open(x)) w_open_slots.push_back(slot);
+    if (w_migrating(x)) w_migrating_slots.push_back(slot);
+    if (!o_owns(x)) o_not_owner.push_back(slot);
+    if (!w_owns_own_view(x)) w_not_owner.push_back(slot);
+  }
+  if (auto e = check(migrator_.SetSlots(o, open_migrating, {"MIGRATING", w_id}, ctl),
+                     "SETSLOT MIGRATING", o)) {
+    return e;
+  }
+  if (auto e = check(migrator_.SetSlots(o, open_importing, {"IMPORTING", w_id}, ctl),
+                     "SETSLOT IMPORTING", o)) {
+    return e;
+  }
+
+  // 2. Keys to W (W's copy wins on a clash: it is the one clients read).
+  auto moved = migrator_.MoveKeys(to_w, slots, BusyKeyPolicy::kToOwner, ctl);
+  for (const auto& w : moved.warnings) warnings.push_back(w);
+  if (!moved.ok()) return moved.message;
+
+  // 3. W stops redirecting (ASK) to O. A client may have created a key on O through ASK in
+  // the instant before: look once more while O still imports.
+  if (auto e = check(migrator_.SetSlots(w, w_open_slots, {"STABLE"}, ctl), "SETSLOT STABLE", w)) {
+    return e;
+  }
+  if (!w_migrating_slots.empty()) {
+    auto again = migrator_.MoveKeys(to_w, w_migrating_slots, BusyKeyPolicy::kToOwner, ctl);
+    for (const auto& w2 : again.warnings) warnings.push_back(w2);
+    if (!again.ok()) return again.message;
+  }
+  if (auto e = check(migrator_.SetSlots(w, w_not_owner, {"NODE", w_id}, ctl), "SETSLOT NODE", w)) {
+    return e;
+  }
+
+  // 4. O: close the slot and name W its owner; then everyone else.
+  if (auto e = check(migrator_.SetSlots(o, o_not_owner, {"STABLE"}, ctl), "SETSLOT STABLE", o)) {
+    return e;
+  }
+  if (auto e = check(migrator_.SetSlots(o, slots, {"NODE", w_id}, ctl), "SETSLOT NODE", o)) {
+    return e;
+  }
+  StepControl once = ctl;
+  once.deadline.reset();
+  for (const auto& m : ctl.other_masters) {
+    auto r = migrator_.SetSlots(m, slots, {"NODE", w_id}, once);
+    if (auto e = check(r, "SETSLOT NODE", m)) warnings.push_back(*e + " (it will learn by gossip)");
+  }
+  return std::nullopt;
+}
+
+EngineImpl::ConvergeOutcome EngineImpl::Converge(
+    const BatchInfo& info, ConvergeMode mode,
+    const std::function<void(const ConvergencePlan&)>& on_plan) {
+  ConvergeOutcome out;
+  const auto deadline = clock_.Now() + options_.rollback_timeout;
+  std::vector<cluster::Endpoint> others;
+  if (auto s = TakeSnapshot(connector_, Seeds(&info))) others = OtherMasters(*s, info);
+  StepControl ctl = BaseControl(info, others);
+  ctl.deadline = deadline;
+
+  auto observed = ObserveSlots(info, info.slots, ctl);
+  if (!observed) {
+    out.error = "cannot read " + info.source.ToString() + " and " + info.target.ToString() + ": " +
+                observed.error().message;
+    return out;
+  }
+  std::map<int, SlotObservation> obs;
+  for (const auto& o : *observed) obs[o.slot] = o;
+  ConvergencePlan plan = PlanConvergence(*observed, info.source_id, info.target_id, mode);
+  if (on_plan) on_plan(plan);
+  spdlog::info(
+      "batch {}: converging to the {} (settle at source {}, settle at target {}, finish "
+      "forward {}, move back {}, stuck {})",
+      info.id, plan.to_target ? "target" : "source", plan.settle_at_source.size(),
+      plan.settle_at_target.size(), plan.finish_forward.size(), plan.reverse.size(),
+      plan.stuck.size());
+
+  for (const auto& group : Groups(plan.settle_at_source, options_.group_slots)) {
+    if (auto e = SettleAt(info, false, group, obs, ctl, out.warnings)) {
+      out.error = *e;
+      return out;
+    }
+  }
+  for (const auto& group : Groups(plan.settle_at_target, options_.group_slots)) {
+    if (auto e = SettleAt(info, true, group, obs, ctl, out.warnings)) {
+      out.error = *e;
+      return out;
+    }
+  }
+  const MoveEnds forward{info.source_id, info.source, info.target_id, info.target};
+  StepControl finish = ctl;
+  finish.step_prefix = "finish_";
+  for (const auto& group : Groups(plan.finish_forward, options_.group_slots)) {
+    auto r = migrator_.MoveGroup(forward, group, finish);
+    for (const auto& w : r.warnings) out.warnings.push_back(w);
+    if (!r.ok()) {
+      out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
+      return out;
+    }
+  }
+  StepControl back = ctl;
+  back.step_prefix = "reverse_";
+  for (const auto& group : Groups(plan.reverse, options_.group_slots)) {
+    auto r = migrator_.MoveGroup(forward.Reversed(), group, back);
+    for (const auto& w : r.warnings) out.warnings.push_back(w);
+    if (!r.ok()) {
+      out.error = "moving slots back to " + info.source.ToString() + ": " + r.message;
+      return out;
+    }
+  }
+
+  // Verify from the nodes themselves.
+  auto verify = ObserveSlots(info, info.slots, ctl);
+  if (!verify) {
+    out.error = "verifying: " + verify.error().message;
+    return out;
+  }
+  const std::string& goal = plan.to_target ? info.target_id : info.source_id;
+  std::string problems;
+  for (const auto& o : *verify) {
+    bool open =
+        o.source_migrating || o.source_importing || o.target_migrating || o.target_importing;
+    if (o.owner_in_source_view != goal || o.owner_in_target_view != goal || open) {
+      if (problems.size() < 300) {
+        problems += (problems.empty() ? "" : "; ") + std::string("slot ") + std::to_string(o.slot) +
+                    (open ? " still open" : " owner not agreed");
+      }
+      continue;
+    }
+    if (plan.to_target) {
+      ++out.forward;
+    } else {
+      ++out.back;
+    }
+  }
+  for (int slot : plan.stuck) {
+    problems += (problems.empty() ? "" : "; ") + std::string("slot ") + std::to_string(slot) +
+                " is owned by neither " + info.source.ToString() + " nor " + info.target.ToString();
+  }
+  if (!problems.empty()) {
+    out.error = problems;
+    return out;
+  }
+  out.ok = true;
+  out.at_target = plan.to_target;
+  return out;
+}
+
+cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
+  const auto started = clock_.Now();
+  auto seconds_since = [&] {
+    return std::chrono::duration<double>(clock_.Now() - started).count();
+  };
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    requested_.reset();
+  }
+  counters_.Reset();
+  observer_.OnState(batch.id, BatchState::kPreflight);
+  auto failed = [&](const cluster::Error& e) -> cluster::Result<BatchOutcome> {
+    observer_.OnState(batch.id, BatchState::kFailed);
+    observer_.OnBatchFinished(seconds_since());
+    return tl::unexpected(e);
+  };
+
+  auto journal = EnsureJournal();
+  if (!journal) return failed(journal.error());
+  auto snapshot = TakeSnapshot(connector_, options_.seeds);
+  if (!snapshot) return failed(snapshot.error());
+  auto resolved = ResolveBatch(batch, *snapshot, options_.limits);
+  if (!resolved) return failed(resolved.error());
+  auto preflight = Preflight(*snapshot, *resolved, ReadSettings(*snapshot));
+  if (!preflight) return failed(preflight.error());
+
+  BatchOutcome outcome;
+  outcome.batch_id = batch.id;
+  for (const auto& w : preflight->warnings) {
+    Warn(w);
+    outcome.warnings.push_back(w);
+  }
+
+  GuardSettings gs;
+  gs.coverage_grace = options_.guards.coverage_grace;
+  gs.migrate_failures = options_.guards.migrate_failures;
+  gs.convergence_timeout = options_.guards.convergence_timeout;
+  if (batch.guards) {
+    if (batch.guards->coverage_grace) gs.coverage_grace = *batch.guards->coverage_grace;
+    if (batch.guards->migrate_failures) gs.migrate_failures = *batch.guards->migrate_failures;
+    if (batch.guards->convergence_timeout) {
+      gs.convergence_timeout = *batch.guards->convergence_timeout;
+    }
+  }
+
+  BatchInfo info{batch.id,         resolved->source_id,  resolved->source, resolved->target_id,
+                 resolved->target, resolved->batch.slots};
+  std::vector<cluster::Endpoint> endpoints;
+  for (const auto& r : snapshot->reports) endpoints.push_back(r.endpoint);
+
+  // Write-ahead: the batch is in the journal before any slot changes.
+  if (auto j = (*journal)->Append(BatchRecord(info.id, info.source_id, info.source, info.target_id,
+                                              info.target, info.slots));
+      !j) {
+    return failed(j.error());
+  }
+
+  GuardMonitor monitor(*guard_connector_, clock_, observer_, gs, endpoints, info.source, counters_,
+                       options_.guards.interval);
+  monitor.Start();
+  observer_.OnState(batch.id, BatchState::kMigrating);
+
+  // Test hook "mid_keys": die once half of the batch's keys have moved.
+  int64_t keys_expected = 0;
+  int64_t keys_seen = 0;
+  if (crash_at_ == "mid_keys") {
+    std::vector<cluster::Argv> count;
+    for (int slot : info.slots)
+      count.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+    if (auto r = connector_.Get(info.source).Pipeline(count)) {
+      for (const auto& x : *r) keys_expected += x.integer;
+    }
+  }
+
+  StepControl ctl = BaseControl(info, OtherMasters(*snapshot, info));
+  ctl.stop = [&]() { return StopReason(&monitor, gs); };
+  ctl.crash_point = [this](const char* p) { CrashPoint(p); };
+  ctl.on_keys = [&](int64_t n) {
+    observer_.OnKeysMigrated(n);
+    keys_seen += n;
+    if (keys_expected > 0 && keys_seen * 2 >= keys_expected) CrashPoint("mid_keys");
+  };
+
+  const MoveEnds ends{info.source_id, info.source, info.target_id, info.target};
+  std::optional<std::string> stop_reason;
+  int done = 0;
+  for (const auto& group : Groups(info.slots, options_.group_slots)) {
+    if (auto why = StopReason(&monitor, gs)) {
+      stop_reason = why;
+      break;
+    }
+    MoveResult r = migrator_.MoveGroup(ends, group, ctl);
+    outcome.keys_moved += r.keys;
+    for (const auto& w : r.warnings) {
+      spdlog::warn("batch {}: {}", info.id, w);
+      outcome.warnings.push_back(w);
+    }
+    if (!r.ok()) {
+      if (r.status == MoveResult::Status::kConflict) outcome.busy_keys = r.conflict_keys;
+      stop_reason = r.message;
+      break;
+    }
+    done += static_cast<int>(group.size());
+    observer_.OnSlotsMigrated(static_cast<int>(group.size()));
+    observer_.OnProgress(info.id, done, static_cast<int>(info.slots.size()));
+  }
+
+  if (!stop_reason) {
+    observer_.OnState(batch.id, BatchState::kVerifying);
+    std::string why;
+    if (!WaitConvergence(info, gs.convergence_timeout, &monitor, gs, why)) {
+      if (!monitor.tripped()) {
+        bool requested = false;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          requested = requested_.has_value();
+        }
+        if (!requested) monitor.Trip({"convergence", why});
+      }
+      stop_reason = StopReason(&monitor, gs).value_or(why);
+    }
+  }
+  monitor.Stop();
+
+  if (!stop_reason) {
+    (void)(*journal)->Append(EndRecord(info.id, BatchState::kDone, ""));
+    observer_.OnState(batch.id, BatchState::kDone);
+    outcome.state = BatchState::kDone;
+    outcome.slots_moved = static_cast<int>(info.slots.size());
+    outcome.seconds = seconds_since();
+    observer_.OnBatchFinished(outcome.seconds);
+    return outcome;
+  }
+
+  // Roll back.
+  RollbackTrigger trigger = RollbackTrigger::kGuard;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (requested_) trigger = requested_->first;
+  }
+  if (auto trip = monitor.tripped()) outcome.tripped_guard = trip->guard;
+  outcome.trigger = trigger;
+  outcome.reason = *stop_reason;
+  spdlog::warn("batch {}: rolling back: {}", info.id, *stop_reason);
+  observer_.OnState(batch.id, BatchState::kRollingBack);
+  observer_.OnRollback(trigger);
+  (void)(*journal)->Append(RollbackRecord(info.id, trigger, *stop_reason));
+  ConvergeOutcome conv = Converge(info, ConvergeMode::kRollback, nullptr);
+  for (const auto& w : conv.warnings) {
+    spdlog::warn("batch {}: {}", info.id, w);
+    outcome.warnings.push_back(w);
+  }
+  if (conv.ok) {
+    (void)(*journal)->Append(EndRecord(info.id, BatchState::kRolledBack, *stop_reason));
+    observer_.OnState(batch.id, BatchState::kRolledBack);
+    outcome.state = BatchState::kRolledBack;
+    outcome.slots_moved = conv.forward;
+  } else {
+    outcome.reason += "; rollback did not finish: " + conv.error +
+                      " (the journal keeps the batch open: run again with the same --journal "
+                      "to finish it)";
+    (void)(*journal)->Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
+    observer_.OnState(batch.id, BatchState::kFailed);
+    outcome.state = BatchState::kFailed;
+  }
+  outcome.seconds = seconds_since();
+  observer_.OnBatchFinished(outcome.seconds);
+  return outcome;
+}
+
+cluster::Result<RecoveryReport> EngineImpl::Recover() {
+  RecoveryReport report;
+  int skipped = 0;
+  auto records = Journal::Read(options_.journal_dir, &skipped);
+  if (!records) return tl::unexpected(records.error());
+  if (skipped > 0) {
+    report.messages.push_back(std::to_string(skipped) +
+                              " unreadable journal line(s) skipped (torn write)");
+  }
+  JournalState state = ReplayJournal(*records);
+  auto open = state.OpenBatches();
+  if (open.empty()) return report;
+  auto journal = EnsureJournal();
+  if (!journal) return tl::unexpected(journal.error());
+
+  std::string errors;
+  for (const JournalBatch* b : open) {
+    BatchInfo info{b->id, b->source_id, b->source, b->target_id, b->target, b->slots};
+    RecoveryReport::BatchRecovery br;
+    br.batch_id = b->id;
+    const bool rolling_back = b->rollback;
+    observer_.OnState(b->id, BatchState::kRollingBack);
+    ConvergeOutcome conv = Converge(
+        info, rolling_back ? ConvergeMode::kRollback : ConvergeMode::kAuto,
+        [&](const ConvergencePlan& plan) {
+          if (!plan.to_target && !rolling_back) {
+            observer_.OnRollback(RollbackTrigger::kRecovery);
+            (void)(*journal)->Append(RollbackRecord(
+                b->id, RollbackTrigger::kRecovery,
+                "recovery after a restart: not every slot could be finished at the target"));
+          }
+        });
+    for (const auto& w : conv.warnings) report.messages.push_back("batch " + b->id + ": " + w);
+    if (conv.ok) {
+      br.state = conv.at_target ? BatchState::kDone : BatchState::kRolledBack;
+      br.slots_forward = conv.forward;
+      br.slots_back = conv.back;
+      (void)(*journal)->Append(EndRecord(b->id, br.state, "recovered after a restart"));
+      observer_.OnState(b->id, br.state);
+      report.messages.push_back("batch " + b->id + ": " +
+                                (conv.at_target
+                                     ? "finished at the target " + b->target.ToString()
+                                     : "rolled back to the source " + b->source.ToString()) +
+                                " (" + std::to_string(b->slots.size()) + " slots)");
+    } else {
+      br.state = BatchState::kFailed;
+      (void)(*journal)->Append(EndRecord(b->id, BatchState::kFailed, conv.error));
+      observer_.OnState(b->id, BatchState::kFailed);
+      errors += (errors.empty() ? "" : "; ") + std::string("batch ") + b->id + ": " + conv.error;
+    }
+    report.batches.push_back(br);
+  }
+  if (!errors.empty()) return cluster::MakeError("recovery did not finish: " + errors);
+  return report;
+}
 
 Engine::Engine(cluster::Connector& connector, Clock& clock, EngineOptions options,
                EngineObserver& observer)
     : Engine(connector, clock, std::move(options), observer, nullptr) {}
 
-Engine::Engine(cluster::Connector& /*connector*/, Clock& /*clock*/, EngineOptions /*options*/,
-               EngineObserver& /*observer*/, cluster::Connector* /*guard_connector*/)
-    : impl_(std::make_unique<EngineImpl>()) {}
+Engine::Engine(cluster::Connector& connector, Clock& clock, EngineOptions options,
+               EngineObserver& observer, cluster::Connector* guard_connector)
+    : impl_(std::make_unique<EngineImpl>(connector, clock, std::move(options), observer,
+                                         guard_connector)) {}
 
 Engine::~Engine() = default;
 
-cluster::Result<BatchOutcome> Engine::RunBatch(const Batch& /*batch*/) {
-  return cluster::MakeError("engine not implemented yet");
+cluster::Result<BatchOutcome> Engine::RunBatch(const Batch& batch) {
+  return impl_->RunBatch(batch);
 }
 
-void Engine::RequestRollback(RollbackTrigger /*trigger*/, std::string /*reason*/) {}
+void Engine::RequestRollback(RollbackTrigger trigger, std::string reason) {
+  impl_->RequestRollback(trigger, std::move(reason));
+}
 
-cluster::Result<RecoveryReport> Engine::Recover() { return RecoveryReport{}; }
+cluster::Result<RecoveryReport> Engine::Recover() { return impl_->Recover(); }
+
+cluster::Result<void> Engine::JournalAppend(const nlohmann::json& record) {
+  return impl_->JournalAppend(record);
+}
 
 }  // namespace slotguard::agent

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/batch_state.h"
 #include "agent/clock.h"
 #include "agent/engine_observer.h"
@@ -43,6 +45,12 @@ struct EngineOptions {
   std::string journal_dir = "./slotguard-journal";
   GuardOptions guards;
   Limits limits;
+  // Added after step 0 (additive):
+  // Rollback and recovery retry unreachable nodes (e.g. a SIGSTOPped target) until then.
+  std::chrono::seconds rollback_timeout{300};
+  // Timeouts of the guard thread's own connections (when the engine makes them).
+  std::chrono::milliseconds guard_io_timeout{1000};
+  int migrates_per_round = 16;  // MIGRATE commands per pipelined round trip
 };
 
 struct BatchOutcome {
@@ -55,6 +63,8 @@ struct BatchOutcome {
   std::optional<RollbackTrigger> trigger;
   std::vector<std::string> busy_keys;  // keys that differ on the target (BUSYKEY stop)
   double seconds = 0;
+  // Added after step 0 (additive): preflight warnings (settings) and rollback notes.
+  std::vector<std::string> warnings;
 };
 
 struct RecoveryReport {
@@ -76,7 +86,8 @@ class Engine {
  public:
   // `guard_connector` is used by the guard thread so it never shares a connection with the
   // engine (which may sit in a MIGRATE). When nullptr the engine makes its own ConnectionPool
-  // with `guard_connect` options.
+  // (credentials from options.credentials, io timeout options.guard_io_timeout).
+  // `connector`'s io timeout must exceed options.migrate_timeout (the CLI uses +3 s).
   Engine(cluster::Connector& connector, Clock& clock, EngineOptions options,
          EngineObserver& observer);
   Engine(cluster::Connector& connector, Clock& clock, EngineOptions options,
@@ -96,6 +107,10 @@ class Engine {
   // Reads the journal dir; for every batch not marked done/rolled back, looks at the cluster
   // and converges each touched slot to one owner with every key present. Idempotent.
   cluster::Result<RecoveryReport> Recover();
+
+  // Added after step 0 (additive): appends a caller's own record (e.g. a reshard run) to the
+  // engine's journal, fsync'd. Opens (and locks) the journal when not open yet.
+  cluster::Result<void> JournalAppend(const nlohmann::json& record);
 
  private:
   std::unique_ptr<EngineImpl> impl_;

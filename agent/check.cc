@@ -1,0 +1,168 @@
+#include "agent/check.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace slotguard::agent {
+namespace {
+
+std::string Join(const std::vector<int>& values, size_t max_shown = 20) {
+  std::string out;
+  for (size_t i = 0; i < values.size() && i < max_shown; ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(values[i]);
+  }
+  if (values.size() > max_shown) out += ",...";
+  return out;
+}
+
+std::string RangesText(const std::vector<cluster::SlotRange>& ranges) {
+  std::string out;
+  for (const auto& r : ranges) {
+    if (!out.empty()) out += ',';
+    out += r.first == r.last ? std::to_string(r.first)
+                             : std::to_string(r.first) + "-" + std::to_string(r.last);
+  }
+  return out;
+}
+
+std::string Describe(const ClusterSnapshot& s, const std::string& id) {
+  if (const auto* n = s.FindById(id)) return n->endpoint.ToString() + " (" + id.substr(0, 8) + ")";
+  return id;
+}
+
+}  // namespace
+
+std::string CheckLine::ToString() const {
+  switch (level) {
+    case CheckLevel::kOk:
+      return "[OK] " + text;
+    case CheckLevel::kWarning:
+      return "[WARNING] " + text;
+    case CheckLevel::kError:
+      return "[ERR] " + text;
+    case CheckLevel::kInfo:
+      return text;
+  }
+  return text;
+}
+
+HealthReport JudgeHealth(const ClusterSnapshot& s) {
+  HealthReport report;
+  auto add = [&](CheckLevel level, std::string text) {
+    report.lines.push_back({level, std::move(text)});
+  };
+  bool healthy = true;
+  const auto& j = s.judgement;
+
+  std::string using_node = s.views.empty() ? "?" : s.views.front().reporter.ToString();
+  add(CheckLevel::kInfo, ">>> Performing Cluster Check (using node " + using_node + ")");
+  for (const auto* m : s.Masters()) {
+    add(CheckLevel::kInfo, "M: " + m->id + " " + m->endpoint.ToString());
+    add(CheckLevel::kInfo, "   slots:[" + RangesText(m->slots) + "] (" +
+                               std::to_string(m->SlotCount()) + " slots) master");
+    int replicas = 0;
+    for (const auto& n : s.nodes) replicas += (n.flags.replica && n.master_id == m->id) ? 1 : 0;
+    if (replicas > 0)
+      add(CheckLevel::kInfo, "   " + std::to_string(replicas) + " additional replica(s)");
+  }
+  for (const auto& n : s.nodes) {
+    if (!n.flags.replica) continue;
+    add(CheckLevel::kInfo, "S: " + n.id + " " + n.endpoint.ToString());
+    add(CheckLevel::kInfo, "   slots: (0 slots) slave");
+    add(CheckLevel::kInfo, "   replicates " + n.master_id);
+  }
+
+  for (const auto& r : s.reports) {
+    if (!r.reachable()) {
+      add(CheckLevel::kError, "Node " + r.endpoint.ToString() + " is unreachable: " + r.error);
+      healthy = false;
+    } else if (r.cluster_info) {
+      auto state = r.cluster_info->Get("cluster_state");
+      if (state && *state != "ok") {
+        add(CheckLevel::kError,
+            "Node " + r.endpoint.ToString() + " reports cluster_state:" + *state + ".");
+        healthy = false;
+      }
+    }
+  }
+
+  if (j.consistent && !s.views.empty()) {
+    add(CheckLevel::kOk, "All nodes agree about slots configuration.");
+  } else {
+    add(CheckLevel::kWarning, "Nodes don't agree about configuration!");
+    healthy = false;
+  }
+
+  // Failing nodes, as flagged by any view.
+  for (const auto& id : j.failing_node_ids) {
+    std::set<std::string> flags;
+    int views = 0;
+    for (const auto& v : s.views) {
+      for (const auto& n : v.nodes) {
+        if (n.id != id) continue;
+        bool any = false;
+        if (n.flags.fail) flags.insert("fail"), any = true;
+        if (n.flags.pfail) flags.insert("fail?"), any = true;
+        if (n.flags.handshake) flags.insert("handshake"), any = true;
+        if (n.flags.noaddr) flags.insert("noaddr"), any = true;
+        views += any ? 1 : 0;
+      }
+    }
+    std::string f;
+    for (const auto& x : flags) f += (f.empty() ? "" : ",") + x;
+    add(CheckLevel::kError, "Node " + Describe(s, id) + " is flagged " + f + " by " +
+                                std::to_string(views) + " node(s).");
+    healthy = false;
+  }
+
+  for (const auto& [epoch, ids] : j.colliding_epochs) {
+    std::string who;
+    for (const auto& id : ids) who += (who.empty() ? "" : ", ") + Describe(s, id);
+    add(CheckLevel::kWarning,
+        "Config epoch collision: epoch " + std::to_string(epoch) + " is used by " + who + ".");
+    healthy = false;
+  }
+
+  add(CheckLevel::kInfo, ">>> Check for open slots...");
+  // Per node and direction, as redis-cli lists them.
+  std::map<std::pair<std::string, int>, std::vector<int>> open;
+  std::set<int> open_slots;
+  for (const auto& o : j.open_slots) {
+    open[{o.node.ToString(), o.direction == cluster::OpenDirection::kMigrating ? 0 : 1}].push_back(
+        o.slot);
+    open_slots.insert(o.slot);
+  }
+  for (const auto& [key, slots] : open) {
+    add(CheckLevel::kWarning, "Node " + key.first + " has slots in " +
+                                  (key.second == 0 ? "migrating" : "importing") + " state (" +
+                                  std::to_string(slots.size()) + "): " + Join(slots) + ".");
+  }
+  if (!open_slots.empty()) {
+    add(CheckLevel::kWarning, "The following slots are open: " +
+                                  Join(std::vector<int>(open_slots.begin(), open_slots.end())) +
+                                  ".");
+    healthy = false;
+  }
+
+  add(CheckLevel::kInfo, ">>> Check slots coverage...");
+  if (j.covered == cluster::kSlotCount) {
+    add(CheckLevel::kOk, "All 16384 slots covered.");
+  } else {
+    add(CheckLevel::kError, "Not all 16384 slots are covered by nodes.");
+    if (!j.uncovered_slots.empty()) {
+      add(CheckLevel::kInfo,
+          "    uncovered (" + std::to_string(j.uncovered) + "): " + Join(j.uncovered_slots));
+    }
+    if (!j.disputed_slots.empty()) {
+      add(CheckLevel::kInfo,
+          "    disputed (" + std::to_string(j.disputed) + "): " + Join(j.disputed_slots));
+    }
+    healthy = false;
+  }
+  report.healthy = healthy;
+  return report;
+}
+
+}  // namespace slotguard::agent

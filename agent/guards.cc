@@ -1,0 +1,234 @@
+#include "agent/guards.h"
+
+#include <algorithm>
+#include <future>
+#include <map>
+#include <set>
+
+#include "cluster/info.h"
+#include "cluster/nodes.h"
+#include "cluster/slot_map.h"
+
+namespace slotguard::agent {
+
+int64_t GuardEvaluator::MigrateFailures(const GuardSample& s) const {
+  int64_t foreign = 0;
+  if (s.source_migrate_failed_calls && base_failed_calls_) {
+    auto growth = static_cast<int64_t>(*s.source_migrate_failed_calls - *base_failed_calls_);
+    foreign = std::max(foreign, growth - s.own_failed);
+  }
+  if (s.source_ioerr && base_ioerr_) {
+    auto growth = static_cast<int64_t>(*s.source_ioerr - *base_ioerr_);
+    foreign = std::max(foreign, growth - s.own_ioerr);
+  }
+  return s.own_counted + std::max<int64_t>(0, foreign);
+}
+
+std::optional<GuardTrip> GuardEvaluator::Evaluate(const GuardSample& s) {
+  if (!have_baseline_) {
+    have_baseline_ = true;
+    base_failed_calls_ = s.source_migrate_failed_calls;
+    base_ioerr_ = s.source_ioerr;
+  } else {
+    // A source that did not answer at the start gets its baseline when it first does.
+    if (!base_failed_calls_) base_failed_calls_ = s.source_migrate_failed_calls;
+    if (!base_ioerr_) base_ioerr_ = s.source_ioerr;
+  }
+
+  if (!s.failing.empty()) {
+    std::string who;
+    for (const auto& f : s.failing) who += (who.empty() ? "" : "; ") + f;
+    return GuardTrip{"node_health", "node failing: " + who};
+  }
+
+  int64_t failures = MigrateFailures(s);
+  if (failures > settings_.migrate_failures) {
+    return GuardTrip{"migrate_failures", std::to_string(failures) +
+                                             " MIGRATE failures, over the threshold of " +
+                                             std::to_string(settings_.migrate_failures)};
+  }
+
+  // No view at all counts as uncovered: nothing says the slots are served.
+  if (s.views > 0 && s.covered >= cluster::kSlotCount) {
+    uncovered_since_.reset();
+  } else {
+    if (!uncovered_since_) uncovered_since_ = s.at;
+    auto for_how_long = s.at - *uncovered_since_;
+    if (for_how_long > settings_.coverage_grace) {
+      return GuardTrip{
+          "coverage",
+          std::to_string(s.covered) + " of 16384 slots covered for " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::seconds>(for_how_long).count()) +
+              " s (grace " + std::to_string(settings_.coverage_grace.count()) + " s)"};
+    }
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+struct NodeRead {
+  std::optional<cluster::NodesView> view;
+  std::optional<cluster::Info> commandstats;
+  std::optional<cluster::Info> errorstats;
+};
+
+NodeRead ReadForGuard(cluster::Connector& connector, const cluster::Endpoint& e, bool source) {
+  NodeRead out;
+  std::vector<cluster::Argv> cmds{{"CLUSTER", "NODES"}};
+  if (source) {
+    cmds.push_back({"INFO", "commandstats"});
+    cmds.push_back({"INFO", "errorstats"});
+  }
+  auto replies = connector.Get(e).Pipeline(cmds);
+  if (!replies) return out;
+  if (!(*replies)[0].IsError()) {
+    if (auto nodes = cluster::ParseClusterNodes((*replies)[0].str)) {
+      cluster::NodesView v;
+      v.reporter = e;
+      if (const auto* me = cluster::FindMyself(*nodes)) v.reporter_id = me->id;
+      v.nodes = std::move(*nodes);
+      out.view = std::move(v);
+    }
+  }
+  if (source) {
+    if (!(*replies)[1].IsError()) {
+      if (auto info = cluster::ParseInfo((*replies)[1].str)) out.commandstats = std::move(*info);
+    }
+    if (!(*replies)[2].IsError()) {
+      if (auto info = cluster::ParseInfo((*replies)[2].str)) out.errorstats = std::move(*info);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+GuardSample TakeGuardSample(cluster::Connector& connector,
+                            const std::vector<cluster::Endpoint>& nodes,
+                            const cluster::Endpoint& source, Clock& clock,
+                            const MigrateCounters& counters) {
+  GuardSample s;
+  std::vector<std::future<NodeRead>> futures;
+  futures.reserve(nodes.size());
+  for (const auto& e : nodes) {
+    bool is_source = e == source;
+    futures.push_back(std::async(std::launch::async, [&connector, e, is_source] {
+      return ReadForGuard(connector, e, is_source);
+    }));
+  }
+  std::vector<cluster::NodesView> views;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    NodeRead r = futures[i].get();
+    if (r.view) views.push_back(std::move(*r.view));
+    if (nodes[i] == source) {
+      if (r.commandstats) {
+        s.source_migrate_failed_calls = 0;
+        for (const auto& c : cluster::CommandStats(*r.commandstats)) {
+          if (c.command == "migrate") s.source_migrate_failed_calls = c.failed_calls;
+        }
+      }
+      if (r.errorstats) {
+        s.source_ioerr = 0;
+        for (const auto& e : cluster::ErrorStats(*r.errorstats)) {
+          if (e.error == "IOERR") s.source_ioerr = e.count;
+        }
+      }
+    }
+  }
+  s.at = clock.Now();
+  s.views = static_cast<int>(views.size());
+  auto j = cluster::JudgeCluster(views);
+  // Slots owned by a node some view flags fail are not served, whatever the views agree on.
+  std::set<std::string> down;
+  std::map<std::string, std::string> described;
+  for (const auto& v : views) {
+    for (const auto& n : v.nodes) {
+      if (n.flags.fail || n.flags.pfail) {
+        down.insert(n.id);
+        if (!described.count(n.id)) {
+          described[n.id] = n.endpoint.ToString() + " (" + n.id.substr(0, 8) + ") flagged " +
+                            (n.flags.fail ? "fail" : "fail?") + " by " + v.reporter.ToString();
+        }
+      }
+    }
+  }
+  int covered = 0;
+  for (int slot = 0; slot < cluster::kSlotCount; ++slot) {
+    const auto& owner = j.owner[slot];
+    if (!owner.empty() && !down.count(owner)) ++covered;
+  }
+  s.covered = covered;
+  for (const auto& [id, text] : described) s.failing.push_back(text);
+  s.own_counted = counters.counted.load();
+  s.own_failed = counters.failed.load();
+  s.own_ioerr = counters.ioerr.load();
+  return s;
+}
+
+GuardMonitor::GuardMonitor(cluster::Connector& connector, Clock& clock, EngineObserver& observer,
+                           GuardSettings settings, std::vector<cluster::Endpoint> nodes,
+                           cluster::Endpoint source, const MigrateCounters& counters,
+                           std::chrono::milliseconds interval)
+    : connector_(connector),
+      clock_(clock),
+      observer_(observer),
+      evaluator_(settings),
+      nodes_(std::move(nodes)),
+      source_(std::move(source)),
+      counters_(counters),
+      interval_(interval) {}
+
+GuardMonitor::~GuardMonitor() { Stop(); }
+
+void GuardMonitor::Start() {
+  for (const char* g : {"coverage", "migrate_failures", "node_health", "convergence"}) {
+    observer_.OnGuard(g, false);
+  }
+  Check();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void GuardMonitor::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::optional<GuardTrip> GuardMonitor::tripped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return trip_;
+}
+
+void GuardMonitor::Trip(GuardTrip trip) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (trip_) return;
+    trip_ = trip;
+  }
+  observer_.OnGuard(trip.guard, true);
+}
+
+void GuardMonitor::Check() {
+  GuardSample sample = TakeGuardSample(connector_, nodes_, source_, clock_, counters_);
+  ++samples_;
+  if (auto trip = evaluator_.Evaluate(sample)) Trip(*trip);
+}
+
+void GuardMonitor::Loop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Real time here: the wait only paces the sampling; decisions use the injected clock.
+      wake_.wait_for(lock, interval_, [this] { return stop_; });
+      if (stop_) return;
+    }
+    Check();
+  }
+}
+
+}  // namespace slotguard::agent

@@ -1,0 +1,251 @@
+#include "agent/journal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace slotguard::agent {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Errno() { return std::strerror(errno); }
+
+bool WriteAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return cluster::MakeError("journal dir " + dir + ": " + ec.message());
+  const std::string lock_path = dir + "/journal.lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return cluster::MakeError("journal lock " + lock_path + ": " + Errno());
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return cluster::MakeError("journal dir " + dir +
+                              " is in use by another slotguard-agent (lock " + lock_path + ")");
+  }
+  const std::string path = dir + "/journal.jsonl";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    ::close(lock_fd);
+    return cluster::MakeError("journal " + path + ": " + Errno());
+  }
+  std::unique_ptr<Journal> journal(new Journal(path, fd, lock_fd));
+  // A kill -9 mid-write leaves a line without its newline: end it so the next record starts
+  // on a line of its own (the torn line is skipped by Read).
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    char last = '\n';
+    if (::pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') {
+      if (!WriteAll(fd, "\n")) return cluster::MakeError("journal " + path + ": " + Errno());
+    }
+  }
+  if (::fdatasync(fd) != 0) return cluster::MakeError("journal " + path + ": fsync: " + Errno());
+  // Make the file's directory entry durable too.
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+  return journal;
+}
+
+cluster::Result<void> Journal::Append(nlohmann::json record) {
+  if (!record.contains("ts")) record["ts"] = NowMs();
+  // Replace invalid UTF-8 rather than throw: reasons may quote server replies.
+  std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line.push_back('\n');
+  if (!WriteAll(fd_, line)) return cluster::MakeError("journal " + path_ + ": write: " + Errno());
+  if (::fdatasync(fd_) != 0) return cluster::MakeError("journal " + path_ + ": fsync: " + Errno());
+  return {};
+}
+
+cluster::Result<std::vector<nlohmann::json>> Journal::Read(const std::string& dir, int* skipped) {
+  const std::string path = dir + "/journal.jsonl";
+  std::vector<nlohmann::json> out;
+  if (skipped) *skipped = 0;
+  std::ifstream in(path);
+  if (!in) {
+    if (!std::filesystem::exists(path)) return out;
+    return cluster::MakeError("journal " + path + ": cannot be read");
+  }
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto parsed = nlohmann::json::parse(line, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("type")) {
+      if (skipped) ++*skipped;
+      continue;
+    }
+    out.push_back(std::move(parsed));
+  }
+  return out;
+}
+
+const JournalBatch* JournalState::FindBatch(const std::string& id) const {
+  for (const auto& b : batches) {
+    if (b.id == id) return &b;
+  }
+  return nullptr;
+}
+
+std::vector<const JournalBatch*> JournalState::OpenBatches() const {
+  std::vector<const JournalBatch*> out;
+  for (const auto& b : batches) {
+    if (b.open()) out.push_back(&b);
+  }
+  return out;
+}
+
+const JournalRun* JournalState::LastOpenRun() const {
+  for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
+    if (!it->end) return &*it;
+  }
+  return nullptr;
+}
+
+namespace {
+
+std::string Str(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::vector<int> Slots(const nlohmann::json& j, const char* key = "slots") {
+  std::vector<int> out;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_array()) return out;
+  for (const auto& v : *it) {
+    if (v.is_number_integer()) out.push_back(v.get<int>());
+  }
+  return out;
+}
+
+cluster::Endpoint Ep(const nlohmann::json& j, const char* key) {
+  auto e = cluster::ParseEndpoint(Str(j, key));
+  return e ? *e : cluster::Endpoint{};
+}
+
+}  // namespace
+
+JournalState ReplayJournal(const std::vector<nlohmann::json>& records) {
+  JournalState state;
+  std::map<std::string, size_t> index;
+  std::map<std::string, size_t> run_index;
+  for (const auto& r : records) {
+    const std::string type = Str(r, "type");
+    if (type == "run") {
+      JournalRun run;
+      run.id = Str(r, "run");
+      run.from = Str(r, "from");
+      run.to = Str(r, "to");
+      if (r.contains("request")) run.request = r["request"];
+      if (auto it = r.find("batches"); it != r.end() && it->is_array()) {
+        for (const auto& b : *it) run.batches.emplace_back(Str(b, "id"), Slots(b));
+      }
+      run_index[run.id] = state.runs.size();
+      state.runs.push_back(std::move(run));
+      continue;
+    }
+    if (type == "run_end") {
+      if (auto it = run_index.find(Str(r, "run")); it != run_index.end()) {
+        state.runs[it->second].end = Str(r, "state");
+      }
+      continue;
+    }
+    const std::string id = Str(r, "batch");
+    if (id.empty()) continue;
+    if (type == "batch") {
+      JournalBatch b;
+      b.id = id;
+      b.source_id = Str(r, "source_id");
+      b.source = Ep(r, "source");
+      b.target_id = Str(r, "target_id");
+      b.target = Ep(r, "target");
+      b.slots = Slots(r);
+      if (auto it = index.find(id); it != index.end()) {
+        state.batches[it->second] = std::move(b);  // a new incarnation replaces the old one
+      } else {
+        index[id] = state.batches.size();
+        state.batches.push_back(std::move(b));
+      }
+      continue;
+    }
+    auto it = index.find(id);
+    if (it == index.end()) continue;  // a record for a batch whose start was never written
+    JournalBatch& b = state.batches[it->second];
+    if (type == "step") {
+      auto slots = Slots(r);
+      auto& set = b.steps[Str(r, "step")];
+      set.insert(slots.begin(), slots.end());
+      b.touched.insert(slots.begin(), slots.end());
+    } else if (type == "rollback") {
+      b.rollback = true;
+      b.trigger = Str(r, "trigger");
+      b.reason = Str(r, "reason");
+    } else if (type == "end") {
+      b.end = ParseBatchState(Str(r, "state"));
+      if (!b.end) b.end = BatchState::kFailed;
+      if (b.reason.empty()) b.reason = Str(r, "reason");
+    }
+  }
+  return state;
+}
+
+nlohmann::json BatchRecord(const std::string& batch_id, const std::string& source_id,
+                           const cluster::Endpoint& source, const std::string& target_id,
+                           const cluster::Endpoint& target, const std::vector<int>& slots) {
+  return {{"type", "batch"},        {"batch", batch_id},
+          {"source_id", source_id}, {"source", source.ToString()},
+          {"target_id", target_id}, {"target", target.ToString()},
+          {"slots", slots}};
+}
+
+nlohmann::json StepRecord(const std::string& batch_id, const std::string& step,
+                          const std::vector<int>& slots) {
+  return {{"type", "step"}, {"batch", batch_id}, {"step", step}, {"slots", slots}};
+}
+
+nlohmann::json RollbackRecord(const std::string& batch_id, RollbackTrigger trigger,
+                              const std::string& reason) {
+  return {{"type", "rollback"},
+          {"batch", batch_id},
+          {"trigger", ToString(trigger)},
+          {"reason", reason}};
+}
+
+nlohmann::json EndRecord(const std::string& batch_id, BatchState state, const std::string& reason) {
+  return {{"type", "end"}, {"batch", batch_id}, {"state", ToString(state)}, {"reason", reason}};
+}
+
+}  // namespace slotguard::agent

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/batch_state.h"
+#include "cluster/endpoint.h"
+#include "cluster/result.h"
+
+namespace slotguard::agent {
+
+// The engine's write-ahead journal: DIR/journal.jsonl, one JSON object per line, appended and
+// fdatasync'd BEFORE the step it describes runs. One record covers a group of slots in the same
+// step, so a group pays one fsync per step, not one per slot. The directory is locked (flock on
+// DIR/journal.lock) so two agents never write the same journal.
+//
+// Record types ("type"):
+//   batch     {batch, source_id, source, target_id, target, slots}  a batch starts
+//   step      {batch, step, slots}   about to run `step` on `slots` (importing, migrating,
+//                                   node_target, node_source, node_others, and the rollback /
+//                                   recovery steps normalize, reverse_*, ...)
+//   rollback  {batch, trigger, reason}   the batch is being rolled back
+//   end       {batch, state, reason}     done | rolled_back | failed
+//   run       {run, from, to, request, batches:[{id, slots}]}   a reshard run and its plan
+//   run_end   {run, state}
+// Every record also has "ts" (unix ms). A torn last line (kill -9 mid-write) is skipped.
+class Journal {
+ public:
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Creates DIR when missing, takes the lock, opens the file for appending.
+  static cluster::Result<std::unique_ptr<Journal>> Open(const std::string& dir);
+
+  // Appends one record and makes it durable (write + fdatasync) before returning.
+  cluster::Result<void> Append(nlohmann::json record);
+
+  const std::string& path() const { return path_; }
+
+  // Every parseable record of DIR/journal.jsonl (none when the file does not exist).
+  // `skipped` (optional) receives the number of unparseable lines.
+  static cluster::Result<std::vector<nlohmann::json>> Read(const std::string& dir,
+                                                           int* skipped = nullptr);
+
+ private:
+  Journal(std::string path, int fd, int lock_fd)
+      : path_(std::move(path)), fd_(fd), lock_fd_(lock_fd) {}
+  std::string path_;
+  int fd_ = -1;
+  int lock_fd_ = -1;
+};
+
+// One batch as the journal tells it (its latest incarnation when an id is reused).
+struct JournalBatch {
+  std::string id;
+  std::string source_id;
+  cluster::Endpoint source;
+  std::string target_id;
+  cluster::Endpoint target;
+  std::vector<int> slots;
+  std::set<int> touched;                       // slots named by any step record
+  std::map<std::string, std::set<int>> steps;  // step -> slots
+  bool rollback = false;
+  std::string trigger;
+  std::string reason;
+  std::optional<BatchState> end;  // kDone, kRolledBack, kFailed; none when open
+  // Needs recovery: never ended, or ended failed (its slots may still be open).
+  bool open() const { return !end || *end == BatchState::kFailed; }
+};
+
+struct JournalRun {
+  std::string id;
+  std::string from;
+  std::string to;
+  nlohmann::json request;  // the reshard arguments that made it
+  std::vector<std::pair<std::string, std::vector<int>>> batches;  // id, slots
+  std::optional<std::string> end;                                 // run_end state
+};
+
+struct JournalState {
+  std::vector<JournalBatch> batches;  // in order of first appearance (latest incarnation)
+  std::vector<JournalRun> runs;
+  const JournalBatch* FindBatch(const std::string& id) const;
+  std::vector<const JournalBatch*> OpenBatches() const;
+  const JournalRun* LastOpenRun() const;  // the latest run without run_end
+};
+
+// Pure: folds records into per-batch and per-run state.
+JournalState ReplayJournal(const std::vector<nlohmann::json>& records);
+
+// Helpers that build records (also used by tests).
+nlohmann::json BatchRecord(const std::string& batch_id, const std::string& source_id,
+                           const cluster::Endpoint& source, const std::string& target_id,
+                           const cluster::Endpoint& target, const std::vector<int>& slots);
+nlohmann::json StepRecord(const std::string& batch_id, const std::string& step,
+                          const std::vector<int>& slots);
+nlohmann::json RollbackRecord(const std::string& batch_id, RollbackTrigger trigger,
+                              const std::string& reason);
+nlohmann::json EndRecord(const std::string& batch_id, BatchState state, const std::string& reason);
+
+}  // namespace slotguard::agent

@@ -1,0 +1,453 @@
+#include "agent/migrator.h"
+
+#include <algorithm>
+#include <set>
+
+namespace slotguard::agent {
+namespace {
+
+constexpr const char* kReplicaReply = "Please use SETSLOT only with masters";
+
+std::optional<std::string> DumpOf(const cluster::Result<std::vector<cluster::Reply>>& replies) {
+  if (!replies || replies->size() < 2) return std::nullopt;
+  const auto& r = (*replies)[1];
+  if (r.type != cluster::Reply::Type::kString) return std::nullopt;
+  return r.str;
+}
+
+std::string Slots(const std::map<int, std::string>& errors) {
+  std::string out;
+  int shown = 0;
+  for (const auto& [slot, err] : errors) {
+    if (shown++ == 3) {
+      out += "; ...";
+      break;
+    }
+    out += (out.empty() ? "" : "; ") + std::string("slot ") + std::to_string(slot) + ": " + err;
+  }
+  return out;
+}
+
+std::string ShortKey(const std::string& key) {
+  // Keys are binary-safe; show them printable and bounded.
+  std::string out;
+  for (char c : key.substr(0, 200)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out.push_back(c);
+    } else {
+      constexpr const char* kHex = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    }
+  }
+  if (key.size() > 200) out += "...";
+  return out;
+}
+
+}  // namespace
+
+MigrateOutcome ClassifyMigrateReply(const cluster::Reply& reply) {
+  if (reply.type == cluster::Reply::Type::kStatus) {
+    if (reply.str == "NOKEY") return MigrateOutcome::kNoKey;
+    return MigrateOutcome::kOk;
+  }
+  if (reply.IsError()) {
+    if (reply.str.find("BUSYKEY") != std::string::npos) return MigrateOutcome::kBusyKey;
+    if (reply.str.rfind("IOERR", 0) == 0) return MigrateOutcome::kIoErr;
+    return MigrateOutcome::kError;
+  }
+  return MigrateOutcome::kError;
+}
+
+Migrator::Migrator(cluster::Connector& connector, Clock& clock, MigratorSettings settings,
+                   EngineObserver& observer, MigrateCounters& counters)
+    : connector_(connector),
+      clock_(clock),
+      settings_(std::move(settings)),
+      observer_(observer),
+      counters_(counters) {}
+
+cluster::Argv Migrator::MigrateArgv(const cluster::Endpoint& to, bool replace,
+                                    const std::vector<std::string>& keys) const {
+  cluster::Argv argv{"MIGRATE", to.host, std::to_string(to.port),
+                     "",        "0",     std::to_string(settings_.migrate_timeout.count())};
+  if (replace) argv.push_back("REPLACE");
+  if (settings_.auth) {
+    // The password only travels inside the command; it is never logged or journaled.
+    if (settings_.auth->user) {
+      argv.push_back("AUTH2");
+      argv.push_back(*settings_.auth->user);
+    } else {
+      argv.push_back("AUTH");
+    }
+    argv.push_back(settings_.auth->password);
+  }
+  argv.push_back("KEYS");
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  return argv;
+}
+
+void Migrator::CountFailure(const std::string& reason, bool counted, bool ioerr) {
+  ++counters_.failed;
+  if (counted) ++counters_.counted;
+  if (ioerr) ++counters_.ioerr;
+  observer_.OnMigrateFailure(reason);
+}
+
+void Migrator::Backoff(int consecutive) {
+  auto wait = std::chrono::milliseconds(100) * std::min(consecutive, 10);
+  clock_.SleepFor(wait);
+}
+
+cluster::Result<std::vector<cluster::Reply>> Migrator::Run(
+    const cluster::Endpoint& node, const std::vector<cluster::Argv>& commands,
+    const StepControl& ctl) {
+  for (int attempt = 1;; ++attempt) {
+    auto replies = connector_.Get(node).Pipeline(commands);
+    if (replies) return replies;
+    if (!ctl.deadline || clock_.Now() >= *ctl.deadline) return replies;
+    Backoff(attempt);
+  }
+}
+
+cluster::Result<std::map<int, std::string>> Migrator::SetSlots(const cluster::Endpoint& node,
+                                                               const std::vector<int>& slots,
+                                                               const std::vector<std::string>& args,
+                                                               const StepControl& ctl) {
+  std::vector<cluster::Argv> commands;
+  commands.reserve(slots.size());
+  for (int slot : slots) {
+    cluster::Argv argv{"CLUSTER", "SETSLOT", std::to_string(slot)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    commands.push_back(std::move(argv));
+  }
+  std::map<int, std::string> errors;
+  if (commands.empty()) return errors;
+  auto replies = Run(node, commands, ctl);
+  if (!replies) return tl::unexpected(replies.error());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if ((*replies)[i].IsError()) errors[slots[i]] = (*replies)[i].str;
+  }
+  return errors;
+}
+
+MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slots,
+                              BusyKeyPolicy policy, const StepControl& ctl) {
+  MoveResult result;
+  std::vector<int> pending = slots;
+  std::map<int, std::set<std::string>> skip;  // keys deliberately left on ends.from
+  std::set<std::string> ours;                 // keys of our failed MIGRATEs
+  int consecutive_failures = 0;
+  const bool replace_all = policy == BusyKeyPolicy::kForward && settings_.replace;
+  auto& from = connector_.Get(ends.from);
+
+  struct Chunk {
+    int slot;
+    std::vector<std::string> keys;
+  };
+
+  while (!pending.empty()) {
+    if (ctl.stop) {
+      if (auto why = ctl.stop()) {
+        result.status = MoveResult::Status::kStopped;
+        result.message = *why;
+        return result;
+      }
+    }
+    if (consecutive_failures > 0 && ctl.deadline && clock_.Now() >= *ctl.deadline) {
+      result.status = MoveResult::Status::kError;
+      result.message = "gave up moving keys from " + ends.from.ToString() + " to " +
+                       ends.to.ToString() + " (deadline passed): " + result.message;
+      return result;
+    }
+    bool failed_pass = false;
+
+    // 1. Which keys are left, many slots per round trip.
+    std::vector<Chunk> chunks;
+    std::vector<int> still;
+    for (size_t i = 0; i < pending.size(); i += settings_.slots_per_scan) {
+      size_t end = std::min(pending.size(), i + static_cast<size_t>(settings_.slots_per_scan));
+      std::vector<cluster::Argv> scan;
+      for (size_t k = i; k < end; ++k) {
+        int slot = pending[k];
+        scan.push_back({"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
+                        std::to_string(settings_.getkeys_count + skip[slot].size())});
+      }
+      auto replies = from.Pipeline(scan);
+      if (!replies) {
+        failed_pass = true;
+        result.message = replies.error().message;
+        still.insert(still.end(), pending.begin() + i, pending.end());
+        break;
+      }
+      for (size_t k = i; k < end; ++k) {
+        int slot = pending[k];
+        const auto& r = (*replies)[k - i];
+        if (r.IsError()) {
+          failed_pass = true;
+          result.message = "GETKEYSINSLOT " + std::to_string(slot) + " on " + ends.from.ToString() +
+                           ": " + r.str;
+          still.push_back(slot);
+          continue;
+        }
+        std::vector<std::string> keys;
+        for (const auto& e : r.elements) {
+          if (!skip[slot].count(e.str)) keys.push_back(e.str);
+        }
+        if (keys.empty()) {
+          result.finished.push_back(slot);
+          continue;
+        }
+        still.push_back(slot);
+        for (size_t c = 0; c < keys.size(); c += settings_.keys_per_migrate) {
+          size_t ce = std::min(keys.size(), c + static_cast<size_t>(settings_.keys_per_migrate));
+          chunks.push_back({slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
+        }
+      }
+    }
+
+    // 2. MIGRATE them, a few commands per round trip.
+    std::set<int> busy_slots;
+    for (size_t i = 0; i < chunks.size(); i += settings_.migrates_per_round) {
+      size_t end = std::min(chunks.size(), i + static_cast<size_t>(settings_.migrates_per_round));
+      std::vector<cluster::Argv> cmds;
+      for (size_t k = i; k < end; ++k)
+        cmds.push_back(MigrateArgv(ends.to, replace_all, chunks[k].keys));
+      auto replies = from.Pipeline(cmds);
+      if (!replies) {
+        // We cannot tell which of them ran: their keys may now be on both nodes.
+        for (size_t k = i; k < end; ++k) ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
+        bool timeout = replies.error().message.find("timed out") != std::string::npos;
+        CountFailure(timeout ? "timeout" : "error", true, false);
+        result.message = "MIGRATE from " + ends.from.ToString() + ": " + replies.error().message;
+        failed_pass = true;
+        break;
+      }
+      for (size_t k = i; k < end; ++k) {
+        const auto& reply = (*replies)[k - i];
+        switch (ClassifyMigrateReply(reply)) {
+          case MigrateOutcome::kOk:
+          case MigrateOutcome::kNoKey: {
+            auto n = static_cast<int64_t>(chunks[k].keys.size());
+            result.keys += n;
+            if (ctl.on_keys) ctl.on_keys(n);
+            break;
+          }
+          case MigrateOutcome::kBusyKey:
+            // Resolved key by key below; counted as a failure only when it cannot be.
+            ++counters_.failed;
+            observer_.OnMigrateFailure("busykey");
+            busy_slots.insert(chunks[k].slot);
+            break;
+          case MigrateOutcome::kIoErr:
+            ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
+            CountFailure("ioerr", true, true);
+            result.message = "MIGRATE slot " + std::to_string(chunks[k].slot) + " from " +
+                             ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
+            failed_pass = true;
+            break;
+          case MigrateOutcome::kError:
+            ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
+            CountFailure("error", true, false);
+            result.message = "MIGRATE slot " + std::to_string(chunks[k].slot) + " from " +
+                             ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
+            failed_pass = true;
+            break;
+        }
+      }
+    }
+
+    // 3. BUSYKEY: find the keys one by one and decide per key.
+    for (int slot : busy_slots) {
+      auto listed = from.Command({"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
+                                  std::to_string(settings_.getkeys_count + skip[slot].size())});
+      if (!listed || listed->IsError()) {
+        failed_pass = true;
+        continue;
+      }
+      for (const auto& e : listed->elements) {
+        const std::string& key = e.str;
+        if (skip[slot].count(key)) continue;
+        auto single = from.Command(MigrateArgv(ends.to, replace_all, {key}));
+        if (!single) {
+          ours.insert(key);
+          CountFailure("error", true, false);
+          failed_pass = true;
+          break;
+        }
+        auto outcome = ClassifyMigrateReply(*single);
+        if (outcome == MigrateOutcome::kOk || outcome == MigrateOutcome::kNoKey) {
+          ++result.keys;
+          if (ctl.on_keys) ctl.on_keys(1);
+          continue;
+        }
+        if (outcome != MigrateOutcome::kBusyKey) {
+          ours.insert(key);
+          CountFailure(outcome == MigrateOutcome::kIoErr ? "ioerr" : "error", true,
+                       outcome == MigrateOutcome::kIoErr);
+          result.message = "MIGRATE " + ShortKey(key) + ": " + single->str;
+          failed_pass = true;
+          continue;
+        }
+        ++counters_.failed;
+        BusyKeyFacts facts;
+        facts.replace_requested = settings_.replace;
+        facts.ours = ours.count(key) > 0;
+        facts.from_dump = DumpOf(from.Pipeline({{"ASKING"}, {"DUMP", key}}));
+        facts.to_dump = DumpOf(connector_.Get(ends.to).Pipeline({{"ASKING"}, {"DUMP", key}}));
+        switch (DecideBusyKey(policy, facts)) {
+          case BusyKeyAction::kReplace: {
+            auto again = from.Command(MigrateArgv(ends.to, true, {key}));
+            auto o = again ? ClassifyMigrateReply(*again) : MigrateOutcome::kError;
+            if (o == MigrateOutcome::kOk || o == MigrateOutcome::kNoKey) {
+              ++result.keys;
+              if (ctl.on_keys) ctl.on_keys(1);
+            } else {
+              CountFailure(o == MigrateOutcome::kIoErr ? "ioerr" : "error", true,
+                           o == MigrateOutcome::kIoErr);
+              failed_pass = true;
+            }
+            break;
+          }
+          case BusyKeyAction::kDeleteFromCopy:
+            (void)from.Pipeline({{"ASKING"}, {"DEL", key}});
+            break;
+          case BusyKeyAction::kLeave:
+            skip[slot].insert(key);
+            result.left_keys.push_back(key);
+            result.warnings.push_back("key " + ShortKey(key) + " (slot " + std::to_string(slot) +
+                                      ") left on " + ends.from.ToString() + ": " +
+                                      ends.to.ToString() +
+                                      " has a different value under that name");
+            break;
+          case BusyKeyAction::kConflict:
+            skip[slot].insert(key);
+            result.conflict_keys.push_back(key);
+            break;
+          case BusyKeyAction::kRetry:
+            break;
+        }
+      }
+    }
+    if (!result.conflict_keys.empty()) {
+      result.status = MoveResult::Status::kConflict;
+      std::string names;
+      for (size_t i = 0; i < result.conflict_keys.size() && i < 10; ++i) {
+        names += (i ? ", " : "") + ShortKey(result.conflict_keys[i]);
+      }
+      if (result.conflict_keys.size() > 10) names += ", ...";
+      result.message = "BUSYKEY: " + ends.to.ToString() +
+                       " already holds a different value for key(s) " + names +
+                       " (nothing overwritten; use --replace to overwrite)";
+      return result;
+    }
+    pending = std::move(still);
+    if (failed_pass) {
+      Backoff(++consecutive_failures);
+    } else {
+      consecutive_failures = 0;
+    }
+  }
+  return result;
+}
+
+MoveResult Migrator::MoveGroup(const MoveEnds& ends, const std::vector<int>& slots,
+                               const StepControl& ctl) {
+  MoveResult result;
+  auto fail = [&](std::string message) {
+    result.status = MoveResult::Status::kError;
+    result.message = std::move(message);
+    return result;
+  };
+  auto journal = [&](const std::string& step) -> cluster::Result<void> {
+    if (!ctl.journal) return {};
+    return ctl.journal(ctl.step_prefix + step, slots);
+  };
+  auto crash = [&](const char* point) {
+    if (ctl.crash_point) ctl.crash_point(point);
+  };
+  auto stopped = [&]() -> std::optional<std::string> {
+    return ctl.stop ? ctl.stop() : std::nullopt;
+  };
+
+  if (auto j = journal("importing"); !j) return fail(j.error().message);
+  auto imp = SetSlots(ends.to, slots, {"IMPORTING", ends.from_id}, ctl);
+  if (!imp) return fail("SETSLOT IMPORTING on " + ends.to.ToString() + ": " + imp.error().message);
+  if (!imp->empty()) {
+    return fail("SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(*imp));
+  }
+  crash("after_importing");
+  if (auto why = stopped()) {
+    result.status = MoveResult::Status::kStopped;
+    result.message = *why;
+    return result;
+  }
+
+  if (auto j = journal("migrating"); !j) return fail(j.error().message);
+  auto mig = SetSlots(ends.from, slots, {"MIGRATING", ends.to_id}, ctl);
+  if (!mig) {
+    return fail("SETSLOT MIGRATING on " + ends.from.ToString() + ": " + mig.error().message);
+  }
+  if (!mig->empty()) {
+    return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(*mig));
+  }
+  crash("after_migrating");
+
+  MoveResult keys = MoveKeys(ends, slots, BusyKeyPolicy::kForward, ctl);
+  result.keys = keys.keys;
+  result.warnings = keys.warnings;
+  if (!keys.ok()) {
+    keys.finished.clear();  // no slot of the group changed owner
+    return keys;
+  }
+
+  // Every key moved: the new owner learns first, so it serves the slot before the source
+  // starts answering MOVED.
+  if (auto j = journal("node_target"); !j) return fail(j.error().message);
+  auto nt = SetSlots(ends.to, slots, {"NODE", ends.to_id}, ctl);
+  if (!nt) return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + nt.error().message);
+  if (!nt->empty())
+    return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(*nt));
+  crash("after_target_node");
+
+  if (auto j = journal("node_source"); !j) return fail(j.error().message);
+  auto ns = SetSlots(ends.from, slots, {"NODE", ends.to_id}, ctl);
+  if (!ns) return fail("SETSLOT NODE on " + ends.from.ToString() + ": " + ns.error().message);
+  for (auto it = ns->begin(); it != ns->end();) {
+    // The source may have been demoted meanwhile; its new master learns by gossip.
+    if (it->second.find(kReplicaReply) != std::string::npos) {
+      it = ns->erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!ns->empty())
+    return fail("SETSLOT NODE on " + ends.from.ToString() + " refused: " + Slots(*ns));
+  crash("after_source_node");
+
+  if (!ctl.other_masters.empty()) {
+    if (auto j = journal("node_others"); !j) return fail(j.error().message);
+    StepControl once = ctl;
+    once.deadline.reset();  // others learn by gossip too: never wait on them
+    for (const auto& m : ctl.other_masters) {
+      auto no = SetSlots(m, slots, {"NODE", ends.to_id}, once);
+      if (!no) {
+        result.warnings.push_back("SETSLOT NODE on " + m.ToString() + ": " + no.error().message +
+                                  " (it will learn by gossip)");
+      } else {
+        for (const auto& [slot, err] : *no) {
+          if (err.find(kReplicaReply) == std::string::npos) {
+            result.warnings.push_back("SETSLOT " + std::to_string(slot) + " NODE on " +
+                                      m.ToString() + ": " + err);
+          }
+        }
+      }
+    }
+  }
+  result.finished = slots;
+  return result;
+}
+
+}  // namespace slotguard::agent

@@ -1,0 +1,118 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/busy_key.h"
+#include "agent/clock.h"
+#include "agent/engine_observer.h"
+#include "agent/guards.h"
+#include "cluster/connection.h"
+#include "cluster/credentials.h"
+#include "cluster/endpoint.h"
+#include "cluster/result.h"
+
+namespace slotguard::agent {
+
+// The two ends of a move of slots (from owns them at the start).
+struct MoveEnds {
+  std::string from_id;
+  cluster::Endpoint from;
+  std::string to_id;
+  cluster::Endpoint to;
+  MoveEnds Reversed() const { return {to_id, to, from_id, from}; }
+};
+
+struct MigratorSettings {
+  int getkeys_count = 1000;  // keys per CLUSTER GETKEYSINSLOT
+  int keys_per_migrate = 100;
+  std::chrono::milliseconds migrate_timeout{2000};
+  bool replace = false;
+  std::optional<cluster::Credentials> auth;  // for MIGRATE's AUTH / AUTH2
+  int migrates_per_round = 8;                // MIGRATE commands per pipelined round trip
+  int slots_per_scan = 128;                  // GETKEYSINSLOT commands per pipelined round trip
+};
+
+// How the caller steers one call: journal before each step, stop conditions, test hooks.
+struct StepControl {
+  // Writes (and fsyncs) a step record for `slots` before the step runs.
+  std::function<cluster::Result<void>(const std::string& step, const std::vector<int>& slots)>
+      journal;
+  // A reason to stop now (guard trip, rollback request), nullopt to go on.
+  std::function<std::optional<std::string>()> stop;
+  // Test hook: called at named points (after_importing, after_target_node, ...).
+  std::function<void(const char* point)> crash_point;
+  // Called after every acknowledged MIGRATE with the number of keys it carried.
+  std::function<void(int64_t keys)> on_keys;
+  // Retry transport failures until then (rollback and recovery); none: fail at once.
+  std::optional<Clock::TimePoint> deadline;
+  std::string step_prefix;                       // journal step names are prefix + step
+  std::vector<cluster::Endpoint> other_masters;  // get SETSLOT NODE after from and to
+};
+
+struct MoveResult {
+  enum class Status { kDone, kStopped, kConflict, kError };
+  Status status = Status::kDone;
+  std::vector<int> finished;               // slots completed
+  int64_t keys = 0;                        // keys MIGRATE acknowledged
+  std::vector<std::string> conflict_keys;  // BUSYKEY with a different value (kConflict)
+  std::vector<std::string> left_keys;      // left on the moving node (kToOwner, different)
+  std::vector<std::string> warnings;
+  std::string message;  // why it stopped / failed
+  bool ok() const { return status == Status::kDone; }
+};
+
+// The slot move protocol over a Connector: pipelined SETSLOTs per group of slots, GETKEYSINSLOT
+// + MIGRATE per slot, BUSYKEY handling. Holds no cluster state of its own.
+class Migrator {
+ public:
+  Migrator(cluster::Connector& connector, Clock& clock, MigratorSettings settings,
+           EngineObserver& observer, MigrateCounters& counters);
+
+  // The forward protocol for `slots`, all owned by ends.from (stable or already open towards
+  // ends.to): IMPORTING on to, MIGRATING on from, keys, NODE on to, from, others.
+  MoveResult MoveGroup(const MoveEnds& ends, const std::vector<int>& slots, const StepControl& ctl);
+
+  // Moves every key of `slots` from ends.from to ends.to until GETKEYSINSLOT on ends.from
+  // returns nothing (or only keys deliberately left). The slots must be open on ends.from.
+  MoveResult MoveKeys(const MoveEnds& ends, const std::vector<int>& slots, BusyKeyPolicy policy,
+                      const StepControl& ctl);
+
+  // CLUSTER SETSLOT <slot> <args...> for every slot in one round trip. Returns the error
+  // replies by slot (empty when all succeeded); fails on transport errors (retried until
+  // ctl.deadline when one is set).
+  cluster::Result<std::map<int, std::string>> SetSlots(const cluster::Endpoint& node,
+                                                       const std::vector<int>& slots,
+                                                       const std::vector<std::string>& args,
+                                                       const StepControl& ctl);
+
+  // Pipelined commands with the same retry rule as SetSlots.
+  cluster::Result<std::vector<cluster::Reply>> Run(const cluster::Endpoint& node,
+                                                   const std::vector<cluster::Argv>& commands,
+                                                   const StepControl& ctl);
+
+  const MigratorSettings& settings() const { return settings_; }
+
+ private:
+  cluster::Argv MigrateArgv(const cluster::Endpoint& to, bool replace,
+                            const std::vector<std::string>& keys) const;
+  void CountFailure(const std::string& reason, bool counted, bool ioerr);
+  void Backoff(int consecutive);
+
+  cluster::Connector& connector_;
+  Clock& clock_;
+  MigratorSettings settings_;
+  EngineObserver& observer_;
+  MigrateCounters& counters_;
+};
+
+// How a MIGRATE reply reads.
+enum class MigrateOutcome { kOk, kNoKey, kBusyKey, kIoErr, kError };
+MigrateOutcome ClassifyMigrateReply(const cluster::Reply& reply);
+
+}  // namespace slotguard::agent

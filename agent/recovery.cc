@@ -1,0 +1,115 @@
+#include "agent/recovery.h"
+
+#include "cluster/slot_map.h"
+
+namespace slotguard::agent {
+
+SlotObservation Observe(int slot, const std::string& source_id,
+                        const std::vector<cluster::NodeEntry>& source_view,
+                        const std::string& target_id,
+                        const std::vector<cluster::NodeEntry>& target_view, int64_t source_keys,
+                        int64_t target_keys) {
+  SlotObservation o;
+  o.slot = slot;
+  o.source_keys = source_keys;
+  o.target_keys = target_keys;
+  auto owner_in = [slot](const std::vector<cluster::NodeEntry>& view) {
+    for (const auto& n : view) {
+      for (const auto& r : n.slots) {
+        if (slot >= r.first && slot <= r.last) return n.id;
+      }
+    }
+    return std::string();
+  };
+  o.owner_in_source_view = owner_in(source_view);
+  o.owner_in_target_view = owner_in(target_view);
+  if (const auto* me = cluster::FindMyself(source_view)) {
+    o.source_epoch = me->config_epoch;
+    for (const auto& open : me->open_slots) {
+      if (open.slot != slot || open.peer_id != target_id) continue;
+      if (open.direction == cluster::OpenDirection::kMigrating) o.source_migrating = true;
+      if (open.direction == cluster::OpenDirection::kImporting) o.source_importing = true;
+    }
+  }
+  if (const auto* me = cluster::FindMyself(target_view)) {
+    o.target_epoch = me->config_epoch;
+    for (const auto& open : me->open_slots) {
+      if (open.slot != slot || open.peer_id != source_id) continue;
+      if (open.direction == cluster::OpenDirection::kMigrating) o.target_migrating = true;
+      if (open.direction == cluster::OpenDirection::kImporting) o.target_importing = true;
+    }
+  }
+  return o;
+}
+
+Side SettledOwner(const SlotObservation& o, const std::string& source_id,
+                  const std::string& target_id) {
+  const bool a = o.owner_in_source_view == source_id;
+  const bool b = o.owner_in_target_view == target_id;
+  if (a && b) return o.target_epoch > o.source_epoch ? Side::kTarget : Side::kSource;
+  if (b) return Side::kTarget;
+  if (a) return Side::kSource;
+  // Neither claims it in its own view, but both may agree on one of them.
+  if (o.owner_in_source_view == target_id && o.owner_in_target_view == target_id) {
+    return Side::kTarget;
+  }
+  if (o.owner_in_source_view == source_id || o.owner_in_target_view == source_id) {
+    return Side::kSource;
+  }
+  return Side::kNeither;
+}
+
+bool ForwardReady(const SlotObservation& o, const std::string& source_id,
+                  const std::string& target_id) {
+  Side side = SettledOwner(o, source_id, target_id);
+  if (side == Side::kTarget) return true;
+  if (side != Side::kSource) return false;
+  return o.source_migrating && o.target_importing && o.source_keys == 0;
+}
+
+bool NeedsSettling(const SlotObservation& o, Side side, const std::string& source_id,
+                   const std::string& target_id) {
+  bool open = o.source_migrating || o.source_importing || o.target_migrating || o.target_importing;
+  if (open) return true;
+  if (side == Side::kSource) {
+    return o.target_keys > 0 || o.owner_in_target_view != source_id ||
+           o.owner_in_source_view != source_id;
+  }
+  return o.source_keys > 0 || o.owner_in_source_view != target_id ||
+         o.owner_in_target_view != target_id;
+}
+
+ConvergencePlan PlanConvergence(const std::vector<SlotObservation>& slots,
+                                const std::string& source_id, const std::string& target_id,
+                                ConvergeMode mode) {
+  ConvergencePlan plan;
+  bool all_ready = !slots.empty();
+  for (const auto& o : slots) {
+    if (!ForwardReady(o, source_id, target_id)) all_ready = false;
+  }
+  plan.to_target = mode == ConvergeMode::kAuto && all_ready;
+  for (const auto& o : slots) {
+    Side side = SettledOwner(o, source_id, target_id);
+    if (side == Side::kNeither) {
+      plan.stuck.push_back(o.slot);
+      continue;
+    }
+    if (plan.to_target) {
+      if (side == Side::kTarget) {
+        if (NeedsSettling(o, side, source_id, target_id)) plan.settle_at_target.push_back(o.slot);
+      } else {
+        plan.finish_forward.push_back(o.slot);
+      }
+      continue;
+    }
+    if (side == Side::kSource) {
+      if (NeedsSettling(o, side, source_id, target_id)) plan.settle_at_source.push_back(o.slot);
+    } else {
+      if (NeedsSettling(o, side, source_id, target_id)) plan.settle_at_target.push_back(o.slot);
+      plan.reverse.push_back(o.slot);
+    }
+  }
+  return plan;
+}
+
+}  // namespace slotguard::agent
