@@ -13,7 +13,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class ConnectionLive : public ::testing::Test {
+class ClusterConnectionLive : public ::testing::Test {
  protected:
   void StartServer(const std::vector<std::string>& config = {}) {
     std::string binary;
@@ -29,7 +29,7 @@ class ConnectionLive : public ::testing::Test {
   std::unique_ptr<testing::LiveServer> server_;
 };
 
-TEST_F(ConnectionLive, PipelineKeepsOrderAndErrorRepliesAreValues) {
+TEST_F(ClusterConnectionLive, PipelineKeepsOrderAndErrorRepliesAreValues) {
   StartServer();
   if (IsSkipped() || HasFatalFailure()) return;
   RedisConnection conn(server_->endpoint());
@@ -76,7 +76,7 @@ TEST_F(ConnectionLive, PipelineKeepsOrderAndErrorRepliesAreValues) {
   for (int i = 0; i < 5000; i += 499) EXPECT_EQ((*echoes)[i].str, std::to_string(i));
 }
 
-TEST_F(ConnectionLive, ClosedPortIsAnErrorValue) {
+TEST_F(ClusterConnectionLive, ClosedPortIsAnErrorValue) {
   const int port = testing::FreePort();
   ASSERT_GT(port, 0);
   RedisConnection conn(Endpoint{"127.0.0.1", port});
@@ -87,7 +87,7 @@ TEST_F(ConnectionLive, ClosedPortIsAnErrorValue) {
   EXPECT_FALSE(p);
 }
 
-TEST_F(ConnectionLive, ReconnectsAfterClientKill) {
+TEST_F(ClusterConnectionLive, ReconnectsAfterClientKill) {
   StartServer();
   if (IsSkipped() || HasFatalFailure()) return;
   RedisConnection conn(server_->endpoint());
@@ -111,7 +111,7 @@ TEST_F(ConnectionLive, ReconnectsAfterClientKill) {
   EXPECT_NE(again->integer, id->integer);
 }
 
-TEST_F(ConnectionLive, ReadTimeoutDiscardsAndReconnects) {
+TEST_F(ClusterConnectionLive, ReadTimeoutDiscardsAndReconnects) {
   StartServer();
   if (IsSkipped() || HasFatalFailure()) return;
   RedisConnection conn(server_->endpoint(),
@@ -127,7 +127,7 @@ TEST_F(ConnectionLive, ReadTimeoutDiscardsAndReconnects) {
   EXPECT_EQ(echo->str, "after");
 }
 
-TEST_F(ConnectionLive, AuthWithPassword) {
+TEST_F(ClusterConnectionLive, AuthWithPassword) {
   const std::string password = "s3cret-Pw-for-unit-test";
   StartServer({"requirepass " + password});
   if (IsSkipped() || HasFatalFailure()) return;
@@ -171,7 +171,7 @@ TEST_F(ConnectionLive, AuthWithPassword) {
   EXPECT_THAT(refused_user.error().message, Not(HasSubstr(password)));
 }
 
-TEST_F(ConnectionLive, PoolHandsOutOneConnectionPerEndpoint) {
+TEST_F(ClusterConnectionLive, PoolHandsOutOneConnectionPerEndpoint) {
   StartServer();
   if (IsSkipped() || HasFatalFailure()) return;
   ConnectionPool pool(ConnectOptions{});

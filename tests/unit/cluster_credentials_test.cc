@@ -49,7 +49,7 @@ class ScopedEnv {
 
 constexpr const char* kVar = "SLOTGUARD_UNIT_TEST_REDIS_PASSWORD";
 
-TEST(LoadCredentials, FromFileFirstLineOnly) {
+TEST(ClusterLoadCredentials, FromFileFirstLineOnly) {
   TempFile file("pa ss:word\nsecond line\n");
   auto c = LoadCredentials(std::nullopt, file.path(), kVar);
   ASSERT_TRUE(c) << c.error().message;
@@ -58,14 +58,14 @@ TEST(LoadCredentials, FromFileFirstLineOnly) {
   EXPECT_FALSE((*c)->user);
 }
 
-TEST(LoadCredentials, CrlfAndNoTrailingNewline) {
+TEST(ClusterLoadCredentials, CrlfAndNoTrailingNewline) {
   TempFile crlf("winpass\r\n");
   EXPECT_EQ(LoadCredentials(std::nullopt, crlf.path(), kVar)->value().password, "winpass");
   TempFile bare("bare");
   EXPECT_EQ(LoadCredentials(std::nullopt, bare.path(), kVar)->value().password, "bare");
 }
 
-TEST(LoadCredentials, UserKept) {
+TEST(ClusterLoadCredentials, UserKept) {
   TempFile file("pw\n");
   auto c = LoadCredentials(std::string("exporter"), file.path(), kVar);
   ASSERT_TRUE(c);
@@ -73,14 +73,14 @@ TEST(LoadCredentials, UserKept) {
   EXPECT_EQ((*c)->password, "pw");
 }
 
-TEST(LoadCredentials, FileWinsOverEnvironment) {
+TEST(ClusterLoadCredentials, FileWinsOverEnvironment) {
   ScopedEnv env(kVar, "from-env");
   TempFile file("from-file\n");
   EXPECT_EQ(LoadCredentials(std::nullopt, file.path(), kVar)->value().password, "from-file");
   EXPECT_EQ(LoadCredentials(std::nullopt, "", kVar)->value().password, "from-env");
 }
 
-TEST(LoadCredentials, NothingSetMeansNoAuth) {
+TEST(ClusterLoadCredentials, NothingSetMeansNoAuth) {
   ScopedEnv env(kVar, nullptr);
   auto c = LoadCredentials(std::nullopt, "", kVar);
   ASSERT_TRUE(c);
@@ -91,7 +91,7 @@ TEST(LoadCredentials, NothingSetMeansNoAuth) {
   EXPECT_FALSE(e->has_value());
 }
 
-TEST(LoadCredentials, ErrorsNameTheSourceNotTheSecret) {
+TEST(ClusterLoadCredentials, ErrorsNameTheSourceNotTheSecret) {
   auto missing = LoadCredentials(std::nullopt, "/nonexistent/slotguard/pw", kVar);
   ASSERT_FALSE(missing);
   EXPECT_THAT(missing.error().message, HasSubstr("/nonexistent/slotguard/pw"));

@@ -84,7 +84,7 @@ const Endpoint kA{"127.0.0.1", 7000};
 const Endpoint kB{"127.0.0.1", 7001};
 const Endpoint kC{"127.0.0.1", 7002};
 
-TEST(Discover, FirstAnsweringSeedWins) {
+TEST(ClusterDiscover, FirstAnsweringSeedWins) {
   FakeConnector connector;
   connector.Set(kB, Bulk(ReadData("redis70_failed_nodes_0.txt")));
   connector.Set(kC, Bulk(ReadData("redis70_healthy_nodes_0.txt")));
@@ -99,7 +99,7 @@ TEST(Discover, FirstAnsweringSeedWins) {
   EXPECT_TRUE(std::is_sorted(endpoints.begin(), endpoints.end()));
 }
 
-TEST(Discover, KnownNodesAfterSeeds) {
+TEST(ClusterDiscover, KnownNodesAfterSeeds) {
   FakeConnector connector;
   connector.Set(kC, Bulk(ReadData("redis70_healthy_nodes_1.txt")));
   auto t = Discover(connector, {kA}, {kB, kA, kC});
@@ -108,7 +108,7 @@ TEST(Discover, KnownNodesAfterSeeds) {
   EXPECT_EQ(connector.order_, (std::vector<Endpoint>{kA, kB, kC}));  // A asked once
 }
 
-TEST(Discover, FailureNamesEveryCandidate) {
+TEST(ClusterDiscover, FailureNamesEveryCandidate) {
   FakeConnector connector;
   connector.Set(kB, Err("ERR This instance has cluster support disabled"));
   connector.Set(kC, Bulk("garbage"));
@@ -121,7 +121,7 @@ TEST(Discover, FailureNamesEveryCandidate) {
   EXPECT_FALSE(Discover(connector, {}));
 }
 
-TEST(Discover, LoneNodeLearnsItsHostFromTheSeed) {
+TEST(ClusterDiscover, LoneNodeLearnsItsHostFromTheSeed) {
   FakeConnector connector;
   connector.Set(kA, Bulk("abc :7000@17000 myself,master - 0 0 0 connected\n"));
   auto t = Discover(connector, {kA});
@@ -129,7 +129,7 @@ TEST(Discover, LoneNodeLearnsItsHostFromTheSeed) {
   EXPECT_EQ(t->Endpoints(), (std::vector<Endpoint>{kA}));
 }
 
-TEST(Topology, EndpointsSkipNodesWithoutAddress) {
+TEST(ClusterTopology, EndpointsSkipNodesWithoutAddress) {
   Topology t;
   auto nodes = ParseClusterNodes(
       "a 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-16383\n"

@@ -11,7 +11,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-TEST(ParseEndpoint, Forms) {
+TEST(ClusterParseEndpoint, Forms) {
   auto v4 = ParseEndpoint("127.0.0.1:6379");
   ASSERT_TRUE(v4) << v4.error().message;
   EXPECT_EQ(*v4, (Endpoint{"127.0.0.1", 6379}));
@@ -33,7 +33,7 @@ TEST(ParseEndpoint, Forms) {
   EXPECT_EQ(*bare_v6, (Endpoint{"fe80::1", 7001}));
 }
 
-TEST(ParseEndpoint, ErrorsQuoteTheInput) {
+TEST(ClusterParseEndpoint, ErrorsQuoteTheInput) {
   for (std::string_view bad : {"", "localhost", ":6379", "host:", "host:0", "host:65536",
                                "host:12ab", "host:-1", "[::1]7000", "[::1", "[::1]:"}) {
     auto r = ParseEndpoint(bad);
@@ -42,7 +42,7 @@ TEST(ParseEndpoint, ErrorsQuoteTheInput) {
   }
 }
 
-TEST(ParseSeedAddress, UrlForms) {
+TEST(ClusterParseSeedAddress, UrlForms) {
   auto plain = ParseSeedAddress("10.0.0.1:7000");
   ASSERT_TRUE(plain);
   EXPECT_EQ(plain->endpoint, (Endpoint{"10.0.0.1", 7000}));
@@ -62,7 +62,7 @@ TEST(ParseSeedAddress, UrlForms) {
   EXPECT_FALSE(ParseSeedAddress("redis://host"));
 }
 
-TEST(ParseSeedAddress, PasswordInUrlRefusedWithoutEchoingIt) {
+TEST(ClusterParseSeedAddress, PasswordInUrlRefusedWithoutEchoingIt) {
   auto r = ParseSeedAddress("redis://admin:hunter2-secret@10.0.0.1:7000");
   ASSERT_FALSE(r);
   EXPECT_THAT(r.error().message, HasSubstr("password"));
@@ -72,7 +72,7 @@ TEST(ParseSeedAddress, PasswordInUrlRefusedWithoutEchoingIt) {
   EXPECT_THAT(empty_user.error().message, Not(HasSubstr("hunter2-secret")));
 }
 
-TEST(Endpoint, OrderedForMaps) {
+TEST(ClusterEndpoint, OrderedForMaps) {
   std::map<Endpoint, int> m;
   m[{"127.0.0.1", 7001}] = 1;
   m[{"127.0.0.1", 7000}] = 2;

@@ -33,7 +33,7 @@ const T* FindIf(const std::vector<T>& v, Pred pred) {
   return it == v.end() ? nullptr : &*it;
 }
 
-TEST(ParseInfo, RealInfoAllHasSectionsAndFields) {
+TEST(ClusterParseInfo, RealInfoAllHasSectionsAndFields) {
   const std::string text = ReadData("redis70_healthy_info_all.txt");
   ASSERT_THAT(text, HasSubstr("\r\n"));  // captured raw, as the server writes it
   Info info = MustParse(text);
@@ -62,7 +62,7 @@ TEST(ParseInfo, RealInfoAllHasSectionsAndFields) {
   }
 }
 
-TEST(ParseInfo, RealClusterInfoHasNoSection) {
+TEST(ClusterParseInfo, RealClusterInfoHasNoSection) {
   Info info = MustParse(ReadData("redis70_healthy_cluster_info.txt"));
   EXPECT_EQ(info.Get("cluster_state"), "ok");
   EXPECT_EQ(info.GetNumber("cluster_slots_assigned"), 16384);
@@ -76,13 +76,13 @@ TEST(ParseInfo, RealClusterInfoHasNoSection) {
   EXPECT_EQ(info.fields().front().key, "cluster_state");
 }
 
-TEST(ParseInfo, FailedClusterInfo) {
+TEST(ClusterParseInfo, FailedClusterInfo) {
   Info info = MustParse(ReadData("redis70_failed_cluster_info.txt"));
   EXPECT_EQ(info.Get("cluster_state"), "ok");  // a dead replica leaves the slots served
   EXPECT_EQ(info.GetNumber("cluster_known_nodes"), 6);
 }
 
-TEST(InfoNested, RealCommandStats) {
+TEST(ClusterInfoNested, RealCommandStats) {
   auto stats = CommandStats(MustParse(ReadData("redis70_healthy_info_all.txt")));
   auto find = [&](std::string_view cmd) {
     return FindIf(stats, [&](const CommandStat& s) { return s.command == cmd; });
@@ -103,7 +103,7 @@ TEST(InfoNested, RealCommandStats) {
   EXPECT_EQ(find("nosuchcommand"), nullptr);
 }
 
-TEST(InfoNested, RealErrorStats) {
+TEST(ClusterInfoNested, RealErrorStats) {
   auto errors = ErrorStats(MustParse(ReadData("redis70_healthy_info_all.txt")));
   auto count = [&](std::string_view err) -> double {
     auto* e = FindIf(errors, [&](const ErrorStat& s) { return s.error == err; });
@@ -117,7 +117,7 @@ TEST(InfoNested, RealErrorStats) {
   EXPECT_EQ(count("ASK"), -1);
 }
 
-TEST(InfoNested, RealLatencyPercentiles) {
+TEST(ClusterInfoNested, RealLatencyPercentiles) {
   auto lat = LatencyPercentiles(MustParse(ReadData("redis70_healthy_info_all.txt")));
   std::vector<std::string> get_quantiles;
   for (const auto& l : lat) {
@@ -127,7 +127,7 @@ TEST(InfoNested, RealLatencyPercentiles) {
   EXPECT_THAT(get_quantiles, ::testing::ElementsAre("p50", "p99", "p99.9"));
 }
 
-TEST(InfoNested, RealKeyspaceAndReplicas) {
+TEST(ClusterInfoNested, RealKeyspaceAndReplicas) {
   auto dbs = Keyspace(MustParse(ReadData("redis70_healthy_info_all.txt")));
   ASSERT_EQ(dbs.size(), 1u);
   EXPECT_EQ(dbs[0].db, 0);
@@ -145,7 +145,7 @@ TEST(InfoNested, RealKeyspaceAndReplicas) {
   EXPECT_TRUE(Replicas(MustParse("slave_read_only:1\nslave_priority:100\n")).empty());
 }
 
-TEST(InfoNested, SyntheticForms) {
+TEST(ClusterInfoNested, SyntheticForms) {
   Info info = MustParse(
       "# Commandstats\r\n"
       "cmdstat_GET:calls=3,usec=20,usec_per_call=6.67\r\n"  // 6.0: no rejected/failed
@@ -189,7 +189,7 @@ TEST(InfoNested, SyntheticForms) {
   EXPECT_EQ(reps[1].lag, 3);
 }
 
-TEST(ParseInfo, SplitsAtFirstColonAndLowercasesSections) {
+TEST(ClusterParseInfo, SplitsAtFirstColonAndLowercasesSections) {
   Info info = MustParse("# CPU Stuff\nurl:redis://h:1/x\nempty:\n");
   ASSERT_EQ(info.fields().size(), 2u);
   EXPECT_EQ(info.fields()[0].section, "cpu stuff");
@@ -197,14 +197,14 @@ TEST(ParseInfo, SplitsAtFirstColonAndLowercasesSections) {
   EXPECT_EQ(info.Get("empty"), "");
 }
 
-TEST(ParseInfo, HeaderOnlyIsValidAndEmpty) {
+TEST(ClusterParseInfo, HeaderOnlyIsValidAndEmpty) {
   // INFO keyspace on an empty server.
   auto info = ParseInfo("# Keyspace\r\n");
   ASSERT_TRUE(info) << info.error().message;
   EXPECT_TRUE(info->fields().empty());
 }
 
-TEST(ParseInfo, NumbersAreStrict) {
+TEST(ClusterParseInfo, NumbersAreStrict) {
   Info info = MustParse("a:12\nb:-1.5\nc:12abc\nd:inf\ne:nan\nf:\ng:1e3\n");
   EXPECT_EQ(info.GetNumber("a"), 12);
   EXPECT_EQ(info.GetNumber("b"), -1.5);
@@ -215,7 +215,7 @@ TEST(ParseInfo, NumbersAreStrict) {
   EXPECT_EQ(info.GetNumber("g"), 1000);
 }
 
-TEST(ParseInfo, ErrorsNameTheLine) {
+TEST(ClusterParseInfo, ErrorsNameTheLine) {
   for (std::string_view empty : {"", "\r\n", "\n\n\n", "   \r\n"}) {
     auto r = ParseInfo(empty);
     ASSERT_FALSE(r) << "accepted " << ::testing::PrintToString(std::string(empty));
@@ -241,7 +241,7 @@ TEST(ParseInfo, ErrorsNameTheLine) {
   EXPECT_THAT(long_line.error().message, HasSubstr("64 KiB"));
 }
 
-TEST(ParseInfo, TruncatedAtEveryByteNeverCrashes) {
+TEST(ClusterParseInfo, TruncatedAtEveryByteNeverCrashes) {
   const std::string text = ReadData("redis70_healthy_info_all.txt");
   ASSERT_FALSE(text.empty());
   const Info full = MustParse(text);
@@ -263,7 +263,7 @@ TEST(ParseInfo, TruncatedAtEveryByteNeverCrashes) {
   EXPECT_FALSE(ParseInfo(std::string_view(text).substr(0, at)));
 }
 
-TEST(ParseInfo, RandomGarbageNeverCrashes) {
+TEST(ClusterParseInfo, RandomGarbageNeverCrashes) {
   std::mt19937 rng(12345);
   int accepted = 0;
   for (int i = 0; i < 2000; ++i) {
@@ -281,7 +281,7 @@ TEST(ParseInfo, RandomGarbageNeverCrashes) {
   EXPECT_FALSE(ParseInfo("lorem ipsum dolor sit amet\r\nconsectetur"));
 }
 
-TEST(ParseInfo, HugeInputs) {
+TEST(ClusterParseInfo, HugeInputs) {
   std::string many;
   many.reserve(11 << 20);
   int lines = 0;
@@ -302,7 +302,7 @@ TEST(ParseInfo, HugeInputs) {
   EXPECT_FALSE(ParseInfo(binary));
 }
 
-TEST(ParseNestedValue, PairsAndErrors) {
+TEST(ClusterParseNestedValue, PairsAndErrors) {
   auto pairs = ParseNestedValue("calls=3,usec=20,usec_per_call=6.67");
   ASSERT_TRUE(pairs);
   ASSERT_EQ(pairs->size(), 3u);

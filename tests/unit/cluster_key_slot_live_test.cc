@@ -27,7 +27,7 @@ std::string RandomKey(std::mt19937& rng) {
   }
 }
 
-TEST(KeySlotLive, MatchesClusterKeyslotForRandomKeys) {
+TEST(ClusterKeySlotLive, MatchesClusterKeyslotForRandomKeys) {
   std::string binary;
   SLOTGUARD_REQUIRE_REDIS_SERVER(binary);
   auto server = testing::LiveServer::Start(binary, /*cluster_enabled=*/true);

@@ -7,13 +7,13 @@
 namespace slotguard::cluster {
 namespace {
 
-TEST(Crc16, XmodemCheckValue) {
+TEST(ClusterCrc16, XmodemCheckValue) {
   EXPECT_EQ(Crc16("123456789"), 0x31C3);  // the CRC-16/XMODEM check value
   EXPECT_EQ(Crc16(""), 0);
 }
 
 // Expected values from CLUSTER KEYSLOT on redis-server 7.0.15.
-TEST(KeySlot, KnownValues) {
+TEST(ClusterKeySlot, KnownValues) {
   EXPECT_EQ(KeySlot("foo"), 12182);
   EXPECT_EQ(KeySlot("bar"), 5061);
   EXPECT_EQ(KeySlot("hello"), 866);
@@ -21,7 +21,7 @@ TEST(KeySlot, KnownValues) {
   EXPECT_EQ(KeySlot(""), 0);
 }
 
-TEST(KeySlot, HashTags) {
+TEST(ClusterKeySlot, HashTags) {
   EXPECT_EQ(KeySlot("{user1000}.following"), 3443);
   EXPECT_EQ(KeySlot("{user1000}.following"), KeySlot("{user1000}.followers"));
   EXPECT_EQ(KeySlot("a{b}c"), KeySlot("b"));
@@ -38,7 +38,7 @@ TEST(KeySlot, HashTags) {
   EXPECT_EQ(KeySlot("bar}"), 6624);
 }
 
-TEST(KeySlot, BinaryKeysAndRange) {
+TEST(ClusterKeySlot, BinaryKeysAndRange) {
   const std::string binary("\0\xff{\x01}\x80", 6);
   EXPECT_EQ(KeySlot(binary), KeySlot(std::string("\x01", 1)));
   for (int i = 0; i < 1000; ++i) {

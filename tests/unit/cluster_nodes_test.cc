@@ -47,7 +47,7 @@ const NodeEntry* ById(const std::vector<NodeEntry>& nodes, const std::string& id
   return nullptr;
 }
 
-TEST(ParseClusterNodes, RealHealthyViews) {
+TEST(ClusterParseClusterNodes, RealHealthyViews) {
   std::set<std::string> myself_ids;
   for (int i = 0; i < 6; ++i) {
     SCOPED_TRACE("view " + std::to_string(i));
@@ -91,7 +91,7 @@ TEST(ParseClusterNodes, RealHealthyViews) {
   EXPECT_EQ(myself_ids.size(), 6u);
 }
 
-TEST(ParseClusterNodes, RealOpenSlotBothDirections) {
+TEST(ClusterParseClusterNodes, RealOpenSlotBothDirections) {
   auto env = ReadEnv("redis70_open_slot.env");
   const int slot = std::stoi(env.at("slot"));
   const std::string source = env.at("migrating_node");
@@ -125,7 +125,7 @@ TEST(ParseClusterNodes, RealOpenSlotBothDirections) {
   EXPECT_EQ(seen, 2);
 }
 
-TEST(ParseClusterNodes, RealFailedReplica) {
+TEST(ClusterParseClusterNodes, RealFailedReplica) {
   const std::string dead = ReadEnv("redis70_failed.env").at("failed_node");
   for (int i = 0; i < 5; ++i) {
     auto nodes = MustParse(ReadData("redis70_failed_nodes_" + std::to_string(i) + ".txt"));
@@ -140,7 +140,7 @@ TEST(ParseClusterNodes, RealFailedReplica) {
   }
 }
 
-TEST(ParseClusterNodes, RealHostname) {
+TEST(ClusterParseClusterNodes, RealHostname) {
   auto self = MustParse(ReadData("redis70_hostname_nodes_self.txt"));
   const NodeEntry* me = FindMyself(self);
   ASSERT_NE(me, nullptr);
@@ -161,7 +161,7 @@ TEST(ParseClusterNodes, RealHostname) {
   }
 }
 
-TEST(ParseClusterNodes, AddressForms) {
+TEST(ClusterParseClusterNodes, AddressForms) {
   auto nodes = MustParse(
       "a [::1]:7000@17000 myself,master - 0 0 1 connected 0-10\r\n"
       "b ::1:7001@17001 slave a 0 0 1 connected\r\n"
@@ -194,7 +194,7 @@ TEST(ParseClusterNodes, AddressForms) {
   EXPECT_FALSE(nodes[6].flags.master || nodes[6].flags.replica);
 }
 
-TEST(ParseClusterNodes, SlotForms) {
+TEST(ClusterParseClusterNodes, SlotForms) {
   auto nodes = MustParse(
       "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0 2-5 16383 [7->-b] [8-<-c] "
       "[16383->-b]\n");
@@ -208,7 +208,7 @@ TEST(ParseClusterNodes, SlotForms) {
                                      OpenSlot{16383, OpenDirection::kMigrating, "b"}));
 }
 
-TEST(ParseClusterNodes, ErrorsNameLineAndField) {
+TEST(ClusterParseClusterNodes, ErrorsNameLineAndField) {
   struct Case {
     std::string text;
     std::vector<std::string> expect;
@@ -246,7 +246,7 @@ TEST(ParseClusterNodes, ErrorsNameLineAndField) {
   }
 }
 
-TEST(ParseClusterNodes, CrlfAndTrailingLinesTolerated) {
+TEST(ClusterParseClusterNodes, CrlfAndTrailingLinesTolerated) {
   auto lf = MustParse(ReadData("redis70_healthy_nodes_0.txt"));
   std::string crlf;
   for (char c : ReadData("redis70_healthy_nodes_0.txt")) {
@@ -266,7 +266,7 @@ TEST(ParseClusterNodes, CrlfAndTrailingLinesTolerated) {
   EXPECT_EQ(MustParse(text).size(), lf.size());
 }
 
-TEST(ParseClusterNodes, TruncatedAtEveryByteNeverCrashes) {
+TEST(ClusterParseClusterNodes, TruncatedAtEveryByteNeverCrashes) {
   for (const std::string name : {"redis70_healthy_nodes_0.txt", "redis70_open_slot_nodes_0.txt",
                                  "redis70_hostname_nodes_self.txt"}) {
     const std::string text = ReadData(name);
@@ -283,7 +283,7 @@ TEST(ParseClusterNodes, TruncatedAtEveryByteNeverCrashes) {
   }
 }
 
-TEST(ParseClusterNodes, RandomGarbageNeverCrashes) {
+TEST(ClusterParseClusterNodes, RandomGarbageNeverCrashes) {
   std::mt19937 rng(777);
   const std::string alphabet = "0123456789abcdef:@,[]<->-  \n?.";
   for (int i = 0; i < 3000; ++i) {
@@ -305,7 +305,7 @@ TEST(ParseClusterNodes, RandomGarbageNeverCrashes) {
   }
 }
 
-TEST(ParseClusterNodes, HugeInputs) {
+TEST(ClusterParseClusterNodes, HugeInputs) {
   // 10 MB of well-formed lines: parsed, every line.
   std::string many;
   int lines = 0;
@@ -334,7 +334,7 @@ TEST(ParseClusterNodes, HugeInputs) {
   EXPECT_FALSE(ParseClusterNodes(std::string(10u << 20, '\xff')));
 }
 
-TEST(FindMyself, NoneWhenAbsent) {
+TEST(ClusterFindMyself, NoneWhenAbsent) {
   auto nodes = MustParse("a 127.0.0.1:7000@17000 master - 0 0 1 connected\n");
   EXPECT_EQ(FindMyself(nodes), nullptr);
   EXPECT_EQ(FindMyself({}), nullptr);

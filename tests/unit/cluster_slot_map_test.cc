@@ -61,7 +61,7 @@ NodeEntry* Mutable(NodesView& view, const std::string& id) {
 // The master that owns `slot` in this view.
 std::string OwnerIn(const NodesView& view, int slot) { return SlotMap(view.nodes).Owner(slot); }
 
-TEST(JudgeCluster, RealHealthyCluster) {
+TEST(ClusterJudgeCluster, RealHealthyCluster) {
   auto views = Views("redis70_healthy_nodes_", 6);
   ClusterJudgement j = JudgeCluster(views);
   EXPECT_EQ(j.views, 6);
@@ -81,7 +81,7 @@ TEST(JudgeCluster, RealHealthyCluster) {
   for (const auto& v : views) EXPECT_EQ(SlotMap(v.nodes).Assigned(), kSlotCount);
 }
 
-TEST(JudgeCluster, RealOpenSlotListsBothSides) {
+TEST(ClusterJudgeCluster, RealOpenSlotListsBothSides) {
   auto env = ReadEnv("redis70_open_slot.env");
   const int slot = std::stoi(env.at("slot"));
   const std::string source = env.at("migrating_node");
@@ -118,7 +118,7 @@ TEST(JudgeCluster, RealOpenSlotListsBothSides) {
   EXPECT_NE(migrating->node, importing->node);
 }
 
-TEST(JudgeCluster, RealFailedReplica) {
+TEST(ClusterJudgeCluster, RealFailedReplica) {
   const std::string dead = ReadEnv("redis70_failed.env").at("failed_node");
   ClusterJudgement j = JudgeCluster(Views("redis70_failed_nodes_", 5));
   EXPECT_EQ(j.views, 5);
@@ -127,7 +127,7 @@ TEST(JudgeCluster, RealFailedReplica) {
   EXPECT_TRUE(j.consistent);
 }
 
-TEST(JudgeCluster, TwoViewsDisagreeOnOneSlot) {
+TEST(ClusterJudgeCluster, TwoViewsDisagreeOnOneSlot) {
   auto views = Views("redis70_healthy_nodes_", 6);
   const std::string owner0 = OwnerIn(views[0], 0);
   const std::string owner_last = OwnerIn(views[0], 16383);
@@ -149,7 +149,7 @@ TEST(JudgeCluster, TwoViewsDisagreeOnOneSlot) {
   EXPECT_FALSE(j.consistent);
 }
 
-TEST(JudgeCluster, UnassignedInOneViewIsDisputedInAllIsUncovered) {
+TEST(ClusterJudgeCluster, UnassignedInOneViewIsDisputedInAllIsUncovered) {
   auto views = Views("redis70_healthy_nodes_", 6);
   const std::string owner = OwnerIn(views[0], 16383);
   // Every view loses slot 16383: uncovered. View 1 also loses 16382: disputed.
@@ -169,7 +169,7 @@ TEST(JudgeCluster, UnassignedInOneViewIsDisputedInAllIsUncovered) {
   EXPECT_FALSE(j.consistent);
 }
 
-TEST(JudgeCluster, EpochCollisionAmongMasters) {
+TEST(ClusterJudgeCluster, EpochCollisionAmongMasters) {
   auto views = Views("redis70_healthy_nodes_", 6);
   std::vector<std::string> masters;
   for (const auto& n : views[0].nodes) {
@@ -197,7 +197,7 @@ TEST(JudgeCluster, EpochCollisionAmongMasters) {
   EXPECT_TRUE(j.consistent);  // epochs are not part of the signature
 }
 
-TEST(JudgeCluster, EpochFromTheMastersOwnLine) {
+TEST(ClusterJudgeCluster, EpochFromTheMastersOwnLine) {
   // Another view still holds a stale epoch for b; b's own line is what counts.
   const std::string view_a =
       "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-8191\n"
@@ -213,7 +213,7 @@ TEST(JudgeCluster, EpochFromTheMastersOwnLine) {
   EXPECT_THAT(only_a.colliding_epochs.at(1), ElementsAre("a", "b"));
 }
 
-TEST(JudgeCluster, FailingFlagsFromAnyView) {
+TEST(ClusterJudgeCluster, FailingFlagsFromAnyView) {
   const std::string view_a =
       "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n"
       "b 127.0.0.1:7001@17001 master,fail? - 0 0 2 connected\n"
@@ -230,7 +230,7 @@ TEST(JudgeCluster, FailingFlagsFromAnyView) {
   EXPECT_TRUE(j.consistent);
 }
 
-TEST(JudgeCluster, NoViews) {
+TEST(ClusterJudgeCluster, NoViews) {
   ClusterJudgement j = JudgeCluster({});
   EXPECT_EQ(j.views, 0);
   EXPECT_EQ(j.covered, 0);
@@ -239,7 +239,7 @@ TEST(JudgeCluster, NoViews) {
   EXPECT_FALSE(j.consistent);  // nothing answered: nothing is known to agree
 }
 
-TEST(JudgeCluster, OpenSlotsSortedBySlotThenNode) {
+TEST(ClusterJudgeCluster, OpenSlotsSortedBySlotThenNode) {
   const std::string view_a =
       "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-8191 [9000-<-b] [5->-b]\n"
       "b 127.0.0.1:7001@17001 master - 0 0 2 connected 8192-16383\n";
@@ -261,7 +261,7 @@ TEST(JudgeCluster, OpenSlotsSortedBySlotThenNode) {
   EXPECT_TRUE(j.consistent);
 }
 
-TEST(ConfigSignature, MatchesRedisCli) {
+TEST(ClusterConfigSignature, MatchesRedisCli) {
   auto nodes = ParseClusterNodes(
       "bbb 127.0.0.1:7001@17001 master - 0 0 2 connected 5 10-20 100\n"
       "aaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-4 [7->-bbb]\n"
@@ -274,14 +274,14 @@ TEST(ConfigSignature, MatchesRedisCli) {
   EXPECT_EQ(ConfigSignature({}), "");
 }
 
-TEST(ConfigSignature, RealViewsAgree) {
+TEST(ClusterConfigSignature, RealViewsAgree) {
   auto views = Views("redis70_healthy_nodes_", 6);
   const std::string sig = ConfigSignature(views[0].nodes);
   EXPECT_EQ(std::count(sig.begin(), sig.end(), '|'), 2);
   for (const auto& v : views) EXPECT_EQ(ConfigSignature(v.nodes), sig);
 }
 
-TEST(SlotMap, OwnersAndAssigned) {
+TEST(ClusterSlotMap, OwnersAndAssigned) {
   auto nodes = ParseClusterNodes(
       "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-9 [10->-b]\n"
       "b 127.0.0.1:7001@17001 master - 0 0 2 connected 16383\n");
