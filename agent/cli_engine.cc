@@ -1,6 +1,693 @@
+// check, reshard and plan: the engine in the foreground.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/check.h"
 #include "agent/cli.h"
+#include "agent/cluster_snapshot.h"
+#include "agent/engine.h"
+#include "agent/journal.h"
+#include "agent/plan.h"
+#include "agent/slot_load.h"
+#include "cluster/connection_pool.h"
+#include "cluster/credentials.h"
+#include "cluster/endpoint.h"
 
 namespace slotguard::agent {
-// Placeholder until the engine commands land.
-void RegisterEngineCommands(CLI::App& /*app*/, int& /*exit_code*/) {}
+namespace {
+
+struct CommonArgs {
+  std::string seed;
+  std::optional<std::string> user;
+  std::string password_file;
+};
+
+struct ReshardArgs {
+  CommonArgs common;
+  std::string from;
+  std::string to;
+  int slots = 0;
+  std::string ranges;
+  int batch_slots = 200;
+  int pipeline = 100;
+  int timeout_ms = 2000;
+  int getkeys_count = 1000;
+  int group_slots = 100;
+  bool replace = false;
+  bool yes = false;
+  bool dry_run = false;
+  std::string journal = "./slotguard-journal";
+  int coverage_grace_s = 60;
+  int migrate_failures = 5;
+  int convergence_timeout_s = 30;
+  int rollback_timeout_s = 300;
+};
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitRolledBack = 2;
+
+void Err(const std::string& text) { std::fprintf(stderr, "error: %s\n", text.c_str()); }
+
+void SetupLogging() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  auto logger = spdlog::stderr_color_mt("slotguard-agent");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+}
+
+struct Connected {
+  cluster::Endpoint seed;
+  std::optional<cluster::Credentials> credentials;
+  std::unique_ptr<cluster::ConnectionPool> pool;
+};
+
+cluster::Result<Connected> Connect(const CommonArgs& a, std::chrono::milliseconds io_timeout) {
+  auto seed = cluster::ParseSeedAddress(a.seed);
+  if (!seed) return tl::unexpected(seed.error());
+  std::optional<std::string> user = a.user ? a.user : seed->user;
+  auto creds = cluster::LoadCredentials(user, a.password_file);
+  if (!creds) return tl::unexpected(creds.error());
+  Connected c;
+  c.seed = seed->endpoint;
+  c.credentials = *creds;
+  cluster::ConnectOptions co;
+  co.connect_timeout = std::chrono::milliseconds(2000);
+  co.io_timeout = io_timeout;
+  co.credentials = *creds;
+  c.pool = std::make_unique<cluster::ConnectionPool>(co);
+  return c;
+}
+
+void AddCommonOptions(CLI::App* sub, CommonArgs& a) {
+  sub->add_option("address", a.seed,
+                  "Any node of the cluster: HOST:PORT or redis://[user@]HOST:PORT")
+      ->required();
+  sub->add_option("--user", a.user, "ACL user (default: the default user)");
+  sub->add_option("--password-file", a.password_file,
+                  "File whose first line is the password (else $REDIS_PASSWORD)");
+}
+
+// "0-99,200,300-310" -> slots. Errors name the piece that is wrong.
+cluster::Result<std::vector<int>> ParseRanges(const std::string& text) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string piece =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (piece.empty()) return cluster::MakeError("--ranges: empty range in \"" + text + "\"");
+    size_t dash = piece.find('-');
+    long first = 0;
+    long last = 0;
+    try {
+      size_t used = 0;
+      first = std::stol(piece.substr(0, dash), &used);
+      if (used != piece.substr(0, dash).size()) throw std::invalid_argument("x");
+      last = first;
+      if (dash != std::string::npos) {
+        last = std::stol(piece.substr(dash + 1), &used);
+        if (used != piece.substr(dash + 1).size()) throw std::invalid_argument("x");
+      }
+    } catch (...) {
+      return cluster::MakeError("--ranges: \"" + piece + "\" is not a slot or a range like 0-99");
+    }
+    for (long v : {first, last}) {
+      if (v < 0 || v >= cluster::kSlotCount) {
+        return cluster::MakeError("--ranges: slot " + std::to_string(v) +
+                                  " is out of range (0-16383)");
+      }
+    }
+    if (last < first)
+      return cluster::MakeError("--ranges: \"" + piece + "\" ends before it starts");
+    for (long s = first; s <= last; ++s) out.push_back(static_cast<int>(s));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::string HumanBytes(int64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string RangesOf(const std::vector<int>& slots) {
+  std::string out;
+  for (size_t i = 0; i < slots.size();) {
+    size_t j = i;
+    while (j + 1 < slots.size() && slots[j + 1] == slots[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(slots[i]);
+    if (j > i) out += "-" + std::to_string(slots[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+// ---- check ----
+
+int RunCheck(const CommonArgs& a) {
+  SetupLogging();
+  auto c = Connect(a, std::chrono::milliseconds(3000));
+  if (!c) {
+    Err(c.error().message);
+    return kExitError;
+  }
+  auto s = TakeSnapshot(*c->pool, {c->seed});
+  if (!s) {
+    Err(s.error().message);
+    return kExitError;
+  }
+  HealthReport report = JudgeHealth(*s);
+  for (const auto& line : report.lines) std::printf("%s\n", line.ToString().c_str());
+  std::fflush(stdout);
+  return report.healthy ? kExitOk : kExitError;
+}
+
+// ---- plan / reshard ----
+
+cluster::Result<void> ValidateArgs(const ReshardArgs& a, const Limits& limits) {
+  if (a.slots == 0 && a.ranges.empty())
+    return cluster::MakeError("give --slots N or --ranges A-B,...");
+  if (a.slots != 0 && !a.ranges.empty())
+    return cluster::MakeError("give --slots or --ranges, not both");
+  if (a.ranges.empty() && (a.slots < 1 || a.slots > cluster::kSlotCount)) {
+    return cluster::MakeError("--slots must be 1-16384, got " + std::to_string(a.slots));
+  }
+  if (a.batch_slots < 1 || a.batch_slots > limits.max_batch_slots) {
+    return cluster::MakeError("--batch-slots must be 1-" + std::to_string(limits.max_batch_slots) +
+                              " (the runbook's limit per batch), got " +
+                              std::to_string(a.batch_slots));
+  }
+  if (a.pipeline < 1) return cluster::MakeError("--pipeline must be at least 1");
+  if (a.timeout_ms < 1) return cluster::MakeError("--timeout must be at least 1 ms");
+  if (a.getkeys_count < 1) return cluster::MakeError("--getkeys-count must be at least 1");
+  if (a.group_slots < 1 || a.group_slots > 500)
+    return cluster::MakeError("--group-slots must be 1-500");
+  if (a.migrate_failures < 0) return cluster::MakeError("--guard-migrate-failures must be >= 0");
+  if (a.coverage_grace_s < 0) return cluster::MakeError("--guard-coverage-grace must be >= 0");
+  if (a.convergence_timeout_s < 1)
+    return cluster::MakeError("--guard-convergence-timeout must be >= 1");
+  return {};
+}
+
+struct Planned {
+  ReshardPlan reshard;
+  ResolvedPlan resolved;
+  std::string from_name;
+  std::string to_name;
+};
+
+cluster::Result<Planned> MakePlan(const ReshardArgs& a, cluster::Connector& connector,
+                                  const ClusterSnapshot& s, const Limits& limits,
+                                  const std::string& id_prefix) {
+  const auto* from = s.FindNode(a.from);
+  if (from == nullptr) {
+    return cluster::MakeError("--from " + a.from +
+                              ": not a node of this cluster (give a node id or host:port as "
+                              "CLUSTER NODES shows it)");
+  }
+  const auto* to = s.FindNode(a.to);
+  if (to == nullptr) {
+    return cluster::MakeError("--to " + a.to +
+                              ": not a node of this cluster (give a node id or host:port as "
+                              "CLUSTER NODES shows it)");
+  }
+  if (!to->flags.master) {
+    return cluster::MakeError("--to " + a.to + ": " + to->endpoint.ToString() +
+                              " is a replica, not a master: slots can only move to a master");
+  }
+  if (!from->flags.master) {
+    return cluster::MakeError("--from " + a.from + ": " + from->endpoint.ToString() +
+                              " is a replica, not a master");
+  }
+  std::vector<int> candidates;
+  int want = a.slots;
+  if (!a.ranges.empty()) {
+    auto r = ParseRanges(a.ranges);
+    if (!r) return tl::unexpected(r.error());
+    candidates = *r;
+    want = static_cast<int>(candidates.size());
+  } else {
+    for (int slot = 0; slot < cluster::kSlotCount; ++slot) {
+      if (s.judgement.owner[slot] == from->id) candidates.push_back(slot);
+    }
+    if (static_cast<int>(candidates.size()) < want) {
+      return cluster::MakeError("--slots " + std::to_string(want) + ": source " +
+                                from->endpoint.ToString() + " owns only " +
+                                std::to_string(candidates.size()) + " slots");
+    }
+    candidates.resize(want);
+  }
+  // Check ownership before measuring: a bad slot is an input error.
+  Batch probe{"input", from->id, to->id, candidates, std::nullopt};
+  Limits unbounded = limits;
+  unbounded.max_batch_slots = cluster::kSlotCount;
+  if (auto r = ResolveBatch(probe, s, unbounded); !r) {
+    std::string msg = r.error().message;
+    const std::string pre = "batch input: ";
+    if (msg.rfind(pre, 0) == 0) msg = msg.substr(pre.size());
+    return cluster::MakeError(msg);
+  }
+  auto& src = connector.Get(from->endpoint);
+  auto loads = MeasureSlotLoads(src, candidates);
+  if (!loads) return tl::unexpected(loads.error());
+  auto used = UsedMemory(src);
+  if (!used) return tl::unexpected(used.error());
+
+  ReshardRequest req;
+  req.from = from->id;
+  req.to = to->id;
+  req.slots = want;
+  req.batch_slots = a.batch_slots;
+  req.id_prefix = id_prefix;
+  auto plan = PlanReshard(req, candidates, *loads, *used, limits);
+  if (!plan) return tl::unexpected(plan.error());
+  auto resolved = ValidatePlan(plan->plan, s, limits);
+  if (!resolved) return tl::unexpected(resolved.error());
+  Planned out{std::move(*plan), std::move(*resolved),
+              from->endpoint.ToString() + " (" + from->id + ")",
+              to->endpoint.ToString() + " (" + to->id + ")"};
+  return out;
+}
+
+void PrintPlan(const Planned& p, const Limits& limits) {
+  const auto& plan = p.reshard.plan;
+  int64_t keys = 0;
+  int64_t bytes = 0;
+  for (const auto& e : p.reshard.estimates) {
+    keys += e.keys;
+    bytes += e.bytes;
+  }
+  std::printf("Plan: move %d slots from %s to %s in %zu batch(es)\n", plan.TotalSlots(),
+              p.from_name.c_str(), p.to_name.c_str(), plan.batches.size());
+  std::printf("%-14s %6s  %-24s %10s %12s\n", "batch", "slots", "ranges", "keys", "est. bytes");
+  for (size_t i = 0; i < plan.batches.size(); ++i) {
+    const auto& b = plan.batches[i];
+    const auto& e = p.reshard.estimates[i];
+    std::string ranges = RangesOf(b.slots);
+    if (ranges.size() > 24) ranges = ranges.substr(0, 21) + "...";
+    std::printf("%-14s %6zu  %-24s %10lld %12s%s\n", b.id.c_str(), b.slots.size(), ranges.c_str(),
+                static_cast<long long>(e.keys), HumanBytes(e.bytes).c_str(),
+                e.hot ? "  hot slot, alone" : "");
+  }
+  if (!p.reshard.hot_slots.empty()) {
+    std::printf("Hot slots split out (over %.0f%% of the source's memory, one batch each): %s\n",
+                limits.hot_slot_fraction * 100, RangesOf(p.reshard.hot_slots).c_str());
+  } else {
+    std::printf("Hot slots split out: none\n");
+  }
+  std::printf("Total: %d slots, %lld keys, %s estimated\n", plan.TotalSlots(),
+              static_cast<long long>(keys), HumanBytes(bytes).c_str());
+  if (p.resolved.needs_approval) {
+    std::printf("Approval: needed (over %d slots): reshard needs --yes\n",
+                limits.approval_threshold_slots);
+  }
+  std::fflush(stdout);
+}
+
+// Progress: a bar on a terminal, a line per batch otherwise.
+class ProgressObserver final : public EngineObserver {
+ public:
+  ProgressObserver(int total_slots, bool tty) : total_(total_slots), tty_(tty) {}
+  void SetTotal(int total) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    total_ = total;
+  }
+  void OnState(const std::string& batch_id, BatchState state) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch_ = batch_id;
+    state_ = ToString(state);
+    Draw();
+  }
+  void OnKeysMigrated(int64_t keys) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    keys_ += keys;
+  }
+  void OnProgress(const std::string& /*batch_id*/, int slots_done, int /*slots_total*/) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_batch_ = slots_done;
+    Draw();
+  }
+  void BatchEnded(int slots_in_batch, bool moved) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (moved) done_ += slots_in_batch;
+    in_batch_ = 0;
+    Draw();
+  }
+  void Line(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (tty_ && drawn_) std::printf("\r\033[K");
+    std::printf("%s\n", text.c_str());
+    drawn_ = false;
+    Draw();
+    std::fflush(stdout);
+  }
+  void Finish() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (tty_ && drawn_) std::printf("\n");
+    drawn_ = false;
+    std::fflush(stdout);
+  }
+  int64_t keys() const { return keys_; }
+
+ private:
+  void Draw() {
+    if (!tty_) return;
+    int now = done_ + in_batch_;
+    int width = 30;
+    int fill = total_ > 0 ? now * width / total_ : 0;
+    std::string bar(fill, '#');
+    bar += std::string(width - fill, '.');
+    std::printf("\r\033[K[%s] %d/%d slots, %lld keys  %s %s", bar.c_str(), now, total_,
+                static_cast<long long>(keys_), batch_.c_str(), state_.c_str());
+    std::fflush(stdout);
+    drawn_ = true;
+  }
+  std::mutex mutex_;
+  int total_;
+  bool tty_;
+  int done_ = 0;
+  int in_batch_ = 0;
+  int64_t keys_ = 0;
+  std::string batch_;
+  std::string state_;
+  bool drawn_ = false;
+};
+
+EngineOptions MakeEngineOptions(const ReshardArgs& a, const Connected& c) {
+  EngineOptions o;
+  o.seeds = {c.seed};
+  o.credentials = c.credentials;
+  o.getkeys_count = a.getkeys_count;
+  o.pipeline = a.pipeline;
+  o.migrate_timeout = std::chrono::milliseconds(a.timeout_ms);
+  o.group_slots = a.group_slots;
+  o.replace = a.replace;
+  o.journal_dir = a.journal;
+  o.guards.coverage_grace = std::chrono::seconds(a.coverage_grace_s);
+  o.guards.migrate_failures = a.migrate_failures;
+  o.guards.convergence_timeout = std::chrono::seconds(a.convergence_timeout_s);
+  o.rollback_timeout = std::chrono::seconds(a.rollback_timeout_s);
+  return o;
+}
+
+nlohmann::json RequestJson(const ReshardArgs& a, const std::string& from_id,
+                           const std::string& to_id) {
+  return {{"from", from_id},
+          {"to", to_id},
+          {"slots", a.slots},
+          {"ranges", a.ranges},
+          {"batch_slots", a.batch_slots}};
+}
+
+std::string RunId() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "r%Y%m%dT%H%M%S", &tm);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  return std::string(buf) + std::to_string(ms);
+}
+
+int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
+  SetupLogging();
+  Limits limits;
+  if (auto v = ValidateArgs(a, limits); !v) {
+    Err(v.error().message);
+    return kExitError;
+  }
+  if (!a.ranges.empty()) {
+    if (auto r = ParseRanges(a.ranges); !r) {
+      Err(r.error().message);
+      return kExitError;
+    }
+  }
+  // The engine's connection must outwait MIGRATE's own timeout.
+  auto c = Connect(a.common, std::chrono::milliseconds(a.timeout_ms + 3000));
+  if (!c) {
+    Err(c.error().message);
+    return kExitError;
+  }
+  auto snapshot = TakeSnapshot(*c->pool, {c->seed});
+  if (!snapshot) {
+    Err(snapshot.error().message);
+    return kExitError;
+  }
+
+  if (!execute || a.dry_run) {
+    auto records = Journal::Read(a.journal);
+    if (records) {
+      auto state = ReplayJournal(*records);
+      if (!state.OpenBatches().empty()) {
+        std::fprintf(stderr,
+                     "warning: journal %s has %zu unfinished batch(es); reshard with that "
+                     "--journal recovers them first\n",
+                     a.journal.c_str(), state.OpenBatches().size());
+      }
+    }
+    auto planned = MakePlan(a, *c->pool, *snapshot, limits, "b");
+    if (!planned) {
+      Err(planned.error().message);
+      return kExitError;
+    }
+    PrintPlan(*planned, limits);
+    if (a.dry_run) std::printf("Dry run: nothing changed.\n");
+    return kExitOk;
+  }
+
+  RealClock clock;
+  ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
+  Engine engine(*c->pool, clock, MakeEngineOptions(a, *c), progress);
+
+  // 1. Whatever an earlier run left open is converged first.
+  auto before = Journal::Read(a.journal);
+  if (!before) {
+    Err(before.error().message);
+    return kExitError;
+  }
+  if (!ReplayJournal(*before).OpenBatches().empty()) {
+    std::printf("Recovering unfinished batches from journal %s ...\n", a.journal.c_str());
+    auto rec = engine.Recover();
+    if (!rec) {
+      Err(rec.error().message);
+      return kExitError;
+    }
+    for (const auto& m : rec->messages) std::printf("recovery: %s\n", m.c_str());
+    std::fflush(stdout);
+    snapshot = TakeSnapshot(*c->pool, {c->seed});
+    if (!snapshot) {
+      Err(snapshot.error().message);
+      return kExitError;
+    }
+  }
+
+  // 2. Resume an interrupted run with the same arguments, else plan a new one.
+  const auto* from = snapshot->FindNode(a.from);
+  const auto* to = snapshot->FindNode(a.to);
+  auto records = Journal::Read(a.journal);
+  if (!records) {
+    Err(records.error().message);
+    return kExitError;
+  }
+  JournalState jstate = ReplayJournal(*records);
+  std::vector<Batch> todo;
+  std::string run_id;
+  int total_slots = 0;
+  if (const auto* run = jstate.LastOpenRun()) {
+    bool same = from && to && run->request == RequestJson(a, from->id, to->id);
+    if (same) {
+      run_id = run->id;
+      for (const auto& [id, slots] : run->batches) {
+        const auto* b = jstate.FindBatch(id);
+        if (b && b->end && *b->end == BatchState::kDone) continue;
+        todo.push_back(Batch{id, run->from, run->to, slots, std::nullopt});
+        total_slots += static_cast<int>(slots.size());
+      }
+      std::printf("Resuming run %s: %zu batch(es), %d slots left\n", run_id.c_str(), todo.size(),
+                  total_slots);
+    } else {
+      std::printf(
+          "Abandoning unfinished run %s from the journal (different arguments; its "
+          "batches are converged)\n",
+          run->id.c_str());
+      (void)engine.JournalAppend({{"type", "run_end"}, {"run", run->id}, {"state", "abandoned"}});
+    }
+  }
+  if (run_id.empty()) {
+    run_id = RunId();
+    auto planned = MakePlan(a, *c->pool, *snapshot, limits, run_id + "-b");
+    if (!planned) {
+      Err(planned.error().message);
+      return kExitError;
+    }
+    if (planned->resolved.needs_approval && !a.yes) {
+      Err("the plan moves " + std::to_string(planned->resolved.total_slots) +
+          " slots, over the runbook's " + std::to_string(limits.approval_threshold_slots) +
+          "-slot limit without approval: review it with `slotguard-agent plan` and rerun with "
+          "--yes to approve. Nothing was changed.");
+      return kExitError;
+    }
+    nlohmann::json batches = nlohmann::json::array();
+    for (const auto& b : planned->reshard.plan.batches) {
+      batches.push_back({{"id", b.id}, {"slots", b.slots}});
+    }
+    if (auto j = engine.JournalAppend({{"type", "run"},
+                                       {"run", run_id},
+                                       {"from", from->id},
+                                       {"to", to->id},
+                                       {"request", RequestJson(a, from->id, to->id)},
+                                       {"batches", batches}});
+        !j) {
+      Err(j.error().message);
+      return kExitError;
+    }
+    todo = planned->reshard.plan.batches;
+    total_slots = planned->reshard.plan.TotalSlots();
+    std::printf("Moving %d slots from %s to %s in %zu batch(es) (run %s, journal %s)\n",
+                total_slots, planned->from_name.c_str(), planned->to_name.c_str(), todo.size(),
+                run_id.c_str(), a.journal.c_str());
+  }
+  std::fflush(stdout);
+
+  progress.SetTotal(total_slots);
+  int moved_slots = 0;
+  int exit = kExitOk;
+  std::string run_state = "done";
+  for (const auto& batch : todo) {
+    auto outcome = engine.RunBatch(batch);
+    if (!outcome) {
+      progress.Line("batch " + batch.id + ": not started: " + outcome.error().message);
+      Err(outcome.error().message +
+          " (nothing of this batch was changed; rerun the same "
+          "command with the same --journal to resume)");
+      // Left open on purpose: the same command resumes from this batch.
+      progress.Finish();
+      return kExitError;
+    }
+    const auto& o = *outcome;
+    char line[512];
+    if (o.state == BatchState::kDone) {
+      moved_slots += static_cast<int>(batch.slots.size());
+      progress.BatchEnded(static_cast<int>(batch.slots.size()), true);
+      std::snprintf(line, sizeof line,
+                    "batch %s: %zu slots moved (%d-%d), %lld keys, %.2f s  [%d/%d slots]",
+                    batch.id.c_str(), batch.slots.size(), batch.slots.front(), batch.slots.back(),
+                    static_cast<long long>(o.keys_moved), o.seconds, moved_slots, total_slots);
+      progress.Line(line);
+      continue;
+    }
+    progress.BatchEnded(static_cast<int>(batch.slots.size()), false);
+    if (o.state == BatchState::kRolledBack) {
+      progress.Line("batch " + batch.id + ": ROLLED BACK (" +
+                    (o.tripped_guard ? "guard " + *o.tripped_guard
+                                     : (o.trigger ? ToString(*o.trigger) : std::string("stop"))) +
+                    "): " + o.reason);
+      if (!o.busy_keys.empty()) {
+        std::string keys;
+        for (size_t i = 0; i < o.busy_keys.size() && i < 20; ++i) {
+          keys += (i ? ", " : "") + o.busy_keys[i];
+        }
+        progress.Line("BUSYKEY: the target already holds different values for: " + keys);
+      }
+      exit = kExitRolledBack;
+      run_state = "rolled_back";
+    } else {
+      progress.Line("batch " + batch.id + ": FAILED: " + o.reason);
+      exit = kExitError;
+      run_state = "failed";
+    }
+    break;
+  }
+  progress.Finish();
+  (void)engine.JournalAppend({{"type", "run_end"}, {"run", run_id}, {"state", run_state}});
+  if (exit == kExitOk) {
+    std::printf("Done: %d slots moved, %lld keys.\n", moved_slots,
+                static_cast<long long>(progress.keys()));
+  } else if (exit == kExitRolledBack) {
+    std::printf(
+        "Stopped: %d of %d slots moved before the rollback; the rolled-back batch is at "
+        "the source again.\n",
+        moved_slots, total_slots);
+  }
+  std::fflush(stdout);
+  return exit;
+}
+
+}  // namespace
+
+void RegisterEngineCommands(CLI::App& app, int& exit_code) {
+  auto check_args = std::make_shared<CommonArgs>();
+  auto* check = app.add_subcommand(
+      "check", "Judge the cluster like `redis-cli --cluster check`; exit 0 only when healthy");
+  AddCommonOptions(check, *check_args);
+  check->callback([check_args, &exit_code] { exit_code = RunCheck(*check_args); });
+
+  for (const bool execute : {true, false}) {
+    auto args = std::make_shared<ReshardArgs>();
+    auto* sub = execute
+                    ? app.add_subcommand("reshard",
+                                         "Move slots between two masters in guarded, journaled "
+                                         "batches; exit 0 done, 2 rolled back, 1 error")
+                    : app.add_subcommand("plan",
+                                         "Print the batches `reshard` would run (keys and bytes "
+                                         "per batch, hot slots); changes nothing");
+    AddCommonOptions(sub, args->common);
+    sub->add_option("--from", args->from, "Source master: node id or host:port")->required();
+    sub->add_option("--to", args->to, "Target master: node id or host:port")->required();
+    sub->add_option("--slots", args->slots, "How many slots to move (the source's lowest)");
+    sub->add_option("--ranges", args->ranges, "Exactly these slots: A-B,C,...");
+    sub->add_option("--batch-slots", args->batch_slots, "Slots per batch (1-500)")
+        ->capture_default_str();
+    sub->add_option("--pipeline", args->pipeline, "Keys per MIGRATE")->capture_default_str();
+    sub->add_option("--timeout", args->timeout_ms, "MIGRATE timeout in ms")->capture_default_str();
+    sub->add_option("--getkeys-count", args->getkeys_count, "Keys per CLUSTER GETKEYSINSLOT")
+        ->capture_default_str();
+    sub->add_option("--group-slots", args->group_slots,
+                    "Slots in flight together (one pipelined SETSLOT round per step)")
+        ->capture_default_str();
+    sub->add_flag("--replace", args->replace,
+                  "On BUSYKEY overwrite the target's key even when its value differs");
+    sub->add_flag("--yes", args->yes, "Approve a plan over 1000 slots");
+    sub->add_option("--journal", args->journal, "Journal directory")->capture_default_str();
+    sub->add_flag("--dry-run", args->dry_run, "Print the plan and change nothing");
+    sub->add_option("--guard-coverage-grace", args->coverage_grace_s,
+                    "Seconds coverage may stay below 16384 before rolling back")
+        ->capture_default_str();
+    sub->add_option("--guard-migrate-failures", args->migrate_failures,
+                    "Roll back when MIGRATE failures exceed this")
+        ->capture_default_str();
+    sub->add_option("--guard-convergence-timeout", args->convergence_timeout_s,
+                    "Seconds every node may take to agree after a batch")
+        ->capture_default_str();
+    sub->add_option("--rollback-timeout", args->rollback_timeout_s,
+                    "Seconds a rollback keeps retrying unreachable nodes")
+        ->capture_default_str();
+    sub->callback([args, execute, &exit_code] { exit_code = RunPlanOrReshard(*args, execute); });
+  }
+}
+
 }  // namespace slotguard::agent

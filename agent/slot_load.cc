@@ -1,0 +1,100 @@
+#include "agent/slot_load.h"
+
+#include "cluster/info.h"
+
+namespace slotguard::agent {
+namespace {
+
+constexpr size_t kPerRoundTrip = 2000;
+
+cluster::Result<std::vector<cluster::Reply>> Chunked(cluster::Connection& c,
+                                                     const std::vector<cluster::Argv>& cmds) {
+  std::vector<cluster::Reply> out;
+  out.reserve(cmds.size());
+  for (size_t i = 0; i < cmds.size(); i += kPerRoundTrip) {
+    std::vector<cluster::Argv> part(cmds.begin() + i,
+                                    cmds.begin() + std::min(cmds.size(), i + kPerRoundTrip));
+    auto r = c.Pipeline(part);
+    if (!r) return tl::unexpected(r.error());
+    for (auto& x : *r) out.push_back(std::move(x));
+  }
+  return out;
+}
+
+}  // namespace
+
+cluster::Result<int64_t> UsedMemory(cluster::Connection& node) {
+  auto r = node.Command({"INFO", "memory"});
+  if (!r) return tl::unexpected(r.error());
+  if (r->IsError()) return cluster::MakeError(node.endpoint().ToString() + ": INFO: " + r->str);
+  auto info = cluster::ParseInfo(r->str);
+  if (!info) return tl::unexpected(info.error());
+  auto used = info->GetNumber("used_memory");
+  if (!used) return cluster::MakeError(node.endpoint().ToString() + ": INFO has no used_memory");
+  return static_cast<int64_t>(*used);
+}
+
+cluster::Result<std::map<int, SlotLoad>> MeasureSlotLoads(cluster::Connection& source,
+                                                          const std::vector<int>& slots,
+                                                          int sample_keys) {
+  std::map<int, SlotLoad> loads;
+  std::vector<cluster::Argv> counts;
+  for (int s : slots) counts.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(s)});
+  auto c = Chunked(source, counts);
+  if (!c) return tl::unexpected(c.error());
+  std::vector<int> with_keys;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if ((*c)[i].IsError()) {
+      return cluster::MakeError(source.endpoint().ToString() + ": COUNTKEYSINSLOT " +
+                                std::to_string(slots[i]) + ": " + (*c)[i].str);
+    }
+    loads[slots[i]].keys = (*c)[i].integer;
+    if ((*c)[i].integer > 0) with_keys.push_back(slots[i]);
+  }
+  if (with_keys.empty()) return loads;
+
+  std::vector<cluster::Argv> lists;
+  for (int s : with_keys) {
+    lists.push_back({"CLUSTER", "GETKEYSINSLOT", std::to_string(s), std::to_string(sample_keys)});
+  }
+  auto l = Chunked(source, lists);
+  if (!l) return tl::unexpected(l.error());
+  std::vector<cluster::Argv> usage;
+  std::vector<int> owner;  // slot of each MEMORY USAGE
+  for (size_t i = 0; i < with_keys.size(); ++i) {
+    for (const auto& k : (*l)[i].elements) {
+      usage.push_back({"MEMORY", "USAGE", k.str, "SAMPLES", "5"});
+      owner.push_back(with_keys[i]);
+    }
+  }
+  auto u = Chunked(source, usage);
+  if (!u) return tl::unexpected(u.error());
+  std::map<int, std::pair<int64_t, int64_t>> sampled;  // slot -> (bytes, keys sampled)
+  bool refused = false;
+  for (size_t i = 0; i < usage.size(); ++i) {
+    if ((*u)[i].IsError()) {
+      refused = true;
+      break;
+    }
+    if ((*u)[i].type == cluster::Reply::Type::kInteger) {
+      sampled[owner[i]].first += (*u)[i].integer;
+      sampled[owner[i]].second += 1;
+    }
+  }
+  if (refused) {
+    auto used = UsedMemory(source);
+    auto dbsize = source.Command({"DBSIZE"});
+    int64_t avg = 0;
+    if (used && dbsize && dbsize->integer > 0) avg = *used / dbsize->integer;
+    for (auto& [slot, load] : loads) load.bytes = load.keys * avg;
+    return loads;
+  }
+  for (auto& [slot, load] : loads) {
+    auto it = sampled.find(slot);
+    if (it == sampled.end() || it->second.second == 0) continue;
+    load.bytes = it->second.first * load.keys / it->second.second;
+  }
+  return loads;
+}
+
+}  // namespace slotguard::agent
