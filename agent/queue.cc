@@ -474,6 +474,40 @@ cluster::Result<void> Queue::MarkRollbackRequested(const std::string& batch_id) 
   });
 }
 
+cluster::Result<std::string> Queue::InsertRevert(const std::string& batch_id,
+                                                 const std::vector<int>& slots) {
+  std::string id;
+  auto r = Mutate([&](QueueState& s) -> cluster::Result<void> {
+    auto original = FindItem(s, batch_id);
+    if (!original) return tl::unexpected(original.error());
+    if (slots.empty()) return cluster::MakeError("batch " + batch_id + " has no slot to revert");
+    QueueItem item;
+    item.batch.from = (*original)->batch.to;
+    item.batch.to = (*original)->batch.from;
+    item.batch.slots = slots;
+    item.batch.guards = (*original)->batch.guards;
+    item.plan_id = (*original)->plan_id;
+    item.plan_file = (*original)->plan_file;
+    item.enqueued_at_ms = wall_clock_();
+    item.message = "reverts " + batch_id;
+    for (int n = 1;; ++n) {
+      id = batch_id + "-revert" + (n == 1 ? "" : std::to_string(n));
+      bool used = false;
+      for (const auto& other : s.items) used = used || other.batch.id == id;
+      if (!used) break;
+    }
+    item.batch.id = id;
+    auto pos = s.items.begin();
+    while (pos != s.items.end() && pos->Terminal()) ++pos;
+    // Never in front of a running batch: right behind it.
+    if (pos != s.items.end() && pos->state == ItemState::kRunning) ++pos;
+    s.items.insert(pos, std::move(item));
+    return {};
+  });
+  if (!r) return tl::unexpected(r.error());
+  return id;
+}
+
 bool Queue::AlertSeen(const std::string& key) const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& k : state_.alert_keys) {

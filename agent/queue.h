@@ -106,6 +106,10 @@ class Queue {
   // or recovery returned its slots).
   cluster::Result<void> Requeue(const std::string& batch_id, const std::string& message);
   cluster::Result<void> MarkRollbackRequested(const std::string& batch_id);
+  // Puts a batch moving `slots` back from a finished batch's target to its source before the
+  // first unfinished batch. Returns the new batch id ("<id>-revert", "-revert2", ...).
+  cluster::Result<std::string> InsertRevert(const std::string& batch_id,
+                                            const std::vector<int>& slots);
   // Wakes WaitForRunnable (shutdown).
   void Wake();
 

@@ -1,0 +1,671 @@
+#include "agent/daemon.h"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <climits>
+#include <cstdlib>
+#include <set>
+
+#include "agent/cluster_snapshot.h"
+#include "agent/plan_file.h"
+#include "agent/token.h"
+
+namespace slotguard::agent {
+
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// JSON-escapes the log message, so "json" logs stay one valid object per line whatever the
+// message holds (node replies, file names with quotes).
+class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string text(msg.payload.data(), msg.payload.size());
+    const std::string escaped = json(text).dump();  // with the surrounding quotes
+    dest.append(escaped.data(), escaped.data() + escaped.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
+
+std::string Describe(const BatchOutcome& o) {
+  std::string text = "moved " + std::to_string(o.slots_moved) + " slots, " +
+                     std::to_string(o.keys_moved) + " keys in " +
+                     std::to_string(static_cast<int64_t>(o.seconds)) + "s";
+  if (!o.reason.empty()) text = o.reason + " (" + text + ")";
+  if (o.trigger) text += " [trigger " + ToString(*o.trigger) + "]";
+  if (o.tripped_guard) text += " [guard " + *o.tripped_guard + "]";
+  if (!o.busy_keys.empty()) {
+    text += " [keys differing on the target:";
+    for (size_t i = 0; i < o.busy_keys.size() && i < 10; ++i) text += " " + o.busy_keys[i];
+    if (o.busy_keys.size() > 10) text += " ...";
+    text += "]";
+  }
+  return text;
+}
+
+}  // namespace
+
+void SetupLogging(const std::string& format, const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("slotguard-agent");
+  if (format == "json") {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":%*})");
+    logger->set_formatter(std::move(formatter));
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  }
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+// Forwards the engine's reports to the metrics and keeps the daemon's view of the running
+// batch (its phase, persisted in the queue, and the throttle's direction).
+class Daemon::Observer final : public EngineObserver {
+ public:
+  explicit Observer(Daemon& daemon) : daemon_(daemon) {}
+
+  void OnState(const std::string& batch_id, BatchState state) override {
+    const std::string phase = ToString(state);
+    {
+      std::lock_guard<std::mutex> lock(daemon_.mutex_);
+      if (daemon_.running_id_ == batch_id) daemon_.running_phase_ = phase;
+    }
+    if (daemon_.connector_) {
+      daemon_.connector_->SetForward(state == BatchState::kPreflight ||
+                                     state == BatchState::kMigrating);
+    }
+    if (daemon_.queue_ && daemon_.queue_->Find(batch_id)) {
+      auto r = daemon_.queue_->SetPhase(batch_id, phase);
+      if (!r) spdlog::error("queue: {}", r.error().message);
+    }
+    spdlog::info("batch {}: {}", batch_id, phase);
+    daemon_.RefreshState();
+  }
+  void OnSlotsMigrated(int slots) override { daemon_.metrics_.OnSlotsMigrated(slots); }
+  void OnKeysMigrated(int64_t keys) override { daemon_.metrics_.OnKeysMigrated(keys); }
+  void OnMigrateFailure(const std::string& reason) override {
+    daemon_.metrics_.OnMigrateFailure(reason);
+  }
+  void OnRollback(RollbackTrigger trigger) override {
+    daemon_.metrics_.OnRollback(trigger);
+    if (daemon_.connector_) daemon_.connector_->SetForward(false);
+    spdlog::warn("rollback started (trigger {})", ToString(trigger));
+  }
+  void OnGuard(const std::string& guard, bool tripped) override {
+    daemon_.metrics_.OnGuard(guard, tripped);
+    if (tripped) spdlog::warn("guard {} tripped", guard);
+  }
+  void OnBatchFinished(double seconds) override { daemon_.metrics_.OnBatchFinished(seconds); }
+
+ private:
+  Daemon& daemon_;
+};
+
+Daemon::Daemon(AgentConfig config)
+    : config_(std::move(config)), observer_(std::make_unique<Observer>(*this)) {}
+
+Daemon::~Daemon() { Shutdown(); }
+
+int Daemon::port() const { return server_ ? server_->port() : 0; }
+
+cluster::Result<void> Daemon::Start() {
+  auto token = ReadTokenFile(config_.control_token_file);
+  if (!token) return cluster::MakeError("control.token_file: " + token.error().message);
+  control_token_ = *token;
+  std::string webhook_token;
+  if (config_.webhook.enabled) {
+    auto t = ReadTokenFile(config_.webhook.token_file);
+    if (!t) return cluster::MakeError("webhook.token_file: " + t.error().message);
+    webhook_token = *t;
+  }
+  auto credentials =
+      cluster::LoadCredentials(config_.redis_user, config_.redis_password_file, "REDIS_PASSWORD");
+  if (!credentials) return cluster::MakeError("redis: " + credentials.error().message);
+
+  auto queue = Queue::Open(config_.journal_dir);
+  if (!queue) return tl::unexpected(queue.error());
+  queue_ = std::move(*queue);
+
+  // The engine's options: its defaults, overridden by agent.yaml.
+  EngineOptions& o = engine_options_;
+  o.seeds = config_.seeds;
+  o.credentials = *credentials;
+  o.journal_dir = config_.journal_dir;
+  const EngineSettings& e = config_.engine;
+  if (e.pipeline) o.pipeline = *e.pipeline;
+  if (e.migrate_timeout) o.migrate_timeout = *e.migrate_timeout;
+  if (e.getkeys_count) o.getkeys_count = *e.getkeys_count;
+  if (e.group_slots) o.group_slots = *e.group_slots;
+  if (e.replace) o.replace = *e.replace;
+  if (e.coverage_grace) o.guards.coverage_grace = *e.coverage_grace;
+  if (e.migrate_failures) o.guards.migrate_failures = *e.migrate_failures;
+  if (e.convergence_timeout) o.guards.convergence_timeout = *e.convergence_timeout;
+  if (!e.guards_enabled) {
+    // The engine has no off switch: guards that can never trip are off. Convergence after a
+    // batch stays bounded, it is a wait rather than a trip.
+    o.guards.coverage_grace = seconds(100LL * 365 * 24 * 3600);
+    o.guards.migrate_failures = INT_MAX;
+  }
+  o.limits.approval_threshold_slots = config_.queue.approval_threshold_slots;
+
+  cluster::ConnectOptions connect;
+  connect.connect_timeout = config_.connect_timeout;
+  connect.io_timeout = o.migrate_timeout + milliseconds(3000);  // MIGRATE must time out first
+  connect.credentials = *credentials;
+  engine_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
+  connect.io_timeout = milliseconds(5000);
+  control_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
+  connector_ =
+      std::make_unique<DaemonConnector>(*engine_pool_, clock_, config_.engine.throttle_per_slot);
+  engine_ = std::make_unique<Engine>(*connector_, clock_, engine_options_, *observer_);
+
+  for (const auto& item : queue_->Snapshot().items) {
+    had_unfinished_at_start_ = had_unfinished_at_start_ || !item.Terminal();
+  }
+
+  std::vector<HttpRoute> routes = ControlRoutes(*this, control_token_);
+  routes.push_back({"GET", "/metrics", [this](const HttpRequest&) { return Metrics(); }});
+  routes.push_back({"GET", "/healthz", [](const HttpRequest&) {
+                      return HttpResponse{200, "text/plain", "ok\n"};
+                    }});
+  routes.push_back({"GET", "/", [](const HttpRequest&) {
+                      return HttpResponse{200, "text/html",
+                                          "<html><body><h1>slotguard-agent</h1><p><a "
+                                          "href=\"/metrics\">metrics</a></p></body></html>\n"};
+                    }});
+  if (config_.webhook.enabled) {
+    Webhook::Callbacks callbacks;
+    callbacks.already_seen = [this](const std::string& key) { return queue_->AlertSeen(key); };
+    callbacks.act = [this](const std::string& reason, const std::vector<std::string>& keys) {
+      // Remember first: if the rollback request then crashes the daemon, a repeat of the
+      // notification must not act a second time after the restart.
+      auto remembered = queue_->RememberAlerts(keys);
+      if (!remembered) spdlog::error("webhook: {}", remembered.error().message);
+      return RollbackRunning(RollbackTrigger::kAlertmanager, reason);
+    };
+    callbacks.count = [this](const std::string& result) { metrics_.CountWebhook(result); };
+    webhook_ = std::make_unique<Webhook>(webhook_token, config_.webhook.rules, callbacks);
+    routes.push_back({"POST", "/api/v1/alertmanager",
+                      [this](const HttpRequest& r) { return webhook_->Handle(r); },
+                      config_.webhook.max_body_bytes});
+  }
+  auto server = HttpServer::Start(config_.listen_address, std::move(routes));
+  if (!server) return tl::unexpected(server.error());
+  server_ = std::move(*server);
+  RefreshState();
+  spdlog::info("slotguard-agent {} listening on {} (journal {}, queue {}, webhook {})",
+               SLOTGUARD_VERSION, config_.listen_address, config_.journal_dir, queue_->path(),
+               config_.webhook.enabled ? "on" : "off");
+  worker_ = std::thread([this] { WorkerLoop(); });
+  return {};
+}
+
+void Daemon::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  server_.reset();  // no new requests from here on
+  if (queue_) queue_->Wake();
+  if (worker_.joinable()) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!running_id_.empty()) {
+      spdlog::info("shutting down: waiting up to {}s for batch {} to finish its step",
+                   config_.shutdown_grace.count(), running_id_);
+    }
+    if (!stop_cv_.wait_for(lock, config_.shutdown_grace, [&] { return worker_done_; })) {
+      spdlog::warn(
+          "shutting down: interrupting batch {} where it is; the next start converges "
+          "it from the journal",
+          running_id_);
+      connector_->CloseGate();
+      if (!stop_cv_.wait_for(lock, seconds(60), [&] { return worker_done_; })) {
+        spdlog::critical("the engine did not stop within 60s of the interruption; exiting");
+        spdlog::shutdown();
+        std::_Exit(1);
+      }
+    }
+    lock.unlock();
+    worker_.join();
+  }
+  spdlog::info("slotguard-agent stopped");
+}
+
+bool Daemon::WaitStop(milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return stop_cv_.wait_for(lock, timeout, [&] { return stopping_; });
+}
+
+void Daemon::WorkerLoop() {
+  while (!WaitStop(milliseconds(0))) {
+    if (RecoverOnce()) break;
+    if (WaitStop(seconds(5))) break;
+  }
+  while (!WaitStop(milliseconds(0))) {
+    RefreshState();
+    auto item = queue_->WaitForRunnable(milliseconds(500));
+    if (!item) continue;
+    RunOne(*item);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    worker_done_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
+bool Daemon::RecoverOnce() {
+  auto report = engine_->Recover();
+  if (!report) {
+    spdlog::error("recovery from the journal failed (retrying in 5s): {}", report.error().message);
+    return false;
+  }
+  for (const auto& message : report->messages) spdlog::info("recovery: {}", message);
+  for (const auto& b : report->batches) {
+    spdlog::warn(
+        "recovery: batch {} converged to {} ({} slots at the target, {} back at the "
+        "source)",
+        b.batch_id, ToString(b.state), b.slots_forward, b.slots_back);
+  }
+  // Batches the queue had running when the previous daemon stopped: the journal converged
+  // their slots; now the queue learns where they ended up.
+  std::vector<QueueItem> interrupted;
+  for (const auto& item : queue_->Snapshot().items) {
+    if (item.state == ItemState::kRunning) interrupted.push_back(item);
+  }
+  if (!interrupted.empty()) {
+    cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("not taken");
+    {
+      std::lock_guard<std::mutex> lock(control_pool_mutex_);
+      snapshot = TakeSnapshot(*control_pool_, config_.seeds);
+    }
+    if (!snapshot) {
+      spdlog::error("recovery: cannot read the cluster (retrying in 5s): {}",
+                    snapshot.error().message);
+      return false;
+    }
+    for (const auto& item : interrupted) Reconcile(item, *snapshot);
+  }
+  if (had_unfinished_at_start_ && !config_.queue.auto_continue && !queue_->Snapshot().paused) {
+    auto r = queue_->Pause(
+        "restarted with unfinished batches; queue.auto_continue is off: "
+        "`slotguard-agent resume` to continue");
+    if (!r) spdlog::error("queue: {}", r.error().message);
+  }
+  const QueueState state = queue_->Snapshot();
+  spdlog::info("recovery done; queue {}{}", state.paused ? "paused: " : "running",
+               state.paused ? state.pause_reason : "");
+  std::lock_guard<std::mutex> lock(mutex_);
+  recovered_ = true;
+  return true;
+}
+
+void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
+  const std::string& id = item.batch.id;
+  const cluster::NodeEntry* source = snapshot.FindNode(item.batch.from);
+  const cluster::NodeEntry* target = snapshot.FindNode(item.batch.to);
+  int at_source = 0, at_target = 0;
+  std::vector<int> left;
+  for (int slot : item.batch.slots) {
+    const std::string& owner = snapshot.judgement.owner[slot];
+    if (source && owner == source->id) {
+      ++at_source;
+      left.push_back(slot);
+    } else if (target && owner == target->id) {
+      ++at_target;
+    }
+  }
+  const int total = static_cast<int>(item.batch.slots.size());
+  cluster::Result<void> r;
+  if (at_target == total) {
+    r = queue_->Finish(id, ItemState::kDone, "finished (completed by recovery after a restart)");
+  } else if (at_source == total) {
+    if (item.rollback_requested) {
+      r = queue_->Finish(id, ItemState::kRolledBack,
+                         "rolled back (completed by recovery after a restart)");
+    } else {
+      r = queue_->Requeue(id,
+                          "interrupted by a restart; its slots are back at the source and it "
+                          "runs again");
+    }
+  } else if (at_source + at_target == total && !item.rollback_requested) {
+    // Some slots were finished before the stop: only the rest still has to move.
+    r = queue_->Finish(id, ItemState::kFailed,
+                       "interrupted by a restart with " + std::to_string(at_target) +
+                           " slots at the target and " + std::to_string(at_source) +
+                           " at the source; `slotguard-agent rollback " + id +
+                           "` moves the finished ones back, or enqueue the rest again");
+    if (r) r = queue_->Pause("batch " + id + " was interrupted half-way by a restart");
+  } else {
+    r = queue_->Finish(id, ItemState::kFailed,
+                       "after recovery " + std::to_string(at_target) +
+                           " slots are at the target, " + std::to_string(at_source) +
+                           " at the source and " + std::to_string(total - at_source - at_target) +
+                           " elsewhere or uncovered: check the cluster");
+    if (r) r = queue_->Pause("batch " + id + " needs an operator after recovery");
+  }
+  if (!r) spdlog::error("queue: {}", r.error().message);
+  if (auto after = queue_->Find(id)) {
+    spdlog::warn("recovery: batch {} is now {}: {}", id, after->DisplayState(), after->message);
+  }
+}
+
+void Daemon::RunOne(const QueueItem& item) {
+  const std::string id = item.batch.id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Re-checked under the lock that RollbackRunning takes, so a pause (from the webhook)
+    // either lands before this batch starts or finds it running.
+    if (stopping_ || queue_->Snapshot().paused) return;
+    auto r = queue_->MarkRunning(id);
+    if (!r) {
+      spdlog::error("queue: cannot start batch {}: {}", id, r.error().message);
+      return;
+    }
+    running_id_ = id;
+    running_phase_ = "preflight";
+    last_outcome_.clear();
+  }
+  spdlog::info("batch {}: starting ({} slots {} -> {})", id, item.batch.slots.size(),
+               item.batch.from, item.batch.to);
+  RefreshState();
+  connector_->SetForward(true);
+  auto outcome = engine_->RunBatch(item.batch);
+  connector_->SetForward(false);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_id_.clear();
+    running_phase_.clear();
+  }
+  if (connector_->closed()) {
+    spdlog::warn("batch {}: interrupted by the shutdown; the next start converges it", id);
+    return;
+  }
+  cluster::Result<void> r;
+  std::string outcome_state;
+  if (!outcome) {
+    // A preflight failure touched nothing; anything else is converged through the journal.
+    spdlog::error("batch {}: did not run: {}", id, outcome.error().message);
+    auto recovered = engine_->Recover();
+    if (!recovered) spdlog::error("recovery: {}", recovered.error().message);
+    r = queue_->Requeue(id, "did not run: " + outcome.error().message);
+    if (r) r = queue_->Pause("batch " + id + " did not run: " + outcome.error().message);
+  } else if (outcome->state == BatchState::kDone) {
+    const bool asked = queue_->Find(id) && queue_->Find(id)->rollback_requested;
+    r = queue_->Finish(
+        id, ItemState::kDone,
+        Describe(*outcome) + (asked ? " (a rollback was requested but the batch had finished: "
+                                      "`slotguard-agent rollback " +
+                                          id + "` reverts it)"
+                                    : ""));
+    spdlog::info("batch {}: done: {}", id, Describe(*outcome));
+  } else {
+    const bool rolled_back = outcome->state == BatchState::kRolledBack;
+    outcome_state = rolled_back ? "rolled_back" : "failed";
+    r = queue_->Finish(id, rolled_back ? ItemState::kRolledBack : ItemState::kFailed,
+                       Describe(*outcome));
+    if (r) {
+      r = queue_->Pause("batch " + id + " " + (rolled_back ? "rolled back" : "failed") + ": " +
+                        (outcome->reason.empty() ? outcome_state : outcome->reason));
+    }
+    spdlog::warn("batch {}: {}: {}; queue paused", id, outcome_state, Describe(*outcome));
+  }
+  if (!r) spdlog::error("queue: {}", r.error().message);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_outcome_ = outcome_state;
+  }
+  RefreshState();
+}
+
+std::string Daemon::RollbackRunning(RollbackTrigger trigger, const std::string& reason) {
+  std::string running;
+  {
+    // Under the lock RunOne takes to start a batch: once paused here, no new batch starts, so
+    // `running` is the only batch the request can be about.
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto paused = queue_->Pause(reason);
+    if (!paused) spdlog::error("queue: {}", paused.error().message);
+    running = running_id_;
+    if (!running.empty()) {
+      auto marked = queue_->MarkRollbackRequested(running);
+      if (!marked) spdlog::error("queue: {}", marked.error().message);
+    }
+  }
+  std::string done;
+  if (!running.empty()) {
+    connector_->SetForward(false);
+    engine_->RequestRollback(trigger, reason);
+    done = "rolling back batch " + running + " and pausing the queue";
+  } else {
+    done = "no batch running; queue paused";
+  }
+  spdlog::warn("{} (trigger {}): {}", done, ToString(trigger), reason);
+  RefreshState();
+  return done;
+}
+
+void Daemon::RefreshState() {
+  if (!queue_) return;
+  const QueueState state = queue_->Snapshot();
+  const QueueStats stats = queue_->Stats();
+  metrics_.SetQueue(stats.batches, stats.slots, stats.approval_wait_seconds);
+  std::string running_phase, last_outcome;
+  bool recovered = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_phase = running_phase_;
+    last_outcome = last_outcome_;
+    recovered = recovered_;
+  }
+  std::string display;
+  const QueueItem* head = nullptr;
+  for (const auto& item : state.items) {
+    if (!item.Terminal()) {
+      head = &item;
+      break;
+    }
+  }
+  if (!running_phase.empty()) {
+    display = running_phase;
+  } else if (state.paused && !last_outcome.empty()) {
+    display = last_outcome;
+  } else if (state.paused || !recovered) {
+    display = "paused";
+  } else if (head && head->AwaitingApproval()) {
+    display = "awaiting_approval";
+  } else if (head) {
+    display = "queued";
+  } else {
+    display = "idle";
+  }
+  metrics_.SetState(display);
+}
+
+HttpResponse Daemon::Metrics() {
+  RefreshState();
+  return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics_.Serialize()};
+}
+
+json Daemon::Status() {
+  RefreshState();
+  const QueueState state = queue_->Snapshot();
+  const QueueStats stats = queue_->Stats();
+  json items = json::array();
+  for (const auto& item : state.items) items.push_back(ToJson(item));
+  std::string running;
+  bool recovered = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running = running_id_;
+    recovered = recovered_;
+  }
+  return json{{"state", metrics_.State()},
+              {"paused", state.paused},
+              {"pause_reason", state.pause_reason},
+              {"recovered", recovered},
+              {"running", running.empty() ? json() : json(running)},
+              {"queue",
+               {{"batches", stats.batches},
+                {"slots", stats.slots},
+                {"approval_wait_seconds", stats.approval_wait_seconds}}},
+              {"approval_threshold_slots", config_.queue.approval_threshold_slots},
+              {"items", items},
+              {"version", SLOTGUARD_VERSION}};
+}
+
+cluster::Result<json> Daemon::Enqueue(const std::string& file, const std::string& yaml) {
+  auto parsed = ParsePlanFile(yaml, file, engine_options_.limits.max_batch_slots);
+  if (!parsed) return tl::unexpected(parsed.error());
+  cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("not taken");
+  {
+    std::lock_guard<std::mutex> lock(control_pool_mutex_);
+    snapshot = TakeSnapshot(*control_pool_, config_.seeds);
+  }
+  if (!snapshot) {
+    return cluster::MakeError("cannot read the cluster to check " + file + ": " +
+                              snapshot.error().message);
+  }
+  auto plan = ResolvePlanFile(*parsed, *snapshot);
+  if (!plan) return tl::unexpected(plan.error());
+  // Batch by batch first, so an error names the line of the batch in the file.
+  for (size_t i = 0; i < plan->batches.size(); ++i) {
+    Batch probe = plan->batches[i];
+    if (probe.id.empty()) probe.id = "batches[" + std::to_string(i) + "]";
+    auto resolved = ResolveBatch(probe, *snapshot, engine_options_.limits);
+    if (!resolved) {
+      return cluster::MakeError(file + ":" + std::to_string(parsed->batches[i].line) +
+                                ": batches[" + std::to_string(i) +
+                                "]: " + resolved.error().message);
+    }
+  }
+  auto validated = ValidatePlan(*plan, *snapshot, engine_options_.limits);
+  if (!validated) return cluster::MakeError(file + ": " + validated.error().message);
+  const int total = plan->TotalSlots();
+  const bool needs_approval = total > config_.queue.approval_threshold_slots;
+  auto plan_id = queue_->Enqueue(*plan, file, needs_approval);
+  if (!plan_id) return tl::unexpected(plan_id.error());
+  json batches = json::array();
+  for (const auto& item : queue_->Snapshot().items) {
+    if (item.plan_id == *plan_id) batches.push_back(item.batch.id);
+  }
+  spdlog::info("enqueued plan {} from {}: {} batches, {} slots{}", *plan_id, file, batches.size(),
+               total, needs_approval ? " (waits for approval)" : "");
+  RefreshState();
+  return json{{"plan_id", *plan_id},
+              {"batches", batches},
+              {"slots", total},
+              {"needs_approval", needs_approval}};
+}
+
+cluster::Result<json> Daemon::Approve(const std::string& id) {
+  auto approved = queue_->Approve(id);
+  if (!approved) return tl::unexpected(approved.error());
+  spdlog::info("approved {} ({} batches)", id, approved->size());
+  RefreshState();
+  return json{{"approved", *approved}};
+}
+
+cluster::Result<json> Daemon::Pause(const std::string& reason) {
+  auto r = queue_->Pause(reason);
+  if (!r) return tl::unexpected(r.error());
+  spdlog::info("queue paused: {}", reason);
+  RefreshState();
+  bool running = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running = !running_id_.empty();
+  }
+  return json{{"paused", true},
+              {"note", !running ? "no batch is running"
+                                : "the running batch finishes; no new batch starts until resume"}};
+}
+
+cluster::Result<json> Daemon::Resume() {
+  auto r = queue_->Resume();
+  if (!r) return tl::unexpected(r.error());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_outcome_.clear();
+  }
+  spdlog::info("queue resumed");
+  RefreshState();
+  return json{{"paused", false}};
+}
+
+cluster::Result<json> Daemon::Rollback(const std::optional<std::string>& batch) {
+  std::string running;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running = running_id_;
+  }
+  if (!batch || *batch == running) {
+    if (running.empty()) {
+      return cluster::MakeError(
+          "no batch is running; name a batch to cancel a queued one or "
+          "revert a finished one");
+    }
+    const std::string done = RollbackRunning(RollbackTrigger::kOperator,
+                                             "rollback of batch " + running + " by an operator");
+    return json{{"action", "rollback"}, {"batch", running}, {"result", done}};
+  }
+  auto item = queue_->Find(*batch);
+  if (!item) return cluster::MakeError("no batch '" + *batch + "' in the queue");
+  if (item->state == ItemState::kQueued) {
+    auto r = queue_->Cancel(*batch, "cancelled by an operator (rollback before it started)");
+    if (!r) return tl::unexpected(r.error());
+    spdlog::info("batch {} cancelled by an operator", *batch);
+    RefreshState();
+    return json{{"action", "cancel"}, {"batch", *batch}};
+  }
+  if (item->state == ItemState::kCancelled) {
+    return cluster::MakeError("batch " + *batch + " was cancelled; nothing to roll back");
+  }
+  // Finished (done, failed, rolled back half-way): move back what sits at the target now.
+  cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("not taken");
+  {
+    std::lock_guard<std::mutex> lock(control_pool_mutex_);
+    snapshot = TakeSnapshot(*control_pool_, config_.seeds);
+  }
+  if (!snapshot) return cluster::MakeError("cannot read the cluster: " + snapshot.error().message);
+  const cluster::NodeEntry* target = snapshot->FindNode(item->batch.to);
+  if (target == nullptr) {
+    return cluster::MakeError("batch " + *batch + ": its target " + item->batch.to +
+                              " is not in the cluster any more");
+  }
+  std::vector<int> slots;
+  for (int slot : item->batch.slots) {
+    if (snapshot->judgement.owner[slot] == target->id) slots.push_back(slot);
+  }
+  if (slots.empty()) {
+    return cluster::MakeError("batch " + *batch + " has no slot at its target " + item->batch.to +
+                              ": nothing to roll back");
+  }
+  auto id = queue_->InsertRevert(*batch, slots);
+  if (!id) return tl::unexpected(id.error());
+  spdlog::info("batch {}: revert batch {} queued ({} slots back to {})", *batch, *id, slots.size(),
+               item->batch.from);
+  RefreshState();
+  const bool paused = queue_->Snapshot().paused;
+  return json{{"action", "revert"},
+              {"batch", *batch},
+              {"revert_batch", *id},
+              {"slots", slots.size()},
+              {"note", paused ? "the queue is paused: `slotguard-agent resume` runs the revert"
+                              : "runs next"}};
+}
+
+}  // namespace slotguard::agent

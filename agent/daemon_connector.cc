@@ -1,0 +1,72 @@
+#include "agent/daemon_connector.h"
+
+#include <strings.h>
+
+namespace slotguard::agent {
+
+class DaemonConnector::GatedConnection final : public cluster::Connection {
+ public:
+  GatedConnection(DaemonConnector& owner, cluster::Connection& inner)
+      : owner_(owner), inner_(inner) {}
+
+  cluster::Result<cluster::Reply> Command(const cluster::Argv& argv) override {
+    if (owner_.closed_) return Refused();
+    owner_.BeforeCommands({argv});
+    if (owner_.closed_) return Refused();
+    return inner_.Command(argv);
+  }
+
+  cluster::Result<std::vector<cluster::Reply>> Pipeline(
+      const std::vector<cluster::Argv>& commands) override {
+    if (owner_.closed_) return Refused();
+    owner_.BeforeCommands(commands);
+    if (owner_.closed_) return Refused();
+    return inner_.Pipeline(commands);
+  }
+
+  const cluster::Endpoint& endpoint() const override { return inner_.endpoint(); }
+
+ private:
+  tl::unexpected<cluster::Error> Refused() const {
+    return cluster::MakeError(inner_.endpoint().ToString() +
+                              ": not sent, slotguard-agent is shutting down");
+  }
+  DaemonConnector& owner_;
+  cluster::Connection& inner_;
+};
+
+DaemonConnector::DaemonConnector(cluster::Connector& inner, Clock& clock,
+                                 std::chrono::milliseconds throttle)
+    : inner_(inner), clock_(clock), throttle_(throttle) {}
+
+DaemonConnector::~DaemonConnector() = default;
+
+cluster::Connection& DaemonConnector::Get(const cluster::Endpoint& endpoint) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& slot = connections_[endpoint];
+  if (!slot) slot = std::make_unique<GatedConnection>(*this, inner_.Get(endpoint));
+  return *slot;
+}
+
+void DaemonConnector::BeforeCommands(const std::vector<cluster::Argv>& commands) {
+  if (throttle_.count() == 0 || !forward_) return;
+  int importing = 0;
+  for (const auto& argv : commands) {
+    if (argv.size() >= 4 && strcasecmp(argv[0].c_str(), "CLUSTER") == 0 &&
+        strcasecmp(argv[1].c_str(), "SETSLOT") == 0 &&
+        strcasecmp(argv[3].c_str(), "IMPORTING") == 0) {
+      ++importing;
+    }
+  }
+  // Sleep in short steps so a rollback request or a shutdown is not held up by the throttle.
+  for (int i = 0; i < importing && forward_ && !closed_; ++i) {
+    auto left = throttle_;
+    while (left.count() > 0 && forward_ && !closed_) {
+      const auto step = std::min(left, std::chrono::milliseconds(50));
+      clock_.SleepFor(step);
+      left -= step;
+    }
+  }
+}
+
+}  // namespace slotguard::agent

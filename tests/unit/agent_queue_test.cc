@@ -1,0 +1,238 @@
+#include "agent/queue.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+namespace slotguard::agent {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+class QueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/slotguard-queue-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Queue> Open() {
+    auto q = Queue::Open(dir_, [this] { return now_ms_.load(); });
+    EXPECT_TRUE(q) << (q ? "" : q.error().message);
+    return q ? std::move(*q) : nullptr;
+  }
+
+  static Plan MakePlan(std::vector<std::pair<int, int>> ranges, std::string id = "") {
+    Plan plan;
+    for (auto [a, b] : ranges) {
+      Batch batch;
+      batch.id = id;
+      batch.from = "127.0.0.1:7000";
+      batch.to = "127.0.0.1:7001";
+      for (int s = a; s <= b; ++s) batch.slots.push_back(s);
+      plan.batches.push_back(batch);
+    }
+    return plan;
+  }
+
+  std::string dir_;
+  std::atomic<int64_t> now_ms_{1'700'000'000'000};
+};
+
+TEST_F(QueueTest, EnqueueGeneratesIdsAndRunsInOrder) {
+  auto q = Open();
+  auto plan = q->Enqueue(MakePlan({{0, 9}, {10, 19}}), "plan.yaml", false);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(*plan, "p1");
+  auto second = q->Enqueue(MakePlan({{20, 29}}), "plan2.yaml", false);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, "p2");
+  auto state = q->Snapshot();
+  ASSERT_EQ(state.items.size(), 3u);
+  EXPECT_EQ(state.items[0].batch.id, "p1-b1");
+  EXPECT_EQ(state.items[1].batch.id, "p1-b2");
+  EXPECT_EQ(state.items[2].batch.id, "p2-b1");
+  QueueStats stats = q->Stats();
+  EXPECT_EQ(stats.batches, 3);
+  EXPECT_EQ(stats.slots, 30);
+
+  auto next = q->WaitForRunnable(milliseconds(0));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->batch.id, "p1-b1");
+  ASSERT_TRUE(q->MarkRunning("p1-b1"));
+  EXPECT_FALSE(q->WaitForRunnable(milliseconds(0)));  // one at a time
+  ASSERT_TRUE(q->Finish("p1-b1", ItemState::kDone, "ok"));
+  EXPECT_EQ(q->WaitForRunnable(milliseconds(0))->batch.id, "p1-b2");
+  EXPECT_EQ(q->Stats().batches, 2);
+}
+
+TEST_F(QueueTest, OverlapsAndDuplicateIdsAreRefused) {
+  auto q = Open();
+  ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}}, "mine"), "a.yaml", false));
+  auto dup = q->Enqueue(MakePlan({{50, 59}}, "mine"), "b.yaml", false);
+  ASSERT_FALSE(dup);
+  EXPECT_THAT(dup.error().message, HasSubstr("batch id 'mine' is already in the queue"));
+  auto overlap = q->Enqueue(MakePlan({{5, 12}}), "c.yaml", false);
+  ASSERT_FALSE(overlap);
+  EXPECT_THAT(overlap.error().message, HasSubstr("slot 5 is already moved by queued batch mine"));
+  EXPECT_EQ(q->Snapshot().items.size(), 1u);  // nothing of a refused plan is kept
+  // Once finished, its slots are free again.
+  ASSERT_TRUE(q->MarkRunning("mine"));
+  ASSERT_TRUE(q->Finish("mine", ItemState::kDone, ""));
+  EXPECT_TRUE(q->Enqueue(MakePlan({{5, 12}}), "c.yaml", false));
+}
+
+TEST_F(QueueTest, ApprovalHoldsTheQueueAndSurvivesReopen) {
+  {
+    auto q = Open();
+    ASSERT_TRUE(q->Enqueue(MakePlan({{0, 499}, {500, 999}, {1000, 1099}}), "big.yaml", true));
+    ASSERT_TRUE(q->Enqueue(MakePlan({{2000, 2009}}), "small.yaml", false));
+    EXPECT_FALSE(q->WaitForRunnable(milliseconds(0)));  // the big plan waits, and holds p2
+    now_ms_ += 90'000;
+    EXPECT_DOUBLE_EQ(q->Stats().approval_wait_seconds, 90.0);
+    EXPECT_EQ(q->Snapshot().items[0].DisplayState(), "awaiting_approval");
+  }
+  // A new process (as after SIGKILL): the queue and the pending approval are still there.
+  auto q = Open();
+  auto state = q->Snapshot();
+  ASSERT_EQ(state.items.size(), 4u);
+  EXPECT_TRUE(state.items[0].AwaitingApproval());
+  EXPECT_FALSE(q->WaitForRunnable(milliseconds(0)));
+  now_ms_ += 10'000;
+  EXPECT_DOUBLE_EQ(q->Stats().approval_wait_seconds, 100.0);
+
+  auto wrong = q->Approve("nope");
+  ASSERT_FALSE(wrong);
+  EXPECT_THAT(wrong.error().message, HasSubstr("no batch or plan 'nope'"));
+  auto approved = q->Approve("p1-b2");  // any batch id approves its whole plan
+  ASSERT_TRUE(approved) << approved.error().message;
+  EXPECT_EQ(approved->size(), 3u);
+  EXPECT_EQ(q->Stats().approval_wait_seconds, 0.0);
+  EXPECT_EQ(q->WaitForRunnable(milliseconds(0))->batch.id, "p1-b1");
+  auto twice = q->Approve("p1");
+  ASSERT_FALSE(twice);
+  EXPECT_THAT(twice.error().message, HasSubstr("no batch waiting for approval"));
+}
+
+TEST_F(QueueTest, PauseResumeAndRunningSurviveReopen) {
+  {
+    auto q = Open();
+    ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}, {10, 19}}), "a.yaml", false));
+    ASSERT_TRUE(q->MarkRunning("p1-b1"));
+    ASSERT_TRUE(q->SetPhase("p1-b1", "migrating"));
+    ASSERT_TRUE(q->MarkRollbackRequested("p1-b1"));
+    ASSERT_TRUE(q->Pause("alert"));
+  }
+  auto q = Open();
+  auto running = q->Running();
+  ASSERT_TRUE(running);
+  EXPECT_EQ(running->batch.id, "p1-b1");
+  EXPECT_EQ(running->DisplayState(), "migrating");
+  EXPECT_TRUE(running->rollback_requested);
+  EXPECT_EQ(running->attempts, 1);
+  EXPECT_TRUE(q->Snapshot().paused);
+  EXPECT_EQ(q->Snapshot().pause_reason, "alert");
+  ASSERT_TRUE(q->Requeue("p1-b1", "recovered"));
+  EXPECT_FALSE(q->WaitForRunnable(milliseconds(0)));  // paused
+  ASSERT_TRUE(q->Resume());
+  EXPECT_EQ(q->WaitForRunnable(milliseconds(0))->batch.id, "p1-b1");
+}
+
+TEST_F(QueueTest, CancelAndRevert) {
+  auto q = Open();
+  ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}, {10, 19}, {20, 29}}), "a.yaml", false));
+  ASSERT_TRUE(q->MarkRunning("p1-b1"));
+  ASSERT_TRUE(q->Finish("p1-b1", ItemState::kDone, ""));
+  auto cancel_done = q->Cancel("p1-b1", "x");
+  ASSERT_FALSE(cancel_done);
+  EXPECT_THAT(cancel_done.error().message, HasSubstr("cannot be cancelled"));
+  ASSERT_TRUE(q->Cancel("p1-b3", "operator"));
+  auto revert = q->InsertRevert("p1-b1", {0, 1, 2});
+  ASSERT_TRUE(revert) << revert.error().message;
+  EXPECT_EQ(*revert, "p1-b1-revert");
+  auto next = q->WaitForRunnable(milliseconds(0));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->batch.id, "p1-b1-revert");  // ahead of p1-b2
+  EXPECT_EQ(next->batch.from, "127.0.0.1:7001");
+  EXPECT_EQ(next->batch.to, "127.0.0.1:7000");
+  EXPECT_EQ(next->batch.slots, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(*q->InsertRevert("p1-b1", {3}), "p1-b1-revert2");
+}
+
+TEST_F(QueueTest, AlertMemoryPersists) {
+  {
+    auto q = Open();
+    EXPECT_FALSE(q->AlertSeen("fp@t"));
+    ASSERT_TRUE(q->RememberAlerts({"fp@t"}));
+    EXPECT_TRUE(q->AlertSeen("fp@t"));
+  }
+  EXPECT_TRUE(Open()->AlertSeen("fp@t"));
+}
+
+TEST_F(QueueTest, SecondDaemonOnTheSameDirIsRefused) {
+  auto q = Open();
+  auto second = Queue::Open(dir_);
+  ASSERT_FALSE(second);
+  EXPECT_THAT(second.error().message, HasSubstr("another slotguard-agent daemon"));
+  q.reset();
+  EXPECT_TRUE(Queue::Open(dir_));
+}
+
+TEST_F(QueueTest, DamagedFileIsAnError) {
+  std::filesystem::create_directories(dir_);
+  std::ofstream(dir_ + "/queue.json") << "{\"version\": 1, \"items\": [";
+  auto q = Queue::Open(dir_);
+  ASSERT_FALSE(q);
+  EXPECT_THAT(q.error().message, HasSubstr("queue.json is damaged"));
+}
+
+TEST_F(QueueTest, WriteIsAtomic) {
+  auto q = Open();
+  ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}}), "a.yaml", false));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/queue.json.tmp"));
+  // A stale temp file from a crash mid-write is ignored and replaced.
+  std::ofstream(dir_ + "/queue.json.tmp") << "garbage";
+  ASSERT_TRUE(q->Pause("x"));
+  q.reset();
+  auto again = Open();
+  EXPECT_TRUE(again->Snapshot().paused);
+  EXPECT_EQ(again->Snapshot().items.size(), 1u);
+}
+
+TEST_F(QueueTest, WaitForRunnableWakesOnEnqueue) {
+  auto q = Open();
+  std::thread t([&] { ASSERT_TRUE(q->Enqueue(MakePlan({{0, 0}}), "a.yaml", false)); });
+  std::optional<QueueItem> item;
+  for (int i = 0; i < 100 && !item; ++i) item = q->WaitForRunnable(milliseconds(100));
+  t.join();
+  ASSERT_TRUE(item);
+  EXPECT_EQ(item->batch.id, "p1-b1");
+}
+
+TEST(QueueItemJsonTest, RoundTrip) {
+  QueueItem item;
+  item.batch.id = "x";
+  item.batch.from = "a";
+  item.batch.to = "b";
+  item.batch.slots = {1, 2};
+  item.batch.guards = GuardOverrides{std::chrono::seconds(30), 3, std::nullopt};
+  item.state = ItemState::kRolledBack;
+  item.message = "m";
+  auto back = ItemFromJson(ToJson(item));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->batch.slots, item.batch.slots);
+  EXPECT_EQ(back->batch.guards->coverage_grace, std::chrono::seconds(30));
+  EXPECT_EQ(back->batch.guards->migrate_failures, 3);
+  EXPECT_FALSE(back->batch.guards->convergence_timeout);
+  EXPECT_EQ(back->state, ItemState::kRolledBack);
+  EXPECT_FALSE(ItemFromJson(nlohmann::json{{"id", "x"}}));
+}
+
+}  // namespace
+}  // namespace slotguard::agent
