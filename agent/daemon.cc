@@ -544,12 +544,11 @@ cluster::Result<json> Daemon::Enqueue(const std::string& file, const std::string
   // Batch by batch first, so an error names the line of the batch in the file.
   for (size_t i = 0; i < plan->batches.size(); ++i) {
     Batch probe = plan->batches[i];
-    if (probe.id.empty()) probe.id = "batches[" + std::to_string(i) + "]";
+    if (probe.id.empty()) probe.id = "#" + std::to_string(i + 1);
     auto resolved = ResolveBatch(probe, *snapshot, engine_options_.limits);
     if (!resolved) {
-      return cluster::MakeError(file + ":" + std::to_string(parsed->batches[i].line) +
-                                ": batches[" + std::to_string(i) +
-                                "]: " + resolved.error().message);
+      return cluster::MakeError(file + ":" + std::to_string(parsed->batches[i].line) + ": " +
+                                resolved.error().message);
     }
   }
   auto validated = ValidatePlan(*plan, *snapshot, engine_options_.limits);

@@ -2,8 +2,10 @@
 
 #include <civetweb.h>
 
+#include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cluster/endpoint.h"
 
@@ -144,7 +146,21 @@ HttpResponse HttpServer::Handle(mg_connection* conn) {
       return JsonError(413, "body larger than " + std::to_string(route->max_body_bytes) + " bytes");
     }
   }
-  return route->handler(request);
+  // civetweb's worker threads have small stacks, and handlers may build a ClusterSnapshot
+  // (half a megabyte of slot owners) on theirs: run the handler on a thread of the default
+  // size. Requests here are rare (control commands, scrapes, alerts), a thread each is cheap.
+  HttpResponse response;
+  std::exception_ptr error;
+  std::thread worker([&] {
+    try {
+      response = route->handler(request);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  worker.join();
+  if (error) std::rethrow_exception(error);
+  return response;
 }
 
 }  // namespace slotguard::agent
