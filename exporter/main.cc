@@ -1,2 +1,89 @@
-#include <cstdio>
-int main() { std::puts("slotguard-exporter: not built yet"); return 1; }
+// slotguard-exporter: a Prometheus exporter for Redis Cluster. See --help.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <variant>
+
+#include "cluster/credentials.h"
+#include "cluster/endpoint.h"
+#include "exporter/collectors.h"
+#include "exporter/command_line.h"
+#include "exporter/http_server.h"
+#include "exporter/logging.h"
+#include "exporter/node_client.h"
+#include "exporter/scrape_engine.h"
+#include "exporter/version.h"
+
+namespace {
+
+using namespace slotguard;
+
+int Run(const exporter::Settings& settings) {
+  exporter::SetupLogging(settings.log_format, settings.log_level);
+
+  std::vector<cluster::Endpoint> seeds;
+  std::optional<std::string> url_user;
+  for (const auto& addr : settings.redis_addrs) {
+    auto seed = cluster::ParseSeedAddress(addr);
+    if (!seed) {
+      spdlog::error("--redis.addr: {}", seed.error().message);
+      return 1;
+    }
+    if (seed->user && !url_user) url_user = seed->user;
+    seeds.push_back(seed->endpoint);
+  }
+  // --redis.user wins over a user written in a redis:// address.
+  const std::optional<std::string> user = settings.redis_user ? settings.redis_user : url_user;
+  auto credentials = cluster::LoadCredentials(user, settings.password_file);
+  if (!credentials) {
+    spdlog::error("credentials: {}", credentials.error().message);
+    return 1;
+  }
+
+  // Signals are taken by sigwait below; every thread started from here on inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A peer closing a socket mid-write must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+
+  exporter::ScrapeEngine engine(seeds, settings.scrape_timeout,
+                                exporter::RedisNodeClientFactory(*credentials));
+  auto server =
+      exporter::HttpServer::Start(settings.listen_address, settings.telemetry_path,
+                                  [&engine] { return exporter::RenderMetrics(engine.Scrape()); });
+  if (!server) {
+    spdlog::error("web: {}", server.error().message);
+    return 1;
+  }
+  std::string seed_list;
+  for (const auto& s : seeds) seed_list += (seed_list.empty() ? "" : ",") + s.ToString();
+  spdlog::info("{} listening on {} (metrics at {}), seeds {}, scrape timeout {}ms, auth {}",
+               exporter::VersionString(), settings.listen_address, settings.telemetry_path,
+               seed_list, settings.scrape_timeout.count(),
+               *credentials ? (user ? "as user " + *user : std::string("with password"))
+                            : std::string("none"));
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received signal {}, stopping", signal_number);
+  server->reset();
+  spdlog::default_logger()->flush();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = slotguard::exporter::ParseCommandLine(argc, argv, std::cout, std::cerr);
+  if (auto* exit = std::get_if<slotguard::exporter::ExitNow>(&parsed)) return exit->code;
+  const int code = Run(std::get<slotguard::exporter::Settings>(parsed));
+  // Readers still waiting on a stopped node run detached; do not run static destructors
+  // under them.
+  std::cout.flush();
+  std::_Exit(code);
+}

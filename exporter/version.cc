@@ -1,1 +1,7 @@
-// The exporter library; sources land here as the exporter is built.
+#include "exporter/version.h"
+
+namespace slotguard::exporter {
+
+std::string VersionString() { return std::string("slotguard-exporter ") + SLOTGUARD_VERSION; }
+
+}  // namespace slotguard::exporter

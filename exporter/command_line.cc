@@ -1,0 +1,139 @@
+#include "exporter/command_line.h"
+
+#include <CLI/CLI.hpp>
+
+#include "exporter/version.h"
+
+namespace slotguard::exporter {
+namespace {
+
+// A CLI11 check from one of the shared validators: "" when fine, else the message.
+template <typename Check>
+std::function<std::string(const std::string&)> Validator(Check check) {
+  return [check](const std::string& value) -> std::string {
+    auto result = check(value);
+    return result ? std::string() : result.error().message;
+  };
+}
+
+}  // namespace
+
+std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* argv,
+                                                 std::ostream& out, std::ostream& err) {
+  CLI::App app{
+      "slotguard-exporter: a Prometheus exporter for Redis Cluster. From one or more seed "
+      "addresses it discovers every node and, on each scrape, reads INFO, CLUSTER INFO and "
+      "CLUSTER NODES from all nodes in parallel under one deadline, then exports per-node "
+      "metrics and cluster-wide slot coverage judged the way `redis-cli --cluster check` "
+      "judges it.",
+      "slotguard-exporter"};
+  app.get_formatter()->column_width(34);
+  app.footer(
+      "The Redis password is read from --redis.password-file (first line) or from the "
+      "REDIS_PASSWORD environment variable; it is never accepted on the command line.\n"
+      "Flags override the same settings from --config. Endpoints: the telemetry path, / (a "
+      "landing page) and /healthz.");
+
+  std::string config_path;
+  std::vector<std::string> addrs;
+  std::string user;
+  std::string password_file;
+  std::string listen_address;
+  std::string telemetry_path;
+  std::string timeout_text;
+  std::string log_format;
+  std::string log_level;
+
+  app.set_version_flag("--version", VersionString(), "Print the version and exit");
+  auto* config_opt = app.add_option("--config", config_path,
+                                    "YAML file with the same settings (redis.addr, redis.user, "
+                                    "redis.password_file, web.listen_address, web.telemetry_path, "
+                                    "scrape.timeout, log.format, log.level)")
+                         ->type_name("FILE");
+  auto* addr_opt =
+      app.add_option("--redis.addr", addrs,
+                     "Seed node, host:port or redis://[user@]host:port; repeat the flag for "
+                     "more seeds (any one that answers is enough). Required unless the config "
+                     "file gives redis.addr")
+          ->type_name("ADDR")
+          ->check(Validator(CheckRedisAddr));
+  auto* user_opt =
+      app.add_option("--redis.user", user, "ACL user name for AUTH (default: the default user)")
+          ->type_name("NAME");
+  auto* pwfile_opt =
+      app.add_option("--redis.password-file", password_file,
+                     "File whose first line is the Redis password (else REDIS_PASSWORD is used "
+                     "when set)")
+          ->type_name("FILE");
+  auto* listen_opt =
+      app.add_option("--web.listen-address", listen_address,
+                     "Address to serve HTTP on, \":port\" for all interfaces or \"ip:port\" "
+                     "[default: :9478]")
+          ->type_name("ADDR")
+          ->check(Validator(CheckListenAddress));
+  auto* path_opt = app.add_option("--web.telemetry-path", telemetry_path,
+                                  "Path under which metrics are served [default: /metrics]")
+                       ->type_name("PATH")
+                       ->check(Validator(CheckTelemetryPath));
+  auto* timeout_opt =
+      app.add_option("--scrape.timeout", timeout_text,
+                     "Deadline for a whole scrape, below Prometheus' 10s, e.g. \"8s\" or "
+                     "\"500ms\"; nodes that have not answered by then are reported with "
+                     "redis_up 0 [default: 8s]")
+          ->type_name("DURATION")
+          ->check(Validator(ParseScrapeTimeout));
+  auto* format_opt =
+      app.add_option("--log.format", log_format, "Log line format: text or json [default: text]")
+          ->type_name("FORMAT")
+          ->check(Validator(CheckLogFormat));
+  auto* level_opt =
+      app.add_option("--log.level", log_level,
+                     "Lowest level logged: trace, debug, info, warn, error, off [default: info]")
+          ->type_name("LEVEL")
+          ->check(Validator(CheckLogLevel));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return ExitNow{app.exit(e, out, err)};
+  }
+
+  Settings settings;
+  if (config_opt->count() > 0) {
+    auto file = LoadConfigFile(config_path);
+    if (!file) {
+      err << "slotguard-exporter: config: " << file.error().message << "\n";
+      return ExitNow{1};
+    }
+    if (file->redis_addrs) settings.redis_addrs = *file->redis_addrs;
+    if (file->redis_user) settings.redis_user = *file->redis_user;
+    if (file->password_file) settings.password_file = *file->password_file;
+    if (file->listen_address) settings.listen_address = *file->listen_address;
+    if (file->telemetry_path) settings.telemetry_path = *file->telemetry_path;
+    if (file->scrape_timeout) settings.scrape_timeout = *file->scrape_timeout;
+    if (file->log_format) settings.log_format = *file->log_format;
+    if (file->log_level) settings.log_level = *file->log_level;
+  }
+  // Flags given on the command line win over the file.
+  if (addr_opt->count() > 0) settings.redis_addrs = addrs;
+  if (user_opt->count() > 0) settings.redis_user = user;
+  if (pwfile_opt->count() > 0) settings.password_file = password_file;
+  if (listen_opt->count() > 0) settings.listen_address = listen_address;
+  if (path_opt->count() > 0) settings.telemetry_path = telemetry_path;
+  if (timeout_opt->count() > 0) settings.scrape_timeout = *ParseScrapeTimeout(timeout_text);
+  if (format_opt->count() > 0) settings.log_format = log_format;
+  if (level_opt->count() > 0) settings.log_level = log_level;
+
+  if (settings.redis_addrs.empty()) {
+    err << "slotguard-exporter: no seed address: give --redis.addr host:port (or redis.addr in "
+           "the --config file)\n";
+    return ExitNow{1};
+  }
+  if (settings.redis_user && settings.redis_user->empty()) {
+    err << "slotguard-exporter: --redis.user: empty user name\n";
+    return ExitNow{1};
+  }
+  return settings;
+}
+
+}  // namespace slotguard::exporter

@@ -1,0 +1,45 @@
+#include "exporter/membership.h"
+
+#include <algorithm>
+#include <set>
+
+namespace slotguard::exporter {
+
+std::vector<cluster::NodesView> MemberViews(const std::vector<cluster::NodesView>& views) {
+  if (views.size() <= 1) return views;
+  std::vector<cluster::NodesView> members;
+  for (size_t i = 0; i < views.size(); ++i) {
+    bool listed = false;
+    for (size_t j = 0; j < views.size() && !listed; ++j) {
+      if (i == j || views[j].reporter_id == views[i].reporter_id) continue;
+      listed =
+          std::any_of(views[j].nodes.begin(), views[j].nodes.end(),
+                      [&](const cluster::NodeEntry& n) { return n.id == views[i].reporter_id; });
+    }
+    if (listed) members.push_back(views[i]);
+  }
+  // Nobody lists anybody (every answering node was reset): keep them all rather than none.
+  return members.empty() ? views : members;
+}
+
+std::vector<cluster::Endpoint> EndpointsInViews(const std::vector<cluster::NodesView>& views) {
+  std::set<cluster::Endpoint> out;
+  for (const auto& view : views) {
+    if (!view.reporter.host.empty() && view.reporter.port > 0) out.insert(view.reporter);
+    for (const auto& n : view.nodes) {
+      if (n.flags.noaddr || n.endpoint.host.empty() || n.endpoint.port <= 0) continue;
+      out.insert(n.endpoint);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+std::vector<cluster::NodesView> ClusterViews(const std::vector<NodeResult>& nodes) {
+  std::vector<cluster::NodesView> views;
+  for (const auto& n : nodes) {
+    if (n.up && n.view) views.push_back(*n.view);
+  }
+  return MemberViews(views);
+}
+
+}  // namespace slotguard::exporter

@@ -1,0 +1,133 @@
+#include "exporter/node_reader.h"
+
+#include <algorithm>
+#include <set>
+
+namespace slotguard::exporter {
+namespace {
+
+using cluster::Reply;
+
+std::chrono::milliseconds Remaining(Clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+}
+
+// The text of a bulk/status reply, or why there is none.
+cluster::Result<std::string_view> Text(const Reply& reply, std::string_view command) {
+  if (reply.IsError()) {
+    return cluster::MakeError(std::string(command) + " refused: " + reply.str);
+  }
+  if (reply.type != Reply::Type::kString && reply.type != Reply::Type::kStatus) {
+    return cluster::MakeError(std::string(command) + ": unexpected reply type");
+  }
+  return std::string_view(reply.str);
+}
+
+NodeResult Down(const cluster::Endpoint& dialed, std::string error) {
+  NodeResult r;
+  r.endpoint = dialed;
+  r.label = dialed.ToString();
+  r.error = std::move(error);
+  return r;
+}
+
+}  // namespace
+
+const std::vector<cluster::Argv>& NodeCommands() {
+  static const std::vector<cluster::Argv> kCommands = {
+      {"INFO", "all"}, {"CLUSTER", "INFO"}, {"CLUSTER", "NODES"}};
+  return kCommands;
+}
+
+NodeResult NodeResultFromText(const cluster::Endpoint& dialed, std::string_view info_text,
+                              std::string_view cluster_info_text,
+                              std::string_view cluster_nodes_text) {
+  auto info = cluster::ParseInfo(info_text);
+  if (!info) return Down(dialed, "INFO all: " + info.error().message);
+  auto cluster_info = cluster::ParseInfo(cluster_info_text);
+  if (!cluster_info) return Down(dialed, "CLUSTER INFO: " + cluster_info.error().message);
+  auto nodes = cluster::ParseClusterNodes(cluster_nodes_text);
+  if (!nodes) return Down(dialed, "CLUSTER NODES: " + nodes.error().message);
+
+  auto myself = std::find_if(nodes->begin(), nodes->end(),
+                             [](const cluster::NodeEntry& n) { return n.flags.myself; });
+  if (myself == nodes->end()) return Down(dialed, "CLUSTER NODES: no myself line");
+  // A node never met by another does not know its own IP and writes ":port".
+  if (myself->endpoint.host.empty()) myself->endpoint.host = dialed.host;
+  if (myself->endpoint.port <= 0) myself->endpoint.port = dialed.port;
+
+  NodeResult r;
+  r.endpoint = dialed;
+  r.label = myself->endpoint.ToString();
+  r.up = true;
+  r.info = std::move(*info);
+  r.cluster_info = std::move(*cluster_info);
+  cluster::NodesView view;
+  view.reporter_id = myself->id;
+  view.reporter = myself->endpoint;
+  view.nodes = std::move(*nodes);
+  r.view = std::move(view);
+  return r;
+}
+
+NodeResult NodeResultFromReplies(const cluster::Endpoint& dialed,
+                                 const std::vector<Reply>& replies) {
+  const auto& commands = NodeCommands();
+  if (replies.size() != commands.size()) {
+    return Down(dialed, "expected " + std::to_string(commands.size()) + " replies, got " +
+                            std::to_string(replies.size()));
+  }
+  std::vector<std::string_view> texts;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    const std::string name = commands[i][0] + " " + commands[i][1];
+    auto text = Text(replies[i], name);
+    if (!text) return Down(dialed, text.error().message);
+    texts.push_back(*text);
+  }
+  return NodeResultFromText(dialed, texts[0], texts[1], texts[2]);
+}
+
+NodeResult ReadNode(NodeClient& client, const cluster::Endpoint& endpoint,
+                    Clock::time_point deadline) {
+  auto left = Remaining(deadline);
+  if (left.count() <= 0) return Down(endpoint, "scrape deadline passed before the node was read");
+  auto replies = client.Pipeline(NodeCommands(), left);
+  if (!replies) return Down(endpoint, replies.error().message);
+  NodeResult result = NodeResultFromReplies(endpoint, *replies);
+  if (!result.up || !result.view) return result;
+
+  const cluster::NodeEntry* me = cluster::FindMyself(result.view->nodes);
+  if (me == nullptr || me->open_slots.empty()) return result;
+  std::set<int> slots;
+  for (const auto& open : me->open_slots) slots.insert(open.slot);
+  std::vector<cluster::Argv> counts;
+  for (int slot : slots) counts.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+
+  left = Remaining(deadline);
+  if (left.count() <= 0) {
+    result.error = "no time left to count keys in open slots";
+    return result;
+  }
+  auto count_replies = client.Pipeline(counts, left);
+  if (!count_replies || count_replies->size() != counts.size()) {
+    // The node answered the scrape itself: it stays up, only the key counts are missing.
+    result.error =
+        "CLUSTER COUNTKEYSINSLOT: " +
+        (count_replies ? std::string("wrong number of replies") : count_replies.error().message);
+    return result;
+  }
+  std::map<int, int64_t> by_slot;
+  size_t i = 0;
+  for (int slot : slots) {
+    const Reply& reply = (*count_replies)[i++];
+    if (reply.type == Reply::Type::kInteger) by_slot[slot] = reply.integer;
+  }
+  for (const auto& open : me->open_slots) {
+    auto it = by_slot.find(open.slot);
+    if (it != by_slot.end())
+      result.open_slot_keys.push_back({open.slot, open.direction, it->second});
+  }
+  return result;
+}
+
+}  // namespace slotguard::exporter

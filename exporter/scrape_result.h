@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cluster/endpoint.h"
+#include "cluster/info.h"
+#include "cluster/nodes.h"
+#include "cluster/slot_map.h"
+
+namespace slotguard::exporter {
+
+// Keys counted (CLUSTER COUNTKEYSINSLOT) in a slot this node has open.
+struct OpenSlotKeys {
+  int slot = 0;
+  cluster::OpenDirection direction = cluster::OpenDirection::kMigrating;
+  int64_t keys = 0;
+};
+
+// What one node answered in one scrape.
+struct NodeResult {
+  cluster::Endpoint endpoint;  // the address dialed
+  std::string label;           // node="..." label: the address the node announces
+  bool up = false;             // answered INFO, CLUSTER INFO and CLUSTER NODES in time
+  std::string error;           // why not up (never holds a secret)
+  double duration_seconds = 0;
+  cluster::Info info;                      // INFO all
+  cluster::Info cluster_info;              // CLUSTER INFO
+  std::optional<cluster::NodesView> view;  // CLUSTER NODES
+  std::vector<OpenSlotKeys> open_slot_keys;
+};
+
+// One whole scrape: every node read, and the judgement of all views together.
+struct ScrapeResult {
+  std::vector<NodeResult> nodes;  // sorted by label
+  double duration_seconds = 0;
+  bool discovery_ok = false;  // at least one node answered CLUSTER NODES
+  int known_nodes = 0;        // nodes known from discovery after this scrape
+  // Set when discovery_ok. Held by pointer: it is half a megabyte (an owner per slot).
+  std::shared_ptr<const cluster::ClusterJudgement> judgement;
+};
+
+}  // namespace slotguard::exporter

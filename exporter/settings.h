@@ -1,0 +1,61 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/result.h"
+
+namespace slotguard::exporter {
+
+inline constexpr std::string_view kDefaultListenAddress = ":9478";
+inline constexpr std::string_view kDefaultTelemetryPath = "/metrics";
+inline constexpr std::chrono::milliseconds kDefaultScrapeTimeout{8000};
+// Prometheus' default scrape_timeout: the exporter must answer before it.
+inline constexpr std::chrono::milliseconds kMaxScrapeTimeout{10000};
+
+// Everything the exporter is told, from flags and/or the YAML file. No secret lives here: only
+// the name of the file holding the password.
+struct Settings {
+  std::vector<std::string> redis_addrs;  // seeds, "host:port" or "redis://[user@]host:port"
+  std::optional<std::string> redis_user;
+  std::string password_file;
+  std::string listen_address = std::string(kDefaultListenAddress);
+  std::string telemetry_path = std::string(kDefaultTelemetryPath);
+  std::chrono::milliseconds scrape_timeout = kDefaultScrapeTimeout;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+// Settings as read from a YAML file: only the keys present are set.
+struct FileSettings {
+  std::optional<std::vector<std::string>> redis_addrs;
+  std::optional<std::string> redis_user;
+  std::optional<std::string> password_file;
+  std::optional<std::string> listen_address;
+  std::optional<std::string> telemetry_path;
+  std::optional<std::chrono::milliseconds> scrape_timeout;
+  std::optional<std::string> log_format;
+  std::optional<std::string> log_level;
+};
+
+// Validators shared by the command line and the file; the message names no flag or key (the
+// caller adds "--scrape.timeout" or "config.yaml:7: scrape.timeout").
+cluster::Result<std::chrono::milliseconds> ParseScrapeTimeout(std::string_view text);
+cluster::Result<std::string> CheckRedisAddr(std::string_view text);
+cluster::Result<std::string> CheckListenAddress(std::string_view text);
+cluster::Result<std::string> CheckTelemetryPath(std::string_view text);
+cluster::Result<std::string> CheckLogFormat(std::string_view text);
+cluster::Result<std::string> CheckLogLevel(std::string_view text);
+
+// Parses the YAML text of a config file. `source` names the file in error messages, which read
+// "FILE:LINE: KEY: what is wrong".
+cluster::Result<FileSettings> ParseConfigYaml(std::string_view text, const std::string& source);
+cluster::Result<FileSettings> LoadConfigFile(const std::string& path);
+
+// civetweb's listening_ports value for a --web.listen-address (":9478" -> "9478").
+std::string CivetwebListeningPorts(std::string_view listen_address);
+
+}  // namespace slotguard::exporter
