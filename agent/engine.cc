@@ -204,9 +204,12 @@ class EngineImpl {
   bool WaitConvergence(const BatchInfo& info, std::chrono::seconds timeout, GuardMonitor* monitor,
                        const GuardSettings& gs, std::string& why);
   std::optional<std::string> SettleAt(const BatchInfo& info, bool at_target,
-                                      const std::vector<int>& slots,
-                                      const std::map<int, SlotObservation>& obs,
-                                      const StepControl& ctl, std::vector<std::string>& warnings);
+                                      const std::vector<int>& slots, const StepControl& ctl,
+                                      std::vector<std::string>& warnings);
+  std::optional<std::string> CloseAtSource(const BatchInfo& info, const std::vector<int>& slots,
+                                           const std::map<int, SlotObservation>& obs,
+                                           const StepControl& ctl,
+                                           std::vector<std::string>& warnings);
   ConvergeOutcome Converge(const BatchInfo& info, ConvergeMode mode,
                            const std::function<void(const ConvergencePlan&)>& on_plan);
 
@@ -297,13 +300,79 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, std::chrono::seconds tim
   }
 }
 
+namespace {
+
+std::optional<std::string> CheckSetSlots(const cluster::Result<std::map<int, std::string>>& r,
+                                         const std::string& what, const cluster::Endpoint& node) {
+  if (!r) return what + " on " + node.ToString() + ": " + r.error().message;
+  for (const auto& [slot, err] : *r) {
+    if (err.find(kReplicaReply) != std::string::npos) continue;
+    return what + " " + std::to_string(slot) + " on " + node.ToString() + ": " + err;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> EngineImpl::CloseAtSource(const BatchInfo& info,
+                                                     const std::vector<int>& slots,
+                                                     const std::map<int, SlotObservation>& obs,
+                                                     const StepControl& ctl,
+                                                     std::vector<std::string>& warnings) {
+  if (slots.empty()) return std::nullopt;
+  // A never MIGRATED these slots, so no client and no key was sent to B: closing is enough.
+  if (auto j = journal_->Append(StepRecord(info.id, "close_at_source", slots)); !j) {
+    return j.error().message;
+  }
+  std::vector<int> b_open;
+  std::vector<int> a_open;
+  for (int slot : slots) {
+    const auto& x = obs.at(slot);
+    if (x.target_importing || x.target_migrating) b_open.push_back(slot);
+    if (x.source_importing) a_open.push_back(slot);
+    if (x.target_keys > 0) {
+      warnings.push_back("slot " + std::to_string(slot) + ": " + info.target.ToString() +
+                         " holds " + std::to_string(x.target_keys) +
+                         " key(s) of a slot it does not own; left untouched");
+    }
+  }
+  if (auto e = CheckSetSlots(migrator_.SetSlots(info.target, b_open, {"STABLE"}, ctl),
+                             "SETSLOT STABLE", info.target)) {
+    return e;
+  }
+  if (auto e = CheckSetSlots(migrator_.SetSlots(info.source, a_open, {"STABLE"}, ctl),
+                             "SETSLOT STABLE", info.source)) {
+    return e;
+  }
+  if (auto e = CheckSetSlots(migrator_.SetSlots(info.target, slots, {"NODE", info.source_id}, ctl),
+                             "SETSLOT NODE", info.target)) {
+    return e;
+  }
+  StepControl once = ctl;
+  once.deadline.reset();
+  for (const auto& m : ctl.other_masters) {
+    auto r = migrator_.SetSlots(m, slots, {"NODE", info.source_id}, once);
+    if (auto e = CheckSetSlots(r, "SETSLOT NODE", m)) {
+      warnings.push_back(*e + " (it will learn by gossip)");
+    }
+  }
+  return std::nullopt;
+}
+
+// W keeps the slot; O gives up what it holds. For W = target this tidies a slot whose SETSLOT
+// NODE reached the target (stray keys from the source, NODE on the source and the others).
+// For W = source it is the last resort when a slot cannot be finished forward (a BUSYKEY
+// conflict): the source stops MIGRATING first (it would answer RESTORE with -ASK), then the
+// keys come back; clients may miss a key still on the target for that short while.
 std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_target,
                                                 const std::vector<int>& slots,
-                                                const std::map<int, SlotObservation>& obs,
                                                 const StepControl& ctl,
                                                 std::vector<std::string>& warnings) {
   if (slots.empty()) return std::nullopt;
-  // W keeps the slot, O gives up whatever it holds.
+  auto observed = ObserveSlots(info, slots, ctl);
+  if (!observed) return observed.error().message;
+  std::map<int, SlotObservation> obs;
+  for (const auto& o : *observed) obs[o.slot] = o;
   const MoveEnds to_w = at_target
                             ? MoveEnds{info.source_id, info.source, info.target_id, info.target}
                             : MoveEnds{info.target_id, info.target, info.source_id, info.source};
@@ -319,9 +388,6 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
                      : (x.target_migrating || x.target_importing);
   };
   auto o_keys = [&](const SlotObservation& x) { return at_target ? x.source_keys : x.target_keys; };
-  auto w_migrating = [&](const SlotObservation& x) {
-    return at_target ? x.target_migrating : x.source_migrating;
-  };
   auto w_open = [&](const SlotObservation& x) {
     return at_target ? (x.target_migrating || x.target_importing)
                      : (x.source_migrating || x.source_importing);
@@ -334,71 +400,55 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
   if (auto j = journal_->Append(StepRecord(info.id, "settle_at_" + side, slots)); !j) {
     return j.error().message;
   }
-  auto check = [&](const cluster::Result<std::map<int, std::string>>& r, const std::string& what,
-                   const cluster::Endpoint& node) -> std::optional<std::string> {
-    if (!r) return what + " on " + node.ToString() + ": " + r.error().message;
-    for (const auto& [slot, err] : *r) {
-      if (err.find(kReplicaReply) != std::string::npos) continue;
-      return what + " " + std::to_string(slot) + " on " + node.ToString() + ": " + err;
-    }
-    return std::nullopt;
-  };
-
-  // 1. O must have the slot open to MIGRATE its keys away.
   std::vector<int> open_migrating;
   std::vector<int> open_importing;
   std::vector<int> w_open_slots;
-  std::vector<int> w_migrating_slots;
   std::vector<int> o_not_owner;
   std::vector<int> w_not_owner;
   for (int slot : slots) {
     const auto& x = obs.at(slot);
     if (o_keys(x) > 0 && !o_open(x)) (o_owns(x) ? open_migrating : open_importing).push_back(slot);
     if (w_open(x)) w_open_slots.push_back(slot);
-    if (w_migrating(x)) w_migrating_slots.push_back(slot);
     if (!o_owns(x)) o_not_owner.push_back(slot);
     if (!w_owns_own_view(x)) w_not_owner.push_back(slot);
   }
-  if (auto e = check(migrator_.SetSlots(o, open_migrating, {"MIGRATING", w_id}, ctl),
-                     "SETSLOT MIGRATING", o)) {
+  // 1. W must not be MIGRATING to receive keys; O must have the slot open to send them.
+  if (auto e = CheckSetSlots(migrator_.SetSlots(w, w_open_slots, {"STABLE"}, ctl), "SETSLOT STABLE",
+                             w)) {
     return e;
   }
-  if (auto e = check(migrator_.SetSlots(o, open_importing, {"IMPORTING", w_id}, ctl),
-                     "SETSLOT IMPORTING", o)) {
+  if (auto e = CheckSetSlots(migrator_.SetSlots(w, w_not_owner, {"NODE", w_id}, ctl),
+                             "SETSLOT NODE", w)) {
     return e;
   }
-
-  // 2. Keys to W (W's copy wins on a clash: it is the one clients read).
+  if (auto e = CheckSetSlots(migrator_.SetSlots(o, open_migrating, {"MIGRATING", w_id}, ctl),
+                             "SETSLOT MIGRATING", o)) {
+    return e;
+  }
+  if (auto e = CheckSetSlots(migrator_.SetSlots(o, open_importing, {"IMPORTING", w_id}, ctl),
+                             "SETSLOT IMPORTING", o)) {
+    return e;
+  }
+  // 2. Keys to W (W's copy wins a clash: it is the one clients read).
   auto moved = migrator_.MoveKeys(to_w, slots, BusyKeyPolicy::kToOwner, ctl);
-  for (const auto& w : moved.warnings) warnings.push_back(w);
+  for (const auto& x : moved.warnings) warnings.push_back(x);
   if (!moved.ok()) return moved.message;
-
-  // 3. W stops redirecting (ASK) to O. A client may have created a key on O through ASK in
-  // the instant before: look once more while O still imports.
-  if (auto e = check(migrator_.SetSlots(w, w_open_slots, {"STABLE"}, ctl), "SETSLOT STABLE", w)) {
+  // 3. O: close the slot and name W its owner; then everyone else.
+  if (auto e =
+          CheckSetSlots(migrator_.SetSlots(o, o_not_owner, {"STABLE"}, ctl), "SETSLOT STABLE", o)) {
     return e;
   }
-  if (!w_migrating_slots.empty()) {
-    auto again = migrator_.MoveKeys(to_w, w_migrating_slots, BusyKeyPolicy::kToOwner, ctl);
-    for (const auto& w2 : again.warnings) warnings.push_back(w2);
-    if (!again.ok()) return again.message;
-  }
-  if (auto e = check(migrator_.SetSlots(w, w_not_owner, {"NODE", w_id}, ctl), "SETSLOT NODE", w)) {
-    return e;
-  }
-
-  // 4. O: close the slot and name W its owner; then everyone else.
-  if (auto e = check(migrator_.SetSlots(o, o_not_owner, {"STABLE"}, ctl), "SETSLOT STABLE", o)) {
-    return e;
-  }
-  if (auto e = check(migrator_.SetSlots(o, slots, {"NODE", w_id}, ctl), "SETSLOT NODE", o)) {
+  if (auto e =
+          CheckSetSlots(migrator_.SetSlots(o, slots, {"NODE", w_id}, ctl), "SETSLOT NODE", o)) {
     return e;
   }
   StepControl once = ctl;
   once.deadline.reset();
   for (const auto& m : ctl.other_masters) {
     auto r = migrator_.SetSlots(m, slots, {"NODE", w_id}, once);
-    if (auto e = check(r, "SETSLOT NODE", m)) warnings.push_back(*e + " (it will learn by gossip)");
+    if (auto e = CheckSetSlots(r, "SETSLOT NODE", m)) {
+      warnings.push_back(*e + " (it will learn by gossip)");
+    }
   }
   return std::nullopt;
 }
@@ -424,20 +474,20 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   ConvergencePlan plan = PlanConvergence(*observed, info.source_id, info.target_id, mode);
   if (on_plan) on_plan(plan);
   spdlog::info(
-      "batch {}: converging to the {} (settle at source {}, settle at target {}, finish "
+      "batch {}: converging to the {} (close at source {}, settle at target {}, finish "
       "forward {}, move back {}, stuck {})",
-      info.id, plan.to_target ? "target" : "source", plan.settle_at_source.size(),
+      info.id, plan.to_target ? "target" : "source", plan.close_at_source.size(),
       plan.settle_at_target.size(), plan.finish_forward.size(), plan.reverse.size(),
       plan.stuck.size());
 
-  for (const auto& group : Groups(plan.settle_at_source, options_.group_slots)) {
-    if (auto e = SettleAt(info, false, group, obs, ctl, out.warnings)) {
+  for (const auto& group : Groups(plan.close_at_source, options_.group_slots)) {
+    if (auto e = CloseAtSource(info, group, obs, ctl, out.warnings)) {
       out.error = *e;
       return out;
     }
   }
   for (const auto& group : Groups(plan.settle_at_target, options_.group_slots)) {
-    if (auto e = SettleAt(info, true, group, obs, ctl, out.warnings)) {
+    if (auto e = SettleAt(info, true, group, ctl, out.warnings)) {
       out.error = *e;
       return out;
     }
@@ -445,17 +495,32 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   const MoveEnds forward{info.source_id, info.source, info.target_id, info.target};
   StepControl finish = ctl;
   finish.step_prefix = "finish_";
+  std::set<int> settled_back;  // slots returned the cold way: no reverse for them
   for (const auto& group : Groups(plan.finish_forward, options_.group_slots)) {
     auto r = migrator_.MoveGroup(forward, group, finish);
     for (const auto& w : r.warnings) out.warnings.push_back(w);
-    if (!r.ok()) {
-      out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
-      return out;
+    if (r.ok()) continue;
+    if (r.status == MoveResult::Status::kConflict && !plan.to_target) {
+      out.warnings.push_back("slots " + std::to_string(group.front()) + "-" +
+                             std::to_string(group.back()) + " cannot go forward (" + r.message +
+                             "): returning their keys to the source directly");
+      if (auto e = SettleAt(info, false, group, ctl, out.warnings)) {
+        out.error = *e;
+        return out;
+      }
+      settled_back.insert(group.begin(), group.end());
+      continue;
     }
+    out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
+    return out;
+  }
+  std::vector<int> reverse;
+  for (int slot : plan.reverse) {
+    if (!settled_back.count(slot)) reverse.push_back(slot);
   }
   StepControl back = ctl;
   back.step_prefix = "reverse_";
-  for (const auto& group : Groups(plan.reverse, options_.group_slots)) {
+  for (const auto& group : Groups(reverse, options_.group_slots)) {
     auto r = migrator_.MoveGroup(forward.Reversed(), group, back);
     for (const auto& w : r.warnings) out.warnings.push_back(w);
     if (!r.ok()) {

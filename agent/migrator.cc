@@ -333,14 +333,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     }
     if (!result.conflict_keys.empty()) {
       result.status = MoveResult::Status::kConflict;
-      std::string names;
-      for (size_t i = 0; i < result.conflict_keys.size() && i < 10; ++i) {
-        names += (i ? ", " : "") + ShortKey(result.conflict_keys[i]);
-      }
-      if (result.conflict_keys.size() > 10) names += ", ...";
-      result.message = "BUSYKEY: " + ends.to.ToString() +
-                       " already holds a different value for key(s) " + names +
-                       " (nothing overwritten; use --replace to overwrite)";
+      result.message = ConflictMessage(ends, result.conflict_keys);
       return result;
     }
     pending = std::move(still);
@@ -351,6 +344,56 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     }
   }
   return result;
+}
+
+cluster::Result<std::vector<std::string>> Migrator::StrayConflicts(const MoveEnds& ends,
+                                                                   const std::vector<int>& slots,
+                                                                   const StepControl& ctl) {
+  std::vector<std::string> conflicts;
+  std::vector<cluster::Argv> counts;
+  for (int slot : slots) counts.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+  auto c = Run(ends.to, counts, ctl);
+  if (!c) return tl::unexpected(c.error());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if ((*c)[i].type != cluster::Reply::Type::kInteger || (*c)[i].integer == 0) continue;
+    auto listed = Run(
+        ends.to,
+        {{"CLUSTER", "GETKEYSINSLOT", std::to_string(slots[i]), std::to_string((*c)[i].integer)}},
+        ctl);
+    if (!listed) return tl::unexpected(listed.error());
+    std::vector<cluster::Argv> on_to;
+    std::vector<cluster::Argv> on_from;
+    std::vector<std::string> keys;
+    for (const auto& k : (*listed)[0].elements) {
+      keys.push_back(k.str);
+      on_to.push_back({"ASKING"});
+      on_to.push_back({"DUMP", k.str});
+      on_from.push_back({"DUMP", k.str});
+    }
+    if (keys.empty()) continue;
+    auto t = Run(ends.to, on_to, ctl);
+    if (!t) return tl::unexpected(t.error());
+    auto f = Run(ends.from, on_from, ctl);
+    if (!f) return tl::unexpected(f.error());
+    for (size_t k = 0; k < keys.size(); ++k) {
+      const auto& to_dump = (*t)[2 * k + 1];
+      const auto& from_dump = (*f)[k];
+      // Absent at the source (nil, or -ASK when it is already MIGRATING): no clash.
+      if (from_dump.type != cluster::Reply::Type::kString) continue;
+      if (to_dump.type != cluster::Reply::Type::kString) continue;
+      if (to_dump.str != from_dump.str) conflicts.push_back(keys[k]);
+    }
+  }
+  return conflicts;
+}
+
+std::string Migrator::ConflictMessage(const MoveEnds& ends,
+                                      const std::vector<std::string>& keys) const {
+  std::string names;
+  for (size_t i = 0; i < keys.size() && i < 10; ++i) names += (i ? ", " : "") + ShortKey(keys[i]);
+  if (keys.size() > 10) names += ", ... (" + std::to_string(keys.size()) + " keys)";
+  return "BUSYKEY: " + ends.to.ToString() + " already holds a different value for key(s) " + names +
+         " (nothing overwritten; --replace overwrites)";
 }
 
 MoveResult Migrator::MoveGroup(const MoveEnds& ends, const std::vector<int>& slots,
@@ -379,6 +422,19 @@ MoveResult Migrator::MoveGroup(const MoveEnds& ends, const std::vector<int>& slo
     return fail("SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(*imp));
   }
   crash("after_importing");
+
+  // Keys the target already holds in these slots (strays in slots it does not own) would meet
+  // MIGRATE as BUSYKEY half way through. Compare them now, before any key or client moves.
+  if (!settings_.replace) {
+    auto conflicts = StrayConflicts(ends, slots, ctl);
+    if (!conflicts) return fail(conflicts.error().message);
+    if (!conflicts->empty()) {
+      result.status = MoveResult::Status::kConflict;
+      result.conflict_keys = *conflicts;
+      result.message = ConflictMessage(ends, *conflicts);
+      return result;
+    }
+  }
   if (auto why = stopped()) {
     result.status = MoveResult::Status::kStopped;
     result.message = *why;

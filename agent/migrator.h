@@ -101,6 +101,11 @@ class Migrator {
  private:
   cluster::Argv MigrateArgv(const cluster::Endpoint& to, bool replace,
                             const std::vector<std::string>& keys) const;
+  // Keys `to` already holds in `slots` whose value differs from the one on `from`.
+  cluster::Result<std::vector<std::string>> StrayConflicts(const MoveEnds& ends,
+                                                           const std::vector<int>& slots,
+                                                           const StepControl& ctl);
+  std::string ConflictMessage(const MoveEnds& ends, const std::vector<std::string>& keys) const;
   void CountFailure(const std::string& reason, bool counted, bool ioerr);
   void Backoff(int consecutive);
 

@@ -94,19 +94,23 @@ ConvergencePlan PlanConvergence(const std::vector<SlotObservation>& slots,
       plan.stuck.push_back(o.slot);
       continue;
     }
-    if (plan.to_target) {
-      if (side == Side::kTarget) {
-        if (NeedsSettling(o, side, source_id, target_id)) plan.settle_at_target.push_back(o.slot);
-      } else {
-        plan.finish_forward.push_back(o.slot);
+    if (side == Side::kTarget) {
+      // B MIGRATING to A is a move back already under way: the reverse finishes it (keys cannot
+      // be sent to a MIGRATING node).
+      if (!o.target_migrating && NeedsSettling(o, side, source_id, target_id)) {
+        plan.settle_at_target.push_back(o.slot);
       }
+      if (!plan.to_target) plan.reverse.push_back(o.slot);
       continue;
     }
-    if (side == Side::kSource) {
-      if (NeedsSettling(o, side, source_id, target_id)) plan.settle_at_source.push_back(o.slot);
-    } else {
-      if (NeedsSettling(o, side, source_id, target_id)) plan.settle_at_target.push_back(o.slot);
-      plan.reverse.push_back(o.slot);
+    // Settled at the source.
+    if (o.source_migrating) {
+      plan.finish_forward.push_back(o.slot);
+      if (!plan.to_target) plan.reverse.push_back(o.slot);
+    } else if (plan.to_target) {
+      plan.finish_forward.push_back(o.slot);  // not reached: all_ready implies MIGRATING
+    } else if (NeedsSettling(o, side, source_id, target_id)) {
+      plan.close_at_source.push_back(o.slot);
     }
   }
   return plan;

@@ -60,14 +60,19 @@ enum class ConvergeMode {
 // Policy (recovery after a crash): a batch ends whole. When every slot of the batch can be
 // finished forward without moving keys back (SETSLOT NODE already reached the target, or all
 // keys are already at the target), it is finished forward and marked done; otherwise every slot
-// goes back to the source (open slots: keys back, both STABLE; slots already at the target: the
-// forward protocol reversed) and the batch is marked rolled back.
+// goes back to the source and the batch is marked rolled back.
+//
+// Going back, a slot left open A->B with A still MIGRATING is first finished forward and then
+// moved back with the forward protocol reversed. Redis gives no race-free way to send keys to a
+// node that is MIGRATING the slot (it answers RESTORE with -ASK), and making A STABLE first would
+// let clients miss keys that are still on B; finishing forward never does. A slot open only on B
+// (IMPORTING, A not yet MIGRATING) received no key and no client: closing it is enough.
 struct ConvergencePlan {
   bool to_target = false;             // the goal
-  std::vector<int> settle_at_source;  // keys back to A, STABLE on A then B, NODE A elsewhere
-  std::vector<int> settle_at_target;  // stray keys to B, NODE B on A and the others
-  std::vector<int> finish_forward;    // open A->B, no key on A: run the forward protocol again
-  std::vector<int> reverse;           // settled at B, goal A: the forward protocol B->A
+  std::vector<int> close_at_source;   // A owns, not MIGRATING: STABLE on B, NODE A on B, others
+  std::vector<int> finish_forward;    // A owns, MIGRATING to B: the forward protocol again
+  std::vector<int> settle_at_target;  // B owns in its own view: NODE B on A and the others
+  std::vector<int> reverse;           // goal A: afterwards the forward protocol B->A
   std::vector<int> stuck;             // neither A nor B owns it: left for the operator
 };
 
