@@ -1,0 +1,79 @@
+#include "agent/metrics.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace slotguard::agent {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(AgentMetricsTest, EveryPinnedSeriesExistsFromTheStart) {
+  AgentMetrics m;
+  const std::string text = m.Serialize();
+  for (const char* state :
+       {"idle", "queued", "awaiting_approval", "preflight", "migrating", "verifying", "done",
+        "rolling_back", "rolled_back", "paused", "failed"}) {
+    EXPECT_THAT(text, HasSubstr(std::string("slotguard_agent_state{state=\"") + state + "\"}"));
+  }
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_state{state=\"idle\"} 1"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_queue_batches 0"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_queue_slots 0"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_approval_wait_seconds 0"));
+  EXPECT_THAT(text, HasSubstr("# TYPE slotguard_agent_slots_migrated_total counter"));
+  EXPECT_THAT(text, HasSubstr("# TYPE slotguard_agent_keys_migrated_total counter"));
+  for (const char* r : {"ioerr", "timeout", "busykey", "error"}) {
+    EXPECT_THAT(text, HasSubstr(std::string("slotguard_agent_migrate_failures_total{reason=\"") +
+                                r + "\"} 0"));
+  }
+  for (const char* t : {"guard", "alertmanager", "operator", "recovery"}) {
+    EXPECT_THAT(text,
+                HasSubstr(std::string("slotguard_agent_rollbacks_total{trigger=\"") + t + "\"} 0"));
+  }
+  for (const char* g : {"coverage", "migrate_failures", "node_health", "convergence"}) {
+    EXPECT_THAT(text,
+                HasSubstr(std::string("slotguard_agent_guard_tripped{guard=\"") + g + "\"} 0"));
+  }
+  EXPECT_THAT(text, HasSubstr("# TYPE slotguard_agent_batch_duration_seconds histogram"));
+  for (const char* r : {"accepted", "ignored", "rejected"}) {
+    EXPECT_THAT(text,
+                HasSubstr(std::string("slotguard_agent_webhook_notifications_total{result=\"") + r +
+                          "\"} 0"));
+  }
+}
+
+TEST(AgentMetricsTest, ObserverAndSetters) {
+  AgentMetrics m;
+  m.SetState("migrating");
+  m.SetState("no-such-state");  // ignored
+  EXPECT_EQ(m.State(), "migrating");
+  m.SetQueue(3, 1100, 42.5);
+  m.OnSlotsMigrated(10);
+  m.OnKeysMigrated(1234);
+  m.OnMigrateFailure("ioerr");
+  m.OnRollback(RollbackTrigger::kAlertmanager);
+  m.OnGuard("coverage", true);
+  m.OnBatchFinished(12);
+  m.CountWebhook("accepted");
+  m.CountWebhook("rejected");
+  m.CountWebhook("rejected");
+  const std::string text = m.Serialize();
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_state{state=\"migrating\"} 1"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_state{state=\"idle\"} 0"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_queue_batches 3"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_queue_slots 1100"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_approval_wait_seconds 42.5"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_slots_migrated_total 10"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_keys_migrated_total 1234"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_migrate_failures_total{reason=\"ioerr\"} 1"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_rollbacks_total{trigger=\"alertmanager\"} 1"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_guard_tripped{guard=\"coverage\"} 1"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_batch_duration_seconds_count 1"));
+  EXPECT_THAT(text,
+              HasSubstr("slotguard_agent_webhook_notifications_total{result=\"rejected\"} 2"));
+  EXPECT_THAT(text, Not(HasSubstr("no-such-state")));
+}
+
+}  // namespace
+}  // namespace slotguard::agent
