@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -72,6 +73,14 @@ class EngineImpl {
       guard_connector_ = own_guard_pool_.get();
     }
     if (const char* crash = std::getenv("SLOTGUARD_TEST_CRASH_AT")) crash_at_ = crash;
+    if (const char* pause = std::getenv("SLOTGUARD_TEST_PAUSE_AT")) {
+      std::string p = pause;
+      auto colon = p.find(':');
+      if (colon != std::string::npos) {
+        pause_at_ = p.substr(0, colon);
+        pause_ms_ = std::atoi(p.c_str() + colon + 1);
+      }
+    }
   }
 
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
@@ -150,6 +159,14 @@ class EngineImpl {
   }
 
   void CrashPoint(const char* point) {
+    // Test hook: SLOTGUARD_TEST_PAUSE_AT=<point>:<ms> holds the engine there (for tests that
+    // act on the cluster at a known moment, e.g. SIGSTOP the target mid-batch).
+    if (!pause_at_.empty() && pause_at_ == point && pause_ms_ > 0) {
+      std::fprintf(stderr, "slotguard-test-hook: paused at %s for %d ms\n", point, pause_ms_);
+      std::fflush(stderr);
+      clock_.SleepFor(std::chrono::milliseconds(pause_ms_));
+      pause_ms_ = 0;  // once
+    }
     if (!crash_at_.empty() && crash_at_ == point) {
       spdlog::warn("SLOTGUARD_TEST_CRASH_AT={}: killing myself", point);
       spdlog::default_logger()->flush();
@@ -223,6 +240,8 @@ class EngineImpl {
   std::unique_ptr<cluster::ConnectionPool> own_guard_pool_;
   std::unique_ptr<Journal> journal_;
   std::string crash_at_;
+  std::string pause_at_;
+  int pause_ms_ = 0;
 
   std::mutex mutex_;
   std::optional<std::pair<RollbackTrigger, std::string>> requested_;

@@ -210,8 +210,13 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
 
     // 2. MIGRATE them, a few commands per round trip.
     std::set<int> busy_slots;
-    for (size_t i = 0; i < chunks.size(); i += settings_.migrates_per_round) {
-      size_t end = std::min(chunks.size(), i + static_cast<size_t>(settings_.migrates_per_round));
+    // After a failure, one MIGRATE per round trip: each may wait the full timeout on a target
+    // that stopped answering, and the guard should get its say between them.
+    const size_t per_round = consecutive_failures > 0
+                                 ? 1
+                                 : static_cast<size_t>(std::max(1, settings_.migrates_per_round));
+    for (size_t i = 0; i < chunks.size() && !failed_pass; i += per_round) {
+      size_t end = std::min(chunks.size(), i + per_round);
       std::vector<cluster::Argv> cmds;
       for (size_t k = i; k < end; ++k)
         cmds.push_back(MigrateArgv(ends.to, replace_all, chunks[k].keys));
