@@ -44,6 +44,7 @@ class AgentDaemon:
     def __init__(self, cluster, overrides=None, workdir=None):
         self.cluster = cluster
         self.dir = workdir or tempfile.mkdtemp(prefix="slotguard-agentd-")
+        os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.control_token_file = os.path.join(self.dir, "control-token")
