@@ -172,12 +172,11 @@ ScrapeResult ScrapeEngine::Scrape() {
     }
   }
 
-  ScrapeResult result;
-  result.discovery_ok = !views.empty();
+  std::vector<NodeResult> nodes;
+  for (auto& [label, r] : by_label) nodes.push_back(std::move(r));
+  ScrapeResult result = AssembleScrape(std::move(nodes));
   if (result.discovery_ok) {
-    result.judgement =
-        std::make_shared<const cluster::ClusterJudgement>(cluster::JudgeCluster(views));
-    auto next = EndpointsInViews(views);
+    auto next = EndpointsInViews(ClusterViews(result.nodes));
     std::lock_guard<std::mutex> lock(mutex_);
     known_ = next;
     // Connections to nodes that left are closed; seeds keep theirs for the next fallback.
@@ -191,12 +190,8 @@ ScrapeResult ScrapeEngine::Scrape() {
     std::lock_guard<std::mutex> lock(mutex_);
     result.known_nodes = static_cast<int>(known_.size());
   }
-  for (auto& [label, r] : by_label) result.nodes.push_back(std::move(r));
   result.duration_seconds = Seconds(Clock::now() - start);
-  LogTransitions(result.nodes);
-  if (!result.discovery_ok) {
-    spdlog::warn("discovery: no node answered CLUSTER NODES (seeds and known nodes tried)");
-  }
+  LogTransitions(result);
   spdlog::debug("scrape: {} nodes, {} up, {:.3f}s", result.nodes.size(),
                 std::count_if(result.nodes.begin(), result.nodes.end(),
                               [](const NodeResult& n) { return n.up; }),
@@ -204,9 +199,17 @@ ScrapeResult ScrapeEngine::Scrape() {
   return result;
 }
 
-void ScrapeEngine::LogTransitions(const std::vector<NodeResult>& nodes) {
+void ScrapeEngine::LogTransitions(const ScrapeResult& result) {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& n : nodes) {
+  if (result.discovery_ok != discovery_ok_) {
+    discovery_ok_ = result.discovery_ok;
+    if (discovery_ok_) {
+      spdlog::info("discovery: {} nodes known", known_.size());
+    } else {
+      spdlog::warn("discovery: no node answered CLUSTER NODES (known nodes and seeds tried)");
+    }
+  }
+  for (const auto& n : result.nodes) {
     auto [it, first] = last_up_.emplace(n.label, n.up);
     if (!first && it->second == n.up) {
       if (!n.up) spdlog::debug("node {} still down: {}", n.label, n.error);

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,7 @@ class ScrapeEngine {
   std::shared_ptr<NodeState> State(const cluster::Endpoint& endpoint);
   std::vector<NodeResult> ReadAll(const std::vector<cluster::Endpoint>& endpoints,
                                   Clock::time_point deadline);
-  void LogTransitions(const std::vector<NodeResult>& nodes);
+  void LogTransitions(const ScrapeResult& result);
 
   const std::vector<cluster::Endpoint> seeds_;
   const std::chrono::milliseconds timeout_;
@@ -52,6 +53,7 @@ class ScrapeEngine {
   std::vector<cluster::Endpoint> known_;
   std::map<cluster::Endpoint, std::shared_ptr<NodeState>> states_;
   std::map<std::string, bool> last_up_;  // by label, to log only changes
+  std::optional<bool> discovery_ok_;
 };
 
 }  // namespace slotguard::exporter

@@ -43,4 +43,8 @@ struct ScrapeResult {
   std::shared_ptr<const cluster::ClusterJudgement> judgement;
 };
 
+// A ScrapeResult from per-node results: sorted by label, discovery_ok and the judgement from
+// the answering cluster members' views. known_nodes and duration_seconds are left to the caller.
+ScrapeResult AssembleScrape(std::vector<NodeResult> nodes);
+
 }  // namespace slotguard::exporter

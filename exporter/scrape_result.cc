@@ -1,0 +1,23 @@
+#include "exporter/scrape_result.h"
+
+#include <algorithm>
+
+#include "exporter/membership.h"
+
+namespace slotguard::exporter {
+
+ScrapeResult AssembleScrape(std::vector<NodeResult> nodes) {
+  ScrapeResult result;
+  std::sort(nodes.begin(), nodes.end(),
+            [](const NodeResult& a, const NodeResult& b) { return a.label < b.label; });
+  result.nodes = std::move(nodes);
+  const auto views = ClusterViews(result.nodes);
+  result.discovery_ok = !views.empty();
+  if (result.discovery_ok) {
+    result.judgement =
+        std::make_shared<const cluster::ClusterJudgement>(cluster::JudgeCluster(views));
+  }
+  return result;
+}
+
+}  // namespace slotguard::exporter

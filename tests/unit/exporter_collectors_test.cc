@@ -1,0 +1,306 @@
+// The metric families built from captured redis-server 7.0 output (tests/data/exporter_*.txt).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "exporter/collectors.h"
+#include "tests/unit/exporter_fixtures.h"
+
+namespace slotguard::exporter {
+namespace {
+
+using testing::CapturedResult;
+using testing::CapturedScrape;
+using testing::LoadCapture;
+
+constexpr const char* kHealthy = "exporter_healthy.txt";
+constexpr const char* kOpenSlot = "exporter_open_slot.txt";
+constexpr const char* kFailedReplica = "exporter_failed_replica.txt";
+
+// The text exposition, read back: series ("name{labels}" exactly as written) -> value, and
+// each family's TYPE and HELP.
+struct Exposition {
+  std::map<std::string, double> series;
+  std::map<std::string, std::string> type;
+  std::map<std::string, std::string> help;
+  std::vector<std::string> type_order;
+
+  bool Has(const std::string& s) const { return series.count(s) != 0; }
+  double At(const std::string& s) const {
+    auto it = series.find(s);
+    if (it == series.end()) ADD_FAILURE() << "no series " << s;
+    return it == series.end() ? -1 : it->second;
+  }
+  int Count(const std::string& prefix) const {
+    int n = 0;
+    for (const auto& [k, v] : series) n += k.rfind(prefix, 0) == 0;
+    return n;
+  }
+};
+
+Exposition Parse(const std::string& text) {
+  Exposition e;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream f(line.substr(7));
+      std::string name, type;
+      f >> name >> type;
+      EXPECT_EQ(e.type.count(name), 0u) << "family twice: " << name;
+      e.type[name] = type;
+      e.type_order.push_back(name);
+    } else if (line.rfind("# HELP ", 0) == 0) {
+      auto rest = line.substr(7);
+      auto space = rest.find(' ');
+      e.help[rest.substr(0, space)] = space == std::string::npos ? "" : rest.substr(space + 1);
+    } else if (!line.empty()) {
+      auto space = line.rfind(' ');
+      const std::string key = line.substr(0, space);
+      EXPECT_EQ(e.series.count(key), 0u) << "series twice: " << key;
+      e.series[key] = std::stod(line.substr(space + 1));
+    }
+  }
+  return e;
+}
+
+Exposition Render(const ScrapeResult& scrape) { return Parse(RenderMetrics(scrape)); }
+
+std::string Node(int port) { return "node=\"127.0.0.1:" + std::to_string(port) + "\""; }
+
+TEST(ExporterCollectors, HealthyClusterAllNodesUpAndCovered) {
+  auto e = Render(CapturedScrape(kHealthy));
+  for (int port = 23100; port <= 23105; ++port) {
+    EXPECT_EQ(e.At("redis_up{" + Node(port) + "}"), 1) << port;
+    EXPECT_EQ(e.At("redis_cluster_state{" + Node(port) + "}"), 1) << port;
+  }
+  EXPECT_EQ(e.At("slotguard_exporter_discovery_ok"), 1);
+  EXPECT_EQ(e.At("slotguard_exporter_nodes"), 6);
+  EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16384);
+  EXPECT_EQ(e.At("redis_cluster_slots_uncovered"), 0);
+  EXPECT_EQ(e.At("redis_cluster_slots_disputed"), 0);
+  EXPECT_EQ(e.At("redis_cluster_config_consistent"), 1);
+  EXPECT_EQ(e.At("redis_cluster_config_epoch_collisions"), 0);
+  EXPECT_EQ(e.At("redis_cluster_nodes_failing"), 0);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"migrating\"}"), 0);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"importing\"}"), 0);
+  EXPECT_EQ(e.Count("redis_cluster_open_slot_keys"), 0);
+}
+
+TEST(ExporterCollectors, NodeInfoRolesSlotsEpochsFromAllViews) {
+  auto e = Render(CapturedScrape(kHealthy));
+  const std::string m0 = "3ddad39989712a19a34eace447518ddd01d8e600";
+  const std::string m1 = "f6883052c63b5b2af9f5cac95a33331e377dd245";
+  EXPECT_EQ(e.At("redis_cluster_node_info{" + Node(23100) + ",node_id=\"" + m0 +
+                 "\",role=\"master\",master_id=\"\"}"),
+            1);
+  EXPECT_EQ(e.At("redis_cluster_node_info{" + Node(23103) +
+                 ",node_id=\"cea9243cb0954e7dd60d1c5554f0d8c37637b1c5\",role=\"replica\","
+                 "master_id=\"" +
+                 m1 + "\"}"),
+            1);
+  EXPECT_EQ(e.Count("redis_cluster_node_info{"), 6);
+  EXPECT_EQ(e.At("redis_cluster_node_slots{" + Node(23100) + "}"), 5461);
+  EXPECT_EQ(e.At("redis_cluster_node_slots{" + Node(23101) + "}"), 5462);
+  EXPECT_EQ(e.At("redis_cluster_node_slots{" + Node(23103) + "}"), 0);
+  EXPECT_EQ(e.At("redis_cluster_node_config_epoch{" + Node(23101) + "}"), 2);
+  EXPECT_EQ(e.At("redis_cluster_node_config_epoch{" + Node(23103) + "}"), 2);  // its master's
+  EXPECT_EQ(e.At("redis_cluster_node_flag{" + Node(23100) + ",flag=\"master\"}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_node_flag{" + Node(23100) + ",flag=\"replica\"}"), 0);
+  EXPECT_EQ(e.At("redis_cluster_node_flag{" + Node(23104) + ",flag=\"replica\"}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_node_flag{" + Node(23104) + ",flag=\"fail\"}"), 0);
+  EXPECT_EQ(e.Count("redis_cluster_node_flag{"), 6 * 7);
+  EXPECT_EQ(e.At("redis_cluster_node_link_up{" + Node(23105) + "}"), 1);
+}
+
+TEST(ExporterCollectors, ClusterInfoFieldsCountersAndGauges) {
+  auto e = Render(CapturedScrape(kHealthy));
+  EXPECT_EQ(e.type.at("redis_cluster_stats_messages_sent_total"), "counter");
+  EXPECT_EQ(e.type.at("redis_cluster_stats_messages_received_total"), "counter");
+  EXPECT_EQ(e.type.at("redis_cluster_stats_messages_ping_sent_total"), "counter");
+  EXPECT_EQ(e.type.at("redis_cluster_stats_messages_pong_received_total"), "counter");
+  EXPECT_EQ(e.type.at("redis_cluster_total_cluster_links_buffer_limit_exceeded_total"), "counter");
+  for (const char* gauge :
+       {"redis_cluster_slots_assigned", "redis_cluster_slots_ok", "redis_cluster_slots_pfail",
+        "redis_cluster_slots_fail", "redis_cluster_known_nodes", "redis_cluster_size",
+        "redis_cluster_current_epoch", "redis_cluster_my_epoch", "redis_cluster_state"}) {
+    EXPECT_EQ(e.type.at(gauge), "gauge") << gauge;
+  }
+  EXPECT_EQ(e.At("redis_cluster_known_nodes{" + Node(23102) + "}"), 6);
+  EXPECT_EQ(e.At("redis_cluster_size{" + Node(23102) + "}"), 3);
+  EXPECT_GT(e.At("redis_cluster_stats_messages_sent_total{" + Node(23100) + "}"), 0);
+}
+
+TEST(ExporterCollectors, UnknownClusterInfoFieldsAreExportedNotDropped) {
+  auto capture = LoadCapture(kHealthy);
+  auto& node = capture.at("127.0.0.1:23100");
+  node.cluster_info +=
+      "cluster_future_gauge:7\ncluster_stats_messages_gossip_sent:9\ntotal_future_things:3\n"
+      "cluster_words:not-a-number\n";
+  auto scrape = AssembleScrape({CapturedResult("127.0.0.1:23100", node)});
+  auto e = Render(scrape);
+  EXPECT_EQ(e.At("redis_cluster_future_gauge{" + Node(23100) + "}"), 7);
+  EXPECT_EQ(e.type.at("redis_cluster_future_gauge"), "gauge");
+  EXPECT_EQ(e.At("redis_cluster_stats_messages_gossip_sent_total{" + Node(23100) + "}"), 9);
+  EXPECT_EQ(e.type.at("redis_cluster_stats_messages_gossip_sent_total"), "counter");
+  EXPECT_EQ(e.At("redis_cluster_total_future_things_total{" + Node(23100) + "}"), 3);
+  EXPECT_EQ(e.type.at("redis_cluster_total_future_things_total"), "counter");
+  EXPECT_EQ(e.Count("redis_cluster_words"), 0);
+}
+
+TEST(ExporterCollectors, InfoCommandstatsErrorstatsKeysAndReplication) {
+  auto e = Render(CapturedScrape(kHealthy));
+  const std::string set = Node(23100) + ",cmd=\"set\"";
+  EXPECT_EQ(e.At("redis_commands_total{" + set + "}"), 1133);
+  EXPECT_EQ(e.At("redis_commands_rejected_calls_total{" + set + "}"), 912);
+  EXPECT_EQ(e.At("redis_commands_failed_calls_total{" + set + "}"), 0);
+  EXPECT_DOUBLE_EQ(e.At("redis_commands_duration_seconds_total{" + set + "}"), 0.002426);
+  EXPECT_EQ(e.At("redis_errors_total{" + Node(23100) + ",err=\"MOVED\"}"), 913);
+  EXPECT_EQ(e.At("redis_errors_total{" + Node(23100) + ",err=\"WRONGTYPE\"}"), 1);
+  EXPECT_TRUE(e.Has("redis_commands_total{" + Node(23100) + ",cmd=\"cluster|nodes\"}"));
+  EXPECT_EQ(e.At("redis_db_keys{" + Node(23100) + ",db=\"db0\"}"), 1033);
+  EXPECT_EQ(e.At("redis_db_keys_expiring{" + Node(23100) + ",db=\"db0\"}"), 1);
+  EXPECT_EQ(e.At("redis_master_repl_offset{" + Node(23100) + "}"), 41966);
+  EXPECT_EQ(e.At("redis_connected_slaves{" + Node(23100) + "}"), 1);
+  // master_repl_offset 41966 minus the replica's acknowledged 41125.
+  EXPECT_EQ(e.At("redis_replica_lag_bytes{" + Node(23100) + ",replica=\"127.0.0.1:23105\"}"), 841);
+  EXPECT_EQ(e.Count("redis_replica_lag_bytes{" + Node(23103)), 0);  // a replica has none
+  EXPECT_EQ(
+      e.At("redis_instance_info{" + Node(23103) + ",role=\"replica\",redis_version=\"7.0.15\"}"),
+      1);
+  EXPECT_GT(e.At("redis_memory_used_bytes{" + Node(23100) + "}"), 1e6);
+  EXPECT_EQ(e.At("redis_memory_max_bytes{" + Node(23100) + "}"), 0);
+  EXPECT_TRUE(e.Has("redis_connected_clients{" + Node(23100) + "}"));
+  EXPECT_TRUE(e.Has("redis_blocked_clients{" + Node(23100) + "}"));
+  EXPECT_TRUE(e.Has("redis_uptime_in_seconds{" + Node(23100) + "}"));
+  for (const auto& [name, type] : e.type) {
+    const bool total = name.size() > 6 && name.substr(name.size() - 6) == "_total";
+    EXPECT_EQ(type == "counter", total) << name << " is a " << type;
+    EXPECT_FALSE(e.help.at(name).empty()) << name;
+  }
+}
+
+TEST(ExporterCollectors, LatencyPercentilesAreASummaryWithQuantileLabels) {
+  auto e = Render(CapturedScrape(kHealthy));
+  EXPECT_EQ(e.type.at("redis_latency_percentiles_usec"), "summary");
+  const std::string set = Node(23100) + ",cmd=\"set\"";
+  EXPECT_TRUE(e.Has("redis_latency_percentiles_usec{" + set + ",quantile=\"0.5\"}"));
+  EXPECT_TRUE(e.Has("redis_latency_percentiles_usec{" + set + ",quantile=\"0.99\"}"));
+  EXPECT_TRUE(e.Has("redis_latency_percentiles_usec{" + set + ",quantile=\"0.999\"}"));
+  EXPECT_EQ(e.At("redis_latency_percentiles_usec_count{" + set + "}"), 1133);
+  EXPECT_EQ(e.At("redis_latency_percentiles_usec_sum{" + set + "}"), 2426);
+}
+
+TEST(ExporterCollectors, OpenSlotsBothDirectionsWithKeyCounts) {
+  auto scrape = CapturedScrape(kOpenSlot);
+  // Key counts come from CLUSTER COUNTKEYSINSLOT on the node with the slot open.
+  for (auto& node : scrape.nodes) {
+    if (node.label == "127.0.0.1:23100") {
+      node.open_slot_keys = {{3300, cluster::OpenDirection::kMigrating, 26},
+                             {7365, cluster::OpenDirection::kImporting, 0}};
+    } else if (node.label == "127.0.0.1:23101") {
+      node.open_slot_keys = {{3300, cluster::OpenDirection::kImporting, 0},
+                             {7365, cluster::OpenDirection::kMigrating, 0}};
+    }
+  }
+  auto e = Render(scrape);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"migrating\"}"), 2);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"importing\"}"), 2);
+  EXPECT_EQ(
+      e.At("redis_cluster_open_slot_keys{slot=\"3300\",state=\"migrating\"," + Node(23100) + "}"),
+      26);
+  EXPECT_EQ(
+      e.At("redis_cluster_open_slot_keys{slot=\"3300\",state=\"importing\"," + Node(23101) + "}"),
+      0);
+  EXPECT_TRUE(
+      e.Has("redis_cluster_open_slot_keys{slot=\"7365\",state=\"migrating\"," + Node(23101) + "}"));
+  EXPECT_EQ(e.Count("redis_cluster_open_slot_keys"), 4);
+  // redis-cli --cluster check on this state: "[OK] All nodes agree about slots configuration",
+  // "[WARNING] ... open", "[OK] All 16384 slots covered".
+  EXPECT_EQ(e.At("redis_cluster_config_consistent"), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16384);
+}
+
+TEST(ExporterCollectors, FailedReplicaIsDownFlaggedAndStillListed) {
+  auto e = Render(CapturedScrape(kFailedReplica, {"127.0.0.1:23105"}));
+  EXPECT_EQ(e.At("redis_up{" + Node(23105) + "}"), 0);
+  EXPECT_EQ(e.At("redis_up{" + Node(23100) + "}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_node_flag{" + Node(23105) + ",flag=\"fail\"}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_node_flag{" + Node(23105) + ",flag=\"replica\"}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_node_link_up{" + Node(23105) + "}"), 0);
+  EXPECT_EQ(e.At("redis_cluster_nodes_failing"), 1);
+  EXPECT_EQ(e.Count("redis_cluster_node_info{" + Node(23105)), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16384);
+  // A node that did not answer has no per-node INFO series at all (not zeros).
+  EXPECT_EQ(e.Count("redis_memory_used_bytes{" + Node(23105)), 0);
+  EXPECT_EQ(e.Count("redis_cluster_state{" + Node(23105)), 0);
+}
+
+TEST(ExporterCollectors, DownMasterKeepsTheSlotsAllViewsGiveIt) {
+  auto e = Render(CapturedScrape(kHealthy, {"127.0.0.1:23100"}));
+  EXPECT_EQ(e.At("redis_up{" + Node(23100) + "}"), 0);
+  EXPECT_EQ(e.At("redis_cluster_node_slots{" + Node(23100) + "}"), 5461);
+  EXPECT_EQ(e.At("redis_cluster_node_config_epoch{" + Node(23100) + "}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16384);
+}
+
+TEST(ExporterCollectors, DisagreeingViewIsDisputedAndInconsistent) {
+  auto capture = LoadCapture(kHealthy);
+  auto& nodes = capture.at("127.0.0.1:23102").cluster_nodes;
+  auto at = nodes.find(" 0-5460");
+  ASSERT_NE(at, std::string::npos);
+  nodes.replace(at, 7, " 0-5459");  // 23102 thinks slot 5460 has no owner
+  std::vector<NodeResult> results;
+  for (const auto& [addr, node] : capture) results.push_back(CapturedResult(addr, node));
+  auto e = Render(AssembleScrape(std::move(results)));
+  EXPECT_EQ(e.At("redis_cluster_slots_disputed"), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16383);
+  EXPECT_EQ(e.At("redis_cluster_config_consistent"), 0);
+}
+
+TEST(ExporterCollectors, NodeResetOutOfTheClusterDoesNotPolluteTheJudgement) {
+  auto capture = LoadCapture(kHealthy);
+  std::vector<NodeResult> results;
+  for (const auto& [addr, node] : capture) results.push_back(CapturedResult(addr, node));
+  // A node removed with del-node: nobody lists it, it lists only itself.
+  testing::CapturedNode reset = capture.at("127.0.0.1:23100");
+  reset.cluster_nodes =
+      "1111111111111111111111111111111111111111 127.0.0.1:23999@33999 myself,master - 0 0 0 "
+      "connected\n";
+  results.push_back(CapturedResult("127.0.0.1:23999", reset));
+  auto e = Render(AssembleScrape(std::move(results)));
+  EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16384);
+  EXPECT_EQ(e.At("redis_cluster_config_consistent"), 1);
+  EXPECT_EQ(e.Count("redis_cluster_node_info{node=\"127.0.0.1:23999\""), 0);
+}
+
+TEST(ExporterCollectors, NoNodeAnsweringGivesNoClusterWideSeries) {
+  NodeResult down;
+  down.endpoint = {"127.0.0.1", 1};
+  down.label = "127.0.0.1:1";
+  down.error = "connection refused";
+  auto e = Render(AssembleScrape({down}));
+  EXPECT_EQ(e.At("redis_up{node=\"127.0.0.1:1\"}"), 0);
+  EXPECT_EQ(e.At("slotguard_exporter_discovery_ok"), 0);
+  EXPECT_EQ(e.Count("redis_cluster_slots_covered"), 0);
+  EXPECT_EQ(e.Count("redis_cluster_node_info"), 0);
+}
+
+TEST(ExporterCollectors, FamiliesComeOutOncePerName) {
+  auto families = BuildMetricFamilies(CapturedScrape(kOpenSlot));
+  std::set<std::string> names;
+  for (const auto& f : families) {
+    EXPECT_TRUE(names.insert(f.name).second) << f.name;
+    EXPECT_FALSE(f.metric.empty()) << f.name;
+    EXPECT_FALSE(f.help.empty()) << f.name;
+  }
+  EXPECT_TRUE(names.count("redis_up"));
+  EXPECT_TRUE(names.count("slotguard_exporter_scrape_duration_seconds"));
+}
+
+}  // namespace
+}  // namespace slotguard::exporter

@@ -1,0 +1,162 @@
+// ReadNode and the reply parsing, against a scripted NodeClient fed captured output.
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "exporter/node_reader.h"
+#include "tests/unit/exporter_fixtures.h"
+
+namespace slotguard::exporter {
+namespace {
+
+using cluster::Reply;
+
+Reply Bulk(std::string text) {
+  Reply r;
+  r.type = Reply::Type::kString;
+  r.str = std::move(text);
+  return r;
+}
+Reply Error(std::string text) {
+  Reply r;
+  r.type = Reply::Type::kError;
+  r.str = std::move(text);
+  return r;
+}
+Reply Integer(int64_t n) {
+  Reply r;
+  r.type = Reply::Type::kInteger;
+  r.integer = n;
+  return r;
+}
+
+// Answers each Pipeline call with the next scripted result, and records what was asked.
+class ScriptedClient : public NodeClient {
+ public:
+  std::deque<cluster::Result<std::vector<Reply>>> script;
+  std::vector<std::vector<cluster::Argv>> asked;
+  std::vector<std::chrono::milliseconds> timeouts;
+
+  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
+                                               std::chrono::milliseconds timeout) override {
+    asked.push_back(commands);
+    timeouts.push_back(timeout);
+    if (script.empty()) return cluster::MakeError("nothing scripted");
+    auto next = std::move(script.front());
+    script.pop_front();
+    return next;
+  }
+};
+
+const cluster::Endpoint kNode{"127.0.0.1", 23100};
+
+std::vector<Reply> Captured(const std::string& file, const std::string& addr) {
+  auto node = testing::LoadCapture(file).at(addr);
+  return {Bulk(node.info), Bulk(node.cluster_info), Bulk(node.cluster_nodes)};
+}
+
+Clock::time_point Later() { return Clock::now() + std::chrono::seconds(5); }
+
+TEST(ExporterNodeReader, HealthyNodeIsUpWithItsAnnouncedAddressAndView) {
+  ScriptedClient client;
+  client.script.push_back(Captured("exporter_healthy.txt", "127.0.0.1:23100"));
+  auto r = ReadNode(client, kNode, Later());
+  EXPECT_TRUE(r.up) << r.error;
+  EXPECT_EQ(r.label, "127.0.0.1:23100");
+  ASSERT_TRUE(r.view.has_value());
+  EXPECT_EQ(r.view->reporter_id, "3ddad39989712a19a34eace447518ddd01d8e600");
+  EXPECT_EQ(r.view->nodes.size(), 6u);
+  EXPECT_EQ(r.info.Get("redis_version"), "7.0.15");
+  EXPECT_EQ(r.cluster_info.Get("cluster_state"), "ok");
+  ASSERT_EQ(client.asked.size(), 1u);  // no open slot: nothing counted
+  EXPECT_EQ(client.asked[0], NodeCommands());
+  EXPECT_GT(client.timeouts[0].count(), 0);
+  EXPECT_LE(client.timeouts[0].count(), 5000);
+}
+
+TEST(ExporterNodeReader, CountsKeysInEachSlotTheNodeHasOpen) {
+  ScriptedClient client;
+  client.script.push_back(Captured("exporter_open_slot.txt", "127.0.0.1:23100"));
+  client.script.push_back(std::vector<Reply>{Integer(26), Integer(0)});
+  auto r = ReadNode(client, kNode, Later());
+  ASSERT_TRUE(r.up) << r.error;
+  ASSERT_EQ(client.asked.size(), 2u);
+  const std::vector<cluster::Argv> counts = {{"CLUSTER", "COUNTKEYSINSLOT", "3300"},
+                                             {"CLUSTER", "COUNTKEYSINSLOT", "7365"}};
+  EXPECT_EQ(client.asked[1], counts);
+  ASSERT_EQ(r.open_slot_keys.size(), 2u);
+  EXPECT_EQ(r.open_slot_keys[0].slot, 3300);
+  EXPECT_EQ(r.open_slot_keys[0].direction, cluster::OpenDirection::kMigrating);
+  EXPECT_EQ(r.open_slot_keys[0].keys, 26);
+  EXPECT_EQ(r.open_slot_keys[1].slot, 7365);
+  EXPECT_EQ(r.open_slot_keys[1].direction, cluster::OpenDirection::kImporting);
+}
+
+TEST(ExporterNodeReader, FailedKeyCountLeavesTheNodeUp) {
+  ScriptedClient client;
+  client.script.push_back(Captured("exporter_open_slot.txt", "127.0.0.1:23100"));
+  client.script.push_back(cluster::MakeError("127.0.0.1:23100: timed out"));
+  auto r = ReadNode(client, kNode, Later());
+  EXPECT_TRUE(r.up);
+  EXPECT_TRUE(r.open_slot_keys.empty());
+  EXPECT_NE(r.error.find("COUNTKEYSINSLOT"), std::string::npos);
+}
+
+TEST(ExporterNodeReader, TransportFailureIsDownWithTheReason) {
+  ScriptedClient client;
+  client.script.push_back(cluster::MakeError("connect to 127.0.0.1:23100: Connection refused"));
+  auto r = ReadNode(client, kNode, Later());
+  EXPECT_FALSE(r.up);
+  EXPECT_EQ(r.label, "127.0.0.1:23100");
+  EXPECT_NE(r.error.find("Connection refused"), std::string::npos);
+}
+
+TEST(ExporterNodeReader, RefusedCommandIsDown) {
+  ScriptedClient client;
+  auto replies = Captured("exporter_healthy.txt", "127.0.0.1:23100");
+  replies[1] = Error("NOAUTH Authentication required.");
+  client.script.push_back(replies);
+  auto r = ReadNode(client, kNode, Later());
+  EXPECT_FALSE(r.up);
+  EXPECT_NE(r.error.find("CLUSTER INFO refused: NOAUTH"), std::string::npos) << r.error;
+}
+
+TEST(ExporterNodeReader, GarbageRepliesAreDownNotACrash) {
+  for (const std::string& garbage :
+       {std::string(), std::string("\x01\x02\xff garbage"), std::string(100000, 'x')}) {
+    auto replies = Captured("exporter_healthy.txt", "127.0.0.1:23100");
+    replies[2] = Bulk(garbage);
+    auto r = NodeResultFromReplies(kNode, replies);
+    EXPECT_FALSE(r.up);
+    EXPECT_NE(r.error.find("CLUSTER NODES"), std::string::npos) << r.error;
+  }
+  auto r = NodeResultFromReplies(kNode, {Bulk("x")});
+  EXPECT_FALSE(r.up);
+  Reply array;
+  array.type = Reply::Type::kArray;
+  auto replies = Captured("exporter_healthy.txt", "127.0.0.1:23100");
+  replies[0] = array;
+  EXPECT_FALSE(NodeResultFromReplies(kNode, replies).up);
+}
+
+TEST(ExporterNodeReader, ViewWithoutMyselfLineIsDown) {
+  auto node = testing::LoadCapture("exporter_healthy.txt").at("127.0.0.1:23100");
+  std::string nodes;
+  std::istringstream in(node.cluster_nodes);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("myself") == std::string::npos) nodes += line + "\n";
+  }
+  auto r = NodeResultFromText(kNode, node.info, node.cluster_info, nodes);
+  EXPECT_FALSE(r.up);
+  EXPECT_NE(r.error.find("myself"), std::string::npos);
+}
+
+TEST(ExporterNodeReader, DeadlineAlreadyPassedAsksNothing) {
+  ScriptedClient client;
+  auto r = ReadNode(client, kNode, Clock::now() - std::chrono::milliseconds(1));
+  EXPECT_FALSE(r.up);
+  EXPECT_TRUE(client.asked.empty());
+}
+
+}  // namespace
+}  // namespace slotguard::exporter
