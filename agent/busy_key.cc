@@ -4,7 +4,7 @@ namespace slotguard::agent {
 
 BusyKeyAction DecideBusyKey(BusyKeyPolicy policy, const BusyKeyFacts& facts) {
   if (!facts.from_dump || !facts.to_dump) return BusyKeyAction::kRetry;
-  const bool equal = *facts.from_dump == *facts.to_dump;
+  const bool equal = *facts.from_dump == *facts.to_dump || facts.same_content;
   switch (policy) {
     case BusyKeyPolicy::kForward:
       if (facts.replace_requested || facts.ours || equal) return BusyKeyAction::kReplace;

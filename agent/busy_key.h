@@ -30,6 +30,9 @@ struct BusyKeyFacts {
   bool ours = false;
   std::optional<std::string> from_dump;  // DUMP on the moving node, nullopt when absent
   std::optional<std::string> to_dump;    // DUMP on the receiving node, nullopt when absent
+  // The payloads differ but the values are the same (type and contents; a set's or hash's
+  // payload depends on its table's iteration order, an int-encoded string's on its encoding).
+  bool same_content = false;
 };
 
 // Pure. Never overwrites a different value unless the user asked (--replace) or the copy

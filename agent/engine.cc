@@ -595,6 +595,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     requested_.reset();
   }
   counters_.Reset();
+  migrator_.BeginBatch();
   observer_.OnState(batch.id, BatchState::kPreflight);
   auto failed = [&](const cluster::Error& e) -> cluster::Result<BatchOutcome> {
     observer_.OnState(batch.id, BatchState::kFailed);

@@ -28,6 +28,51 @@ std::string Slots(const std::map<int, std::string>& errors) {
   return out;
 }
 
+// A canonical text of a key's value: type and contents, members sorted where the type keeps no
+// order. nullopt when the key is absent or of a type not compared here (then DUMP decides).
+std::optional<std::string> Fingerprint(cluster::Connection& c, const std::string& key) {
+  auto t = c.Pipeline({{"ASKING"}, {"TYPE", key}});
+  if (!t || (*t)[1].IsError()) return std::nullopt;
+  const std::string type = (*t)[1].str;
+  cluster::Argv read;
+  if (type == "string") {
+    read = {"GET", key};
+  } else if (type == "hash") {
+    read = {"HGETALL", key};
+  } else if (type == "list") {
+    read = {"LRANGE", key, "0", "-1"};
+  } else if (type == "set") {
+    read = {"SMEMBERS", key};
+  } else if (type == "zset") {
+    read = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+  } else {
+    return std::nullopt;
+  }
+  auto r = c.Pipeline({{"ASKING"}, read});
+  if (!r || (*r)[1].IsError()) return std::nullopt;
+  const auto& v = (*r)[1];
+  std::vector<std::string> parts;
+  if (v.type == cluster::Reply::Type::kArray) {
+    if (type == "hash") {
+      for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+        const auto& f = v.elements[i].str;
+        const auto& x = v.elements[i + 1].str;
+        parts.push_back(std::to_string(f.size()) + ":" + f + std::to_string(x.size()) + ":" + x);
+      }
+    } else {
+      for (const auto& e : v.elements) parts.push_back(std::to_string(e.str.size()) + ":" + e.str);
+    }
+    if (type == "hash" || type == "set") std::sort(parts.begin(), parts.end());
+  } else if (v.type == cluster::Reply::Type::kString) {
+    parts.push_back(v.str);
+  } else {
+    return std::nullopt;
+  }
+  std::string out = type + "|";
+  for (const auto& p : parts) out += p + "|";
+  return out;
+}
+
 std::string ShortKey(const std::string& key) {
   // Keys are binary-safe; show them printable and bounded.
   std::string out;
@@ -47,6 +92,14 @@ std::string ShortKey(const std::string& key) {
 }
 
 }  // namespace
+
+bool Migrator::SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b,
+                           const std::string& key) {
+  auto fa = Fingerprint(connector_.Get(a), key);
+  if (!fa) return false;
+  auto fb = Fingerprint(connector_.Get(b), key);
+  return fb && *fa == *fb;
+}
 
 MigrateOutcome ClassifyMigrateReply(const cluster::Reply& reply) {
   if (reply.type == cluster::Reply::Type::kStatus) {
@@ -138,7 +191,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
   MoveResult result;
   std::vector<int> pending = slots;
   std::map<int, std::set<std::string>> skip;  // keys deliberately left on ends.from
-  std::set<std::string> ours;                 // keys of our failed MIGRATEs
+  std::set<std::string>& ours = ours_;        // keys of our failed MIGRATEs
   int consecutive_failures = 0;
   const bool replace_all = policy == BusyKeyPolicy::kForward && settings_.replace;
   auto& from = connector_.Get(ends.from);
@@ -302,6 +355,9 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         facts.ours = ours.count(key) > 0;
         facts.from_dump = DumpOf(from.Pipeline({{"ASKING"}, {"DUMP", key}}));
         facts.to_dump = DumpOf(connector_.Get(ends.to).Pipeline({{"ASKING"}, {"DUMP", key}}));
+        if (facts.from_dump && facts.to_dump && *facts.from_dump != *facts.to_dump) {
+          facts.same_content = SameContent(ends.from, ends.to, key);
+        }
         switch (DecideBusyKey(policy, facts)) {
           case BusyKeyAction::kReplace: {
             auto again = from.Command(MigrateArgv(ends.to, true, {key}));
@@ -386,7 +442,9 @@ cluster::Result<std::vector<std::string>> Migrator::StrayConflicts(const MoveEnd
       // Absent at the source (nil, or -ASK when it is already MIGRATING): no clash.
       if (from_dump.type != cluster::Reply::Type::kString) continue;
       if (to_dump.type != cluster::Reply::Type::kString) continue;
-      if (to_dump.str != from_dump.str) conflicts.push_back(keys[k]);
+      if (to_dump.str == from_dump.str || ours_.count(keys[k])) continue;
+      if (SameContent(ends.from, ends.to, keys[k])) continue;
+      conflicts.push_back(keys[k]);
     }
   }
   return conflicts;

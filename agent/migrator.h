@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,13 @@ class Migrator {
 
   const MigratorSettings& settings() const { return settings_; }
 
+  // Forgets the keys of failed MIGRATEs (call when a batch starts). Within a batch they are
+  // remembered across calls, so its rollback knows which copies on the target are its own.
+  void BeginBatch() { ours_.clear(); }
+
+  // True when `key` has the same type and contents on both nodes (ASKING reads).
+  bool SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b, const std::string& key);
+
  private:
   cluster::Argv MigrateArgv(const cluster::Endpoint& to, bool replace,
                             const std::vector<std::string>& keys) const;
@@ -114,6 +122,7 @@ class Migrator {
   MigratorSettings settings_;
   EngineObserver& observer_;
   MigrateCounters& counters_;
+  std::set<std::string> ours_;  // keys of this batch's failed MIGRATEs
 };
 
 // How a MIGRATE reply reads.
