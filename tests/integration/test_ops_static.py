@@ -474,3 +474,47 @@ def test_dashboard_exprs_are_valid_promql():
         assert_ok(r, "promtool check rules on the dashboard expressions")
     finally:
         os.unlink(path)
+
+
+def key_paths(node, prefix=""):
+    if isinstance(node, dict):
+        out = set()
+        for k, v in node.items():
+            out.add(prefix + k)
+            out |= key_paths(v, prefix + k + ".")
+        return out
+    return set()
+
+
+def test_compose_agent_config_uses_the_agent_yaml_schema():
+    """config/compose/agent.yaml only uses keys the maintained example config/agent.yaml has."""
+    with open(os.path.join(SOURCE_DIR, "config", "agent.yaml")) as f:
+        example = key_paths(yaml.safe_load(f))
+    with open(os.path.join(SOURCE_DIR, "config", "compose", "agent.yaml")) as f:
+        compose = yaml.safe_load(f)
+    unknown = key_paths(compose) - example
+    assert not unknown, f"keys not in config/agent.yaml: {sorted(unknown)}"
+    assert compose["webhook"]["token_file"] == "/etc/slotguard/webhook-token"
+    assert compose["listen_address"].endswith(":9479")
+
+
+def test_compose_commands_use_existing_flags():
+    """The flags docker-compose.yml passes to the binaries are ones they accept."""
+    from harness import bin_path
+    with open(os.path.join(SOURCE_DIR, "docker-compose.yml")) as f:
+        services = yaml.safe_load(f)["services"]
+    for service, binary, help_args in (("exporter", "slotguard-exporter", ["--help"]),
+                                       ("agent", "slotguard-agent", ["run", "--help"])):
+        path = bin_path(binary)
+        if not os.path.exists(path):
+            if os.environ.get("CI"):
+                pytest.fail(f"{path} is not built")
+            pytest.skip(f"{path} is not built")
+        command = services[service]["command"]
+        assert command[0] == binary
+        r = run([path, *help_args])
+        assert_ok(r, f"{binary} {' '.join(help_args)}")
+        for arg in command[1:]:
+            if arg.startswith("--"):
+                flag = arg.split("=")[0]
+                assert flag in r.stdout, f"{service}: {binary} has no flag {flag}"
