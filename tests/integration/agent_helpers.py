@@ -171,7 +171,7 @@ def nodes_config(cluster):
     """port -> CLUSTER NODES without the ping/pong timestamps (what must not change)."""
     out = {}
     for p in cluster.ports:
-        text = raw(cluster, p).execute_command("CLUSTER NODES", NEVER_DECODE=True).decode()
+        text = raw(cluster, p).execute_command("CLUSTER", "NODES").decode()
         lines = []
         for line in text.strip().splitlines():
             f = line.split()
@@ -182,7 +182,7 @@ def nodes_config(cluster):
 
 def open_slots(cluster, port):
     """(migrating, importing) slot lists on `port`, from its own CLUSTER NODES line."""
-    text = raw(cluster, port).execute_command("CLUSTER NODES", NEVER_DECODE=True).decode()
+    text = raw(cluster, port).execute_command("CLUSTER", "NODES").decode()
     mig, imp = [], []
     for line in text.splitlines():
         f = line.split()
@@ -198,7 +198,7 @@ def open_slots(cluster, port):
 
 def owner_in_view(cluster, port, slot):
     """Node id owning `slot` in `port`'s own CLUSTER NODES view."""
-    text = raw(cluster, port).execute_command("CLUSTER NODES", NEVER_DECODE=True).decode()
+    text = raw(cluster, port).execute_command("CLUSTER", "NODES").decode()
     for line in text.splitlines():
         f = line.split()
         for e in f[8:]:
@@ -213,7 +213,7 @@ def owner_in_view(cluster, port, slot):
 def all_views_agree(cluster):
     texts = set()
     for p in cluster.ports:
-        text = raw(cluster, p).execute_command("CLUSTER NODES", NEVER_DECODE=True).decode()
+        text = raw(cluster, p).execute_command("CLUSTER", "NODES").decode()
         cfg = []
         for line in text.splitlines():
             f = line.split()

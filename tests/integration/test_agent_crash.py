@@ -1,0 +1,97 @@
+"""Issue 3, test 3: the agent is killed (SIGKILL) at distinct points of a batch and recovers.
+
+A hidden test hook (SLOTGUARD_TEST_CRASH_AT) makes the agent SIGKILL itself exactly at the
+point: after SETSLOT IMPORTING on the target, halfway through the batch's keys, and after
+SETSLOT NODE reached the target only. The test first checks the cluster is in the state that
+point leaves, then reruns the same command with the same journal: the agent converges the
+batch it was in (every slot one owner, every key present), resumes the run and finishes it.
+"""
+import json
+import signal
+
+import pytest
+
+from agent_helpers import (Dataset, compare, journal_dir, master_ids, open_slots,
+                           owner_in_view, run_agent, slots_of, snapshot)
+
+
+@pytest.mark.parametrize("point", ["after_importing", "mid_keys", "after_target_node"])
+def test_sigkill_at_point_then_recover(cluster, point):
+    data = Dataset(small=30000, others=300, big=1, ttl=300).load(cluster)
+    before = snapshot(cluster, data.keys)
+    (src_port, src_id), (dst_port, dst_id), _ = master_ids(cluster)
+    moving = slots_of(cluster, src_port)[:600]
+    journal = journal_dir()
+    args = ["reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", "600",
+            "--batch-slots", "300", "--journal", journal]
+
+    crashed = run_agent(*args, env={"SLOTGUARD_TEST_CRASH_AT": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+
+    # The cluster is left where the point says.
+    mig, imp = open_slots(cluster, src_port)
+    _, dst_imp = open_slots(cluster, dst_port)
+    first_group = moving[:100]
+    if point == "after_importing":
+        assert set(first_group) <= set(dst_imp)
+        assert not mig
+    elif point == "mid_keys":
+        # Half the batch's keys moved: a group is open on both sides, with keys on both.
+        assert mig and set(mig) <= set(moving) and set(mig) <= set(dst_imp)
+        at_dst = sum(cluster.client(dst_port).execute_command("CLUSTER COUNTKEYSINSLOT", s)
+                     for s in mig)
+        at_src = sum(cluster.client(src_port).execute_command("CLUSTER COUNTKEYSINSLOT", s)
+                     for s in mig)
+        assert at_dst > 0 and at_src > 0, (at_dst, at_src)
+    else:
+        # The target owns the group in its own view; the journal's last step is that SETSLOT
+        # (the source may already have learned it by gossip, the target bumped its epoch).
+        assert owner_in_view(cluster, dst_port, first_group[0]) == dst_id
+        steps = [json.loads(line) for line in open(f"{journal}/journal.jsonl")]
+        last = [r for r in steps if r["type"] == "step"][-1]
+        assert last["step"] == "node_target" and last["slots"] == first_group
+
+    again = run_agent(*args)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert "Recovering unfinished batches" in out
+    assert "Resuming run" in out
+
+    # Every slot one owner (the run finished: all 600 at the target), every key present.
+    assert set(slots_of(cluster, dst_port)) >= set(moving)
+    assert not (set(slots_of(cluster, src_port)) & set(moving))
+    assert open_slots(cluster, src_port) == ([], [])
+    assert open_slots(cluster, dst_port) == ([], [])
+    problems = compare(before, snapshot(cluster, data.keys))
+    assert problems == [], problems
+    chk = run_agent("check", cluster.seed)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    rc, text = cluster.cluster_check()
+    assert rc == 0, text
+
+
+def test_recovery_alone_rolls_back_and_marks_journal(cluster):
+    """A crash mid-keys, then `reshard` with other arguments: the open batch is still
+    converged (rolled back to the source) before anything else, and the old run abandoned."""
+    data = Dataset(small=20000, others=100, big=0, ttl=100).load(cluster)
+    before = snapshot(cluster, data.keys)
+    (src_port, src_id), (dst_port, dst_id), (other_port, other_id) = master_ids(cluster)
+    moving = slots_of(cluster, src_port)[:300]
+    journal = journal_dir()
+    crashed = run_agent("reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots",
+                        "300", "--journal", journal, env={"SLOTGUARD_TEST_CRASH_AT": "mid_keys"})
+    assert crashed.returncode == -signal.SIGKILL
+    # A different move (other source): recovery first, then the new run.
+    r = run_agent("reshard", cluster.seed, "--from", other_id, "--to", dst_id, "--slots", "10",
+                  "--journal", journal)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "rolled back to the source" in out
+    assert "Abandoning unfinished run" in out
+    assert set(moving) <= set(slots_of(cluster, src_port))
+    problems = compare(before, snapshot(cluster, data.keys))
+    assert problems == [], problems
+    assert run_agent("check", cluster.seed).returncode == 0
+    text = open(f"{journal}/journal.jsonl").read()
+    assert '"trigger":"recovery"' in text
+    assert '"state":"rolled_back"' in text
