@@ -93,15 +93,20 @@ class Daemon::Observer final : public EngineObserver {
   }
   void OnSlotsMigrated(int slots) override { daemon_.metrics_.OnSlotsMigrated(slots); }
   void OnKeysMigrated(int64_t keys) override { daemon_.metrics_.OnKeysMigrated(keys); }
+  // Once the shutdown closed the gate, failures and rollbacks are artefacts of the
+  // interruption, not of the cluster: they are neither counted nor acted on.
+  bool Interrupted() const { return daemon_.connector_ && daemon_.connector_->closed(); }
   void OnMigrateFailure(const std::string& reason) override {
-    daemon_.metrics_.OnMigrateFailure(reason);
+    if (!Interrupted()) daemon_.metrics_.OnMigrateFailure(reason);
   }
   void OnRollback(RollbackTrigger trigger) override {
+    if (Interrupted()) return;
     daemon_.metrics_.OnRollback(trigger);
     if (daemon_.connector_) daemon_.connector_->SetForward(false);
     spdlog::warn("rollback started (trigger {})", ToString(trigger));
   }
   void OnGuard(const std::string& guard, bool tripped) override {
+    if (Interrupted()) return;
     daemon_.metrics_.OnGuard(guard, tripped);
     if (tripped) spdlog::warn("guard {} tripped", guard);
   }
@@ -197,7 +202,12 @@ cluster::Result<void> Daemon::Start() {
     webhook_ = std::make_unique<Webhook>(webhook_token, config_.webhook.rules, callbacks);
     routes.push_back({"POST", "/api/v1/alertmanager",
                       [this](const HttpRequest& r) { return webhook_->Handle(r); },
-                      config_.webhook.max_body_bytes});
+                      config_.webhook.max_body_bytes,
+                      [this](const HttpResponse& response) {
+                        metrics_.CountWebhook("rejected");
+                        spdlog::warn("webhook: rejected a notification: {} (HTTP {})",
+                                     response.body, response.status);
+                      }});
   }
   auto server = HttpServer::Start(config_.listen_address, std::move(routes));
   if (!server) return tl::unexpected(server.error());
@@ -218,29 +228,37 @@ void Daemon::Shutdown() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
-  server_.reset();  // no new requests from here on
   if (queue_) queue_->Wake();
+  // The HTTP server stays up until the worker is done: /metrics, status and the webhook keep
+  // working while the current step finishes.
   if (worker_.joinable()) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (!running_id_.empty()) {
-      spdlog::info("shutting down: waiting up to {}s for batch {} to finish its step",
+      spdlog::info("shutting down: waiting up to {}s for batch {} to finish",
                    config_.shutdown_grace.count(), running_id_);
     }
     if (!stop_cv_.wait_for(lock, config_.shutdown_grace, [&] { return worker_done_; })) {
+      // Every step is journaled before it runs, so stopping here is as safe as a crash at
+      // this point: the next start converges the batch. Closing the gate first makes sure no
+      // further command reaches Redis while the process winds down.
       spdlog::warn(
-          "shutting down: interrupting batch {} where it is; the next start converges "
-          "it from the journal",
+          "shutting down: interrupting batch {} where it is; the next start "
+          "converges it from the journal",
           running_id_);
       connector_->CloseGate();
-      if (!stop_cv_.wait_for(lock, seconds(60), [&] { return worker_done_; })) {
-        spdlog::critical("the engine did not stop within 60s of the interruption; exiting");
+      if (!stop_cv_.wait_for(lock, seconds(5), [&] { return worker_done_; })) {
+        spdlog::warn(
+            "the engine is still busy with batch {}; exiting without it (the journal "
+            "has every step)",
+            running_id_);
         spdlog::shutdown();
-        std::_Exit(1);
+        std::_Exit(0);
       }
     }
     lock.unlock();
     worker_.join();
   }
+  server_.reset();
   spdlog::info("slotguard-agent stopped");
 }
 
@@ -287,15 +305,27 @@ bool Daemon::RecoverOnce() {
     if (item.state == ItemState::kRunning) interrupted.push_back(item);
   }
   if (!interrupted.empty()) {
+    // Right after recovery the other nodes may still be learning the new owners by gossip:
+    // wait (bounded) until every slot of those batches has an agreed owner before judging.
+    const auto deadline = std::chrono::steady_clock::now() + seconds(30);
     cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("not taken");
-    {
-      std::lock_guard<std::mutex> lock(control_pool_mutex_);
-      snapshot = TakeSnapshot(*control_pool_, config_.seeds);
-    }
-    if (!snapshot) {
-      spdlog::error("recovery: cannot read the cluster (retrying in 5s): {}",
-                    snapshot.error().message);
-      return false;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(control_pool_mutex_);
+        snapshot = TakeSnapshot(*control_pool_, config_.seeds);
+      }
+      if (!snapshot) {
+        spdlog::error("recovery: cannot read the cluster (retrying in 5s): {}",
+                      snapshot.error().message);
+        return false;
+      }
+      bool agreed = true;
+      for (const auto& item : interrupted) {
+        for (int slot : item.batch.slots)
+          agreed = agreed && !snapshot->judgement.owner[slot].empty();
+      }
+      if (agreed || std::chrono::steady_clock::now() > deadline) break;
+      if (WaitStop(milliseconds(500))) return false;
     }
     for (const auto& item : interrupted) Reconcile(item, *snapshot);
   }
@@ -342,19 +372,25 @@ void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
                           "runs again");
     }
   } else if (at_source + at_target == total && !item.rollback_requested) {
-    // Some slots were finished before the stop: only the rest still has to move.
+    // Some slots were finished before the stop, the rest never left the source: the batch
+    // resumes with the slots still to move.
+    r = queue_->Requeue(id,
+                        "interrupted by a restart with " + std::to_string(at_target) +
+                            " slots already at the target; resumes with the " +
+                            std::to_string(at_source) + " left",
+                        left);
+  } else if (at_source + at_target == total) {
     r = queue_->Finish(id, ItemState::kFailed,
-                       "interrupted by a restart with " + std::to_string(at_target) +
-                           " slots at the target and " + std::to_string(at_source) +
-                           " at the source; `slotguard-agent rollback " + id +
-                           "` moves the finished ones back, or enqueue the rest again");
-    if (r) r = queue_->Pause("batch " + id + " was interrupted half-way by a restart");
+                       "rollback interrupted by a restart: " + std::to_string(at_target) +
+                           " slots are still at the target; `slotguard-agent rollback " + id +
+                           "` moves them back");
+    if (r) r = queue_->Pause("batch " + id + " was rolling back when the agent stopped");
   } else {
     r = queue_->Finish(id, ItemState::kFailed,
                        "after recovery " + std::to_string(at_target) +
                            " slots are at the target, " + std::to_string(at_source) +
                            " at the source and " + std::to_string(total - at_source - at_target) +
-                           " elsewhere or uncovered: check the cluster");
+                           " elsewhere or without an agreed owner: check the cluster");
     if (r) r = queue_->Pause("batch " + id + " needs an operator after recovery");
   }
   if (!r) spdlog::error("queue: {}", r.error().message);

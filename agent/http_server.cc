@@ -133,9 +133,15 @@ HttpResponse HttpServer::Handle(mg_connection* conn) {
   }
   if (route == nullptr) return JsonError(405, "use " + allowed + " on " + request.path);
 
+  auto refuse = [route](HttpResponse response) {
+    if (route->on_refused) route->on_refused(response);
+    return response;
+  };
+  const std::string too_large =
+      "body larger than " + std::to_string(route->max_body_bytes) + " bytes";
   // Refuse oversized bodies before reading them; chunked bodies are cut at the limit + 1.
   if (info->content_length > static_cast<long long>(route->max_body_bytes)) {
-    return JsonError(413, "body larger than " + std::to_string(route->max_body_bytes) + " bytes");
+    return refuse(JsonError(413, too_large));
   }
   char buffer[8192];
   while (true) {

@@ -36,6 +36,9 @@ struct HttpRoute {
   std::string path;    // exact path
   HttpHandler handler;
   size_t max_body_bytes = 64 * 1024;  // larger bodies get 413 before the handler runs
+  // Told when the server refuses a request before the handler sees it (413), so the
+  // route's owner can log and count it.
+  std::function<void(const HttpResponse&)> on_refused;
 };
 
 // One civetweb server (RAII: stops in the destructor) dispatching exact paths to handlers.

@@ -454,10 +454,15 @@ cluster::Result<void> Queue::Finish(const std::string& batch_id, ItemState state
   });
 }
 
-cluster::Result<void> Queue::Requeue(const std::string& batch_id, const std::string& message) {
+cluster::Result<void> Queue::Requeue(const std::string& batch_id, const std::string& message,
+                                     const std::optional<std::vector<int>>& remaining) {
   return Mutate([&](QueueState& s) -> cluster::Result<void> {
     auto item = FindItem(s, batch_id);
     if (!item) return tl::unexpected(item.error());
+    if (remaining) {
+      if (remaining->empty()) return cluster::MakeError("batch " + batch_id + ": nothing left");
+      (*item)->batch.slots = *remaining;
+    }
     (*item)->state = ItemState::kQueued;
     (*item)->phase.clear();
     (*item)->message = message;

@@ -104,7 +104,9 @@ class Queue {
                                const std::string& message);
   // Puts a running batch back at its place as queued (interrupted before it changed anything,
   // or recovery returned its slots).
-  cluster::Result<void> Requeue(const std::string& batch_id, const std::string& message);
+  // `remaining`, when given, replaces the batch's slots (the ones that still have to move).
+  cluster::Result<void> Requeue(const std::string& batch_id, const std::string& message,
+                                const std::optional<std::vector<int>>& remaining = std::nullopt);
   cluster::Result<void> MarkRollbackRequested(const std::string& batch_id);
   // Puts a batch moving `slots` back from a finished batch's target to its source before the
   // first unfinished batch. Returns the new batch id ("<id>-revert", "-revert2", ...).

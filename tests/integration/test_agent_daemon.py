@@ -192,6 +192,18 @@ def test_control_api_needs_the_token(cluster, agent):
                        env=dict(os.environ, SLOTGUARD_TOKEN=agent.control_token))
     assert r.returncode == 0, r.stderr
 
+    # The webhook with its own token: size limit, JSON validation, and nothing to act on.
+    hook = agent.webhook_token
+    status, answer = agent.http("POST", "/api/v1/alertmanager", raw=b"x" * (2 << 20), token=hook)
+    assert status == 413, answer
+    status, answer = agent.http("POST", "/api/v1/alertmanager", raw=b"{\"version\": ", token=hook)
+    assert status == 400 and "not valid JSON" in answer["error"], answer
+    status, answer = agent.http("POST", "/api/v1/alertmanager",
+                                {"version": "4", "status": "resolved", "alerts": []}, token=hook)
+    assert status == 200 and answer["result"] == "ignored", answer
+    assert agent.metric("slotguard_agent_webhook_notifications_total", result="rejected") == 3
+    assert agent.metric("slotguard_agent_webhook_notifications_total", result="ignored") == 1
+
     status_after = agent.status()
     assert status_after["paused"] == status_before["paused"] is False
     assert status_after["items"] == status_before["items"] == []
@@ -268,3 +280,42 @@ def test_bad_plans_are_refused_and_change_nothing(cluster, agent):
     assert agent.status()["items"] == []
     assert topology(cluster) == before
     check_passes(cluster)
+
+
+def test_sigterm_mid_batch_then_restart_converges(cluster):
+    """SIGTERM while a (throttled) batch moves: the daemon stops within its grace, the next
+    start converges the journal and the queue learns where the batch ended up."""
+    keys = load_keys(cluster, 3000)
+    a, b, _ = masters_by_first_slot(cluster)
+    agent = AgentDaemon(cluster, overrides={"engine.group_slots": 1,
+                                            "engine.throttle_per_slot": "100ms",
+                                            "shutdown_grace": "1s"})
+    agent.start()
+    try:
+        plan = agent.write_plan(
+            f'batches:\n  - {{id: long, from: "{a}", to: "{b}", ranges: ["0-299"]}}\n')
+        r = agent.cli("enqueue", plan)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: agent.metric("slotguard_agent_slots_migrated_total") >= 5, timeout=60,
+                 what="a few slots of the batch to move")
+        assert agent.stop() == 0, agent.output()[-3000:]
+        out = agent.output()
+        assert "received SIGTERM" in out and "interrupting batch long" in out, out[-3000:]
+
+        # Restarted without the throttle.
+        agent.config["engine"].pop("throttle_per_slot")
+        with open(agent.config_path, "w") as f:
+            import yaml
+            yaml.safe_dump(agent.config, f)
+        agent.start()
+
+        # Recovery converges the journal; the queue then sees where the slots are and runs
+        # (or resumes) the batch, which ends done.
+        wait_for(lambda: all_done(agent, ["long"]), timeout=120,
+                 what="the interrupted batch to be recovered and finished")
+        assert agent.item("long")["attempts"] >= 2
+        assert {slot_owner(cluster, s) for s in range(0, 300)} == {b}
+        assert_keys(cluster, keys)
+        check_passes(cluster)
+    finally:
+        agent.stop()
