@@ -76,10 +76,15 @@ class Daemon::Observer final : public EngineObserver {
 
   void OnState(const std::string& batch_id, BatchState state) override {
     const std::string phase = ToString(state);
+    std::optional<std::pair<RollbackTrigger, std::string>> repeat;
     {
       std::lock_guard<std::mutex> lock(daemon_.mutex_);
-      if (daemon_.running_id_ == batch_id) daemon_.running_phase_ = phase;
+      if (daemon_.running_id_ == batch_id) {
+        daemon_.running_phase_ = phase;
+        if (state == BatchState::kPreflight) repeat = daemon_.pending_rollback_;
+      }
     }
+    if (repeat) daemon_.engine_->RequestRollback(repeat->first, repeat->second);
     if (daemon_.connector_) {
       daemon_.connector_->SetForward(state == BatchState::kPreflight ||
                                      state == BatchState::kMigrating);
@@ -414,6 +419,7 @@ void Daemon::RunOne(const QueueItem& item) {
     running_id_ = id;
     running_phase_ = "preflight";
     last_outcome_.clear();
+    pending_rollback_.reset();
   }
   spdlog::info("batch {}: starting ({} slots {} -> {})", id, item.batch.slots.size(),
                item.batch.from, item.batch.to);
@@ -425,6 +431,7 @@ void Daemon::RunOne(const QueueItem& item) {
     std::lock_guard<std::mutex> lock(mutex_);
     running_id_.clear();
     running_phase_.clear();
+    pending_rollback_.reset();
   }
   if (connector_->closed()) {
     spdlog::warn("batch {}: interrupted by the shutdown; the next start converges it", id);
@@ -477,6 +484,7 @@ std::string Daemon::RollbackRunning(RollbackTrigger trigger, const std::string& 
     if (!paused) spdlog::error("queue: {}", paused.error().message);
     running = running_id_;
     if (!running.empty()) {
+      if (!pending_rollback_) pending_rollback_ = std::make_pair(trigger, reason);
       auto marked = queue_->MarkRollbackRequested(running);
       if (!marked) spdlog::error("queue: {}", marked.error().message);
     }

@@ -85,6 +85,9 @@ class Daemon final : public DaemonControl {
   std::string running_id_;
   std::string running_phase_;
   std::string last_outcome_;  // "rolled_back" / "failed" until the queue resumes
+  // A rollback asked for the running batch. RunBatch forgets requests made before it starts,
+  // so the observer repeats this one when the batch reports its first state.
+  std::optional<std::pair<RollbackTrigger, std::string>> pending_rollback_;
   bool shut_down_ = false;
 };
 

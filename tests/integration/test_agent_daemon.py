@@ -319,3 +319,49 @@ def test_sigterm_mid_batch_then_restart_converges(cluster):
         check_passes(cluster)
     finally:
         agent.stop()
+
+
+def test_operator_rollback_cancel_and_revert(cluster):
+    keys = load_keys(cluster, 3000)
+    a, b, _ = masters_by_first_slot(cluster)
+    agent = AgentDaemon(cluster, overrides={"engine.group_slots": 1,
+                                            "engine.throttle_per_slot": "100ms"})
+    agent.start()
+    try:
+        plan = agent.write_plan(
+            f'batches:\n  - {{id: slow, from: "{a}", to: "{b}", ranges: ["0-199"]}}\n'
+            f'  - {{id: next, from: "{a}", to: "{b}", ranges: ["200-209"]}}\n')
+        assert agent.cli("enqueue", plan).returncode == 0
+        wait_for(lambda: agent.metric("slotguard_agent_slots_migrated_total") >= 3, timeout=60,
+                 what="the slow batch to move a few slots")
+
+        r = agent.cli("rollback", "next")  # queued: cancelled, never started
+        assert r.returncode == 0 and "cancelled" in r.stdout, r.stdout + r.stderr
+        r = agent.cli("rollback")  # the running batch
+        assert r.returncode == 0 and "rolling back batch slow" in r.stdout, r.stdout + r.stderr
+        wait_for(lambda: agent.item("slow")["state"] == "rolled_back", timeout=60,
+                 what="the operator's rollback")
+        assert agent.item("next")["state"] == "cancelled"
+        assert {slot_owner(cluster, s) for s in range(0, 210)} == {a}
+        assert agent.metric("slotguard_agent_rollbacks_total", trigger="operator") == 1
+        status = agent.status()
+        assert status["paused"] is True and status["state"] == "rolled_back", status
+        r = agent.cli("rollback")
+        assert r.returncode == 1 and "no batch is running" in r.stderr, r.stderr
+
+        # A finished batch is reverted by a batch moving its slots back.
+        plan = agent.write_plan(
+            f'batches:\n  - {{id: small, from: "{a}", to: "{b}", ranges: ["300-304"]}}\n',
+            "small.yaml")
+        assert agent.cli("enqueue", plan).returncode == 0
+        assert agent.cli("resume").returncode == 0
+        wait_for(lambda: all_done(agent, ["small"]), timeout=60, what="the small batch")
+        assert slot_owner(cluster, 302) == b
+        r = agent.cli("rollback", "small")
+        assert r.returncode == 0 and "small-revert" in r.stdout, r.stdout + r.stderr
+        wait_for(lambda: all_done(agent, ["small-revert"]), timeout=60, what="the revert batch")
+        assert {slot_owner(cluster, s) for s in range(300, 305)} == {a}
+        assert_keys(cluster, keys)
+        check_passes(cluster)
+    finally:
+        agent.stop()
