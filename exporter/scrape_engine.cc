@@ -201,9 +201,9 @@ ScrapeResult ScrapeEngine::Scrape() {
 
 void ScrapeEngine::LogTransitions(const ScrapeResult& result) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (result.discovery_ok != discovery_ok_) {
+  if (!discovery_ok_ || *discovery_ok_ != result.discovery_ok) {
     discovery_ok_ = result.discovery_ok;
-    if (discovery_ok_) {
+    if (result.discovery_ok) {
       spdlog::info("discovery: {} nodes known", known_.size());
     } else {
       spdlog::warn("discovery: no node answered CLUSTER NODES (known nodes and seeds tried)");

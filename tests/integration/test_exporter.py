@@ -286,3 +286,7 @@ def test_landing_page_health_and_help(cluster, exporter_for):
         assert flag in h.stdout
     v = subprocess.run([EXPORTER, "--version"], capture_output=True, text=True, timeout=10)
     assert v.returncode == 0 and v.stdout.startswith("slotguard-exporter ")
+
+    # SIGTERM is a clean stop.
+    assert exp.stop() == 0
+    assert "stopping" in open(exp.proc.log_path).read()
