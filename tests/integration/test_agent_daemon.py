@@ -365,3 +365,30 @@ def test_operator_rollback_cancel_and_revert(cluster):
         check_passes(cluster)
     finally:
         agent.stop()
+
+
+def test_restart_stays_paused_without_auto_continue(cluster):
+    a, b, _ = masters_by_first_slot(cluster)
+    agent = AgentDaemon(cluster, overrides={"queue.auto_continue": False,
+                                            "queue.approval_threshold_slots": 5})
+    agent.start()
+    try:
+        plan = agent.write_plan(
+            f'batches:\n  - {{id: six, from: "{a}", to: "{b}", ranges: ["0-5"]}}\n')
+        r = agent.cli("enqueue", plan)
+        assert r.returncode == 0 and "approve p1" in r.stdout, r.stdout + r.stderr
+        assert agent.status()["paused"] is False  # a fresh start with nothing to resume
+        agent.kill()
+        agent.start()
+        wait_for(lambda: agent.status()["paused"], timeout=30, what="the restarted queue to pause")
+        status = agent.status()
+        assert "auto_continue" in status["pause_reason"], status
+        assert status["state"] == "paused"
+        assert agent.cli("approve", "six").returncode == 0
+        assert agent.item("six")["display_state"] == "queued"
+        assert slot_owner(cluster, 0) == a
+        assert agent.cli("resume").returncode == 0
+        wait_for(lambda: all_done(agent, ["six"]), timeout=60, what="the batch after resume")
+        assert slot_owner(cluster, 5) == b
+    finally:
+        agent.stop()
