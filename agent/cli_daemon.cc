@@ -267,6 +267,10 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
     auto answer =
         Call(approve_opts, "POST", "/api/v1/approve", json{{"id", approve_id}}, exit_code);
     if (!answer) return;
+    if (approve_opts.json_output) {
+      std::cout << answer->dump(2) << "\n";
+      return;
+    }
     std::string ids;
     for (const auto& id : (*answer)["approved"])
       ids += (ids.empty() ? "" : ", ") + id.get<std::string>();
@@ -283,6 +287,10 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
     if (!pause_reason.empty()) body["reason"] = pause_reason;
     auto answer = Call(pause_opts, "POST", "/api/v1/pause", body, exit_code);
     if (!answer) return;
+    if (pause_opts.json_output) {
+      std::cout << answer->dump(2) << "\n";
+      return;
+    }
     std::cout << "queue paused (" << (*answer).value("note", "") << ")\n";
   });
 
@@ -291,6 +299,10 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
   resume->callback([&exit_code] {
     auto answer = Call(resume_opts, "POST", "/api/v1/resume", json::object(), exit_code);
     if (!answer) return;
+    if (resume_opts.json_output) {
+      std::cout << answer->dump(2) << "\n";
+      return;
+    }
     std::cout << "queue resumed\n";
   });
 
@@ -305,6 +317,10 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
     if (!rollback_batch.empty()) body["batch"] = rollback_batch;
     auto answer = Call(rollback_opts, "POST", "/api/v1/rollback", body, exit_code);
     if (!answer) return;
+    if (rollback_opts.json_output) {
+      std::cout << answer->dump(2) << "\n";
+      return;
+    }
     const std::string action = answer->value("action", "");
     if (action == "rollback") {
       std::cout << answer->value("result", "") << "\n";
