@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -41,7 +42,8 @@ struct ReshardArgs {
   int pipeline = 100;
   int timeout_ms = 2000;
   int getkeys_count = 1000;
-  int group_slots = 100;
+  int group_slots = 200;
+  int migrates_per_round = 8;
   bool replace = false;
   bool yes = false;
   bool dry_run = false;
@@ -65,6 +67,9 @@ void SetupLogging() {
   auto logger = spdlog::stderr_color_mt("slotguard-agent");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::set_default_logger(logger);
+  if (const char* level = std::getenv("SLOTGUARD_LOG_LEVEL")) {
+    spdlog::set_level(spdlog::level::from_str(level));
+  }
 }
 
 struct Connected {
@@ -202,6 +207,9 @@ cluster::Result<void> ValidateArgs(const ReshardArgs& a, const Limits& limits) {
   if (a.pipeline < 1) return cluster::MakeError("--pipeline must be at least 1");
   if (a.timeout_ms < 1) return cluster::MakeError("--timeout must be at least 1 ms");
   if (a.getkeys_count < 1) return cluster::MakeError("--getkeys-count must be at least 1");
+  if (a.migrates_per_round < 1 || a.migrates_per_round > 1000) {
+    return cluster::MakeError("--migrates-per-round must be 1-1000");
+  }
   if (a.group_slots < 1 || a.group_slots > 500)
     return cluster::MakeError("--group-slots must be 1-500");
   if (a.migrate_failures < 0) return cluster::MakeError("--guard-migrate-failures must be >= 0");
@@ -403,6 +411,7 @@ EngineOptions MakeEngineOptions(const ReshardArgs& a, const Connected& c) {
   o.pipeline = a.pipeline;
   o.migrate_timeout = std::chrono::milliseconds(a.timeout_ms);
   o.group_slots = a.group_slots;
+  o.migrates_per_round = a.migrates_per_round;
   o.replace = a.replace;
   o.journal_dir = a.journal;
   o.guards.coverage_grace = std::chrono::seconds(a.coverage_grace_s);
@@ -668,6 +677,10 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     sub->add_option("--group-slots", args->group_slots,
                     "Slots in flight together (one pipelined SETSLOT round per step)")
+        ->capture_default_str();
+    sub->add_option("--migrates-per-round", args->migrates_per_round,
+                    "MIGRATE commands sent per round trip (each may wait --timeout on a dead "
+                    "target before the guards get a say)")
         ->capture_default_str();
     sub->add_flag("--replace", args->replace,
                   "On BUSYKEY overwrite the target's key even when its value differs");

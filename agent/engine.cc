@@ -72,6 +72,8 @@ class EngineImpl {
       own_guard_pool_ = std::make_unique<cluster::ConnectionPool>(co);
       guard_connector_ = own_guard_pool_.get();
     }
+    monitor_ = std::make_unique<GuardMonitor>(*guard_connector_, clock_, observer_, counters_,
+                                              options_.guards.interval);
     if (const char* crash = std::getenv("SLOTGUARD_TEST_CRASH_AT")) crash_at_ = crash;
     if (const char* pause = std::getenv("SLOTGUARD_TEST_PAUSE_AT")) {
       std::string p = pause;
@@ -83,6 +85,11 @@ class EngineImpl {
     }
   }
 
+  ~EngineImpl() {
+    if (journal_ && !pending_records_.empty())
+      (void)journal_->AppendAll(std::move(pending_records_));
+  }
+
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
   void RequestRollback(RollbackTrigger trigger, std::string reason) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -92,7 +99,7 @@ class EngineImpl {
   cluster::Result<void> JournalAppend(const nlohmann::json& record) {
     auto j = EnsureJournal();
     if (!j) return tl::unexpected(j.error());
-    return (*j)->Append(record);
+    return Append(record);
   }
 
  private:
@@ -116,6 +123,14 @@ class EngineImpl {
     return s;
   }
 
+  // Appends `record` (after any pending ones) with one fsync.
+  cluster::Result<void> Append(nlohmann::json record) {
+    std::vector<nlohmann::json> records;
+    records.swap(pending_records_);
+    records.push_back(std::move(record));
+    return journal_->AppendAll(std::move(records));
+  }
+
   cluster::Result<Journal*> EnsureJournal() {
     if (!journal_) {
       auto j = Journal::Open(options_.journal_dir);
@@ -134,9 +149,14 @@ class EngineImpl {
     return seeds;
   }
 
+  // Read once per node and engine: settings change rarely and preflight runs per batch.
   std::map<std::string, NodeSettings> ReadSettings(const ClusterSnapshot& s) {
     std::map<std::string, NodeSettings> out;
     for (const auto* m : s.Masters()) {
+      if (auto it = settings_cache_.find(m->endpoint.ToString()); it != settings_cache_.end()) {
+        out[it->first] = it->second;
+        continue;
+      }
       auto r = connector_.Get(m->endpoint)
                    .Pipeline({{"CONFIG", "GET", "cluster-node-timeout"},
                               {"CONFIG", "GET", "cluster-require-full-coverage"},
@@ -149,6 +169,7 @@ class EngineImpl {
       }
       ns.cluster_migration_barrier = ConfigNumber((*r)[2]);
       out[m->endpoint.ToString()] = ns;
+      settings_cache_[m->endpoint.ToString()] = ns;
     }
     return out;
   }
@@ -185,7 +206,7 @@ class EngineImpl {
       if (counters_.counted.load() > gs.migrate_failures) {
         monitor->Trip(
             {"migrate_failures", std::to_string(counters_.counted.load()) +
-                                     " failed MIGRATEs in this batch, over the threshold of " +
+                                     " MIGRATE failures in this batch, over the threshold of " +
                                      std::to_string(gs.migrate_failures)});
       }
       if (auto trip = monitor->tripped())
@@ -196,9 +217,11 @@ class EngineImpl {
 
   StepControl BaseControl(const BatchInfo& info, std::vector<cluster::Endpoint> others) {
     StepControl ctl;
-    ctl.journal = [this, id = info.id](const std::string& step,
-                                       const std::vector<int>& slots) -> cluster::Result<void> {
-      return journal_->Append(StepRecord(id, step, slots));
+    ctl.journal = [this, id = info.id](const std::vector<JournalStep>& steps) {
+      std::vector<nlohmann::json> records;
+      records.swap(pending_records_);
+      for (const auto& st : steps) records.push_back(StepRecord(id, st.step, st.slots));
+      return journal_->AppendAll(std::move(records));
     };
     ctl.on_keys = [this](int64_t n) { observer_.OnKeysMigrated(n); };
     ctl.other_masters = std::move(others);
@@ -239,6 +262,9 @@ class EngineImpl {
   cluster::Connector* guard_connector_ = nullptr;
   std::unique_ptr<cluster::ConnectionPool> own_guard_pool_;
   std::unique_ptr<Journal> journal_;
+  std::unique_ptr<GuardMonitor> monitor_;  // after the connectors: destroyed (joined) first
+  std::vector<nlohmann::json> pending_records_;
+  std::map<std::string, NodeSettings> settings_cache_;  // written with the next fsync'd record
   std::string crash_at_;
   std::string pause_at_;
   int pause_ms_ = 0;
@@ -311,11 +337,12 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, std::chrono::seconds tim
     } else {
       why = s.error().message;
     }
+    spdlog::debug("batch {}: not converged yet: {}", info.id, why);
     if (clock_.Now() >= deadline) {
       why = "nodes did not converge within " + std::to_string(timeout.count()) + " s: " + why;
       return false;
     }
-    clock_.SleepFor(std::chrono::milliseconds(20));
+    clock_.SleepFor(std::chrono::milliseconds(5));
   }
 }
 
@@ -340,7 +367,7 @@ std::optional<std::string> EngineImpl::CloseAtSource(const BatchInfo& info,
                                                      std::vector<std::string>& warnings) {
   if (slots.empty()) return std::nullopt;
   // A never MIGRATED these slots, so no client and no key was sent to B: closing is enough.
-  if (auto j = journal_->Append(StepRecord(info.id, "close_at_source", slots)); !j) {
+  if (auto j = Append(StepRecord(info.id, "close_at_source", slots)); !j) {
     return j.error().message;
   }
   std::vector<int> b_open;
@@ -416,7 +443,7 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
                      : x.owner_in_source_view == info.source_id;
   };
   const std::string side = at_target ? "target" : "source";
-  if (auto j = journal_->Append(StepRecord(info.id, "settle_at_" + side, slots)); !j) {
+  if (auto j = Append(StepRecord(info.id, "settle_at_" + side, slots)); !j) {
     return j.error().message;
   }
   std::vector<int> open_migrating;
@@ -515,23 +542,30 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   StepControl finish = ctl;
   finish.step_prefix = "finish_";
   std::set<int> settled_back;  // slots returned the cold way: no reverse for them
-  for (const auto& group : Groups(plan.finish_forward, options_.group_slots)) {
-    auto r = migrator_.MoveGroup(forward, group, finish);
+  if (!plan.finish_forward.empty()) {
+    auto r = migrator_.MoveSlots(forward, Groups(plan.finish_forward, options_.group_slots), finish,
+                                 nullptr);
     for (const auto& w : r.warnings) out.warnings.push_back(w);
-    if (r.ok()) continue;
-    if (r.status == MoveResult::Status::kConflict && !plan.to_target) {
-      out.warnings.push_back("slots " + std::to_string(group.front()) + "-" +
-                             std::to_string(group.back()) + " cannot go forward (" + r.message +
-                             "): returning their keys to the source directly");
-      if (auto e = SettleAt(info, false, group, ctl, out.warnings)) {
-        out.error = *e;
+    if (!r.ok()) {
+      std::set<int> done(r.finished.begin(), r.finished.end());
+      std::vector<int> rest;
+      for (int slot : plan.finish_forward) {
+        if (!done.count(slot)) rest.push_back(slot);
+      }
+      if (r.status != MoveResult::Status::kConflict || plan.to_target) {
+        out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
         return out;
       }
-      settled_back.insert(group.begin(), group.end());
-      continue;
+      out.warnings.push_back(std::to_string(rest.size()) + " slot(s) cannot go forward (" +
+                             r.message + "): returning their keys to the source directly");
+      for (const auto& group : Groups(rest, options_.group_slots)) {
+        if (auto e = SettleAt(info, false, group, ctl, out.warnings)) {
+          out.error = *e;
+          return out;
+        }
+      }
+      settled_back.insert(rest.begin(), rest.end());
     }
-    out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
-    return out;
   }
   std::vector<int> reverse;
   for (int slot : plan.reverse) {
@@ -539,8 +573,9 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   }
   StepControl back = ctl;
   back.step_prefix = "reverse_";
-  for (const auto& group : Groups(reverse, options_.group_slots)) {
-    auto r = migrator_.MoveGroup(forward.Reversed(), group, back);
+  if (!reverse.empty()) {
+    auto r = migrator_.MoveSlots(forward.Reversed(), Groups(reverse, options_.group_slots), back,
+                                 nullptr);
     for (const auto& w : r.warnings) out.warnings.push_back(w);
     if (!r.ok()) {
       out.error = "moving slots back to " + info.source.ToString() + ": " + r.message;
@@ -610,6 +645,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   auto resolved = ResolveBatch(batch, *snapshot, options_.limits);
   if (!resolved) return failed(resolved.error());
   auto preflight = Preflight(*snapshot, *resolved, ReadSettings(*snapshot));
+  spdlog::debug("batch {}: preflight done after {:.1f} ms", batch.id, seconds_since() * 1000);
   if (!preflight) return failed(preflight.error());
 
   BatchOutcome outcome;
@@ -636,16 +672,14 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   std::vector<cluster::Endpoint> endpoints;
   for (const auto& r : snapshot->reports) endpoints.push_back(r.endpoint);
 
-  // Write-ahead: the batch is in the journal before any slot changes.
-  if (auto j = (*journal)->Append(BatchRecord(info.id, info.source_id, info.source, info.target_id,
-                                              info.target, info.slots));
-      !j) {
-    return failed(j.error());
-  }
+  // Write-ahead: the batch record goes out with the first step records (one fsync), before any
+  // slot changes.
+  pending_records_.push_back(
+      BatchRecord(info.id, info.source_id, info.source, info.target_id, info.target, info.slots));
 
-  GuardMonitor monitor(*guard_connector_, clock_, observer_, gs, endpoints, info.source, counters_,
-                       options_.guards.interval);
-  monitor.Start();
+  GuardMonitor& monitor = *monitor_;
+  monitor.Arm(gs, endpoints, info.source);
+  spdlog::debug("batch {}: guards armed after {:.1f} ms", batch.id, seconds_since() * 1000);
   observer_.OnState(batch.id, BatchState::kMigrating);
 
   // Test hook "mid_keys": die once half of the batch's keys have moved.
@@ -672,12 +706,17 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   const MoveEnds ends{info.source_id, info.source, info.target_id, info.target};
   std::optional<std::string> stop_reason;
   int done = 0;
-  for (const auto& group : Groups(info.slots, options_.group_slots)) {
-    if (auto why = StopReason(&monitor, gs)) {
-      stop_reason = why;
-      break;
-    }
-    MoveResult r = migrator_.MoveGroup(ends, group, ctl);
+  if (auto why = StopReason(&monitor, gs)) {
+    stop_reason = why;
+  } else {
+    MoveResult r = migrator_.MoveSlots(
+        ends, Groups(info.slots, options_.group_slots), ctl, [&](const std::vector<int>& group) {
+          done += static_cast<int>(group.size());
+          observer_.OnSlotsMigrated(static_cast<int>(group.size()));
+          observer_.OnProgress(info.id, done, static_cast<int>(info.slots.size()));
+          spdlog::debug("batch {}: group {}-{} after {:.1f} ms", batch.id, group.front(),
+                        group.back(), seconds_since() * 1000);
+        });
     outcome.keys_moved += r.keys;
     for (const auto& w : r.warnings) {
       spdlog::warn("batch {}: {}", info.id, w);
@@ -686,11 +725,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     if (!r.ok()) {
       if (r.status == MoveResult::Status::kConflict) outcome.busy_keys = r.conflict_keys;
       stop_reason = r.message;
-      break;
     }
-    done += static_cast<int>(group.size());
-    observer_.OnSlotsMigrated(static_cast<int>(group.size()));
-    observer_.OnProgress(info.id, done, static_cast<int>(info.slots.size()));
   }
 
   if (!stop_reason) {
@@ -708,10 +743,13 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
       stop_reason = StopReason(&monitor, gs).value_or(why);
     }
   }
-  monitor.Stop();
+  monitor.Disarm();
+  spdlog::debug("batch {}: verified after {:.1f} ms", batch.id, seconds_since() * 1000);
 
   if (!stop_reason) {
-    (void)(*journal)->Append(EndRecord(info.id, BatchState::kDone, ""));
+    // Not fsync'd on its own: the next record's fsync covers it, and a lost "done" only makes
+    // recovery look at a batch that is already whole at the target.
+    pending_records_.push_back(EndRecord(info.id, BatchState::kDone, ""));
     observer_.OnState(batch.id, BatchState::kDone);
     outcome.state = BatchState::kDone;
     outcome.slots_moved = static_cast<int>(info.slots.size());
@@ -732,14 +770,14 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   spdlog::warn("batch {}: rolling back: {}", info.id, *stop_reason);
   observer_.OnState(batch.id, BatchState::kRollingBack);
   observer_.OnRollback(trigger);
-  (void)(*journal)->Append(RollbackRecord(info.id, trigger, *stop_reason));
+  (void)Append(RollbackRecord(info.id, trigger, *stop_reason));
   ConvergeOutcome conv = Converge(info, ConvergeMode::kRollback, nullptr);
   for (const auto& w : conv.warnings) {
     spdlog::warn("batch {}: {}", info.id, w);
     outcome.warnings.push_back(w);
   }
   if (conv.ok) {
-    (void)(*journal)->Append(EndRecord(info.id, BatchState::kRolledBack, *stop_reason));
+    (void)Append(EndRecord(info.id, BatchState::kRolledBack, *stop_reason));
     observer_.OnState(batch.id, BatchState::kRolledBack);
     outcome.state = BatchState::kRolledBack;
     outcome.slots_moved = conv.forward;
@@ -747,7 +785,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     outcome.reason += "; rollback did not finish: " + conv.error +
                       " (the journal keeps the batch open: run again with the same --journal "
                       "to finish it)";
-    (void)(*journal)->Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
+    (void)Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
     observer_.OnState(batch.id, BatchState::kFailed);
     outcome.state = BatchState::kFailed;
   }
@@ -783,7 +821,7 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
         [&](const ConvergencePlan& plan) {
           if (!plan.to_target && !rolling_back) {
             observer_.OnRollback(RollbackTrigger::kRecovery);
-            (void)(*journal)->Append(RollbackRecord(
+            (void)Append(RollbackRecord(
                 b->id, RollbackTrigger::kRecovery,
                 "recovery after a restart: not every slot could be finished at the target"));
           }
@@ -793,7 +831,7 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
       br.state = conv.at_target ? BatchState::kDone : BatchState::kRolledBack;
       br.slots_forward = conv.forward;
       br.slots_back = conv.back;
-      (void)(*journal)->Append(EndRecord(b->id, br.state, "recovered after a restart"));
+      (void)Append(EndRecord(b->id, br.state, "recovered after a restart"));
       observer_.OnState(b->id, br.state);
       report.messages.push_back("batch " + b->id + ": " +
                                 (conv.at_target
@@ -802,7 +840,7 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
                                 " (" + std::to_string(b->slots.size()) + " slots)");
     } else {
       br.state = BatchState::kFailed;
-      (void)(*journal)->Append(EndRecord(b->id, BatchState::kFailed, conv.error));
+      (void)Append(EndRecord(b->id, BatchState::kFailed, conv.error));
       observer_.OnState(b->id, BatchState::kFailed);
       errors += (errors.empty() ? "" : "; ") + std::string("batch ") + b->id + ": " + conv.error;
     }

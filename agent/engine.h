@@ -40,7 +40,9 @@ struct EngineOptions {
   int pipeline = 100;        // keys per MIGRATE
   // MIGRATE's own timeout. The Connector's io timeout must be larger (the CLI uses +3 s).
   std::chrono::milliseconds migrate_timeout{2000};
-  int group_slots = 64;  // slots in flight together (one pipelined SETSLOT round per step)
+  // Slots in flight together: one pipelined SETSLOT round trip per step per group (each costs
+  // the node a nodes.conf fsync, so fewer, larger groups are faster).
+  int group_slots = 200;
   bool replace = false;  // REPLACE on BUSYKEY even when the values differ
   std::string journal_dir = "./slotguard-journal";
   GuardOptions guards;
@@ -50,7 +52,9 @@ struct EngineOptions {
   std::chrono::seconds rollback_timeout{300};
   // Timeouts of the guard thread's own connections (when the engine makes them).
   std::chrono::milliseconds guard_io_timeout{1000};
-  int migrates_per_round = 16;  // MIGRATE commands per pipelined round trip
+  // MIGRATE commands per pipelined round trip. Each may wait migrate_timeout on a target that
+  // stopped answering before the engine can act on a guard, so this bounds the reaction time.
+  int migrates_per_round = 8;
 };
 
 struct BatchOutcome {

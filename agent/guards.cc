@@ -168,35 +168,45 @@ GuardSample TakeGuardSample(cluster::Connector& connector,
 }
 
 GuardMonitor::GuardMonitor(cluster::Connector& connector, Clock& clock, EngineObserver& observer,
-                           GuardSettings settings, std::vector<cluster::Endpoint> nodes,
-                           cluster::Endpoint source, const MigrateCounters& counters,
-                           std::chrono::milliseconds interval)
+                           const MigrateCounters& counters, std::chrono::milliseconds interval)
     : connector_(connector),
       clock_(clock),
       observer_(observer),
-      evaluator_(settings),
-      nodes_(std::move(nodes)),
-      source_(std::move(source)),
       counters_(counters),
       interval_(interval) {}
 
-GuardMonitor::~GuardMonitor() { Stop(); }
-
-void GuardMonitor::Start() {
-  for (const char* g : {"coverage", "migrate_failures", "node_health", "convergence"}) {
-    observer_.OnGuard(g, false);
-  }
-  Check();
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void GuardMonitor::Stop() {
+GuardMonitor::~GuardMonitor() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void GuardMonitor::Arm(GuardSettings settings, std::vector<cluster::Endpoint> nodes,
+                       cluster::Endpoint source) {
+  for (const char* g : {"coverage", "migrate_failures", "node_health", "convergence"}) {
+    observer_.OnGuard(g, false);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    armed_ = true;
+    ++generation_;
+    settings_ = settings;
+    nodes_ = std::move(nodes);
+    source_ = std::move(source);
+    evaluator_.emplace(settings);
+    trip_.reset();
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+  }
+  wake_.notify_all();
+}
+
+void GuardMonitor::Disarm() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_ = false;
+  ++generation_;
 }
 
 std::optional<GuardTrip> GuardMonitor::tripped() const {
@@ -213,21 +223,39 @@ void GuardMonitor::Trip(GuardTrip trip) {
   observer_.OnGuard(trip.guard, true);
 }
 
-void GuardMonitor::Check() {
-  GuardSample sample = TakeGuardSample(connector_, nodes_, source_, clock_, counters_);
-  ++samples_;
-  if (auto trip = evaluator_.Evaluate(sample)) Trip(*trip);
-}
-
 void GuardMonitor::Loop() {
+  uint64_t sampled = 0;  // the generation the last sample was for
   while (true) {
+    std::vector<cluster::Endpoint> nodes;
+    cluster::Endpoint source;
+    uint64_t generation = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      // Real time here: the wait only paces the sampling; decisions use the injected clock.
-      wake_.wait_for(lock, interval_, [this] { return stop_; });
+      // A newly armed batch is sampled at once (its baseline); then every interval. Real time
+      // here: the wait only paces sampling, decisions use the injected clock.
+      if (!stop_ && !(armed_ && generation_ != sampled)) {
+        wake_.wait_for(lock, interval_,
+                       [&] { return stop_ || (armed_ && generation_ != sampled); });
+      }
       if (stop_) return;
+      if (!armed_) {
+        wake_.wait(lock, [&] { return stop_ || armed_; });
+        if (stop_) return;
+      }
+      nodes = nodes_;
+      source = source_;
+      generation = generation_;
     }
-    Check();
+    GuardSample sample = TakeGuardSample(connector_, nodes, source, clock_, counters_);
+    ++samples_;
+    sampled = generation;
+    std::optional<GuardTrip> trip;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!armed_ || generation != generation_ || !evaluator_) continue;  // batch ended meanwhile
+      trip = evaluator_->Evaluate(sample);
+    }
+    if (trip) Trip(*trip);
   }
 }
 

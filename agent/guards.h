@@ -85,21 +85,22 @@ GuardSample TakeGuardSample(cluster::Connector& connector,
                             const cluster::Endpoint& source, Clock& clock,
                             const MigrateCounters& counters);
 
-// The guard thread: samples the cluster every `interval` while a batch runs and latches the
-// first trip. It uses its own connector, never the engine's (which may sit in a MIGRATE).
+// The guard thread: samples the cluster every `interval` while a batch is armed and latches
+// the first trip. It uses its own connector, never the engine's (which may sit in a MIGRATE).
+// One thread lives as long as the monitor; Arm/Disarm per batch cost nothing (a sample in
+// flight when a batch is disarmed is discarded).
 class GuardMonitor {
  public:
   GuardMonitor(cluster::Connector& connector, Clock& clock, EngineObserver& observer,
-               GuardSettings settings, std::vector<cluster::Endpoint> nodes,
-               cluster::Endpoint source, const MigrateCounters& counters,
-               std::chrono::milliseconds interval);
+               const MigrateCounters& counters, std::chrono::milliseconds interval);
   ~GuardMonitor();
   GuardMonitor(const GuardMonitor&) = delete;
   GuardMonitor& operator=(const GuardMonitor&) = delete;
 
-  // Takes the baseline sample synchronously, then starts the thread.
-  void Start();
-  void Stop();
+  // Starts watching a batch: clears any trip, the next sample (taken at once) is the baseline.
+  void Arm(GuardSettings settings, std::vector<cluster::Endpoint> nodes, cluster::Endpoint source);
+  // Stops watching; returns at once.
+  void Disarm();
   std::optional<GuardTrip> tripped() const;
   // Lets the engine latch a trip it detected itself (its own failure count, convergence).
   void Trip(GuardTrip trip);
@@ -107,20 +108,22 @@ class GuardMonitor {
 
  private:
   void Loop();
-  void Check();
 
   cluster::Connector& connector_;
   Clock& clock_;
   EngineObserver& observer_;
-  GuardEvaluator evaluator_;
-  std::vector<cluster::Endpoint> nodes_;
-  cluster::Endpoint source_;
   const MigrateCounters& counters_;
   std::chrono::milliseconds interval_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
+  bool armed_ = false;
+  uint64_t generation_ = 0;
+  GuardSettings settings_;
+  std::vector<cluster::Endpoint> nodes_;
+  cluster::Endpoint source_;
+  std::optional<GuardEvaluator> evaluator_;
   std::optional<GuardTrip> trip_;
   std::atomic<int64_t> samples_{0};
   std::thread thread_;

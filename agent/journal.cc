@@ -81,11 +81,23 @@ cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) 
 }
 
 cluster::Result<void> Journal::Append(nlohmann::json record) {
-  if (!record.contains("ts")) record["ts"] = NowMs();
-  // Replace invalid UTF-8 rather than throw: reasons may quote server replies.
-  std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  line.push_back('\n');
-  if (!WriteAll(fd_, line)) return cluster::MakeError("journal " + path_ + ": write: " + Errno());
+  std::vector<nlohmann::json> one;
+  one.push_back(std::move(record));
+  return AppendAll(std::move(one));
+}
+
+cluster::Result<void> Journal::AppendAll(std::vector<nlohmann::json> records) {
+  std::string lines;
+  const int64_t now = NowMs();
+  for (auto& record : records) {
+    if (!record.contains("ts")) record["ts"] = now;
+    // Replace invalid UTF-8 rather than throw: reasons may quote server replies.
+    lines += record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    lines.push_back('\n');
+  }
+  if (lines.empty()) return {};
+  // One write(2): a kill -9 tears at most the tail of it, never interleaves.
+  if (!WriteAll(fd_, lines)) return cluster::MakeError("journal " + path_ + ": write: " + Errno());
   if (::fdatasync(fd_) != 0) return cluster::MakeError("journal " + path_ + ": fsync: " + Errno());
   return {};
 }

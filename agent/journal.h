@@ -41,6 +41,8 @@ class Journal {
 
   // Appends one record and makes it durable (write + fdatasync) before returning.
   cluster::Result<void> Append(nlohmann::json record);
+  // Appends several records with one write and one fdatasync.
+  cluster::Result<void> AppendAll(std::vector<nlohmann::json> records);
 
   const std::string& path() const { return path_; }
 

@@ -1,7 +1,10 @@
 #include "agent/migrator.h"
 
 #include <algorithm>
+#include <future>
 #include <set>
+
+#include <spdlog/spdlog.h>
 
 namespace slotguard::agent {
 namespace {
@@ -122,6 +125,11 @@ Migrator::Migrator(cluster::Connector& connector, Clock& clock, MigratorSettings
       observer_(observer),
       counters_(counters) {}
 
+cluster::Argv Migrator::ScanArgv(int slot, size_t skipped) const {
+  return {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
+          std::to_string(settings_.getkeys_count + skipped)};
+}
+
 cluster::Argv Migrator::MigrateArgv(const cluster::Endpoint& to, bool replace,
                                     const std::vector<std::string>& keys) const {
   cluster::Argv argv{"MIGRATE", to.host, std::to_string(to.port),
@@ -192,6 +200,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
   std::vector<int> pending = slots;
   std::map<int, std::set<std::string>> skip;  // keys deliberately left on ends.from
   std::set<std::string>& ours = ours_;        // keys of our failed MIGRATEs
+  std::map<int, cluster::Reply> listed;       // GETKEYSINSLOT sent after a slot's MIGRATEs
   int consecutive_failures = 0;
   const bool replace_all = policy == BusyKeyPolicy::kForward && settings_.replace;
   auto& from = connector_.Get(ends.from);
@@ -217,51 +226,64 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     }
     bool failed_pass = false;
 
-    // 1. Which keys are left, many slots per round trip.
+    // 1. Which keys are left: known from the GETKEYSINSLOT sent right after a slot's last
+    // MIGRATE, else asked for, many slots per round trip.
     std::vector<Chunk> chunks;
     std::vector<int> still;
-    for (size_t i = 0; i < pending.size(); i += settings_.slots_per_scan) {
-      size_t end = std::min(pending.size(), i + static_cast<size_t>(settings_.slots_per_scan));
-      std::vector<cluster::Argv> scan;
-      for (size_t k = i; k < end; ++k) {
-        int slot = pending[k];
-        scan.push_back({"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
-                        std::to_string(settings_.getkeys_count + skip[slot].size())});
+    std::map<int, cluster::Reply> lists;
+    std::vector<int> to_scan;
+    for (int slot : pending) {
+      if (auto it = listed.find(slot); it != listed.end()) {
+        lists[slot] = std::move(it->second);
+      } else {
+        to_scan.push_back(slot);
       }
+    }
+    listed.clear();
+    for (size_t i = 0; i < to_scan.size(); i += settings_.slots_per_scan) {
+      size_t end = std::min(to_scan.size(), i + static_cast<size_t>(settings_.slots_per_scan));
+      std::vector<cluster::Argv> scan;
+      for (size_t k = i; k < end; ++k)
+        scan.push_back(ScanArgv(to_scan[k], skip[to_scan[k]].size()));
       auto replies = from.Pipeline(scan);
       if (!replies) {
         failed_pass = true;
         result.message = replies.error().message;
-        still.insert(still.end(), pending.begin() + i, pending.end());
         break;
       }
-      for (size_t k = i; k < end; ++k) {
-        int slot = pending[k];
-        const auto& r = (*replies)[k - i];
-        if (r.IsError()) {
-          failed_pass = true;
-          result.message = "GETKEYSINSLOT " + std::to_string(slot) + " on " + ends.from.ToString() +
-                           ": " + r.str;
-          still.push_back(slot);
-          continue;
-        }
-        std::vector<std::string> keys;
-        for (const auto& e : r.elements) {
-          if (!skip[slot].count(e.str)) keys.push_back(e.str);
-        }
-        if (keys.empty()) {
-          result.finished.push_back(slot);
-          continue;
-        }
+      for (size_t k = i; k < end; ++k) lists[to_scan[k]] = std::move((*replies)[k - i]);
+    }
+    for (int slot : pending) {
+      auto it = lists.find(slot);
+      if (it == lists.end()) {
+        still.push_back(slot);  // its scan failed: again next pass
+        continue;
+      }
+      const auto& r = it->second;
+      if (r.IsError()) {
+        failed_pass = true;
+        result.message =
+            "GETKEYSINSLOT " + std::to_string(slot) + " on " + ends.from.ToString() + ": " + r.str;
         still.push_back(slot);
-        for (size_t c = 0; c < keys.size(); c += settings_.keys_per_migrate) {
-          size_t ce = std::min(keys.size(), c + static_cast<size_t>(settings_.keys_per_migrate));
-          chunks.push_back({slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
-        }
+        continue;
+      }
+      std::vector<std::string> keys;
+      for (const auto& e : r.elements) {
+        if (!skip[slot].count(e.str)) keys.push_back(e.str);
+      }
+      if (keys.empty()) {
+        result.finished.push_back(slot);
+        continue;
+      }
+      still.push_back(slot);
+      for (size_t c = 0; c < keys.size(); c += settings_.keys_per_migrate) {
+        size_t ce = std::min(keys.size(), c + static_cast<size_t>(settings_.keys_per_migrate));
+        chunks.push_back({slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
       }
     }
 
-    // 2. MIGRATE them, a few commands per round trip.
+    // 2. MIGRATE them, a few commands per round trip; after a slot's last chunk, ask which
+    // keys are left in it (normally none) in the same round trip.
     std::set<int> busy_slots;
     // After a failure, one MIGRATE per round trip: each may wait the full timeout on a target
     // that stopped answering, and the guard should get its say between them.
@@ -271,8 +293,15 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     for (size_t i = 0; i < chunks.size() && !failed_pass; i += per_round) {
       size_t end = std::min(chunks.size(), i + per_round);
       std::vector<cluster::Argv> cmds;
-      for (size_t k = i; k < end; ++k)
+      std::vector<int> rescan_at;  // index in cmds of each rescan, -1 for MIGRATEs
+      for (size_t k = i; k < end; ++k) {
         cmds.push_back(MigrateArgv(ends.to, replace_all, chunks[k].keys));
+        rescan_at.push_back(-1);
+        if (k + 1 == chunks.size() || chunks[k + 1].slot != chunks[k].slot) {
+          cmds.push_back(ScanArgv(chunks[k].slot, skip[chunks[k].slot].size()));
+          rescan_at.push_back(chunks[k].slot);
+        }
+      }
       auto replies = from.Pipeline(cmds);
       if (!replies) {
         // We cannot tell which of them ran: their keys may now be on both nodes.
@@ -281,14 +310,21 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         CountFailure(timeout ? "timeout" : "error", true, false);
         result.message = "MIGRATE from " + ends.from.ToString() + ": " + replies.error().message;
         failed_pass = true;
+        listed.clear();
         break;
       }
-      for (size_t k = i; k < end; ++k) {
-        const auto& reply = (*replies)[k - i];
+      size_t k = i;
+      for (size_t c = 0; c < cmds.size(); ++c) {
+        const auto& reply = (*replies)[c];
+        if (rescan_at[c] >= 0) {
+          listed[rescan_at[c]] = reply;
+          continue;
+        }
+        const Chunk& chunk = chunks[k++];
         switch (ClassifyMigrateReply(reply)) {
           case MigrateOutcome::kOk:
           case MigrateOutcome::kNoKey: {
-            auto n = static_cast<int64_t>(chunks[k].keys.size());
+            auto n = static_cast<int64_t>(chunk.keys.size());
             result.keys += n;
             if (ctl.on_keys) ctl.on_keys(n);
             break;
@@ -297,25 +333,26 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             // Resolved key by key below; counted as a failure only when it cannot be.
             ++counters_.failed;
             observer_.OnMigrateFailure("busykey");
-            busy_slots.insert(chunks[k].slot);
+            busy_slots.insert(chunk.slot);
             break;
           case MigrateOutcome::kIoErr:
-            ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
+            ours.insert(chunk.keys.begin(), chunk.keys.end());
             CountFailure("ioerr", true, true);
-            result.message = "MIGRATE slot " + std::to_string(chunks[k].slot) + " from " +
+            result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
             failed_pass = true;
             break;
           case MigrateOutcome::kError:
-            ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
+            ours.insert(chunk.keys.begin(), chunk.keys.end());
             CountFailure("error", true, false);
-            result.message = "MIGRATE slot " + std::to_string(chunks[k].slot) + " from " +
+            result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
             failed_pass = true;
             break;
         }
       }
     }
+    for (int slot : busy_slots) listed.erase(slot);
 
     // 3. BUSYKEY: find the keys one by one and decide per key.
     for (int slot : busy_slots) {
@@ -461,15 +498,54 @@ std::string Migrator::ConflictMessage(const MoveEnds& ends,
 
 MoveResult Migrator::MoveGroup(const MoveEnds& ends, const std::vector<int>& slots,
                                const StepControl& ctl) {
+  return MoveSlots(ends, {slots}, ctl, nullptr);
+}
+
+std::vector<std::string> Migrator::NodeOnOthers(const MoveEnds& ends, const std::vector<int>& slots,
+                                                const std::vector<cluster::Endpoint>& others) {
+  std::vector<std::string> warnings;
+  StepControl once;  // no deadline: others learn by gossip too, never wait on them
+  for (const auto& m : others) {
+    auto no = SetSlots(m, slots, {"NODE", ends.to_id}, once);
+    if (!no) {
+      warnings.push_back("SETSLOT NODE on " + m.ToString() + ": " + no.error().message +
+                         " (it will learn by gossip)");
+      continue;
+    }
+    for (const auto& [slot, err] : *no) {
+      if (err.find(kReplicaReply) == std::string::npos) {
+        warnings.push_back("SETSLOT " + std::to_string(slot) + " NODE on " + m.ToString() + ": " +
+                           err);
+      }
+    }
+  }
+  return warnings;
+}
+
+MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vector<int>>& groups,
+                               const StepControl& ctl,
+                               const std::function<void(const std::vector<int>&)>& on_group_done) {
   MoveResult result;
-  auto fail = [&](std::string message) {
-    result.status = MoveResult::Status::kError;
+  if (groups.empty() || groups.front().empty()) return result;
+  std::future<std::vector<std::string>> others;  // SETSLOT NODE on the other masters, async
+  auto join_others = [&] {
+    if (others.valid()) {
+      for (auto& w : others.get()) result.warnings.push_back(std::move(w));
+    }
+  };
+  auto finish = [&](MoveResult::Status status, std::string message) {
+    join_others();
+    result.status = status;
     result.message = std::move(message);
     return result;
   };
-  auto journal = [&](const std::string& step) -> cluster::Result<void> {
+  auto fail = [&](std::string message) {
+    return finish(MoveResult::Status::kError, std::move(message));
+  };
+  auto journal = [&](std::vector<JournalStep> steps) -> cluster::Result<void> {
     if (!ctl.journal) return {};
-    return ctl.journal(ctl.step_prefix + step, slots);
+    for (auto& s : steps) s.step = ctl.step_prefix + s.step;
+    return ctl.journal(steps);
   };
   auto crash = [&](const char* point) {
     if (ctl.crash_point) ctl.crash_point(point);
@@ -477,95 +553,192 @@ MoveResult Migrator::MoveGroup(const MoveEnds& ends, const std::vector<int>& slo
   auto stopped = [&]() -> std::optional<std::string> {
     return ctl.stop ? ctl.stop() : std::nullopt;
   };
+  const auto t0 = std::chrono::steady_clock::now();
+  auto lap = [&](const std::vector<int>& g, const char* what) {
+    spdlog::debug(
+        "  {}{}-{}: {} at {:.2f} ms", ctl.step_prefix, g.front(), g.back(), what,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  };
+  auto slot_args = [](const std::vector<int>& slots, std::vector<std::string> args) {
+    std::vector<cluster::Argv> out;
+    for (int slot : slots) {
+      cluster::Argv argv{"CLUSTER", "SETSLOT", std::to_string(slot)};
+      argv.insert(argv.end(), args.begin(), args.end());
+      out.push_back(std::move(argv));
+    }
+    return out;
+  };
+  auto counts = [](const std::vector<int>& slots) {
+    std::vector<cluster::Argv> out;
+    for (int slot : slots) out.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+    return out;
+  };
+  // Errors among replies[first, first+slots.size()), by slot.
+  auto errors_in = [](const std::vector<cluster::Reply>& replies, size_t first,
+                      const std::vector<int>& slots, bool tolerate_replica) {
+    std::map<int, std::string> errors;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const auto& r = replies[first + i];
+      if (!r.IsError()) continue;
+      if (tolerate_replica && r.str.find(kReplicaReply) != std::string::npos) continue;
+      errors[slots[i]] = r.str;
+    }
+    return errors;
+  };
+  // Slots of `slots` where the target holds keys already (COUNTKEYSINSLOT replies at `first`).
+  auto strays_in = [](const std::vector<cluster::Reply>& replies, size_t first,
+                      const std::vector<int>& slots) {
+    std::vector<int> out;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const auto& r = replies[first + i];
+      if (r.type == cluster::Reply::Type::kInteger && r.integer > 0) out.push_back(slots[i]);
+    }
+    return out;
+  };
+  // Keys the target already holds in a slot it does not own would meet MIGRATE as BUSYKEY half
+  // way through: compare them while the group is only IMPORTING, before any key or client moves.
+  auto conflicts_in =
+      [&](const std::vector<int>& stray_slots) -> cluster::Result<std::vector<std::string>> {
+    if (stray_slots.empty() || settings_.replace) return std::vector<std::string>{};
+    return StrayConflicts(ends, stray_slots, ctl);
+  };
 
-  if (auto j = journal("importing"); !j) return fail(j.error().message);
-  auto imp = SetSlots(ends.to, slots, {"IMPORTING", ends.from_id}, ctl);
-  if (!imp) return fail("SETSLOT IMPORTING on " + ends.to.ToString() + ": " + imp.error().message);
-  if (!imp->empty()) {
-    return fail("SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(*imp));
+  // Round 0: open the first group (IMPORTING on the target, then MIGRATING on the source).
+  const auto& first = groups.front();
+  if (auto j = journal({{"importing", first}, {"migrating", first}}); !j) {
+    return fail(j.error().message);
   }
-  crash("after_importing");
-
-  // Keys the target already holds in these slots (strays in slots it does not own) would meet
-  // MIGRATE as BUSYKEY half way through. Compare them now, before any key or client moves.
-  if (!settings_.replace) {
-    auto conflicts = StrayConflicts(ends, slots, ctl);
+  {
+    auto cmds = slot_args(first, {"IMPORTING", ends.from_id});
+    auto c = counts(first);
+    cmds.insert(cmds.end(), c.begin(), c.end());
+    auto replies = Run(ends.to, cmds, ctl);
+    if (!replies) {
+      return fail("SETSLOT IMPORTING on " + ends.to.ToString() + ": " + replies.error().message);
+    }
+    if (auto e = errors_in(*replies, 0, first, false); !e.empty()) {
+      return fail("SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(e));
+    }
+    lap(first, "importing");
+    crash("after_importing");
+    auto conflicts = conflicts_in(strays_in(*replies, first.size(), first));
     if (!conflicts) return fail(conflicts.error().message);
     if (!conflicts->empty()) {
-      result.status = MoveResult::Status::kConflict;
       result.conflict_keys = *conflicts;
-      result.message = ConflictMessage(ends, *conflicts);
-      return result;
+      return finish(MoveResult::Status::kConflict, ConflictMessage(ends, *conflicts));
     }
   }
-  if (auto why = stopped()) {
-    result.status = MoveResult::Status::kStopped;
-    result.message = *why;
-    return result;
+  if (auto why = stopped()) return finish(MoveResult::Status::kStopped, *why);
+  {
+    auto mig = SetSlots(ends.from, first, {"MIGRATING", ends.to_id}, ctl);
+    if (!mig) {
+      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + ": " + mig.error().message);
+    }
+    if (!mig->empty()) {
+      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(*mig));
+    }
   }
-
-  if (auto j = journal("migrating"); !j) return fail(j.error().message);
-  auto mig = SetSlots(ends.from, slots, {"MIGRATING", ends.to_id}, ctl);
-  if (!mig) {
-    return fail("SETSLOT MIGRATING on " + ends.from.ToString() + ": " + mig.error().message);
-  }
-  if (!mig->empty()) {
-    return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(*mig));
-  }
+  lap(first, "migrating");
   crash("after_migrating");
 
-  MoveResult keys = MoveKeys(ends, slots, BusyKeyPolicy::kForward, ctl);
-  result.keys = keys.keys;
-  result.warnings = keys.warnings;
-  if (!keys.ok()) {
-    keys.finished.clear();  // no slot of the group changed owner
-    return keys;
-  }
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const auto& g = groups[k];
+    const std::vector<int>* next = k + 1 < groups.size() ? &groups[k + 1] : nullptr;
 
-  // Every key moved: the new owner learns first, so it serves the slot before the source
-  // starts answering MOVED.
-  if (auto j = journal("node_target"); !j) return fail(j.error().message);
-  auto nt = SetSlots(ends.to, slots, {"NODE", ends.to_id}, ctl);
-  if (!nt) return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + nt.error().message);
-  if (!nt->empty())
-    return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(*nt));
-  crash("after_target_node");
+    // The records of the coming SETSLOT rounds are written (and fsync'd) while the keys move.
+    std::vector<JournalStep> steps{{"node_target", g}};
+    if (next) steps.push_back({"importing", *next});
+    steps.push_back({"node_source", g});
+    if (next) steps.push_back({"migrating", *next});
+    if (!ctl.other_masters.empty()) steps.push_back({"node_others", g});
+    auto journaled = std::async(std::launch::async, [&journal, steps] { return journal(steps); });
 
-  if (auto j = journal("node_source"); !j) return fail(j.error().message);
-  auto ns = SetSlots(ends.from, slots, {"NODE", ends.to_id}, ctl);
-  if (!ns) return fail("SETSLOT NODE on " + ends.from.ToString() + ": " + ns.error().message);
-  for (auto it = ns->begin(); it != ns->end();) {
-    // The source may have been demoted meanwhile; its new master learns by gossip.
-    if (it->second.find(kReplicaReply) != std::string::npos) {
-      it = ns->erase(it);
-    } else {
-      ++it;
+    MoveResult keys = MoveKeys(ends, g, BusyKeyPolicy::kForward, ctl);
+    auto jr = journaled.get();
+    lap(g, "keys");
+    result.keys += keys.keys;
+    for (auto& w : keys.warnings) result.warnings.push_back(std::move(w));
+    if (!keys.ok()) {
+      result.conflict_keys = keys.conflict_keys;
+      result.left_keys = keys.left_keys;
+      return finish(keys.status, keys.message);  // no slot of this group changed owner
     }
-  }
-  if (!ns->empty())
-    return fail("SETSLOT NODE on " + ends.from.ToString() + " refused: " + Slots(*ns));
-  crash("after_source_node");
+    if (!jr) return fail(jr.error().message);
 
-  if (!ctl.other_masters.empty()) {
-    if (auto j = journal("node_others"); !j) return fail(j.error().message);
-    StepControl once = ctl;
-    once.deadline.reset();  // others learn by gossip too: never wait on them
-    for (const auto& m : ctl.other_masters) {
-      auto no = SetSlots(m, slots, {"NODE", ends.to_id}, once);
-      if (!no) {
-        result.warnings.push_back("SETSLOT NODE on " + m.ToString() + ": " + no.error().message +
-                                  " (it will learn by gossip)");
+    // Every key of g moved. The new owner learns first, so it serves the slots before the
+    // source starts answering MOVED; the next group is opened in the same round trips.
+    std::vector<cluster::Argv> to_cmds = slot_args(g, {"NODE", ends.to_id});
+    if (next) {
+      auto imp = slot_args(*next, {"IMPORTING", ends.from_id});
+      auto c = counts(*next);
+      to_cmds.insert(to_cmds.end(), imp.begin(), imp.end());
+      to_cmds.insert(to_cmds.end(), c.begin(), c.end());
+    }
+    auto to_replies = Run(ends.to, to_cmds, ctl);
+    if (!to_replies) {
+      return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + to_replies.error().message);
+    }
+    if (auto e = errors_in(*to_replies, 0, g, false); !e.empty()) {
+      return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(e));
+    }
+    lap(g, "node_target");
+    crash("after_target_node");
+
+    std::string next_error;
+    std::vector<std::string> next_conflicts;
+    if (next) {
+      if (auto e = errors_in(*to_replies, g.size(), *next, false); !e.empty()) {
+        next_error = "SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(e);
       } else {
-        for (const auto& [slot, err] : *no) {
-          if (err.find(kReplicaReply) == std::string::npos) {
-            result.warnings.push_back("SETSLOT " + std::to_string(slot) + " NODE on " +
-                                      m.ToString() + ": " + err);
-          }
+        auto c = conflicts_in(strays_in(*to_replies, g.size() + next->size(), *next));
+        if (!c) {
+          next_error = c.error().message;
+        } else {
+          next_conflicts = *c;
         }
       }
     }
+    std::optional<std::string> stop = next ? stopped() : std::nullopt;
+    const bool open_next = next && next_error.empty() && next_conflicts.empty() && !stop;
+
+    std::vector<cluster::Argv> from_cmds = slot_args(g, {"NODE", ends.to_id});
+    if (open_next) {
+      auto mig = slot_args(*next, {"MIGRATING", ends.to_id});
+      from_cmds.insert(from_cmds.end(), mig.begin(), mig.end());
+    }
+    auto from_replies = Run(ends.from, from_cmds, ctl);
+    if (!from_replies) {
+      return fail("SETSLOT NODE on " + ends.from.ToString() + ": " + from_replies.error().message);
+    }
+    // The source may have been demoted meanwhile; its new master learns by gossip.
+    if (auto e = errors_in(*from_replies, 0, g, true); !e.empty()) {
+      return fail("SETSLOT NODE on " + ends.from.ToString() + " refused: " + Slots(e));
+    }
+    lap(g, "node_source");
+    crash("after_source_node");
+
+    join_others();
+    if (!ctl.other_masters.empty()) {
+      others = std::async(std::launch::async, [this, ends, g, list = ctl.other_masters] {
+        return NodeOnOthers(ends, g, list);
+      });
+    }
+    result.finished.insert(result.finished.end(), g.begin(), g.end());
+    if (on_group_done) on_group_done(g);
+
+    if (!next) break;
+    if (!next_error.empty()) return fail(next_error);
+    if (!next_conflicts.empty()) {
+      result.conflict_keys = next_conflicts;
+      return finish(MoveResult::Status::kConflict, ConflictMessage(ends, next_conflicts));
+    }
+    if (stop) return finish(MoveResult::Status::kStopped, *stop);
+    if (auto e = errors_in(*from_replies, g.size(), *next, false); !e.empty()) {
+      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
+    }
+    lap(*next, "opened");
   }
-  result.finished = slots;
+  join_others();
   return result;
 }
 

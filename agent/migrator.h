@@ -39,11 +39,17 @@ struct MigratorSettings {
   int slots_per_scan = 128;                  // GETKEYSINSLOT commands per pipelined round trip
 };
 
+// One step about to run on some slots, for the journal.
+struct JournalStep {
+  std::string step;
+  std::vector<int> slots;
+};
+
 // How the caller steers one call: journal before each step, stop conditions, test hooks.
 struct StepControl {
-  // Writes (and fsyncs) a step record for `slots` before the step runs.
-  std::function<cluster::Result<void>(const std::string& step, const std::vector<int>& slots)>
-      journal;
+  // Writes the step records and makes them durable (one fsync for all) before the steps run.
+  // May be called from a helper thread (it runs while keys move).
+  std::function<cluster::Result<void>(const std::vector<JournalStep>& steps)> journal;
   // A reason to stop now (guard trip, rollback request), nullopt to go on.
   std::function<std::optional<std::string>()> stop;
   // Test hook: called at named points (after_importing, after_target_node, ...).
@@ -79,6 +85,18 @@ class Migrator {
   // ends.to): IMPORTING on to, MIGRATING on from, keys, NODE on to, from, others.
   MoveResult MoveGroup(const MoveEnds& ends, const std::vector<int>& slots, const StepControl& ctl);
 
+  // The same for several groups, pipelined across groups while keeping every slot's order:
+  // the round trip that gives group k SETSLOT NODE on the target also opens group k+1
+  // (IMPORTING), and the one that gives it NODE on the source sends k+1's MIGRATING, so each
+  // node pays one nodes.conf fsync per group instead of two. SETSLOT NODE on the other masters
+  // runs on their own connections while the next group's keys move. The journal records of a
+  // round are written while the keys before it move. `on_group_done` is called after each
+  // group's NODE reached target and source. On a stop, conflict or error, result.finished holds
+  // the groups that completed; at most one more group is open.
+  MoveResult MoveSlots(const MoveEnds& ends, const std::vector<std::vector<int>>& groups,
+                       const StepControl& ctl,
+                       const std::function<void(const std::vector<int>&)>& on_group_done);
+
   // Moves every key of `slots` from ends.from to ends.to until GETKEYSINSLOT on ends.from
   // returns nothing (or only keys deliberately left). The slots must be open on ends.from.
   MoveResult MoveKeys(const MoveEnds& ends, const std::vector<int>& slots, BusyKeyPolicy policy,
@@ -107,6 +125,7 @@ class Migrator {
   bool SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b, const std::string& key);
 
  private:
+  cluster::Argv ScanArgv(int slot, size_t skipped) const;
   cluster::Argv MigrateArgv(const cluster::Endpoint& to, bool replace,
                             const std::vector<std::string>& keys) const;
   // Keys `to` already holds in `slots` whose value differs from the one on `from`.
@@ -114,6 +133,8 @@ class Migrator {
                                                            const std::vector<int>& slots,
                                                            const StepControl& ctl);
   std::string ConflictMessage(const MoveEnds& ends, const std::vector<std::string>& keys) const;
+  std::vector<std::string> NodeOnOthers(const MoveEnds& ends, const std::vector<int>& slots,
+                                        const std::vector<cluster::Endpoint>& others);
   void CountFailure(const std::string& reason, bool counted, bool ioerr);
   void Backoff(int consecutive);
 
