@@ -316,6 +316,7 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, std::chrono::seconds tim
       return false;
     }
     auto s = TakeSnapshot(connector_, Seeds(&info));
+    spdlog::debug("batch {}: convergence snapshot taken", info.id);
     if (s) {
       bool ok = s->views.size() == s->reports.size();
       if (!ok) why = "not every node answered";

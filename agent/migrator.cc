@@ -739,6 +739,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     lap(*next, "opened");
   }
   join_others();
+  lap(groups.back(), "others joined");
   return result;
 }
 

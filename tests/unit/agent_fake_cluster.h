@@ -1,0 +1,387 @@
+#pragma once
+
+// An in-memory Redis Cluster behind the cluster::Connector interface, for the engine's unit
+// tests: enough of CLUSTER NODES/INFO/SETSLOT/GETKEYSINSLOT/COUNTKEYSINSLOT, MIGRATE (with
+// BUSYKEY and injected IOERRs), DUMP, ASKING, GET/TYPE, DEL, INFO, CONFIG GET to run the real
+// migrator, engine and recovery against. Every command is logged for ordering assertions.
+// Thread-safe (the engine's guard thread reads it too).
+
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster/connection.h"
+#include "cluster/key_slot.h"
+#include "cluster/nodes.h"
+
+namespace slotguard::agent::testing {
+
+struct FakeNode {
+  std::string id;
+  cluster::Endpoint endpoint;
+  bool master = true;
+  std::string master_id;
+  uint64_t epoch = 0;
+  std::array<std::string, cluster::kSlotCount> view;  // owner id per slot, in this node's view
+  std::map<int, std::string> migrating;               // slot -> peer id
+  std::map<int, std::string> importing;               // slot -> peer id
+  std::map<std::string, std::string> keys;
+  bool stopped = false;  // every command fails like a timeout
+  double migrate_failed_calls = 0;
+  double ioerr = 0;
+};
+
+struct LoggedCommand {
+  std::string node;  // node id
+  cluster::Argv argv;
+};
+
+class FakeCluster : public cluster::Connector {
+ public:
+  // `masters` masters with an even slot split, one replica each.
+  explicit FakeCluster(int masters = 3) {
+    int per = cluster::kSlotCount / masters;
+    std::vector<std::string> ids;
+    for (int m = 0; m < masters; ++m) {
+      FakeNode n;
+      n.id = std::string(40 - 1, 'a' + m) + std::to_string(m);
+      n.endpoint = {"127.0.0.1", 7000 + m};
+      n.epoch = static_cast<uint64_t>(m + 1);
+      ids.push_back(n.id);
+      nodes_.push_back(std::move(n));
+    }
+    for (int m = 0; m < masters; ++m) {
+      FakeNode r;
+      r.id = std::string(40 - 1, 'f') + std::to_string(m);
+      r.endpoint = {"127.0.0.1", 7000 + masters + m};
+      r.master = false;
+      r.master_id = ids[m];
+      r.epoch = static_cast<uint64_t>(m + 1);
+      nodes_.push_back(std::move(r));
+    }
+    for (int s = 0; s < cluster::kSlotCount; ++s) {
+      const std::string& owner = ids[std::min(masters - 1, s / per)];
+      for (auto& n : nodes_) n.view[s] = owner;
+    }
+  }
+
+  FakeNode& node(int i) { return nodes_[i]; }
+  FakeNode* ById(const std::string& id) {
+    for (auto& n : nodes_) {
+      if (n.id == id) return &n;
+    }
+    return nullptr;
+  }
+  FakeNode* ByEndpoint(const cluster::Endpoint& e) {
+    for (auto& n : nodes_) {
+      if (n.endpoint == e) return &n;
+    }
+    return nullptr;
+  }
+  std::mutex& mutex() { return mutex_; }
+
+  // Puts `count` keys into `slot` on the node that owns it (in node 0's view).
+  void AddKeys(int slot, int count, const std::string& value_prefix = "v") {
+    std::lock_guard<std::mutex> lock(mutex_);
+    FakeNode* owner = ById(nodes_[0].view[slot]);
+    int found = 0;
+    for (int i = 0; found < count; ++i) {
+      std::string key = "k" + std::to_string(slot) + ":" + std::to_string(i);
+      if (cluster::KeySlot(key) != slot) continue;
+      owner->keys[key] = value_prefix + key;
+      ++found;
+    }
+  }
+  // A key in `slot` (for tests that need one).
+  static std::string KeyIn(int slot, int n = 0) {
+    int found = 0;
+    for (int i = 0;; ++i) {
+      std::string key = "x" + std::to_string(i);
+      if (cluster::KeySlot(key) != slot) continue;
+      if (found++ == n) return key;
+    }
+  }
+  int64_t TotalKeys() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int64_t n = 0;
+    for (auto& node : nodes_) n += node.master ? static_cast<int64_t>(node.keys.size()) : 0;
+    return n;
+  }
+  std::vector<LoggedCommand> log() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return log_;
+  }
+  void ClearLog() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    log_.clear();
+  }
+  // The next `n` MIGRATEs fail with IOERR (nothing moves).
+  void FailMigrates(int n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fail_migrates_ = n;
+  }
+  // Called before each command; return true to make it fail like a dead connection.
+  std::function<bool(const FakeNode&, const cluster::Argv&)> before_command;
+
+  cluster::Connection& Get(const cluster::Endpoint& endpoint) override;
+
+  cluster::Result<cluster::Reply> Handle(const cluster::Endpoint& at, const cluster::Argv& argv);
+
+ private:
+  static cluster::Reply Ok() { return Status("OK"); }
+  static cluster::Reply Status(std::string s) {
+    cluster::Reply r;
+    r.type = cluster::Reply::Type::kStatus;
+    r.str = std::move(s);
+    return r;
+  }
+  static cluster::Reply Err(std::string s) {
+    cluster::Reply r;
+    r.type = cluster::Reply::Type::kError;
+    r.str = std::move(s);
+    return r;
+  }
+  static cluster::Reply Int(int64_t v) {
+    cluster::Reply r;
+    r.type = cluster::Reply::Type::kInteger;
+    r.integer = v;
+    return r;
+  }
+  static cluster::Reply Str(std::string s) {
+    cluster::Reply r;
+    r.type = cluster::Reply::Type::kString;
+    r.str = std::move(s);
+    return r;
+  }
+  static cluster::Reply Nil() { return cluster::Reply{}; }
+  static cluster::Reply Arr(const std::vector<std::string>& items) {
+    cluster::Reply r;
+    r.type = cluster::Reply::Type::kArray;
+    for (const auto& i : items) r.elements.push_back(Str(i));
+    return r;
+  }
+
+  std::string NodesText(const FakeNode& me) const;
+  cluster::Reply Command(FakeNode& me, const cluster::Argv& a);
+  cluster::Reply SetSlot(FakeNode& me, const cluster::Argv& a);
+  cluster::Reply Migrate(FakeNode& me, const cluster::Argv& a);
+
+  std::mutex mutex_;
+  std::vector<FakeNode> nodes_;
+  std::vector<LoggedCommand> log_;
+  int fail_migrates_ = 0;
+  std::mutex conn_mutex_;
+  std::map<cluster::Endpoint, std::unique_ptr<cluster::Connection>> conns_;
+};
+
+class FakeConnection final : public cluster::Connection {
+ public:
+  FakeConnection(FakeCluster& cluster, cluster::Endpoint e) : cluster_(cluster), e_(std::move(e)) {}
+  cluster::Result<cluster::Reply> Command(const cluster::Argv& argv) override {
+    return cluster_.Handle(e_, argv);
+  }
+  cluster::Result<std::vector<cluster::Reply>> Pipeline(
+      const std::vector<cluster::Argv>& commands) override {
+    std::vector<cluster::Reply> out;
+    for (const auto& c : commands) {
+      auto r = cluster_.Handle(e_, c);
+      if (!r) return tl::unexpected(r.error());
+      out.push_back(std::move(*r));
+    }
+    return out;
+  }
+  const cluster::Endpoint& endpoint() const override { return e_; }
+
+ private:
+  FakeCluster& cluster_;
+  cluster::Endpoint e_;
+};
+
+inline cluster::Connection& FakeCluster::Get(const cluster::Endpoint& endpoint) {
+  std::lock_guard<std::mutex> lock(conn_mutex_);
+  auto& c = conns_[endpoint];
+  if (!c) c = std::make_unique<FakeConnection>(*this, endpoint);
+  return *c;
+}
+
+inline cluster::Result<cluster::Reply> FakeCluster::Handle(const cluster::Endpoint& at,
+                                                           const cluster::Argv& argv) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  FakeNode* me = ByEndpoint(at);
+  if (me == nullptr) return cluster::MakeError("connect to " + at.ToString() + ": refused");
+  if (me->stopped || (before_command && before_command(*me, argv))) {
+    return cluster::MakeError(at.ToString() + ": " + argv.front() + ": timed out");
+  }
+  log_.push_back({me->id, argv});
+  return Command(*me, argv);
+}
+
+inline std::string FakeCluster::NodesText(const FakeNode& me) const {
+  std::string out;
+  for (const auto& n : nodes_) {
+    std::string flags = (n.id == me.id ? "myself," : "") + std::string(n.master ? "master" : "slave");
+    out += n.id + " " + n.endpoint.ToString() + "@1" + std::to_string(n.endpoint.port) + " " +
+           flags + " " + (n.master ? "-" : n.master_id) + " 0 0 " + std::to_string(n.epoch) +
+           " connected";
+    int s = 0;
+    while (s < cluster::kSlotCount) {
+      if (me.view[s] != n.id) {
+        ++s;
+        continue;
+      }
+      int e = s;
+      while (e + 1 < cluster::kSlotCount && me.view[e + 1] == n.id) ++e;
+      out += " " + (s == e ? std::to_string(s) : std::to_string(s) + "-" + std::to_string(e));
+      s = e + 1;
+    }
+    if (n.id == me.id) {
+      for (const auto& [slot, peer] : me.migrating) out += " [" + std::to_string(slot) + "->-" + peer + "]";
+      for (const auto& [slot, peer] : me.importing) out += " [" + std::to_string(slot) + "-<-" + peer + "]";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+inline cluster::Reply FakeCluster::SetSlot(FakeNode& me, const cluster::Argv& a) {
+  if (!me.master) return Err("ERR Please use SETSLOT only with masters.");
+  int slot = std::stoi(a[2]);
+  const std::string sub = a[3];
+  auto count = [&] {
+    int64_t n = 0;
+    for (const auto& [k, v] : me.keys) n += cluster::KeySlot(k) == slot ? 1 : 0;
+    return n;
+  };
+  if (sub == "MIGRATING") {
+    if (me.view[slot] != me.id) return Err("ERR I'm not the owner of hash slot " + a[2]);
+    me.migrating[slot] = a[4];
+  } else if (sub == "IMPORTING") {
+    if (me.view[slot] == me.id) return Err("ERR I'm already the owner of hash slot " + a[2]);
+    me.importing[slot] = a[4];
+  } else if (sub == "STABLE") {
+    me.migrating.erase(slot);
+    me.importing.erase(slot);
+  } else if (sub == "NODE") {
+    const std::string& n = a[4];
+    if (me.view[slot] == me.id && n != me.id && count() != 0) {
+      return Err("ERR Can't assign hashslot " + a[2] +
+                 " to a different node while I still hold keys for this hash slot.");
+    }
+    if (count() == 0) me.migrating.erase(slot);
+    if (n == me.id && me.importing.count(slot)) {
+      me.importing.erase(slot);
+      uint64_t max_epoch = 0;
+      for (const auto& x : nodes_) max_epoch = std::max(max_epoch, x.epoch);
+      me.epoch = max_epoch + 1;
+      // Gossip, instantly: every view learns the higher epoch's claim.
+      for (auto& x : nodes_) x.view[slot] = me.id;
+    }
+    me.view[slot] = n;
+    if (n != me.id) {
+      // Replicas follow their master's view at once in this fake.
+      for (auto& x : nodes_) {
+        if (!x.master && x.master_id == me.id) x.view[slot] = n;
+      }
+    }
+    for (auto& x : nodes_) {
+      if (!x.master && x.master_id == n) x.view[slot] = n;
+    }
+  } else {
+    return Err("ERR unknown SETSLOT subcommand");
+  }
+  return Ok();
+}
+
+inline cluster::Reply FakeCluster::Migrate(FakeNode& me, const cluster::Argv& a) {
+  cluster::Endpoint to{a[1], std::stoi(a[2])};
+  FakeNode* target = ByEndpoint(to);
+  bool replace = false;
+  size_t i = 6;
+  for (; i < a.size() && a[i] != "KEYS"; ++i) {
+    if (a[i] == "REPLACE") replace = true;
+    if (a[i] == "AUTH") ++i;
+    if (a[i] == "AUTH2") i += 2;
+  }
+  std::vector<std::string> keys(a.begin() + static_cast<long>(i) + 1, a.end());
+  if (fail_migrates_ > 0 || target == nullptr || target->stopped) {
+    if (fail_migrates_ > 0) --fail_migrates_;
+    ++me.migrate_failed_calls;
+    ++me.ioerr;
+    return Err("IOERR error or timeout reading to target instance");
+  }
+  bool any = false;
+  for (const auto& k : keys) {
+    auto it = me.keys.find(k);
+    if (it == me.keys.end()) continue;
+    any = true;
+    if (target->keys.count(k) && !replace) {
+      ++me.migrate_failed_calls;
+      return Err("ERR Target instance replied with error: BUSYKEY Target key name already exists.");
+    }
+    target->keys[k] = it->second;
+    me.keys.erase(it);
+  }
+  return any ? Ok() : Status("NOKEY");
+}
+
+inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a) {
+  const std::string& c = a[0];
+  if (c == "ASKING") return Ok();
+  if (c == "CLUSTER" && a[1] == "NODES") return Str(NodesText(me));
+  if (c == "CLUSTER" && a[1] == "INFO") {
+    return Str("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_known_nodes:" +
+               std::to_string(nodes_.size()) + "\r\n");
+  }
+  if (c == "CLUSTER" && a[1] == "SETSLOT") return SetSlot(me, a);
+  if (c == "CLUSTER" && (a[1] == "GETKEYSINSLOT" || a[1] == "COUNTKEYSINSLOT")) {
+    int slot = std::stoi(a[2]);
+    std::vector<std::string> out;
+    for (const auto& [k, v] : me.keys) {
+      if (cluster::KeySlot(k) == slot) out.push_back(k);
+    }
+    if (a[1] == "COUNTKEYSINSLOT") return Int(static_cast<int64_t>(out.size()));
+    size_t n = std::stoul(a[3]);
+    if (out.size() > n) out.resize(n);
+    return Arr(out);
+  }
+  if (c == "MIGRATE") return Migrate(me, a);
+  if (c == "DUMP" || c == "GET") {
+    auto it = me.keys.find(a[1]);
+    if (it == me.keys.end()) return Nil();
+    return Str(c == "DUMP" ? "dump:" + it->second : it->second);
+  }
+  if (c == "TYPE") return Status(me.keys.count(a[1]) ? "string" : "none");
+  if (c == "DEL") return Int(static_cast<int64_t>(me.keys.erase(a[1])));
+  if (c == "SET") {
+    me.keys[a[1]] = a[2];
+    return Ok();
+  }
+  if (c == "CONFIG") {
+    if (a[2] == "cluster-node-timeout") return Arr({a[2], "15000"});
+    if (a[2] == "cluster-require-full-coverage") return Arr({a[2], "no"});
+    return Arr({a[2], "1"});
+  }
+  if (c == "INFO") {
+    if (a.size() > 1 && a[1] == "commandstats") {
+      return Str("# Commandstats\r\ncmdstat_migrate:calls=1,usec=1,usec_per_call=1.00,"
+                 "rejected_calls=0,failed_calls=" +
+                 std::to_string(static_cast<int64_t>(me.migrate_failed_calls)) + "\r\n");
+    }
+    if (a.size() > 1 && a[1] == "errorstats") {
+      return Str("# Errorstats\r\nerrorstat_IOERR:count=" +
+                 std::to_string(static_cast<int64_t>(me.ioerr)) + "\r\n");
+    }
+    if (a.size() > 1 && a[1] == "memory") return Str("# Memory\r\nused_memory:1000000\r\n");
+    return Str("# Server\r\nredis_version:7.0.15\r\n");
+  }
+  if (c == "MEMORY") return Int(100);
+  if (c == "DBSIZE") return Int(static_cast<int64_t>(me.keys.size()));
+  return Err("ERR unknown command '" + c + "'");
+}
+
+}  // namespace slotguard::agent::testing

@@ -1,0 +1,112 @@
+#include "agent/plan.h"
+
+#include <gtest/gtest.h>
+
+#include "agent_fake_cluster.h"
+#include "cluster/discovery.h"
+
+namespace slotguard::agent {
+namespace {
+
+ClusterSnapshot Snapshot(testing::FakeCluster& fake) {
+  auto s = TakeSnapshot(fake, {fake.node(0).endpoint});
+  EXPECT_TRUE(s.has_value());
+  return *s;
+}
+
+TEST(AgentPlan, PlanReshardSplitsIntoBatchesOfTheRequestedSize) {
+  std::vector<int> owned;
+  for (int s = 0; s < 1000; ++s) owned.push_back(s);
+  ReshardRequest req{"a", "b", 450, 200, "b"};
+  auto plan = PlanReshard(req, owned, {}, 0, Limits{});
+  ASSERT_TRUE(plan) << plan.error().message;
+  ASSERT_EQ(plan->plan.batches.size(), 3u);
+  EXPECT_EQ(plan->plan.batches[0].slots.size(), 200u);
+  EXPECT_EQ(plan->plan.batches[1].slots.size(), 200u);
+  EXPECT_EQ(plan->plan.batches[2].slots.size(), 50u);
+  EXPECT_EQ(plan->plan.batches[0].slots.front(), 0);
+  EXPECT_EQ(plan->plan.batches[2].slots.back(), 449);
+  EXPECT_EQ(plan->plan.batches[1].id, "b2");
+  EXPECT_EQ(plan->plan.TotalSlots(), 450);
+}
+
+TEST(AgentPlan, HotSlotsGoAloneAndKeepTheirEstimates) {
+  std::vector<int> owned{5, 1, 2, 3, 4};
+  std::map<int, SlotLoad> loads{{1, {10, 100}}, {3, {2, 200000}}, {4, {1, 140000}}};
+  ReshardRequest req{"a", "b", 5, 200, "b"};
+  // 15% of 1 MB = 150000: slot 3 (200000) is hot, slot 4 (140000) is not.
+  auto plan = PlanReshard(req, owned, loads, 1000000, Limits{});
+  ASSERT_TRUE(plan);
+  ASSERT_EQ(plan->hot_slots, std::vector<int>{3});
+  ASSERT_EQ(plan->plan.batches.size(), 2u);
+  EXPECT_EQ(plan->plan.batches[0].slots, (std::vector<int>{1, 2, 4, 5}));
+  EXPECT_EQ(plan->plan.batches[1].slots, std::vector<int>{3});
+  EXPECT_TRUE(plan->estimates[1].hot);
+  EXPECT_EQ(plan->estimates[0].keys, 11);
+  EXPECT_EQ(plan->estimates[0].bytes, 140100);
+}
+
+TEST(AgentPlan, PlanReshardRefusesBadSizes) {
+  std::vector<int> owned{1, 2, 3};
+  EXPECT_FALSE(PlanReshard({"a", "b", 4, 200, "b"}, owned, {}, 0, Limits{}));
+  EXPECT_FALSE(PlanReshard({"a", "b", 0, 200, "b"}, owned, {}, 0, Limits{}));
+  auto over = PlanReshard({"a", "b", 2, 501, "b"}, owned, {}, 0, Limits{});
+  ASSERT_FALSE(over);
+  EXPECT_NE(over.error().message.find("1-500"), std::string::npos);
+}
+
+TEST(AgentPlan, ValidatePlanResolvesNodesByIdAndAddress) {
+  testing::FakeCluster fake;
+  auto s = Snapshot(fake);
+  Plan plan;
+  plan.batches.push_back({"b1", fake.node(0).id, "127.0.0.1:7001", {0, 1, 2}, std::nullopt});
+  auto r = ValidatePlan(plan, s, Limits{});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->batches[0].source, fake.node(0).endpoint);
+  EXPECT_EQ(r->batches[0].target_id, fake.node(1).id);
+  EXPECT_FALSE(r->needs_approval);
+}
+
+TEST(AgentPlan, ValidatePlanErrorsNameTheProblem) {
+  testing::FakeCluster fake;
+  auto s = Snapshot(fake);
+  const std::string a = fake.node(0).id;
+  const std::string b = fake.node(1).id;
+  auto err = [&](Plan plan) {
+    auto r = ValidatePlan(plan, s, Limits{});
+    EXPECT_FALSE(r);
+    return r ? std::string() : r.error().message;
+  };
+  EXPECT_NE(err({{{"b1", "nope", b, {1}, {}}}}).find("source node nope is not a node"),
+            std::string::npos);
+  EXPECT_NE(err({{{"b1", a, b, {16384}, {}}}}).find("slot 16384 is out of range"),
+            std::string::npos);
+  EXPECT_NE(err({{{"b1", a, b, {10000}, {}}}}).find("slot 10000 is not owned by source"),
+            std::string::npos);
+  EXPECT_NE(err({{{"b1", a, fake.node(3).id, {1}, {}}}}).find("is a replica"), std::string::npos);
+  EXPECT_NE(err({{{"b1", a, a, {1}, {}}}}).find("same node"), std::string::npos);
+  EXPECT_NE(err({{{"b1", a, b, {1, 1}, {}}}}).find("listed twice"), std::string::npos);
+  EXPECT_NE(err({{{"b1", a, b, {1, 2}, {}}, {"b2", a, b, {2}, {}}}}).find("batches overlap"),
+            std::string::npos);
+  std::vector<int> many;
+  for (int i = 0; i < 501; ++i) many.push_back(i);
+  EXPECT_NE(err({{{"b1", a, b, many, {}}}}).find("over the limit of 500"), std::string::npos);
+}
+
+TEST(AgentPlan, OverThousandSlotsNeedsApproval) {
+  testing::FakeCluster fake;
+  auto s = Snapshot(fake);
+  Plan plan;
+  for (int b = 0; b < 3; ++b) {
+    Batch batch{"b" + std::to_string(b), fake.node(0).id, fake.node(1).id, {}, std::nullopt};
+    for (int i = 0; i < 400; ++i) batch.slots.push_back(b * 400 + i);
+    plan.batches.push_back(batch);
+  }
+  auto r = ValidatePlan(plan, s, Limits{});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->total_slots, 1200);
+  EXPECT_TRUE(r->needs_approval);
+}
+
+}  // namespace
+}  // namespace slotguard::agent

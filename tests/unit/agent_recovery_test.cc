@@ -1,0 +1,132 @@
+#include "agent/recovery.h"
+
+#include <gtest/gtest.h>
+
+namespace slotguard::agent {
+namespace {
+
+const std::string kA = "aaaa";
+const std::string kB = "bbbb";
+
+SlotObservation Stable(int slot, const std::string& owner) {
+  SlotObservation o;
+  o.slot = slot;
+  o.owner_in_source_view = owner;
+  o.owner_in_target_view = owner;
+  o.source_epoch = 1;
+  o.target_epoch = 2;
+  return o;
+}
+
+// After IMPORTING on the target only.
+SlotObservation AfterImporting(int slot) {
+  auto o = Stable(slot, kA);
+  o.target_importing = true;
+  o.source_keys = 10;
+  return o;
+}
+
+// Halfway through the keys.
+SlotObservation MidKeys(int slot) {
+  auto o = AfterImporting(slot);
+  o.source_migrating = true;
+  o.source_keys = 4;
+  o.target_keys = 6;
+  return o;
+}
+
+// All keys moved, SETSLOT NODE reached the target only (its epoch was bumped).
+SlotObservation AfterTargetNode(int slot) {
+  auto o = MidKeys(slot);
+  o.target_importing = false;
+  o.owner_in_target_view = kB;
+  o.target_epoch = 5;
+  o.source_keys = 0;
+  o.target_keys = 10;
+  return o;
+}
+
+TEST(AgentRecovery, SettledOwnerPrefersTheHigherEpochWhenBothClaim) {
+  auto o = AfterTargetNode(1);
+  EXPECT_EQ(SettledOwner(o, kA, kB), Side::kTarget);
+  o.source_epoch = 9;  // the source's claim is newer (a move back had reached it)
+  EXPECT_EQ(SettledOwner(o, kA, kB), Side::kSource);
+  EXPECT_EQ(SettledOwner(Stable(1, "cccc"), kA, kB), Side::kNeither);
+}
+
+TEST(AgentRecovery, AfterImportingOnlyTheTargetIsClosed) {
+  auto plan = PlanConvergence({AfterImporting(1), Stable(2, kA)}, kA, kB, ConvergeMode::kAuto);
+  EXPECT_FALSE(plan.to_target);
+  EXPECT_EQ(plan.close_at_source, std::vector<int>{1});
+  EXPECT_TRUE(plan.finish_forward.empty());
+  EXPECT_TRUE(plan.reverse.empty());
+}
+
+TEST(AgentRecovery, MidKeysGoesThroughTheTargetAndBack) {
+  auto plan = PlanConvergence({MidKeys(1), Stable(2, kA)}, kA, kB, ConvergeMode::kAuto);
+  EXPECT_FALSE(plan.to_target);
+  EXPECT_EQ(plan.finish_forward, std::vector<int>{1});
+  EXPECT_EQ(plan.reverse, std::vector<int>{1});
+  EXPECT_TRUE(plan.close_at_source.empty());
+}
+
+TEST(AgentRecovery, AfterTargetNodeWithOtherSlotsUntouchedRollsBack) {
+  auto plan = PlanConvergence({AfterTargetNode(1), Stable(2, kA)}, kA, kB, ConvergeMode::kAuto);
+  EXPECT_FALSE(plan.to_target);
+  EXPECT_EQ(plan.settle_at_target, std::vector<int>{1});
+  EXPECT_EQ(plan.reverse, std::vector<int>{1});
+}
+
+TEST(AgentRecovery, EverySlotForwardReadyFinishesForward) {
+  auto done = Stable(3, kB);
+  auto open_empty = MidKeys(2);
+  open_empty.source_keys = 0;
+  auto plan = PlanConvergence({AfterTargetNode(1), open_empty, done}, kA, kB, ConvergeMode::kAuto);
+  EXPECT_TRUE(plan.to_target);
+  EXPECT_EQ(plan.settle_at_target, std::vector<int>{1});
+  EXPECT_EQ(plan.finish_forward, std::vector<int>{2});
+  EXPECT_TRUE(plan.reverse.empty());
+}
+
+TEST(AgentRecovery, RollbackModeNeverFinishesForward) {
+  auto plan = PlanConvergence({AfterTargetNode(1), Stable(3, kB)}, kA, kB, ConvergeMode::kRollback);
+  EXPECT_FALSE(plan.to_target);
+  EXPECT_EQ(plan.reverse, (std::vector<int>{1, 3}));
+}
+
+TEST(AgentRecovery, AMoveBackUnderWayIsFinishedByTheReverse) {
+  auto o = Stable(1, kB);
+  o.target_migrating = true;  // B -> A had started
+  o.source_importing = true;
+  o.target_keys = 3;
+  o.source_keys = 7;
+  auto plan = PlanConvergence({o}, kA, kB, ConvergeMode::kRollback);
+  EXPECT_TRUE(plan.settle_at_target.empty());  // keys cannot go to a MIGRATING node
+  EXPECT_EQ(plan.reverse, std::vector<int>{1});
+}
+
+TEST(AgentRecovery, NobodysSlotIsStuck) {
+  auto plan = PlanConvergence({Stable(1, "cccc")}, kA, kB, ConvergeMode::kRollback);
+  EXPECT_EQ(plan.stuck, std::vector<int>{1});
+}
+
+TEST(AgentRecovery, ObserveReadsOwnersOpenSlotsAndEpochs) {
+  auto a = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-10 [5->-bbbb]\n"
+      "bbbb 127.0.0.1:7001@17001 master - 0 0 2 connected 11-20\n");
+  auto b = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 master - 0 0 1 connected 0-4 6-10\n"
+      "bbbb 127.0.0.1:7001@17001 myself,master - 0 0 7 connected 5 11-20\n");
+  ASSERT_TRUE(a && b);
+  auto o = Observe(5, kA, *a, kB, *b, 0, 12);
+  EXPECT_EQ(o.owner_in_source_view, kA);
+  EXPECT_EQ(o.owner_in_target_view, kB);
+  EXPECT_TRUE(o.source_migrating);
+  EXPECT_FALSE(o.target_importing);
+  EXPECT_EQ(o.target_epoch, 7u);
+  EXPECT_EQ(SettledOwner(o, kA, kB), Side::kTarget);
+  EXPECT_TRUE(ForwardReady(o, kA, kB));
+}
+
+}  // namespace
+}  // namespace slotguard::agent
