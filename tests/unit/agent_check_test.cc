@@ -20,8 +20,8 @@ ClusterSnapshot FromFixture(const std::string& kind, int views, bool add_unreach
   std::vector<NodeReport> reports;
   auto info = cluster::ParseInfo(Read("redis70_healthy_cluster_info.txt"));
   for (int i = 0; i < views; ++i) {
-    auto nodes = cluster::ParseClusterNodes(Read("redis70_" + kind + "_nodes_" +
-                                                 std::to_string(i) + ".txt"));
+    auto nodes = cluster::ParseClusterNodes(
+        Read("redis70_" + kind + "_nodes_" + std::to_string(i) + ".txt"));
     EXPECT_TRUE(nodes) << kind << " " << i;
     NodeReport r;
     const auto* me = cluster::FindMyself(*nodes);
@@ -64,8 +64,10 @@ TEST(AgentCheck, HealthyClusterIsOk) {
 TEST(AgentCheck, OpenSlotIsAWarningAndUnhealthy) {
   auto r = JudgeHealth(FromFixture("open_slot", 6));
   EXPECT_FALSE(r.healthy);
-  EXPECT_TRUE(HasPrefix(r, "[WARNING] Node 127.0.0.1:26160 has slots in migrating state (1): 2724."));
-  EXPECT_TRUE(HasPrefix(r, "[WARNING] Node 127.0.0.1:26161 has slots in importing state (1): 2724."));
+  EXPECT_TRUE(
+      HasPrefix(r, "[WARNING] Node 127.0.0.1:26160 has slots in migrating state (1): 2724."));
+  EXPECT_TRUE(
+      HasPrefix(r, "[WARNING] Node 127.0.0.1:26161 has slots in importing state (1): 2724."));
   EXPECT_TRUE(Has(r, "[WARNING] The following slots are open: 2724."));
   EXPECT_TRUE(Has(r, "[OK] All 16384 slots covered."));
 }

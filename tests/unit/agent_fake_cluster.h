@@ -224,7 +224,8 @@ inline cluster::Result<cluster::Reply> FakeCluster::Handle(const cluster::Endpoi
 inline std::string FakeCluster::NodesText(const FakeNode& me) const {
   std::string out;
   for (const auto& n : nodes_) {
-    std::string flags = (n.id == me.id ? "myself," : "") + std::string(n.master ? "master" : "slave");
+    std::string flags =
+        (n.id == me.id ? "myself," : "") + std::string(n.master ? "master" : "slave");
     out += n.id + " " + n.endpoint.ToString() + "@1" + std::to_string(n.endpoint.port) + " " +
            flags + " " + (n.master ? "-" : n.master_id) + " 0 0 " + std::to_string(n.epoch) +
            " connected";
@@ -240,8 +241,10 @@ inline std::string FakeCluster::NodesText(const FakeNode& me) const {
       s = e + 1;
     }
     if (n.id == me.id) {
-      for (const auto& [slot, peer] : me.migrating) out += " [" + std::to_string(slot) + "->-" + peer + "]";
-      for (const auto& [slot, peer] : me.importing) out += " [" + std::to_string(slot) + "-<-" + peer + "]";
+      for (const auto& [slot, peer] : me.migrating)
+        out += " [" + std::to_string(slot) + "->-" + peer + "]";
+      for (const auto& [slot, peer] : me.importing)
+        out += " [" + std::to_string(slot) + "-<-" + peer + "]";
     }
     out += "\n";
   }
@@ -368,9 +371,10 @@ inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a)
   }
   if (c == "INFO") {
     if (a.size() > 1 && a[1] == "commandstats") {
-      return Str("# Commandstats\r\ncmdstat_migrate:calls=1,usec=1,usec_per_call=1.00,"
-                 "rejected_calls=0,failed_calls=" +
-                 std::to_string(static_cast<int64_t>(me.migrate_failed_calls)) + "\r\n");
+      return Str(
+          "# Commandstats\r\ncmdstat_migrate:calls=1,usec=1,usec_per_call=1.00,"
+          "rejected_calls=0,failed_calls=" +
+          std::to_string(static_cast<int64_t>(me.migrate_failed_calls)) + "\r\n");
     }
     if (a.size() > 1 && a[1] == "errorstats") {
       return Str("# Errorstats\r\nerrorstat_IOERR:count=" +

@@ -22,8 +22,8 @@ TEST(AgentJournal, AppendThenReadAndReplay) {
     ASSERT_TRUE(j) << j.error().message;
     cluster::Endpoint a{"127.0.0.1", 7000}, b{"127.0.0.1", 7001};
     ASSERT_TRUE((*j)->Append(BatchRecord("b1", "ida", a, "idb", b, {1, 2, 3})));
-    ASSERT_TRUE((*j)->AppendAll({StepRecord("b1", "importing", {1, 2}),
-                                 StepRecord("b1", "migrating", {1, 2})}));
+    ASSERT_TRUE((*j)->AppendAll(
+        {StepRecord("b1", "importing", {1, 2}), StepRecord("b1", "migrating", {1, 2})}));
     ASSERT_TRUE((*j)->Append(RollbackRecord("b1", RollbackTrigger::kGuard, "coverage")));
   }
   auto records = Journal::Read(dir);
@@ -110,10 +110,17 @@ TEST(AgentJournal, SecondWriterIsRefused) {
 
 TEST(AgentJournal, RunsAndTheirEnd) {
   std::vector<nlohmann::json> r{
-      {{"type", "run"}, {"run", "r1"}, {"from", "a"}, {"to", "b"},
+      {{"type", "run"},
+       {"run", "r1"},
+       {"from", "a"},
+       {"to", "b"},
        {"batches", {{{"id", "r1-b1"}, {"slots", {1, 2}}}}}},
       {{"type", "run_end"}, {"run", "r1"}, {"state", "done"}},
-      {{"type", "run"}, {"run", "r2"}, {"from", "a"}, {"to", "b"}, {"batches", nlohmann::json::array()}},
+      {{"type", "run"},
+       {"run", "r2"},
+       {"from", "a"},
+       {"to", "b"},
+       {"batches", nlohmann::json::array()}},
   };
   auto state = ReplayJournal(r);
   ASSERT_EQ(state.runs.size(), 2u);

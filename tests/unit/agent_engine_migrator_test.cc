@@ -1,0 +1,204 @@
+// The move protocol against an in-memory cluster: per-slot order, no SETSLOT NODE after a
+// failed MIGRATE, BUSYKEY handling, cross-group pipelining.
+#include "agent/migrator.h"
+
+#include <gtest/gtest.h>
+
+#include "agent_fake_cluster.h"
+
+namespace slotguard::agent {
+namespace {
+
+using testing::FakeCluster;
+
+struct Fixture {
+  FakeCluster fake;
+  FakeClock clock;
+  NullEngineObserver observer;
+  MigrateCounters counters;
+  Migrator migrator{fake, clock, MigratorSettings{}, observer, counters};
+  MoveEnds ends;
+  StepControl ctl;
+  std::vector<std::vector<std::string>> journaled;
+
+  Fixture() {
+    ends = {fake.node(0).id, fake.node(0).endpoint, fake.node(1).id, fake.node(1).endpoint};
+    ctl.other_masters = {fake.node(2).endpoint};
+    ctl.journal = [this](const std::vector<JournalStep>& steps) -> cluster::Result<void> {
+      std::vector<std::string> names;
+      for (const auto& s : steps) names.push_back(s.step);
+      journaled.push_back(names);
+      return {};
+    };
+  }
+};
+
+// Index in the log of the first command on `node` whose argv starts with `prefix`.
+long Find(const std::vector<testing::LoggedCommand>& log, const std::string& node,
+          const std::vector<std::string>& prefix) {
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].node != node || log[i].argv.size() < prefix.size()) continue;
+    if (std::equal(prefix.begin(), prefix.end(), log[i].argv.begin())) return static_cast<long>(i);
+  }
+  return -1;
+}
+
+long FindMigrateOf(const std::vector<testing::LoggedCommand>& log, int slot) {
+  for (size_t i = 0; i < log.size(); ++i) {
+    const auto& a = log[i].argv;
+    if (a[0] != "MIGRATE") continue;
+    for (size_t k = 7; k < a.size(); ++k) {
+      if (cluster::KeySlot(a[k]) == slot) return static_cast<long>(i);
+    }
+  }
+  return -1;
+}
+
+TEST(AgentMigrator, MovesEveryKeyInProtocolOrderPerSlot) {
+  Fixture f;
+  std::vector<int> slots{0, 1, 2, 3, 4, 5, 6, 7, 8};
+  for (int s : slots) f.fake.AddKeys(s, 3);
+  const auto before = f.fake.TotalKeys();
+  std::vector<std::vector<int>> done;
+  auto r = f.migrator.MoveSlots(f.ends, {{0, 1, 2}, {3, 4, 5}, {6, 7, 8}}, f.ctl,
+                                [&](const std::vector<int>& g) { done.push_back(g); });
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(r.finished, slots);
+  EXPECT_EQ(r.keys, 27);
+  EXPECT_EQ(done.size(), 3u);
+  EXPECT_EQ(f.fake.TotalKeys(), before);
+  EXPECT_EQ(f.fake.node(1).keys.size(), 27u);
+  for (int s : slots) {
+    for (int n = 0; n < 6; ++n) EXPECT_EQ(f.fake.node(n).view[s], f.fake.node(1).id) << n;
+    EXPECT_TRUE(f.fake.node(0).migrating.empty());
+    EXPECT_TRUE(f.fake.node(1).importing.empty());
+  }
+  const auto log = f.fake.log();
+  const auto& a = f.fake.node(0).id;
+  const auto& b = f.fake.node(1).id;
+  const auto& c = f.fake.node(2).id;
+  for (int s : slots) {
+    const std::string slot = std::to_string(s);
+    long imp = Find(log, b, {"CLUSTER", "SETSLOT", slot, "IMPORTING"});
+    long mig = Find(log, a, {"CLUSTER", "SETSLOT", slot, "MIGRATING"});
+    long keys = FindMigrateOf(log, s);
+    long nt = Find(log, b, {"CLUSTER", "SETSLOT", slot, "NODE"});
+    long ns = Find(log, a, {"CLUSTER", "SETSLOT", slot, "NODE"});
+    long no = Find(log, c, {"CLUSTER", "SETSLOT", slot, "NODE"});
+    EXPECT_TRUE(imp >= 0 && imp < mig && mig < keys && keys < nt && nt < ns && ns < no)
+        << "slot " << s << ": " << imp << " " << mig << " " << keys << " " << nt << " " << ns << " "
+        << no;
+  }
+  // Every step journaled before it ran: the first round, then one record set per group.
+  ASSERT_EQ(f.journaled.size(), 4u);
+  EXPECT_EQ(f.journaled[0], (std::vector<std::string>{"importing", "migrating"}));
+  EXPECT_EQ(f.journaled[1], (std::vector<std::string>{"node_target", "importing", "node_source",
+                                                      "migrating", "node_others"}));
+  EXPECT_EQ(f.journaled[3],
+            (std::vector<std::string>{"node_target", "node_source", "node_others"}));
+}
+
+TEST(AgentMigrator, GroupsShareRoundTrips) {
+  Fixture f;
+  auto r = f.migrator.MoveSlots(f.ends, {{0, 1}, {2, 3}}, f.ctl, nullptr);
+  ASSERT_TRUE(r.ok()) << r.message;
+  // NODE for group 1 and IMPORTING for group 2 go to the target back to back (one pipeline).
+  const auto log = f.fake.log();
+  long node1 = Find(log, f.fake.node(1).id, {"CLUSTER", "SETSLOT", "1", "NODE"});
+  long imp2 = Find(log, f.fake.node(1).id, {"CLUSTER", "SETSLOT", "2", "IMPORTING"});
+  EXPECT_EQ(imp2, node1 + 1);
+}
+
+TEST(AgentMigrator, NoSetSlotNodeAfterAFailedMigrate) {
+  Fixture f;
+  for (int s : {10, 11, 12}) f.fake.AddKeys(s, 2);
+  f.fake.FailMigrates(1000);
+  f.ctl.stop = [&]() -> std::optional<std::string> {
+    if (f.counters.counted > 3) return "too many failures";
+    return std::nullopt;
+  };
+  auto r = f.migrator.MoveSlots(f.ends, {{10, 11, 12}}, f.ctl, nullptr);
+  EXPECT_EQ(r.status, MoveResult::Status::kStopped);
+  EXPECT_TRUE(r.finished.empty());
+  EXPECT_GT(f.counters.counted.load(), 3);
+  EXPECT_EQ(f.counters.ioerr.load(), f.counters.counted.load());
+  for (const auto& c : f.fake.log()) {
+    ASSERT_FALSE(c.argv.size() > 3 && c.argv[1] == "SETSLOT" && c.argv[3] == "NODE")
+        << "SETSLOT NODE after a failed MIGRATE";
+  }
+  EXPECT_EQ(f.fake.node(0).keys.size(), 6u);  // nothing lost, nothing moved
+}
+
+TEST(AgentMigrator, DifferentStrayOnTheTargetStopsBeforeAnyKeyMoves) {
+  Fixture f;
+  for (int s : {20, 21, 22, 23}) f.fake.AddKeys(s, 2);
+  const std::string key = FakeCluster::KeyIn(22);
+  f.fake.node(0).keys[key] = "source";
+  f.fake.node(1).keys[key] = "target";  // a stray in a slot the target does not own
+  auto r = f.migrator.MoveSlots(f.ends, {{20, 21}, {22, 23}}, f.ctl, nullptr);
+  EXPECT_EQ(r.status, MoveResult::Status::kConflict);
+  EXPECT_EQ(r.conflict_keys, std::vector<std::string>{key});
+  EXPECT_NE(r.message.find(key), std::string::npos);
+  EXPECT_EQ(r.finished, (std::vector<int>{20, 21}));
+  EXPECT_EQ(f.fake.node(0).keys[key], "source");
+  EXPECT_EQ(f.fake.node(1).keys[key], "target");
+  EXPECT_EQ(Find(f.fake.log(), f.fake.node(0).id, {"CLUSTER", "SETSLOT", "22", "MIGRATING"}), -1);
+}
+
+TEST(AgentMigrator, EqualStrayIsReplacedAndTheMoveGoesOn) {
+  Fixture f;
+  f.fake.AddKeys(30, 2);
+  const std::string key = FakeCluster::KeyIn(30);
+  f.fake.node(0).keys[key] = "same";
+  f.fake.node(1).keys[key] = "same";
+  auto r = f.migrator.MoveSlots(f.ends, {{30}}, f.ctl, nullptr);
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(f.fake.node(1).keys[key], "same");
+  EXPECT_EQ(f.fake.node(0).keys.count(key), 0u);
+}
+
+TEST(AgentMigrator, ReplaceOverwritesADifferentStray) {
+  FakeCluster fake;
+  FakeClock clock;
+  NullEngineObserver observer;
+  MigrateCounters counters;
+  MigratorSettings settings;
+  settings.replace = true;
+  Migrator m(fake, clock, settings, observer, counters);
+  const std::string key = FakeCluster::KeyIn(40);
+  fake.node(0).keys[key] = "source";
+  fake.node(1).keys[key] = "target";
+  MoveEnds ends{fake.node(0).id, fake.node(0).endpoint, fake.node(1).id, fake.node(1).endpoint};
+  auto r = m.MoveGroup(ends, {40}, StepControl{});
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(fake.node(1).keys[key], "source");
+}
+
+TEST(AgentMigrator, MigrateArgumentsCarryAuth2ForAnAclUser) {
+  FakeCluster fake;
+  FakeClock clock;
+  NullEngineObserver observer;
+  MigrateCounters counters;
+  MigratorSettings settings;
+  settings.auth = cluster::Credentials{std::string("mover"), "pw"};
+  settings.keys_per_migrate = 2;
+  Migrator m(fake, clock, settings, observer, counters);
+  fake.AddKeys(50, 3);
+  MoveEnds ends{fake.node(0).id, fake.node(0).endpoint, fake.node(1).id, fake.node(1).endpoint};
+  ASSERT_TRUE(m.MoveGroup(ends, {50}, StepControl{}).ok());
+  int migrates = 0;
+  for (const auto& c : fake.log()) {
+    if (c.argv[0] != "MIGRATE") continue;
+    ++migrates;
+    ASSERT_GE(c.argv.size(), 10u);
+    EXPECT_EQ(c.argv[3], "");
+    EXPECT_EQ(c.argv[6], "AUTH2");
+    EXPECT_EQ(c.argv[7], "mover");
+    EXPECT_EQ(c.argv[9], "KEYS");
+    EXPECT_LE(c.argv.size() - 10, 2u);  // --pipeline keys per MIGRATE
+  }
+  EXPECT_EQ(migrates, 2);
+}
+
+}  // namespace
+}  // namespace slotguard::agent

@@ -1,0 +1,282 @@
+// The engine end to end against an in-memory cluster: done, guard trip and rollback, operator
+// rollback, preflight refusal, and recovery from the journal after a crash.
+#include "agent/engine.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "agent/journal.h"
+#include "agent_fake_cluster.h"
+
+namespace slotguard::agent {
+namespace {
+
+using testing::FakeCluster;
+
+std::string TempDir() {
+  std::string tmpl = std::filesystem::temp_directory_path() / "slotguard-engine-test-XXXXXX";
+  return mkdtemp(tmpl.data());
+}
+
+class RecordingObserver : public EngineObserver {
+ public:
+  void OnState(const std::string&, BatchState s) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    states.push_back(s);
+  }
+  void OnRollback(RollbackTrigger t) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rollbacks.push_back(t);
+  }
+  void OnSlotsMigrated(int n) override {
+    slots += n;
+    if (on_slots) on_slots();
+  }
+  void OnMigrateFailure(const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failures.push_back(reason);
+  }
+  std::mutex mutex_;
+  std::vector<BatchState> states;
+  std::vector<RollbackTrigger> rollbacks;
+  std::vector<std::string> failures;
+  std::atomic<int> slots{0};
+  std::function<void()> on_slots;
+};
+
+struct EngineFixture {
+  FakeCluster fake;
+  FakeClock clock;
+  RecordingObserver observer;
+  std::string dir = TempDir();
+  EngineOptions options;
+
+  EngineFixture() {
+    options.seeds = {fake.node(0).endpoint};
+    options.journal_dir = dir;
+    options.group_slots = 4;
+    options.guards.migrate_failures = 2;
+    options.guards.interval = std::chrono::milliseconds(20);
+    options.rollback_timeout = std::chrono::seconds(5);
+  }
+  ~EngineFixture() { std::filesystem::remove_all(dir); }
+  std::unique_ptr<Engine> MakeEngine() {
+    return std::make_unique<Engine>(fake, clock, options, observer, &fake);
+  }
+  Batch MakeBatch(std::vector<int> slots, std::string id = "b1") {
+    return Batch{std::move(id), fake.node(0).id, fake.node(1).endpoint.ToString(), std::move(slots),
+                 std::nullopt};
+  }
+  bool OwnedEverywhereBy(int slot, int node) {
+    std::lock_guard<std::mutex> lock(fake.mutex());
+    for (int n = 0; n < 6; ++n) {
+      if (fake.node(n).view[slot] != fake.node(node).id) return false;
+    }
+    return fake.node(0).migrating.empty() && fake.node(0).importing.empty() &&
+           fake.node(1).migrating.empty() && fake.node(1).importing.empty();
+  }
+  JournalState Journal() {
+    auto r = Journal::Read(dir);
+    EXPECT_TRUE(r);
+    return ReplayJournal(*r);
+  }
+};
+
+std::vector<int> Range(int first, int last) {
+  std::vector<int> out;
+  for (int s = first; s <= last; ++s) out.push_back(s);
+  return out;
+}
+
+TEST(AgentEngine, RunBatchMovesTheSlotsAndJournalsDone) {
+  EngineFixture f;
+  for (int s : Range(0, 9)) f.fake.AddKeys(s, 3);
+  auto engine = f.MakeEngine();
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 9)));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kDone) << out->reason;
+  EXPECT_EQ(out->slots_moved, 10);
+  EXPECT_EQ(out->keys_moved, 30);
+  for (int s : Range(0, 9)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 1)) << s;
+  EXPECT_EQ(f.observer.slots.load(), 10);
+  EXPECT_EQ(f.observer.states,
+            (std::vector<BatchState>{BatchState::kPreflight, BatchState::kMigrating,
+                                     BatchState::kVerifying, BatchState::kDone}));
+  engine.reset();  // flushes the last record
+  auto j = f.Journal();
+  ASSERT_EQ(j.batches.size(), 1u);
+  EXPECT_EQ(j.batches[0].end, BatchState::kDone);
+  EXPECT_EQ(j.batches[0].touched.size(), 10u);
+}
+
+TEST(AgentEngine, MigrateFailuresTripTheGuardAndRollBack) {
+  EngineFixture f;
+  for (int s : Range(0, 11)) f.fake.AddKeys(s, 2);
+  const auto keys_before = f.fake.TotalKeys();
+  // The second group's MIGRATEs fail.
+  f.fake.before_command = nullptr;
+  auto engine = f.MakeEngine();
+  f.observer.on_slots = [&] { f.fake.FailMigrates(1000000); };
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 11)));
+  ASSERT_TRUE(out) << out.error().message;
+  f.fake.FailMigrates(0);
+  EXPECT_EQ(out->state, BatchState::kFailed) << out->reason;  // the rollback needs MIGRATE too
+  // Let MIGRATE work again and recover: everything goes back to the source.
+  auto rec = engine->Recover();
+  ASSERT_TRUE(rec) << rec.error().message;
+  ASSERT_EQ(rec->batches.size(), 1u);
+  EXPECT_EQ(rec->batches[0].state, BatchState::kRolledBack);
+  for (int s : Range(0, 11)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 0)) << s;
+  EXPECT_EQ(f.fake.TotalKeys(), keys_before);
+  EXPECT_EQ(f.fake.node(0).keys.size(), static_cast<size_t>(keys_before));
+}
+
+TEST(AgentEngine, GuardTripRollsBackFinishedGroupsWithTheReverseProtocol) {
+  EngineFixture f;
+  for (int s : Range(0, 11)) f.fake.AddKeys(s, 2);
+  const auto keys_before = f.fake.TotalKeys();
+  auto engine = f.MakeEngine();
+  int failures_left = 3;  // three IOERRs in the second group, then MIGRATE works again
+  f.observer.on_slots = [&] {
+    if (failures_left > 0) f.fake.FailMigrates(std::exchange(failures_left, 0));
+  };
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 11)));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kRolledBack) << out->reason;
+  EXPECT_EQ(out->tripped_guard, "migrate_failures");
+  EXPECT_EQ(out->trigger, RollbackTrigger::kGuard);
+  ASSERT_EQ(f.observer.rollbacks.size(), 1u);
+  EXPECT_EQ(f.observer.failures.size(), 3u);
+  for (int s : Range(0, 11)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 0)) << s;
+  EXPECT_EQ(f.fake.node(0).keys.size(), static_cast<size_t>(keys_before));
+  // The first group went to the target and came back with IMPORTING on the source.
+  bool reversed = false;
+  for (const auto& c : f.fake.log()) {
+    if (c.node == f.fake.node(0).id && c.argv.size() > 4 && c.argv[3] == "IMPORTING")
+      reversed = true;
+  }
+  EXPECT_TRUE(reversed);
+  engine.reset();
+  auto j = f.Journal();
+  EXPECT_EQ(j.batches[0].end, BatchState::kRolledBack);
+  EXPECT_TRUE(j.batches[0].rollback);
+}
+
+TEST(AgentEngine, OperatorRollbackFromAnotherThread) {
+  EngineFixture f;
+  for (int s : Range(0, 7)) f.fake.AddKeys(s, 1);
+  auto engine = f.MakeEngine();
+  f.observer.on_slots = [&] {
+    std::thread([&] { engine->RequestRollback(RollbackTrigger::kOperator, "stop it"); }).join();
+  };
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 7)));
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->state, BatchState::kRolledBack);
+  EXPECT_EQ(out->trigger, RollbackTrigger::kOperator);
+  EXPECT_NE(out->reason.find("stop it"), std::string::npos);
+  for (int s : Range(0, 7)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 0)) << s;
+}
+
+TEST(AgentEngine, PreflightRefusesAnOpenSlotAndTouchesNothing) {
+  EngineFixture f;
+  f.fake.node(0).migrating[100] = f.fake.node(1).id;
+  auto engine = f.MakeEngine();
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 3)));
+  ASSERT_FALSE(out);
+  EXPECT_NE(out.error().message.find("slot 100 is open"), std::string::npos) << out.error().message;
+  for (const auto& c : f.fake.log()) EXPECT_NE(c.argv[1], "SETSLOT");
+}
+
+TEST(AgentEngine, PreflightRefusesASlotTheSourceDoesNotOwn) {
+  EngineFixture f;
+  auto engine = f.MakeEngine();
+  auto out = engine->RunBatch(f.MakeBatch({0, 16000}));
+  ASSERT_FALSE(out);
+  EXPECT_NE(out.error().message.find("slot 16000 is not owned by source"), std::string::npos);
+}
+
+// A crash mid-keys: the journal says the first group was opened, the cluster has its keys on
+// both sides. Recovery takes the batch back to the source.
+TEST(AgentEngine, RecoverAfterACrashMidKeysRollsBack) {
+  EngineFixture f;
+  for (int s : Range(0, 7)) f.fake.AddKeys(s, 4);
+  const auto keys_before = f.fake.TotalKeys();
+  auto& a = f.fake.node(0);
+  auto& b = f.fake.node(1);
+  {
+    auto j = Journal::Open(f.dir);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE((*j)->Append(BatchRecord("b1", a.id, a.endpoint, b.id, b.endpoint, Range(0, 7))));
+    ASSERT_TRUE((*j)->AppendAll(
+        {StepRecord("b1", "importing", Range(0, 3)), StepRecord("b1", "migrating", Range(0, 3))}));
+  }
+  for (int s : Range(0, 3)) {
+    b.importing[s] = a.id;
+    a.migrating[s] = b.id;
+  }
+  // Half the keys of slots 0-3 already moved.
+  int moved = 0;
+  for (auto it = a.keys.begin(); it != a.keys.end();) {
+    if (cluster::KeySlot(it->first) <= 3 && (moved++ % 2) == 0) {
+      b.keys[it->first] = it->second;
+      it = a.keys.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto engine = f.MakeEngine();
+  auto rec = engine->Recover();
+  ASSERT_TRUE(rec) << rec.error().message;
+  ASSERT_EQ(rec->batches.size(), 1u);
+  EXPECT_EQ(rec->batches[0].state, BatchState::kRolledBack);
+  EXPECT_EQ(rec->batches[0].slots_back, 8);
+  for (int s : Range(0, 7)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 0)) << s;
+  EXPECT_EQ(a.keys.size(), static_cast<size_t>(keys_before));
+  EXPECT_TRUE(b.keys.empty());
+  ASSERT_EQ(f.observer.rollbacks, std::vector<RollbackTrigger>{RollbackTrigger::kRecovery});
+  engine.reset();
+  auto j = f.Journal();
+  EXPECT_EQ(j.batches[0].end, BatchState::kRolledBack);
+  EXPECT_EQ(j.batches[0].trigger, "recovery");
+  // Idempotent: nothing open any more.
+  auto again = f.MakeEngine()->Recover();
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->batches.empty());
+}
+
+// A crash after the last group's SETSLOT NODE reached the target: every slot can be finished
+// forward, so recovery finishes the batch.
+TEST(AgentEngine, RecoverFinishesForwardWhenEverySlotIsReady) {
+  EngineFixture f;
+  for (int s : Range(0, 3)) f.fake.AddKeys(s, 2);
+  auto& a = f.fake.node(0);
+  auto& b = f.fake.node(1);
+  {
+    auto j = Journal::Open(f.dir);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE((*j)->Append(BatchRecord("b1", a.id, a.endpoint, b.id, b.endpoint, Range(0, 3))));
+    ASSERT_TRUE((*j)->Append(StepRecord("b1", "node_target", Range(0, 3))));
+  }
+  for (int s : Range(0, 3)) {
+    a.migrating[s] = b.id;
+    b.view[s] = b.id;  // NODE reached the target only
+  }
+  for (auto it = a.keys.begin(); it != a.keys.end();) {
+    b.keys[it->first] = it->second;
+    it = a.keys.erase(it);
+  }
+  b.epoch = 10;
+  auto rec = f.MakeEngine()->Recover();
+  ASSERT_TRUE(rec) << rec.error().message;
+  ASSERT_EQ(rec->batches.size(), 1u);
+  EXPECT_EQ(rec->batches[0].state, BatchState::kDone);
+  EXPECT_EQ(rec->batches[0].slots_forward, 4);
+  for (int s : Range(0, 3)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 1)) << s;
+  EXPECT_EQ(b.keys.size(), 8u);
+  EXPECT_TRUE(f.observer.rollbacks.empty());
+}
+
+}  // namespace
+}  // namespace slotguard::agent
