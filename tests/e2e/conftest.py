@@ -1,18 +1,6 @@
 import os
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
-from harness import Cluster, require_binary  # noqa: E402
-
-
-@pytest.fixture
-def cluster():
-    require_binary("redis-server")
-    c = Cluster(masters=3, replicas=1)
-    try:
-        yield c
-    finally:
-        c.down()
+from fixtures import cluster  # noqa: E402,F401  (the fixture pytest injects by name)
