@@ -3,13 +3,16 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/check.h"
@@ -53,6 +56,14 @@ struct ReshardArgs {
   int convergence_timeout_s = 30;
   int rollback_timeout_s = 300;
 };
+
+// Ctrl-C / SIGTERM during a reshard: the running batch rolls back (operator), no new batch
+// starts. A second signal kills as usual (the journal lets the next run recover).
+std::atomic<int> g_interrupted{0};
+extern "C" void OnInterrupt(int sig) {
+  g_interrupted = sig;
+  std::signal(sig, SIG_DFL);
+}
 
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
@@ -583,10 +594,38 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   std::fflush(stdout);
 
   progress.SetTotal(total_slots);
+  std::signal(SIGINT, OnInterrupt);
+  std::signal(SIGTERM, OnInterrupt);
+  std::atomic<bool> finished{false};
+  std::thread watcher([&] {
+    while (!finished) {
+      if (int sig = g_interrupted.load()) {
+        engine.RequestRollback(RollbackTrigger::kOperator,
+                               sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  struct JoinWatcher {
+    std::atomic<bool>& finished;
+    std::thread& watcher;
+    ~JoinWatcher() {
+      finished = true;
+      watcher.join();
+    }
+  } join_watcher{finished, watcher};
   int moved_slots = 0;
+  int64_t moved_keys = 0;
   int exit = kExitOk;
   std::string run_state = "done";
   for (const auto& batch : todo) {
+    if (g_interrupted) {
+      progress.Line("interrupted: no further batch started");
+      exit = kExitRolledBack;
+      run_state = "interrupted";
+      break;
+    }
     auto outcome = engine.RunBatch(batch);
     if (!outcome) {
       progress.Line("batch " + batch.id + ": not started: " + outcome.error().message);
@@ -599,6 +638,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     }
     const auto& o = *outcome;
     char line[512];
+    moved_keys += o.keys_moved;
     if (o.state == BatchState::kDone) {
       moved_slots += static_cast<int>(batch.slots.size());
       progress.BatchEnded(static_cast<int>(batch.slots.size()), true);
@@ -635,7 +675,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   (void)engine.JournalAppend({{"type", "run_end"}, {"run", run_id}, {"state", run_state}});
   if (exit == kExitOk) {
     std::printf("Done: %d slots moved, %lld keys.\n", moved_slots,
-                static_cast<long long>(progress.keys()));
+                static_cast<long long>(moved_keys));
   } else if (exit == kExitRolledBack) {
     std::printf(
         "Stopped: %d of %d slots moved before the rollback; the rolled-back batch is at "

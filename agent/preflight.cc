@@ -100,22 +100,36 @@ cluster::Result<PreflightReport> Preflight(const ClusterSnapshot& s, const Resol
   }
 
   PreflightReport report;
+  // One line per setting, naming every node that has it.
+  std::map<long, std::string> timeouts;
+  std::string full_coverage;
+  std::map<long, std::string> barriers;
+  auto add = [](std::string& list, const std::string& node) {
+    list += (list.empty() ? "" : ", ") + node;
+  };
   for (const auto& [node, ns] : settings) {
     if (ns.cluster_node_timeout_ms && *ns.cluster_node_timeout_ms < 15000) {
-      report.warnings.push_back("node " + node + ": cluster-node-timeout is " +
-                                std::to_string(*ns.cluster_node_timeout_ms) +
-                                " ms, below the runbook's 15000 ms (a slow MIGRATE can look "
-                                "like a failure and trigger a failover)");
+      add(timeouts[*ns.cluster_node_timeout_ms], node);
     }
     if (ns.cluster_require_full_coverage && *ns.cluster_require_full_coverage == "yes") {
-      report.warnings.push_back(
-          "node " + node +
-          ": cluster-require-full-coverage is yes (a lost slot stops the whole cluster)");
+      add(full_coverage, node);
     }
     if (ns.cluster_migration_barrier && *ns.cluster_migration_barrier < 1) {
-      report.warnings.push_back("node " + node + ": cluster-migration-barrier is " +
-                                std::to_string(*ns.cluster_migration_barrier));
+      add(barriers[*ns.cluster_migration_barrier], node);
     }
+  }
+  for (const auto& [ms, nodes] : timeouts) {
+    report.warnings.push_back("cluster-node-timeout is " + std::to_string(ms) + " ms on " + nodes +
+                              ", below the runbook's 15000 ms (a slow MIGRATE can look like a "
+                              "failure and trigger a failover)");
+  }
+  if (!full_coverage.empty()) {
+    report.warnings.push_back("cluster-require-full-coverage is yes on " + full_coverage +
+                              " (a slot without an owner stops the whole cluster)");
+  }
+  for (const auto& [barrier, nodes] : barriers) {
+    report.warnings.push_back("cluster-migration-barrier is " + std::to_string(barrier) + " on " +
+                              nodes + " (replicas may migrate away and leave a master alone)");
   }
   return report;
 }
