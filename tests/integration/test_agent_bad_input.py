@@ -4,7 +4,15 @@ CLUSTER NODES of every node (without the ping/pong times) is compared before and
 """
 import pytest
 
-from agent_helpers import journal_dir, master_ids, nodes_config, run_agent, slots_of
+from agent_helpers import journal_dir, master_ids, nodes_config, raw, run_agent, slots_of
+from redis.crc import key_slot
+
+
+def hot_tag(slot):
+    i = 0
+    while key_slot(f"t{i}".encode()) != slot:
+        i += 1
+    return f"t{i}"
 
 
 def cases(cluster):
@@ -67,12 +75,19 @@ def test_bad_arguments_change_nothing(cluster):
 
 def test_plan_and_dry_run_change_nothing(cluster):
     (src_port, src_id), (dst_port, dst_id), _ = master_ids(cluster)
+    # Slot 5 holds most of the source's memory: the plan must put it in a batch of its own.
+    r = raw(cluster, src_port)
+    for i in range(3):
+        r.set(f"{{{hot_tag(5)}}}:big:{i}", "x" * 1048576)
     before = nodes_config(cluster)
     p = run_agent("plan", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", "1200",
                   "--batch-slots", "500")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "in 3 batch(es)" in p.stdout
+    assert "in 4 batch(es)" in p.stdout, p.stdout
     assert "Approval: needed" in p.stdout
+    assert "Hot slots split out (over 15% of the source's memory, one batch each): 5" in p.stdout
+    hot = [line for line in p.stdout.splitlines() if "hot slot, alone" in line]
+    assert len(hot) == 1 and " 5 " in hot[0] and "MiB" in hot[0], p.stdout
     d = run_agent("reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", "100",
                   "--dry-run", "--journal", journal_dir())
     assert d.returncode == 0, d.stdout + d.stderr
