@@ -24,8 +24,8 @@ namespace slotguard::agent {
 
 struct GuardOptions {
   std::chrono::seconds coverage_grace{60};
-  // Trip when the batch's failed MIGRATEs plus the growth of cmdstat_migrate failed_calls and
-  // errorstat_IOERR on the source exceed this.
+  // Trip when the batch's own failed MIGRATEs plus the failures on the source it did not cause
+  // (growth of cmdstat_migrate failed_calls / errorstat_IOERR beyond its own) exceed this.
   int migrate_failures = 5;
   // After a batch, every reachable node must agree on the new owners within this bound.
   std::chrono::seconds convergence_timeout{30};
