@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # README command two: install what is missing, build, run every test with ctest.
 #   scripts/test.sh [ctest args...]      e.g. scripts/test.sh -R exporter
-# Set SLOTGUARD_SOAK=1 to include the long soak tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
