@@ -4,7 +4,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <climits>
 #include <cstdlib>
 #include <set>
 
@@ -76,16 +75,11 @@ class Daemon::Observer final : public EngineObserver {
 
   void OnState(const std::string& batch_id, BatchState state) override {
     const std::string phase = ToString(state);
-    std::optional<std::pair<RollbackTrigger, std::string>> repeat;
     {
       std::lock_guard<std::mutex> lock(daemon_.mutex_);
-      if (daemon_.running_id_ == batch_id) {
-        daemon_.running_phase_ = phase;
-        if (state == BatchState::kPreflight) repeat = daemon_.pending_rollback_;
-      }
+      if (daemon_.running_id_ == batch_id) daemon_.running_phase_ = phase;
     }
-    if (repeat) daemon_.engine_->RequestRollback(repeat->first, repeat->second);
-    if (daemon_.connector_) {
+    if (daemon_.connector_ && !Interrupted()) {
       daemon_.connector_->SetForward(state == BatchState::kPreflight ||
                                      state == BatchState::kMigrating);
     }
@@ -98,9 +92,9 @@ class Daemon::Observer final : public EngineObserver {
   }
   void OnSlotsMigrated(int slots) override { daemon_.metrics_.OnSlotsMigrated(slots); }
   void OnKeysMigrated(int64_t keys) override { daemon_.metrics_.OnKeysMigrated(keys); }
-  // Once the shutdown closed the gate, failures and rollbacks are artefacts of the
+  // Once the shutdown stopped the engine, failures and rollbacks are artefacts of the
   // interruption, not of the cluster: they are neither counted nor acted on.
-  bool Interrupted() const { return daemon_.connector_ && daemon_.connector_->closed(); }
+  bool Interrupted() const { return daemon_.interrupted_; }
   void OnMigrateFailure(const std::string& reason) override {
     if (!Interrupted()) daemon_.metrics_.OnMigrateFailure(reason);
   }
@@ -160,12 +154,9 @@ cluster::Result<void> Daemon::Start() {
   if (e.coverage_grace) o.guards.coverage_grace = *e.coverage_grace;
   if (e.migrate_failures) o.guards.migrate_failures = *e.migrate_failures;
   if (e.convergence_timeout) o.guards.convergence_timeout = *e.convergence_timeout;
-  if (!e.guards_enabled) {
-    // The engine has no off switch: guards that can never trip are off. Convergence after a
-    // batch stays bounded, it is a wait rather than a trip.
-    o.guards.coverage_grace = seconds(100LL * 365 * 24 * 3600);
-    o.guards.migrate_failures = INT_MAX;
-  }
+  // Off: the coverage and migrate-failure guards never trip; node health stays on and the
+  // convergence after a batch stays bounded (see GuardOptions::enabled).
+  o.guards.enabled = e.guards_enabled;
   o.limits.approval_threshold_slots = config_.queue.approval_threshold_slots;
 
   cluster::ConnectOptions connect;
@@ -250,8 +241,13 @@ void Daemon::Shutdown() {
           "shutting down: interrupting batch {} where it is; the next start "
           "converges it from the journal",
           running_id_);
-      connector_->CloseGate();
-      if (!stop_cv_.wait_for(lock, seconds(5), [&] { return worker_done_; })) {
+      interrupted_ = true;
+      connector_->SetForward(false);  // ends a throttle wait
+      engine_->RequestStop();
+      // The engine stops at its next gate; a command already sent may take up to the io
+      // timeout (MIGRATE's timeout + 3 s).
+      const auto bound = engine_options_.migrate_timeout + seconds(5);
+      if (!stop_cv_.wait_for(lock, bound, [&] { return worker_done_; })) {
         spdlog::warn(
             "the engine is still busy with batch {}; exiting without it (the journal "
             "has every step)",
@@ -419,7 +415,6 @@ void Daemon::RunOne(const QueueItem& item) {
     running_id_ = id;
     running_phase_ = "preflight";
     last_outcome_.clear();
-    pending_rollback_.reset();
   }
   spdlog::info("batch {}: starting ({} slots {} -> {})", id, item.batch.slots.size(),
                item.batch.from, item.batch.to);
@@ -431,9 +426,8 @@ void Daemon::RunOne(const QueueItem& item) {
     std::lock_guard<std::mutex> lock(mutex_);
     running_id_.clear();
     running_phase_.clear();
-    pending_rollback_.reset();
   }
-  if (connector_->closed()) {
+  if (interrupted_ || (outcome && outcome->stopped)) {
     spdlog::warn("batch {}: interrupted by the shutdown; the next start converges it", id);
     return;
   }
@@ -484,7 +478,6 @@ std::string Daemon::RollbackRunning(RollbackTrigger trigger, const std::string& 
     if (!paused) spdlog::error("queue: {}", paused.error().message);
     running = running_id_;
     if (!running.empty()) {
-      if (!pending_rollback_) pending_rollback_ = std::make_pair(trigger, reason);
       auto marked = queue_->MarkRollbackRequested(running);
       if (!marked) spdlog::error("queue: {}", marked.error().message);
     }
@@ -492,7 +485,8 @@ std::string Daemon::RollbackRunning(RollbackTrigger trigger, const std::string& 
   std::string done;
   if (!running.empty()) {
     connector_->SetForward(false);
-    engine_->RequestRollback(trigger, reason);
+    // Names the batch: the engine keeps the request if RunBatch has not started it yet.
+    engine_->RequestRollback(trigger, reason, running);
     done = "rolling back batch " + running + " and pausing the queue";
   } else {
     done = "no batch running; queue paused";

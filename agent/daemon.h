@@ -33,8 +33,9 @@ class Daemon final : public DaemonControl {
   // Reads the tokens, opens (and locks) the queue, listens, starts the worker. An error here
   // is a start-up error: the caller exits 1.
   cluster::Result<void> Start();
-  // Stops serving, lets the current step finish (up to shutdown_grace), then makes the engine
-  // stop where it is (the journal lets the next start converge). Idempotent.
+  // Lets the running batch finish (up to shutdown_grace), then makes the engine stop at its
+  // next gate (Engine::RequestStop; the journal lets the next start converge), then stops
+  // serving. Idempotent.
   void Shutdown();
   int port() const;
 
@@ -85,10 +86,9 @@ class Daemon final : public DaemonControl {
   std::string running_id_;
   std::string running_phase_;
   std::string last_outcome_;  // "rolled_back" / "failed" until the queue resumes
-  // A rollback asked for the running batch. RunBatch forgets requests made before it starts,
-  // so the observer repeats this one when the batch reports its first state.
-  std::optional<std::pair<RollbackTrigger, std::string>> pending_rollback_;
   bool shut_down_ = false;
+  // Set when the shutdown grace ran out and the engine was asked to stop (Engine::RequestStop).
+  std::atomic<bool> interrupted_{false};
 };
 
 // Sets spdlog's default logger: stderr, "text" or one JSON object per line ("json").

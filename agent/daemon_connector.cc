@@ -10,27 +10,19 @@ class DaemonConnector::GatedConnection final : public cluster::Connection {
       : owner_(owner), inner_(inner) {}
 
   cluster::Result<cluster::Reply> Command(const cluster::Argv& argv) override {
-    if (owner_.closed_) return Refused();
     owner_.BeforeCommands({argv});
-    if (owner_.closed_) return Refused();
     return inner_.Command(argv);
   }
 
   cluster::Result<std::vector<cluster::Reply>> Pipeline(
       const std::vector<cluster::Argv>& commands) override {
-    if (owner_.closed_) return Refused();
     owner_.BeforeCommands(commands);
-    if (owner_.closed_) return Refused();
     return inner_.Pipeline(commands);
   }
 
   const cluster::Endpoint& endpoint() const override { return inner_.endpoint(); }
 
  private:
-  tl::unexpected<cluster::Error> Refused() const {
-    return cluster::MakeError(inner_.endpoint().ToString() +
-                              ": not sent, slotguard-agent is shutting down");
-  }
   DaemonConnector& owner_;
   cluster::Connection& inner_;
 };
@@ -58,10 +50,11 @@ void DaemonConnector::BeforeCommands(const std::vector<cluster::Argv>& commands)
       ++importing;
     }
   }
-  // Sleep in short steps so a rollback request or a shutdown is not held up by the throttle.
-  for (int i = 0; i < importing && forward_ && !closed_; ++i) {
+  // Sleep in short steps so a rollback request or a shutdown (both clear forward_) is not
+  // held up by the throttle.
+  for (int i = 0; i < importing && forward_; ++i) {
     auto left = throttle_;
-    while (left.count() > 0 && forward_ && !closed_) {
+    while (left.count() > 0 && forward_) {
       const auto step = std::min(left, std::chrono::milliseconds(50));
       clock_.SleepFor(step);
       left -= step;

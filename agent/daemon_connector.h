@@ -12,12 +12,9 @@
 namespace slotguard::agent {
 
 // The connector the daemon hands to the engine. It passes every command through to `inner`,
-// with two switches the daemon needs and the engine does not know about:
-// - a throttle (engine.throttle_per_slot, for tests and demos): waits before each
-//   `CLUSTER SETSLOT n IMPORTING` while the batch moves forward, never while it rolls back;
-// - a gate: once closed (shutdown after the grace period), every command fails at once, as if
-//   the cluster were unreachable, so the engine stops at its current step; the journal lets
-//   the next start converge.
+// with a throttle (engine.throttle_per_slot, for tests and demos): waits before each
+// `CLUSTER SETSLOT n IMPORTING` while the batch moves forward, never while it rolls back.
+// (A shutdown stops the engine with Engine::RequestStop, not through the connector.)
 class DaemonConnector final : public cluster::Connector {
  public:
   DaemonConnector(cluster::Connector& inner, Clock& clock, std::chrono::milliseconds throttle);
@@ -26,8 +23,6 @@ class DaemonConnector final : public cluster::Connector {
   cluster::Connection& Get(const cluster::Endpoint& endpoint) override;
 
   void SetForward(bool forward) { forward_ = forward; }
-  void CloseGate() { closed_ = true; }
-  bool closed() const { return closed_; }
 
  private:
   class GatedConnection;
@@ -38,7 +33,6 @@ class DaemonConnector final : public cluster::Connector {
   Clock& clock_;
   std::chrono::milliseconds throttle_;
   std::atomic<bool> forward_{false};
-  std::atomic<bool> closed_{false};
   std::mutex mutex_;
   std::map<cluster::Endpoint, std::unique_ptr<GatedConnection>> connections_;
 };

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,9 @@ namespace slotguard::agent {
 namespace {
 
 constexpr const char* kReplicaReply = "Please use SETSLOT only with masters";
+constexpr const char* kStoppedReason =
+    "stopped on request (the agent is shutting down); the journal keeps the batch open and the "
+    "next start converges it";
 
 // A batch as the engine works on it (from a Batch + snapshot, or from the journal).
 struct BatchInfo {
@@ -95,6 +99,18 @@ class EngineImpl {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
   }
+  void RequestRollback(RollbackTrigger trigger, std::string reason, const std::string& batch_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (running_ && *running_ == batch_id) {
+      if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
+    } else if (running_ || batch_id != last_finished_) {
+      // Not started yet: RunBatch of that batch picks it up.
+      pending_ = PendingRollback{batch_id, trigger, std::move(reason)};
+    }
+    // Otherwise the batch has just finished: too late, dropped (the caller sees the outcome).
+  }
+  void RequestStop() { halt_ = true; }
+  bool Halted() const { return halt_.load(); }
   cluster::Result<RecoveryReport> Recover();
   cluster::Result<void> JournalAppend(const nlohmann::json& record) {
     auto j = EnsureJournal();
@@ -196,6 +212,7 @@ class EngineImpl {
   }
 
   std::optional<std::string> StopReason(GuardMonitor* monitor, const GuardSettings& gs) {
+    if (Halted()) return std::string(kStoppedReason);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (requested_) {
@@ -203,7 +220,7 @@ class EngineImpl {
       }
     }
     if (monitor) {
-      if (counters_.counted.load() > gs.migrate_failures) {
+      if (gs.enabled && counters_.counted.load() > gs.migrate_failures) {
         monitor->Trip(
             {"migrate_failures", std::to_string(counters_.counted.load()) +
                                      " MIGRATE failures in this batch, over the threshold of " +
@@ -269,8 +286,18 @@ class EngineImpl {
   std::string pause_at_;
   int pause_ms_ = 0;
 
+  std::atomic<bool> halt_{false};  // RequestStop: sticky
+
+  struct PendingRollback {
+    std::string batch_id;
+    RollbackTrigger trigger;
+    std::string reason;
+  };
   std::mutex mutex_;
   std::optional<std::pair<RollbackTrigger, std::string>> requested_;
+  std::optional<PendingRollback> pending_;  // for a batch not started yet
+  std::optional<std::string> running_;      // the batch RunBatch is running
+  std::string last_finished_;               // the batch RunBatch last returned from
   std::set<std::string> warned_;
 };
 
@@ -509,6 +536,17 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   if (auto s = TakeSnapshot(connector_, Seeds(&info))) others = OtherMasters(*s, info);
   StepControl ctl = BaseControl(info, others);
   ctl.deadline = deadline;
+  // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.
+  ctl.stop = [this]() -> std::optional<std::string> {
+    if (Halted()) return std::string(kStoppedReason);
+    return std::nullopt;
+  };
+  auto halted = [&] {
+    if (!Halted()) return false;
+    out.error = kStoppedReason;
+    return true;
+  };
+  if (halted()) return out;
 
   auto observed = ObserveSlots(info, info.slots, ctl);
   if (!observed) {
@@ -528,12 +566,14 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
       plan.stuck.size());
 
   for (const auto& group : Groups(plan.close_at_source, options_.group_slots)) {
+    if (halted()) return out;
     if (auto e = CloseAtSource(info, group, obs, ctl, out.warnings)) {
       out.error = *e;
       return out;
     }
   }
   for (const auto& group : Groups(plan.settle_at_target, options_.group_slots)) {
+    if (halted()) return out;
     if (auto e = SettleAt(info, true, group, ctl, out.warnings)) {
       out.error = *e;
       return out;
@@ -560,6 +600,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
       out.warnings.push_back(std::to_string(rest.size()) + " slot(s) cannot go forward (" +
                              r.message + "): returning their keys to the source directly");
       for (const auto& group : Groups(rest, options_.group_slots)) {
+        if (halted()) return out;
         if (auto e = SettleAt(info, false, group, ctl, out.warnings)) {
           out.error = *e;
           return out;
@@ -584,6 +625,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
     }
   }
 
+  if (halted()) return out;
   // Verify from the nodes themselves.
   auto verify = ObserveSlots(info, info.slots, ctl);
   if (!verify) {
@@ -626,10 +668,27 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   auto seconds_since = [&] {
     return std::chrono::duration<double>(clock_.Now() - started).count();
   };
+  if (Halted()) return cluster::MakeError("batch " + batch.id + " not started: " + kStoppedReason);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     requested_.reset();
+    // A rollback asked for this batch before it started is honoured (after preflight).
+    if (pending_ && pending_->batch_id == batch.id) {
+      requested_ = std::make_pair(pending_->trigger, pending_->reason);
+    }
+    pending_.reset();
+    running_ = batch.id;
+    last_finished_.clear();
   }
+  struct Finished {
+    EngineImpl& engine;
+    const std::string& id;
+    ~Finished() {
+      std::lock_guard<std::mutex> lock(engine.mutex_);
+      engine.running_.reset();
+      engine.last_finished_ = id;
+    }
+  } finished{*this, batch.id};
   counters_.Reset();
   migrator_.BeginBatch();
   observer_.OnState(batch.id, BatchState::kPreflight);
@@ -657,6 +716,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   }
 
   GuardSettings gs;
+  gs.enabled = options_.guards.enabled;
   gs.coverage_grace = options_.guards.coverage_grace;
   gs.migrate_failures = options_.guards.migrate_failures;
   gs.convergence_timeout = options_.guards.convergence_timeout;
@@ -672,6 +732,17 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
                  resolved->target, resolved->batch.slots};
   std::vector<cluster::Endpoint> endpoints;
   for (const auto& r : snapshot->reports) endpoints.push_back(r.endpoint);
+
+  auto stopped = [&]() -> cluster::Result<BatchOutcome> {
+    // No rollback, no end record: the journal keeps the batch open for the next Recover().
+    spdlog::warn("batch {}: {}", batch.id, kStoppedReason);
+    outcome.state = BatchState::kFailed;
+    outcome.stopped = true;
+    outcome.reason = kStoppedReason;
+    outcome.seconds = seconds_since();
+    return outcome;
+  };
+  if (Halted()) return stopped();  // nothing journaled or touched yet
 
   // Write-ahead: the batch record goes out with the first step records (one fsync), before any
   // slot changes.
@@ -733,7 +804,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     observer_.OnState(batch.id, BatchState::kVerifying);
     std::string why;
     if (!WaitConvergence(info, gs.convergence_timeout, &monitor, gs, why)) {
-      if (!monitor.tripped()) {
+      if (!monitor.tripped() && !Halted()) {
         bool requested = false;
         {
           std::lock_guard<std::mutex> lock(mutex_);
@@ -746,6 +817,16 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   }
   monitor.Disarm();
   spdlog::debug("batch {}: verified after {:.1f} ms", batch.id, seconds_since() * 1000);
+  if (stop_reason && Halted()) {
+    // Flush what the batch journaled so far (the records of steps that ran are durable
+    // already; this only adds those still pending).
+    if (!pending_records_.empty()) {
+      std::vector<nlohmann::json> records;
+      records.swap(pending_records_);
+      (void)journal_->AppendAll(std::move(records));
+    }
+    return stopped();
+  }
 
   if (!stop_reason) {
     // Not fsync'd on its own: the next record's fsync covers it, and a lost "done" only makes
@@ -777,6 +858,15 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     spdlog::warn("batch {}: {}", info.id, w);
     outcome.warnings.push_back(w);
   }
+  if (!conv.ok && Halted()) {
+    // The rollback record is in the journal: the next start finishes the rollback.
+    outcome.reason += "; rollback interrupted: ";
+    outcome.reason += kStoppedReason;
+    outcome.state = BatchState::kFailed;
+    outcome.stopped = true;
+    outcome.seconds = seconds_since();
+    return outcome;
+  }
   if (conv.ok) {
     (void)Append(EndRecord(info.id, BatchState::kRolledBack, *stop_reason));
     observer_.OnState(batch.id, BatchState::kRolledBack);
@@ -796,6 +886,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 }
 
 cluster::Result<RecoveryReport> EngineImpl::Recover() {
+  if (Halted()) return cluster::MakeError(std::string("recovery not started: ") + kStoppedReason);
   RecoveryReport report;
   int skipped = 0;
   auto records = Journal::Read(options_.journal_dir, &skipped);
@@ -828,6 +919,11 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
           }
         });
     for (const auto& w : conv.warnings) report.messages.push_back("batch " + b->id + ": " + w);
+    if (!conv.ok && Halted()) {
+      // No end record: the batch stays open for the next start.
+      errors += (errors.empty() ? "" : "; ") + std::string("batch ") + b->id + ": " + conv.error;
+      break;
+    }
     if (conv.ok) {
       br.state = conv.at_target ? BatchState::kDone : BatchState::kRolledBack;
       br.slots_forward = conv.forward;
@@ -869,6 +965,13 @@ cluster::Result<BatchOutcome> Engine::RunBatch(const Batch& batch) {
 void Engine::RequestRollback(RollbackTrigger trigger, std::string reason) {
   impl_->RequestRollback(trigger, std::move(reason));
 }
+
+void Engine::RequestRollback(RollbackTrigger trigger, std::string reason,
+                             const std::string& batch_id) {
+  impl_->RequestRollback(trigger, std::move(reason), batch_id);
+}
+
+void Engine::RequestStop() { impl_->RequestStop(); }
 
 cluster::Result<RecoveryReport> Engine::Recover() { return impl_->Recover(); }
 

@@ -30,6 +30,12 @@ struct GuardOptions {
   // After a batch, every reachable node must agree on the new owners within this bound.
   std::chrono::seconds convergence_timeout{30};
   std::chrono::milliseconds interval{500};  // how often the guard thread reads the cluster
+  // Added (additive): false switches the coverage and migrate-failure guards off (they never
+  // trip, whatever a plan's per-batch overrides say); the agent then relies on Alertmanager and
+  // operators. The node-health guard stays on (a node in fail/pfail still rolls the batch back:
+  // moving slots onto or off a failing node is never safe), and so does the bounded wait for
+  // convergence after a batch.
+  bool enabled = true;
 };
 
 struct EngineOptions {
@@ -69,6 +75,9 @@ struct BatchOutcome {
   double seconds = 0;
   // Added after step 0 (additive): preflight warnings (settings) and rollback notes.
   std::vector<std::string> warnings;
+  // Added (additive): true when RequestStop() ended the batch. state is then kFailed, nothing
+  // was rolled back and the journal keeps the batch open, so the next Recover() converges it.
+  bool stopped = false;
 };
 
 struct RecoveryReport {
@@ -107,6 +116,21 @@ class Engine {
 
   // Thread-safe: makes the running batch (if any) roll back at its next step.
   void RequestRollback(RollbackTrigger trigger, std::string reason);
+  // Added (additive), thread-safe: a rollback of batch `batch_id`. If that batch is running it
+  // rolls back at its next step; if no batch is running the request is kept for the next
+  // RunBatch, which honours it only when it runs that batch (it then rolls back right after
+  // preflight). A request for the batch that has just finished (RunBatch returned) is dropped,
+  // as is a pending request once a different batch starts, so a late request never hits an
+  // unrelated batch.
+  void RequestRollback(RollbackTrigger trigger, std::string reason, const std::string& batch_id);
+
+  // Added (additive), thread-safe, sticky: makes the engine stop for good at its next safe gate
+  // (between protocol steps, or between retries of an unreachable node), without rolling
+  // anything back and without writing an end record: the journal keeps the batch open, so the
+  // next start's Recover() converges it. The running RunBatch returns promptly with
+  // outcome.stopped (state kFailed); later RunBatch/Recover calls return an error at once.
+  // A command already sent is waited for (at most the connector's io timeout).
+  void RequestStop();
 
   // Reads the journal dir; for every batch not marked done/rolled back, looks at the cluster
   // and converges each touched slot to one owner with every key present. Idempotent.

@@ -41,6 +41,9 @@ std::optional<GuardTrip> GuardEvaluator::Evaluate(const GuardSample& s) {
     return GuardTrip{"node_health", "node failing: " + who};
   }
 
+  // Guards off: only node health is judged (see GuardOptions::enabled).
+  if (!settings_.enabled) return std::nullopt;
+
   int64_t failures = MigrateFailures(s);
   if (failures > settings_.migrate_failures) {
     return GuardTrip{"migrate_failures", std::to_string(failures) +

@@ -22,6 +22,7 @@ struct GuardSettings {
   std::chrono::seconds coverage_grace{60};
   int migrate_failures = 5;
   std::chrono::seconds convergence_timeout{30};
+  bool enabled = true;  // false: coverage and migrate_failures never trip (node_health does)
 };
 
 // The engine's own MIGRATE failure counts, shared with the guard thread.

@@ -169,6 +169,8 @@ cluster::Result<std::vector<cluster::Reply>> Migrator::Run(
     auto replies = connector_.Get(node).Pipeline(commands);
     if (replies) return replies;
     if (!ctl.deadline || clock_.Now() >= *ctl.deadline) return replies;
+    // A stop (e.g. the engine's RequestStop) ends the retries: the journal has the step.
+    if (ctl.stop && ctl.stop()) return replies;
     Backoff(attempt);
   }
 }

@@ -50,7 +50,8 @@ struct StepControl {
   // Writes the step records and makes them durable (one fsync for all) before the steps run.
   // May be called from a helper thread (it runs while keys move).
   std::function<cluster::Result<void>(const std::vector<JournalStep>& steps)> journal;
-  // A reason to stop now (guard trip, rollback request), nullopt to go on.
+  // A reason to stop now (guard trip, rollback request, engine stop), nullopt to go on. Also
+  // ends the retries of an unreachable node (see deadline).
   std::function<std::optional<std::string>()> stop;
   // Test hook: called at named points (after_importing, after_target_node, ...).
   std::function<void(const char* point)> crash_point;

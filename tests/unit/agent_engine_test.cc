@@ -179,6 +179,81 @@ TEST(AgentEngine, OperatorRollbackFromAnotherThread) {
   for (int s : Range(0, 7)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 0)) << s;
 }
 
+TEST(AgentEngine, GuardsOffIgnoreMigrateFailures) {
+  EngineFixture f;
+  f.options.guards.enabled = false;
+  for (int s : Range(0, 11)) f.fake.AddKeys(s, 2);
+  auto engine = f.MakeEngine();
+  int failures_left = 3;  // over the threshold of 2, then MIGRATE works again
+  f.observer.on_slots = [&] {
+    if (failures_left > 0) f.fake.FailMigrates(std::exchange(failures_left, 0));
+  };
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 11)));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kDone) << out->reason;
+  EXPECT_FALSE(out->tripped_guard);
+  EXPECT_EQ(f.observer.failures.size(), 3u);
+  for (int s : Range(0, 11)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 1)) << s;
+}
+
+TEST(AgentEngine, RollbackRequestedBeforeTheBatchStartsIsKeptForIt) {
+  EngineFixture f;
+  for (int s : Range(0, 7)) f.fake.AddKeys(s, 1);
+  auto engine = f.MakeEngine();
+  engine->RequestRollback(RollbackTrigger::kAlertmanager, "alert fired", "b1");
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 7), "b1"));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kRolledBack) << out->reason;
+  EXPECT_EQ(out->trigger, RollbackTrigger::kAlertmanager);
+  EXPECT_NE(out->reason.find("alert fired"), std::string::npos);
+  EXPECT_EQ(f.observer.slots.load(), 0);
+  for (int s : Range(0, 7)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 0)) << s;
+}
+
+TEST(AgentEngine, PendingRollbackForAnotherOrAFinishedBatchIsDropped) {
+  EngineFixture f;
+  for (int s : Range(0, 7)) f.fake.AddKeys(s, 1);
+  auto engine = f.MakeEngine();
+  engine->RequestRollback(RollbackTrigger::kOperator, "for b0", "b0");
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 3), "b1"));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kDone) << out->reason;
+  // Too late for b1 (it returned): not kept for a later run of the same id.
+  engine->RequestRollback(RollbackTrigger::kOperator, "late", "b1");
+  out = engine->RunBatch(f.MakeBatch(Range(4, 7), "b1"));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kDone) << out->reason;
+  for (int s : Range(0, 7)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 1)) << s;
+}
+
+TEST(AgentEngine, RequestStopLeavesTheJournalOpenAndRecoveryConverges) {
+  EngineFixture f;
+  for (int s : Range(0, 11)) f.fake.AddKeys(s, 2);
+  const auto keys_before = f.fake.TotalKeys();
+  auto engine = f.MakeEngine();
+  f.observer.on_slots = [&] { std::thread([&] { engine->RequestStop(); }).join(); };
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 11)));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_TRUE(out->stopped);
+  EXPECT_EQ(out->state, BatchState::kFailed);
+  EXPECT_NE(out->reason.find("stopped on request"), std::string::npos) << out->reason;
+  EXPECT_TRUE(f.observer.rollbacks.empty());  // nothing rolled back
+  EXPECT_LT(f.observer.slots.load(), 12);     // it stopped before the end
+  // Sticky: nothing else runs on this engine.
+  EXPECT_FALSE(engine->RunBatch(f.MakeBatch(Range(100, 101), "b2")));
+  EXPECT_FALSE(engine->Recover());
+  engine.reset();
+  auto j = f.Journal();
+  ASSERT_EQ(j.batches.size(), 1u);
+  EXPECT_FALSE(j.batches[0].end);  // open: the next start converges it
+  auto rec = f.MakeEngine()->Recover();
+  ASSERT_TRUE(rec) << rec.error().message;
+  ASSERT_EQ(rec->batches.size(), 1u);
+  EXPECT_EQ(f.fake.TotalKeys(), keys_before);
+  const int owner = rec->batches[0].state == BatchState::kDone ? 1 : 0;
+  for (int s : Range(0, 11)) EXPECT_TRUE(f.OwnedEverywhereBy(s, owner)) << s;
+}
+
 TEST(AgentEngine, PreflightRefusesAnOpenSlotAndTouchesNothing) {
   EngineFixture f;
   f.fake.node(0).migrating[100] = f.fake.node(1).id;

@@ -115,5 +115,23 @@ TEST(AgentGuards, FailingNodeTripsAtOnce) {
   EXPECT_NE(trip->reason.find("7002"), std::string::npos);
 }
 
+TEST(AgentGuards, OffNeverTripsOnCoverageOrFailuresButNodeHealthStillDoes) {
+  FakeClock clock;
+  GuardEvaluator g(GuardSettings{seconds(1), 0, seconds(30), /*enabled=*/false});
+  auto s = Healthy(clock.Now());
+  s.covered = 0;
+  EXPECT_FALSE(g.Evaluate(s));
+  clock.Advance(seconds(3600));
+  s.at = clock.Now();
+  s.own_counted = 1000;
+  s.own_failed = 1000;
+  s.source_migrate_failed_calls = 5000;
+  EXPECT_FALSE(g.Evaluate(s));
+  s.failing = {"127.0.0.1:7002 (abc) flagged fail by 127.0.0.1:7000"};
+  auto trip = g.Evaluate(s);
+  ASSERT_TRUE(trip);
+  EXPECT_EQ(trip->guard, "node_health");
+}
+
 }  // namespace
 }  // namespace slotguard::agent
