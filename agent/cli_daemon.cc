@@ -239,6 +239,13 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
     std::cout << "enqueued plan " << (*answer)["plan_id"].get<std::string>() << ": "
               << (*answer)["batches"].size() << " batches (" << ids << "), "
               << (*answer)["slots"].get<int>() << " slots\n";
+    // Hot slots split out on enqueue (over 15% of their node's memory, one batch each).
+    for (const auto& h : answer->value("hot_slots", json::array())) {
+      std::cout << "hot slot " << h.value("slot", -1) << " (over "
+                << static_cast<int>(answer->value("hot_slot_fraction", 0.15) * 100 + 0.5)
+                << "% of its node's memory) split out of batch " << h.value("from_batch", "")
+                << " into its own batch " << h.value("batch", "") << "\n";
+    }
     if ((*answer)["needs_approval"].get<bool>()) {
       std::cout << "the plan is over the approval threshold: it waits for `slotguard-agent "
                    "approve "

@@ -5,10 +5,12 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <map>
 #include <set>
 
 #include "agent/cluster_snapshot.h"
 #include "agent/plan_file.h"
+#include "agent/slot_load.h"
 #include "agent/token.h"
 
 namespace slotguard::agent {
@@ -591,21 +593,59 @@ cluster::Result<json> Daemon::Enqueue(const std::string& file, const std::string
   }
   auto validated = ValidatePlan(*plan, *snapshot, engine_options_.limits);
   if (!validated) return cluster::MakeError(file + ": " + validated.error().message);
-  const int total = plan->TotalSlots();
+  // The runbook's hot-slot limit, as `reshard`/`plan` apply it: a slot holding over 15% of its
+  // node's memory goes alone in its batch. Measured on each source (one-slot batches need not).
+  std::map<cluster::Endpoint, std::vector<int>> by_source;
+  for (const auto& rb : validated->batches) {
+    if (rb.batch.slots.size() < 2) continue;
+    auto& slots = by_source[rb.source];
+    slots.insert(slots.end(), rb.batch.slots.begin(), rb.batch.slots.end());
+  }
+  std::vector<int> hot;
+  {
+    std::lock_guard<std::mutex> lock(control_pool_mutex_);
+    for (const auto& [source, slots] : by_source) {
+      auto& conn = control_pool_->Get(source);
+      auto loads = MeasureSlotLoads(conn, slots);
+      auto used = loads ? UsedMemory(conn) : cluster::Result<int64_t>(0);
+      if (!loads || !used) {
+        return cluster::MakeError(
+            "cannot measure the slots of " + file + " on " + source.ToString() +
+            " (hot-slot check): " + (!loads ? loads.error().message : used.error().message));
+      }
+      for (int slot : HotSlots(*loads, *used, engine_options_.limits)) hot.push_back(slot);
+    }
+  }
+  SplitPlan split = SplitHotSlots(*plan, hot);
+  const int total = split.plan.TotalSlots();
   const bool needs_approval = total > config_.queue.approval_threshold_slots;
-  auto plan_id = queue_->Enqueue(*plan, file, needs_approval);
+  auto plan_id = queue_->Enqueue(split.plan, file, needs_approval);
   if (!plan_id) return tl::unexpected(plan_id.error());
   json batches = json::array();
   for (const auto& item : queue_->Snapshot().items) {
     if (item.plan_id == *plan_id) batches.push_back(item.batch.id);
   }
+  // Ids as the queue gave them (it names batches the file left without an id).
+  json hot_slots = json::array();
+  for (const auto& h : split.splits) {
+    const std::string from_batch =
+        h.batch_index < batches.size() ? batches[h.batch_index].get<std::string>() : h.batch_id;
+    const std::string alone = h.hot_batch_index < batches.size()
+                                  ? batches[h.hot_batch_index].get<std::string>()
+                                  : h.hot_batch_id;
+    hot_slots.push_back({{"slot", h.slot}, {"from_batch", from_batch}, {"batch", alone}});
+    spdlog::info(
+        "plan {}: hot slot {} (over {:.0f}% of its node's memory) split out of batch {} "
+        "into batch {}",
+        *plan_id, h.slot, engine_options_.limits.hot_slot_fraction * 100, from_batch, alone);
+  }
   spdlog::info("enqueued plan {} from {}: {} batches, {} slots{}", *plan_id, file, batches.size(),
                total, needs_approval ? " (waits for approval)" : "");
   RefreshState();
-  return json{{"plan_id", *plan_id},
-              {"batches", batches},
-              {"slots", total},
-              {"needs_approval", needs_approval}};
+  return json{
+      {"plan_id", *plan_id},    {"batches", batches},
+      {"slots", total},         {"needs_approval", needs_approval},
+      {"hot_slots", hot_slots}, {"hot_slot_fraction", engine_options_.limits.hot_slot_fraction}};
 }
 
 cluster::Result<json> Daemon::Approve(const std::string& id) {

@@ -173,4 +173,45 @@ cluster::Result<ReshardPlan> PlanReshard(const ReshardRequest& request,
   return out;
 }
 
+std::vector<int> HotSlots(const std::map<int, SlotLoad>& loads, int64_t memory_bytes,
+                          const Limits& limits) {
+  std::vector<int> out;
+  if (memory_bytes <= 0) return out;
+  const double hot_bytes = limits.hot_slot_fraction * static_cast<double>(memory_bytes);
+  for (const auto& [slot, load] : loads) {
+    if (static_cast<double>(load.bytes) > hot_bytes) out.push_back(slot);
+  }
+  return out;
+}
+
+SplitPlan SplitHotSlots(const Plan& plan, const std::vector<int>& hot_slots) {
+  const std::set<int> hot(hot_slots.begin(), hot_slots.end());
+  SplitPlan out;
+  for (const Batch& b : plan.batches) {
+    std::vector<int> keep;
+    std::vector<int> alone;
+    for (int slot : b.slots) (hot.count(slot) ? alone : keep).push_back(slot);
+    if (b.slots.size() <= 1 || alone.empty()) {
+      out.plan.batches.push_back(b);
+      continue;
+    }
+    if (keep.empty()) {
+      keep.push_back(alone.front());
+      alone.erase(alone.begin());
+    }
+    Batch rest = b;
+    rest.slots = std::move(keep);
+    const size_t parent = out.plan.batches.size();
+    out.plan.batches.push_back(std::move(rest));
+    for (int slot : alone) {
+      Batch single = b;
+      single.id = b.id.empty() ? "" : b.id + "-hot" + std::to_string(slot);
+      single.slots = {slot};
+      out.splits.push_back({b.id, slot, single.id, parent, out.plan.batches.size()});
+      out.plan.batches.push_back(std::move(single));
+    }
+  }
+  return out;
+}
+
 }  // namespace slotguard::agent

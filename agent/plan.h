@@ -99,4 +99,28 @@ cluster::Result<ReshardPlan> PlanReshard(const ReshardRequest& request,
                                          const std::map<int, SlotLoad>& loads,
                                          int64_t source_memory_bytes, const Limits& limits);
 
+// Added (additive): the runbook's hot-slot limit for plans that come from a file.
+// Slots whose estimated bytes exceed limits.hot_slot_fraction of `memory_bytes` (the owner's
+// used_memory); none when memory_bytes is unknown (<= 0).
+std::vector<int> HotSlots(const std::map<int, SlotLoad>& loads, int64_t memory_bytes,
+                          const Limits& limits);
+
+struct HotSlotSplit {
+  std::string batch_id;  // the batch the slot was in ("" when the plan gave it no id)
+  int slot = 0;
+  std::string hot_batch_id;  // its own batch: "<batch id>-hot<slot>" ("" when no id above)
+  size_t batch_index = 0;    // positions in the split plan
+  size_t hot_batch_index = 0;
+};
+
+struct SplitPlan {
+  Plan plan;
+  std::vector<HotSlotSplit> splits;
+};
+
+// Pure: every hot slot of a batch with more than one slot goes into a batch of its own, right
+// after the batch it came from (same from, to and guard overrides). A batch made only of hot
+// slots keeps the first; a one-slot batch is alone already.
+SplitPlan SplitHotSlots(const Plan& plan, const std::vector<int>& hot_slots);
+
 }  // namespace slotguard::agent

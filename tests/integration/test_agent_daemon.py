@@ -392,3 +392,30 @@ def test_restart_stays_paused_without_auto_continue(cluster):
         assert slot_owner(cluster, 5) == b
     finally:
         agent.stop()
+
+
+def test_enqueue_splits_a_hot_slot_into_its_own_batch(cluster, agent):
+    """The runbook's hot-slot limit applies to plan files too: a slot holding over 15% of its
+    node's memory leaves its batch for one of its own, named after it."""
+    from redis.crc import key_slot
+    keys = load_keys(cluster, 500)
+    a, b, _ = masters_by_first_slot(cluster)
+    tag = next(f"t{i}" for i in range(100000) if key_slot(f"t{i}".encode()) == 5)
+    rc = cluster.cluster_client()
+    big = {f"{{{tag}}}:big:{i}": "x" * 1048576 for i in range(3)}
+    for k, v in big.items():
+        rc.set(k, v)
+    plan = agent.write_plan(
+        f'batches:\n  - {{id: warm, from: "{a}", to: "{b}", ranges: ["0-9"]}}\n')
+    r = agent.cli("enqueue", plan)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("hot slot 5 (over 15% of its node's memory) split out of batch warm into its own "
+            "batch warm-hot5") in r.stdout, r.stdout
+    assert "2 batches (warm, warm-hot5), 10 slots" in r.stdout, r.stdout
+    assert agent.item("warm-hot5")["slots"] == [5]
+    assert 5 not in agent.item("warm")["slots"] and len(agent.item("warm")["slots"]) == 9
+    wait_for(lambda: all_done(agent, ["warm", "warm-hot5"]), timeout=120,
+             what="the batch and its hot slot's batch to finish")
+    assert {slot_owner(cluster, s) for s in range(10)} == {b}
+    assert_keys(cluster, {**keys, **big})
+    check_passes(cluster)

@@ -108,5 +108,50 @@ TEST(AgentPlan, OverThousandSlotsNeedsApproval) {
   EXPECT_TRUE(r->needs_approval);
 }
 
+TEST(AgentPlan, HotSlotsOfAPlanFileAreSplitIntoTheirOwnBatches) {
+  Limits limits;
+  std::map<int, SlotLoad> loads{{1, {10, 100}}, {2, {10, 200}}, {3, {1, 16}}, {7, {5, 151}}};
+  // 1000 bytes of memory: over 150 bytes is hot.
+  EXPECT_EQ(HotSlots(loads, 1000, limits), (std::vector<int>{2, 7}));
+  EXPECT_TRUE(HotSlots(loads, 0, limits).empty());
+
+  GuardOverrides g{std::chrono::seconds(30), 3, std::nullopt};
+  Plan plan{{Batch{"x", "a", "b", {1, 2, 3}, g}, Batch{"", "a", "b", {7, 8}, std::nullopt},
+             Batch{"one", "a", "b", {2}, std::nullopt}, Batch{"allhot", "c", "d", {2, 7}, g}}};
+  SplitPlan split = SplitHotSlots(plan, {2, 7});
+  const auto& b = split.plan.batches;
+  ASSERT_EQ(b.size(), 7u);
+  EXPECT_EQ(b[0].id, "x");
+  EXPECT_EQ(b[0].slots, (std::vector<int>{1, 3}));
+  EXPECT_EQ(b[1].id, "x-hot2");
+  EXPECT_EQ(b[1].slots, (std::vector<int>{2}));
+  EXPECT_EQ(b[1].from, "a");
+  EXPECT_EQ(b[1].to, "b");
+  ASSERT_TRUE(b[1].guards);
+  EXPECT_EQ(b[1].guards->migrate_failures, 3);
+  EXPECT_EQ(b[2].slots, (std::vector<int>{8}));
+  EXPECT_EQ(b[3].id, "");  // the queue names both, as it names any batch without an id
+  EXPECT_EQ(b[3].slots, (std::vector<int>{7}));
+  EXPECT_EQ(b[4].id, "one");  // alone already
+  EXPECT_EQ(b[5].id, "allhot");
+  EXPECT_EQ(b[5].slots, (std::vector<int>{2}));
+  EXPECT_EQ(b[6].id, "allhot-hot7");
+  EXPECT_EQ(split.plan.TotalSlots(), plan.TotalSlots());
+  ASSERT_EQ(split.splits.size(), 3u);
+  EXPECT_EQ(split.splits[0].batch_id, "x");
+  EXPECT_EQ(split.splits[0].slot, 2);
+  EXPECT_EQ(split.splits[0].hot_batch_id, "x-hot2");
+  EXPECT_EQ(split.splits[0].batch_index, 0u);
+  EXPECT_EQ(split.splits[0].hot_batch_index, 1u);
+  EXPECT_EQ(split.splits[1].batch_index, 2u);
+  EXPECT_EQ(split.splits[1].hot_batch_index, 3u);
+  EXPECT_EQ(split.splits[2].hot_batch_id, "allhot-hot7");
+
+  // Nothing hot: the plan is unchanged.
+  SplitPlan same = SplitHotSlots(plan, {});
+  EXPECT_TRUE(same.splits.empty());
+  EXPECT_EQ(same.plan.batches.size(), plan.batches.size());
+}
+
 }  // namespace
 }  // namespace slotguard::agent
