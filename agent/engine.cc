@@ -78,6 +78,9 @@ class EngineImpl {
     }
     monitor_ = std::make_unique<GuardMonitor>(*guard_connector_, clock_, observer_, counters_,
                                               options_.guards.interval);
+#ifdef SLOTGUARD_TEST_HOOKS
+    // Test-only hooks (CMake option SLOTGUARD_TEST_HOOKS); without it they stay empty and every
+    // CrashPoint is a no-op.
     if (const char* crash = std::getenv("SLOTGUARD_TEST_CRASH_AT")) crash_at_ = crash;
     if (const char* pause = std::getenv("SLOTGUARD_TEST_PAUSE_AT")) {
       std::string p = pause;
@@ -87,6 +90,7 @@ class EngineImpl {
         pause_ms_ = std::atoi(p.c_str() + colon + 1);
       }
     }
+#endif
   }
 
   ~EngineImpl() {
