@@ -509,7 +509,8 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     Err(before.error().message);
     return kExitError;
   }
-  if (!ReplayJournal(*before).OpenBatches().empty()) {
+  const JournalState open_before = ReplayJournal(*before);
+  if (!open_before.OpenBatches().empty()) {
     std::printf("Recovering unfinished batches from journal %s ...\n", a.journal.c_str());
     auto rec = engine.Recover();
     if (!rec) {
@@ -518,10 +519,21 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     }
     for (const auto& m : rec->messages) std::printf("recovery: %s\n", m.c_str());
     std::fflush(stdout);
-    snapshot = TakeSnapshot(*c->pool, {c->seed});
-    if (!snapshot) {
-      Err(snapshot.error().message);
-      return kExitError;
+    // Right after recovery the other nodes may still be learning the owners by gossip: wait
+    // (bounded) until every recovered slot has an agreed owner, or preflight would refuse it.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (true) {
+      snapshot = TakeSnapshot(*c->pool, {c->seed});
+      if (!snapshot) {
+        Err(snapshot.error().message);
+        return kExitError;
+      }
+      bool agreed = true;
+      for (const JournalBatch* b : open_before.OpenBatches()) {
+        for (int slot : b->slots) agreed = agreed && !snapshot->judgement.owner[slot].empty();
+      }
+      if (agreed || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
 
