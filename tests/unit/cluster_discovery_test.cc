@@ -7,9 +7,13 @@
 #include <sstream>
 
 #include "cluster/discovery.h"
+#include "tests/unit/test_data.h"
 
 namespace slotguard::cluster {
 namespace {
+
+using ::slotguard::testing::ReadData;
+using ::slotguard::testing::ReadEnv;
 
 using ::testing::HasSubstr;
 
@@ -71,13 +75,6 @@ Reply Err(std::string s) {
   r.type = Reply::Type::kError;
   r.str = std::move(s);
   return r;
-}
-
-std::string ReadData(const std::string& name) {
-  std::ifstream in(std::string(SLOTGUARD_TEST_DATA) + "/" + name, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 const Endpoint kA{"127.0.0.1", 7000};

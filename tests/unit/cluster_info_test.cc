@@ -7,19 +7,15 @@
 #include <sstream>
 
 #include "cluster/info.h"
+#include "tests/unit/test_data.h"
 
 namespace slotguard::cluster {
 namespace {
 
-using ::testing::HasSubstr;
+using ::slotguard::testing::ReadData;
+using ::slotguard::testing::ReadEnv;
 
-std::string ReadData(const std::string& name) {
-  std::ifstream in(std::string(SLOTGUARD_TEST_DATA) + "/" + name, std::ios::binary);
-  EXPECT_TRUE(in) << "missing test data " << name << " (scripts/capture-testdata.sh makes it)";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::testing::HasSubstr;
 
 Info MustParse(std::string_view text) {
   auto info = ParseInfo(text);

@@ -8,31 +8,15 @@
 #include <sstream>
 
 #include "cluster/nodes.h"
+#include "tests/unit/test_data.h"
 
 namespace slotguard::cluster {
 namespace {
 
+using ::slotguard::testing::ReadData;
+using ::slotguard::testing::ReadEnv;
+
 using ::testing::HasSubstr;
-
-std::string ReadData(const std::string& name) {
-  std::ifstream in(std::string(SLOTGUARD_TEST_DATA) + "/" + name, std::ios::binary);
-  EXPECT_TRUE(in) << "missing test data " << name << " (scripts/capture-testdata.sh makes it)";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// name=value lines written by scripts/capture-testdata.sh beside the captures.
-std::map<std::string, std::string> ReadEnv(const std::string& name) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(ReadData(name));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
 
 std::vector<NodeEntry> MustParse(std::string_view text) {
   auto nodes = ParseClusterNodes(text);
