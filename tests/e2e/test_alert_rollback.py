@@ -13,7 +13,6 @@ back (ADDSLOTS on its owner) and checks every key and `slotguard-agent check`. A
 with a wrong token is refused and changes nothing.
 """
 import copy
-import json
 import os
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
 from agent_daemon import AgentDaemon, slot_owner  # noqa: E402
+from prometheus_stack import start_prometheus  # noqa: E402
 from harness import (SOURCE_DIR, Cluster, Process, bin_path, free_port,  # noqa: E402
                      require_binary, wait_for)
 
@@ -89,15 +89,6 @@ def check_data(cluster, expected):
             bad.append(key)
     assert not bad, f"{len(bad)} keys missing or changed, e.g. {bad[:5]}"
 
-
-class Prometheus:
-    def __init__(self, port):
-        self.base = f"http://127.0.0.1:{port}"
-
-    def query(self, expr):
-        url = self.base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return json.load(r)["data"]["result"]
 
 
 def rules_with_short_for(tmp):
@@ -183,34 +174,18 @@ def stack():
             "--cluster.listen-address="])
         procs.append(alertmanager)
 
-        prom_port = free_port()
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
-                       "evaluation_interval": "1s"},
-            "rule_files": [rules_with_short_for(tmp)],
-            "alerting": {"alertmanagers": [
-                {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": [
-                {"job_name": "slotguard-exporter",
-                 "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]},
-                {"job_name": "slotguard-agent",
-                 "static_configs": [{"targets": [f"127.0.0.1:{agent.port}"]}]},
-            ],
-        }
-        with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
-            yaml.safe_dump(config, f)
-        prometheus = Process(["prometheus", f"--config.file={tmp}/prometheus.yml",
-                              f"--storage.tsdb.path={tmp}/prom-data",
-                              f"--web.listen-address=127.0.0.1:{prom_port}"])
+        prometheus, prom = start_prometheus(
+            tmp, [rules_with_short_for(tmp)],
+            {"slotguard-exporter": exporter_port, "slotguard-agent": agent.port},
+            alertmanager_port=am_port)
         procs.append(prometheus)
-        prom = Prometheus(prom_port)
 
         def ready():
             for p, name in ((exporter, "exporter"), (alertmanager, "alertmanager"),
                             (prometheus, "prometheus")):
                 assert p.alive(), f"{name} exited:\n{p.output()}"
-            up = prom.query('up{job=~"slotguard-exporter|slotguard-agent"} == 1')
-            covered = prom.query("redis_cluster_slots_covered == 16384")
+            up = prom.result('up{job=~"slotguard-exporter|slotguard-agent"} == 1')
+            covered = prom.result("redis_cluster_slots_covered == 16384")
             with urllib.request.urlopen(f"http://127.0.0.1:{am_port}/-/ready", timeout=2) as r:
                 am_ready = r.status == 200
             return len(up) == 2 and covered and am_ready
@@ -278,7 +253,7 @@ def test_alertmanager_rolls_back_the_running_batch(stack):
     assert victim not in BATCH and slot_owner(cluster, victim) == c
     for port in cluster.ports:
         cluster.client(port).execute_command("CLUSTER DELSLOTS", victim)
-    wait_for(lambda: prom.query("redis_cluster_slots_covered < 16384"), timeout=30,
+    wait_for(lambda: prom.result("redis_cluster_slots_covered < 16384"), timeout=30,
              what="the exporter to report 16383 covered slots")
 
     # Prometheus fires, Alertmanager posts, the agent rolls back.
@@ -302,7 +277,7 @@ def test_alertmanager_rolls_back_the_running_batch(stack):
     for slot in (BATCH[0], BATCH[len(BATCH) // 2], BATCH[-1]):
         assert slot_owner(cluster, slot) == a, slot
     assert agent.metric("slotguard_agent_slots_migrated_total") < len(BATCH)
-    assert prom.query('ALERTS{alertname="%s",alertstate="firing"}' % ROLLBACK_ALERT)
+    assert prom.result('ALERTS{alertname="%s",alertstate="firing"}' % ROLLBACK_ALERT)
     assert "webhook: accepted a notification" in agent.output()
 
     # The slot comes back to its owner; the alert resolves; repeats and the resolved

@@ -27,6 +27,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
+from prometheus_stack import start_prometheus  # noqa: E402
 from harness import (SOURCE_DIR, Cluster, Process, bin_path, free_port,  # noqa: E402
                      require_binary, wait_for)
 
@@ -46,39 +47,6 @@ BATCH_SLOTS = range(0, 10)
 HASH_TAG = "{slotguard-e2e}"
 
 
-# --- Prometheus HTTP API ----------------------------------------------------------------------
-
-class Prometheus:
-    def __init__(self, port):
-        self.base = f"http://127.0.0.1:{port}"
-
-    def get(self, path, **params):
-        url = self.base + path
-        if params:
-            url += "?" + urllib.parse.urlencode(params, doseq=True)
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                return json.load(r)
-        except urllib.error.HTTPError as e:  # 400/422 carry the PromQL error in the body
-            body = e.read().decode(errors="replace")
-            try:
-                return json.loads(body)
-            except ValueError:
-                return {"status": "error", "error": f"HTTP {e.code}: {body[:300]}"}
-
-    def query(self, expr):
-        return self.get("/api/v1/query", query=expr)
-
-    def query_range(self, expr, seconds=60, step="1s"):
-        import time
-        end = time.time()
-        return self.get("/api/v1/query_range", query=expr, start=f"{end - seconds:.3f}",
-                        end=f"{end:.3f}", step=step)
-
-    def label_values(self, label, match):
-        r = self.get(f"/api/v1/label/{label}/values", **{"match[]": match})
-        assert r["status"] == "success", f"label values {label} for {match}: {r}"
-        return r["data"]
 
 
 # --- Grafana's variable handling --------------------------------------------------------------
@@ -290,25 +258,10 @@ def stack():
                  timeout=30, what="the agent's /metrics")
 
         shutil.copy(RULES_FILE, os.path.join(tmp, "slotguard.rules.yml"))
-        prom_port = free_port()
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
-                       "evaluation_interval": "1s"},
-            "rule_files": ["slotguard.rules.yml"],
-            "scrape_configs": [
-                {"job_name": "slotguard-exporter",
-                 "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]},
-                {"job_name": "slotguard-agent",
-                 "static_configs": [{"targets": [f"127.0.0.1:{agent_port}"]}]},
-            ],
-        }
-        with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
-            yaml.safe_dump(config, f)
-        prometheus = Process(["prometheus", f"--config.file={tmp}/prometheus.yml",
-                              f"--storage.tsdb.path={tmp}/data",
-                              f"--web.listen-address=127.0.0.1:{prom_port}"])
+        prometheus, prom = start_prometheus(
+            tmp, ["slotguard.rules.yml"],
+            {"slotguard-exporter": exporter_port, "slotguard-agent": agent_port})
         procs.append(prometheus)
-        prom = Prometheus(prom_port)
 
         def scraped():
             assert prometheus.alive(), "prometheus exited:\n" + prometheus.output()

@@ -1,0 +1,74 @@
+"""A real Prometheus for the end-to-end tests: started on a free port with a temp config."""
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import yaml
+
+from harness import Process, free_port
+
+
+class PrometheusApi:
+    """The HTTP API of a running Prometheus."""
+
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def get(self, path, **params):
+        url = self.base + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:  # 400/422 carry the PromQL error in the body
+            body = e.read().decode(errors="replace")
+            try:
+                return json.loads(body)
+            except ValueError:
+                return {"status": "error", "error": f"HTTP {e.code}: {body[:300]}"}
+
+    def query(self, expr):
+        return self.get("/api/v1/query", query=expr)
+
+    def result(self, expr):
+        """The result vector of an instant query; raises on a query error."""
+        r = self.query(expr)
+        assert r.get("status") == "success", f"query {expr!r} failed: {r}"
+        return r["data"]["result"]
+
+    def query_range(self, expr, seconds=60, step="1s"):
+        end = time.time()
+        return self.get("/api/v1/query_range", query=expr, start=f"{end - seconds:.3f}",
+                        end=f"{end:.3f}", step=step)
+
+    def label_values(self, label, match):
+        r = self.get(f"/api/v1/label/{label}/values", **{"match[]": match})
+        assert r["status"] == "success", f"label values {label} for {match}: {r}"
+        return r["data"]
+
+
+def start_prometheus(tmp, rule_files, targets, alertmanager_port=None):
+    """Prometheus scraping `targets` ({job: port}) every second, evaluating `rule_files`
+    every second. Returns (Process, PrometheusApi)."""
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": list(rule_files),
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{p}"]}]}
+            for job, p in targets.items()
+        ],
+    }
+    if alertmanager_port is not None:
+        config["alerting"] = {"alertmanagers": [
+            {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]}
+    with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
+        yaml.safe_dump(config, f)
+    proc = Process(["prometheus", f"--config.file={tmp}/prometheus.yml",
+                    f"--storage.tsdb.path={tmp}/prom-data",
+                    f"--web.listen-address=127.0.0.1:{port}"])
+    return proc, PrometheusApi(port)
