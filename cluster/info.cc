@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "cluster/line_reader.h"
+
 namespace slotguard::cluster {
 namespace {
 
@@ -85,19 +87,14 @@ Result<Info> ParseInfo(std::string_view text) {
   std::vector<InfoField> fields;
   std::string section;
   bool any_content = false;
-  size_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    ++line_no;
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        nl == std::string_view::npos ? text.substr(pos) : text.substr(pos, nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  LineReader lines(text);
+  std::string_view line;
+  while (lines.Next(line)) {
+    const size_t line_no = lines.number();
     if (line.size() > kMaxLineLength) {
       return MakeError(LineError(line_no, "longer than 64 KiB (" + std::to_string(line.size()) +
                                               " bytes); not INFO output"));
     }
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     for (char c : line) {
       auto u = static_cast<unsigned char>(c);
       if ((u < 0x20 && c != '\t') || u == 0x7f) {

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "cluster/line_reader.h"
+
 namespace slotguard::cluster {
 namespace {
 
@@ -164,15 +166,10 @@ int NodeEntry::SlotCount() const {
 
 Result<std::vector<NodeEntry>> ParseClusterNodes(std::string_view text) {
   std::vector<NodeEntry> nodes;
-  size_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    ++line_no;
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        nl == std::string_view::npos ? text.substr(pos) : text.substr(pos, nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  LineReader lines(text);
+  std::string_view line;
+  while (lines.Next(line)) {
+    const size_t line_no = lines.number();
     const std::string where = "CLUSTER NODES line " + std::to_string(line_no) + ": ";
     for (char c : line) {
       auto u = static_cast<unsigned char>(c);
