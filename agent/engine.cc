@@ -34,6 +34,7 @@ struct BatchInfo {
   std::string target_id;
   cluster::Endpoint target;
   std::vector<int> slots;
+  std::string former_target_id;  // set by Converge after a failover of the target
 };
 
 std::vector<std::vector<int>> Groups(const std::vector<int>& slots, int size) {
@@ -331,8 +332,8 @@ cluster::Result<std::vector<SlotObservation>> EngineImpl::ObserveSlots(
       return cluster::MakeError("COUNTKEYSINSLOT " + std::to_string(slots[i]) + ": " +
                                 (ra.IsError() ? ra.str : rb.str));
     }
-    out.push_back(
-        Observe(slots[i], info.source_id, *av, info.target_id, *bv, ra.integer, rb.integer));
+    out.push_back(Observe(slots[i], info.source_id, *av, info.target_id, *bv, ra.integer,
+                          rb.integer, info.former_target_id));
   }
   return out;
 }
@@ -532,12 +533,38 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
 }
 
 EngineImpl::ConvergeOutcome EngineImpl::Converge(
-    const BatchInfo& info, ConvergeMode mode,
+    const BatchInfo& batch_info, ConvergeMode mode,
     const std::function<void(const ConvergencePlan&)>& on_plan) {
   ConvergeOutcome out;
   const auto deadline = clock_.Now() + options_.rollback_timeout;
+  BatchInfo info = batch_info;
   std::vector<cluster::Endpoint> others;
-  if (auto s = TakeSnapshot(connector_, Seeds(&info))) others = OtherMasters(*s, info);
+  if (auto s = TakeSnapshot(connector_, Seeds(&info))) {
+    // The target failed over mid-move: open-slot state is not replicated (7.x), so the source
+    // still MIGRATES towards the former target while the promoted replica imports nothing, yet
+    // holds (replicated) the keys MIGRATE'd before the failover and every slot the former
+    // target owned. The promoted master stands in for the target from here on, with the
+    // source's open state towards the former target read as open towards it (Observe).
+    // Convergence then takes the path the plan already proves for a slot left open A->B:
+    // finish it forward to the new master (IMPORTING there, MIGRATING on the source again, the
+    // remaining keys, SETSLOT NODE everywhere), then, when the batch goes back, move it back
+    // with the forward protocol reversed. That is chosen over SETSLOT STABLE on the source and
+    // pulling keys back: STABLE would make every key already at the new master unreadable
+    // (clients get no -ASK) until it returns, and a node can only be MIGRATING a slot it owns,
+    // so the new master could not even be set up to send them back; finishing forward keeps
+    // each key reachable through -ASK at every step and never moves a key twice at once.
+    if (const auto* promoted = PromotedTarget(s->nodes, info.target_id)) {
+      out.warnings.push_back("the target " + info.target.ToString() + " (" + info.target_id +
+                             ") failed over: converging with its promoted replica " +
+                             promoted->endpoint.ToString() + " (" + promoted->id +
+                             ") in its place");
+      spdlog::warn("batch {}: {}", info.id, out.warnings.back());
+      info.former_target_id = info.target_id;
+      info.target_id = promoted->id;
+      info.target = promoted->endpoint;
+    }
+    others = OtherMasters(*s, info);
+  }
   StepControl ctl = BaseControl(info, others);
   ctl.deadline = deadline;
   // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.

@@ -8,25 +8,30 @@ SlotObservation Observe(int slot, const std::string& source_id,
                         const std::vector<cluster::NodeEntry>& source_view,
                         const std::string& target_id,
                         const std::vector<cluster::NodeEntry>& target_view, int64_t source_keys,
-                        int64_t target_keys) {
+                        int64_t target_keys, const std::string& former_target_id) {
   SlotObservation o;
   o.slot = slot;
   o.source_keys = source_keys;
   o.target_keys = target_keys;
-  auto owner_in = [slot](const std::vector<cluster::NodeEntry>& view) {
+  auto owner_in = [&](const std::vector<cluster::NodeEntry>& view) {
     for (const auto& n : view) {
       for (const auto& r : n.slots) {
-        if (slot >= r.first && slot <= r.last) return n.id;
+        if (slot >= r.first && slot <= r.last) {
+          return !former_target_id.empty() && n.id == former_target_id ? target_id : n.id;
+        }
       }
     }
     return std::string();
+  };
+  auto is_target = [&](const std::string& peer) {
+    return peer == target_id || (!former_target_id.empty() && peer == former_target_id);
   };
   o.owner_in_source_view = owner_in(source_view);
   o.owner_in_target_view = owner_in(target_view);
   if (const auto* me = cluster::FindMyself(source_view)) {
     o.source_epoch = me->config_epoch;
     for (const auto& open : me->open_slots) {
-      if (open.slot != slot || open.peer_id != target_id) continue;
+      if (open.slot != slot || !is_target(open.peer_id)) continue;
       if (open.direction == cluster::OpenDirection::kMigrating) o.source_migrating = true;
       if (open.direction == cluster::OpenDirection::kImporting) o.source_importing = true;
     }
@@ -40,6 +45,24 @@ SlotObservation Observe(int slot, const std::string& source_id,
     }
   }
   return o;
+}
+
+const cluster::NodeEntry* PromotedTarget(const std::vector<cluster::NodeEntry>& nodes,
+                                         const std::string& target_id) {
+  auto by_id = [&](const std::string& id) -> const cluster::NodeEntry* {
+    for (const auto& n : nodes) {
+      if (n.id == id) return &n;
+    }
+    return nullptr;
+  };
+  const auto* target = by_id(target_id);
+  if (!target || !target->flags.replica || target->master_id.empty()) return nullptr;
+  const auto* master = by_id(target->master_id);
+  if (!master || !master->flags.master || master->flags.fail || master->flags.pfail ||
+      master->flags.noaddr) {
+    return nullptr;
+  }
+  return master;
 }
 
 Side SettledOwner(const SlotObservation& o, const std::string& source_id,

@@ -25,11 +25,23 @@ struct SlotObservation {
 };
 
 // Builds the observation of `slot` from A's and B's own views (pure; used by tests too).
+// `former_target_id` (non-empty after a failover of the target, see PromotedTarget): B is then
+// the promoted replica, and what A's view says of the former target counts as said of B: A's
+// open state towards it is not replicated, so A still shows [slot->-former] while B never
+// imported, and the slots the former target owned are B's since the failover.
 SlotObservation Observe(int slot, const std::string& source_id,
                         const std::vector<cluster::NodeEntry>& source_view,
                         const std::string& target_id,
                         const std::vector<cluster::NodeEntry>& target_view, int64_t source_keys,
-                        int64_t target_keys);
+                        int64_t target_keys, const std::string& former_target_id = "");
+
+// After a failover of a batch's target (its replica promoted, e.g. CLUSTER FAILOVER TAKEOVER,
+// or the target failed), the master that took its place: the target is now a replica and
+// names its master, which is a master that is not failing. nullptr when the target is still a
+// master (no failover) or no such master is known. `nodes`: one entry per node id, a node's
+// own line when it answered (ClusterSnapshot::nodes).
+const cluster::NodeEntry* PromotedTarget(const std::vector<cluster::NodeEntry>& nodes,
+                                         const std::string& target_id);
 
 enum class Side { kSource, kTarget, kNeither };
 

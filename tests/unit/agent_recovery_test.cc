@@ -128,5 +128,42 @@ TEST(AgentRecovery, ObserveReadsOwnersOpenSlotsAndEpochs) {
   EXPECT_TRUE(ForwardReady(o, kA, kB));
 }
 
+TEST(AgentRecovery, AfterATargetFailoverThePromotedReplicaStandsInForTheTarget) {
+  // bbbb (the target) failed over to cccc: the source still MIGRATES slot 5 towards bbbb and
+  // still names bbbb as the owner of 11-20 in a stale line; cccc imports nothing.
+  auto a = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-10 [5->-bbbb]\n"
+      "bbbb 127.0.0.1:7001@17001 master - 0 0 2 connected 11-20\n"
+      "cccc 127.0.0.1:7002@17002 master - 0 0 3 connected\n");
+  auto c = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 master - 0 0 1 connected 0-10\n"
+      "bbbb 127.0.0.1:7001@17001 slave cccc 0 0 3 connected\n"
+      "cccc 127.0.0.1:7002@17002 myself,master - 0 0 3 connected 11-20\n");
+  ASSERT_TRUE(a && c);
+  const std::string kC = "cccc";
+  auto o = Observe(5, kA, *a, kC, *c, 4, 6, kB);
+  EXPECT_TRUE(o.source_migrating);
+  EXPECT_FALSE(o.target_importing);
+  EXPECT_EQ(SettledOwner(o, kA, kC), Side::kSource);
+  EXPECT_FALSE(ForwardReady(o, kA, kC));
+  auto owned = Observe(12, kA, *a, kC, *c, 0, 3, kB);
+  EXPECT_EQ(owned.owner_in_source_view, kC);  // bbbb's stale claim is cccc's now
+  EXPECT_EQ(SettledOwner(owned, kA, kC), Side::kTarget);
+  // Without the former id the open slot is invisible: the old behaviour (left stuck).
+  EXPECT_FALSE(Observe(5, kA, *a, kC, *c, 4, 6).source_migrating);
+
+  auto plan = PlanConvergence({o, owned}, kA, kC, ConvergeMode::kAuto);
+  EXPECT_FALSE(plan.to_target);
+  EXPECT_EQ(plan.finish_forward, std::vector<int>{5});
+  EXPECT_EQ(plan.reverse, (std::vector<int>{5, 12}));
+  EXPECT_TRUE(plan.stuck.empty());
+
+  // Who took the target's place: its master once it is a replica; nobody while it is master.
+  const auto* promoted = PromotedTarget(*c, kB);
+  ASSERT_NE(promoted, nullptr);
+  EXPECT_EQ(promoted->id, kC);
+  EXPECT_EQ(PromotedTarget(*a, kB), nullptr);
+}
+
 }  // namespace
 }  // namespace slotguard::agent
