@@ -114,8 +114,8 @@ Result<redisContext*> RedisConnection::EnsureConnected() {
     ReplyPtr reply(raw);
     if (reply->type == REDIS_REPLY_ERROR) {
       // The server's message names the problem, never the password.
-      return MakeError("AUTH to " + endpoint_.ToString() + " refused: " +
-                       std::string(reply->str, reply->len));
+      return MakeError("AUTH to " + endpoint_.ToString() +
+                       " refused: " + std::string(reply->str, reply->len));
     }
   }
   context_ = std::move(c);

@@ -42,12 +42,12 @@ struct OpenSlot {
 // One line of CLUSTER NODES.
 struct NodeEntry {
   std::string id;
-  Endpoint endpoint;        // host may be empty for a noaddr node
+  Endpoint endpoint;  // host may be empty for a noaddr node
   int cluster_port = 0;
-  std::string hostname;     // 7.0+: "ip:port@cport,hostname"; empty when none
+  std::string hostname;  // 7.0+: "ip:port@cport,hostname"; empty when none
   NodeFlags flags;
   std::vector<std::string> raw_flags;
-  std::string master_id;    // empty for "-"
+  std::string master_id;  // empty for "-"
   int64_t ping_sent = 0;
   int64_t pong_recv = 0;
   uint64_t config_epoch = 0;

@@ -37,10 +37,10 @@ struct OpenSlotState {
 
 // The cluster-wide judgement of all views together.
 struct ClusterJudgement {
-  int views = 0;          // how many nodes answered
-  int covered = 0;        // every view names the same, non-empty owner
-  int uncovered = 0;      // every view says unassigned
-  int disputed = 0;       // views disagree on the owner
+  int views = 0;      // how many nodes answered
+  int covered = 0;    // every view names the same, non-empty owner
+  int uncovered = 0;  // every view says unassigned
+  int disputed = 0;   // views disagree on the owner
   std::vector<int> uncovered_slots;
   std::vector<int> disputed_slots;
   std::vector<OpenSlotState> open_slots;  // sorted by slot, then node
