@@ -17,12 +17,8 @@ class ClusterConnectionLive : public ::testing::Test {
  protected:
   void StartServer(const std::vector<std::string>& config = {}) {
     std::string binary;
-    auto found = testing::FindRedisServer();
-    if (!found) {
-      if (testing::InCi()) FAIL() << "redis-server not installed in CI";
-      GTEST_SKIP() << "redis-server not installed (run scripts/install-deps.sh)";
-    }
-    server_ = testing::LiveServer::Start(*found, /*cluster_enabled=*/false, config);
+    SLOTGUARD_REQUIRE_REDIS_SERVER(binary);
+    server_ = testing::LiveServer::Start(binary, /*cluster_enabled=*/false, config);
     ASSERT_NE(server_, nullptr) << "redis-server did not start";
   }
 
