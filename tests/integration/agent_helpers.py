@@ -3,7 +3,9 @@
 Loads data fast (one pipeline per master, each key sent to the master that owns its slot),
 snapshots every key (type, value, TTL) and compares snapshots, runs the agent binary.
 """
+import collections
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -301,3 +303,23 @@ def password_env(cluster):
 
 def journal_dir():
     return tempfile.mkdtemp(prefix="slotguard-journal-")
+
+
+CrashedReshard = collections.namedtuple(
+    "CrashedReshard", "data before src_port src_id dst_port dst_id moving journal args")
+
+
+def crash_reshard(cluster, point, n_slots, dataset):
+    """Loads `dataset`, snapshots it, then runs a reshard of the source's `n_slots` lowest slots
+    (one batch of up to 300, groups of 100) that the SLOTGUARD_TEST_CRASH_AT hook SIGKILLs at
+    `point`. Returns what the test needs to check the crash state and rerun the command."""
+    data = dataset.load(cluster)
+    before = snapshot(cluster, data.keys)
+    (src_port, src_id), (dst_port, dst_id), _ = master_ids(cluster)
+    moving = slots_of(cluster, src_port)[:n_slots]
+    journal = journal_dir()
+    args = ["reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", str(n_slots),
+            "--batch-slots", "300", "--group-slots", "100", "--journal", journal]
+    crashed = run_agent(*args, env={"SLOTGUARD_TEST_CRASH_AT": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    return CrashedReshard(data, before, src_port, src_id, dst_port, dst_id, moving, journal, args)

@@ -11,22 +11,14 @@ import signal
 
 import pytest
 
-from agent_helpers import (Dataset, compare, journal_dir, master_ids, open_slots,
+from agent_helpers import (Dataset, compare, crash_reshard, journal_dir, master_ids, open_slots,
                            owner_in_view, run_agent, slots_of, snapshot)
 
 
 @pytest.mark.parametrize("point", ["after_importing", "mid_keys", "after_target_node"])
 def test_sigkill_at_point_then_recover(cluster, point):
-    data = Dataset(small=30000, others=300, big=1, ttl=300).load(cluster)
-    before = snapshot(cluster, data.keys)
-    (src_port, src_id), (dst_port, dst_id), _ = master_ids(cluster)
-    moving = slots_of(cluster, src_port)[:600]
-    journal = journal_dir()
-    args = ["reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", "600",
-            "--batch-slots", "300", "--group-slots", "100", "--journal", journal]
-
-    crashed = run_agent(*args, env={"SLOTGUARD_TEST_CRASH_AT": point})
-    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    data, before, src_port, src_id, dst_port, dst_id, moving, journal, args = crash_reshard(
+        cluster, point, 600, Dataset(small=30000, others=300, big=1, ttl=300))
 
     # The cluster is left where the point says.
     mig, imp = open_slots(cluster, src_port)

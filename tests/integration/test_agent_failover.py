@@ -6,12 +6,11 @@ nothing, yet holds (replicated) the keys MIGRATE'd before the failover and the s
 target already owned. Rerunning the same `reshard` with the same journal must converge the
 batch: every slot one agreed owner, no open slot anywhere, every key present with its value.
 """
-import signal
 
 import pytest
 
-from agent_helpers import (Dataset, all_views_agree, compare, journal_dir, master_ids, open_slots,
-                           raw, run_agent, slot_owners, slots_of, snapshot, wait_for)
+from agent_helpers import (Dataset, all_views_agree, compare, crash_reshard, open_slots, raw,
+                           run_agent, slot_owners, slots_of, snapshot, wait_for)
 
 
 def replica_of(cluster, master_id):
@@ -39,16 +38,8 @@ def role_everywhere(cluster, node_id):
 
 @pytest.mark.parametrize("point", ["mid_keys", "after_target_node"])
 def test_target_failover_mid_move_then_recover(cluster, point):
-    data = Dataset(small=20000, others=200, big=0, ttl=300).load(cluster)
-    before = snapshot(cluster, data.keys)
-    (src_port, src_id), (dst_port, dst_id), _ = master_ids(cluster)
-    moving = slots_of(cluster, src_port)[:300]
-    journal = journal_dir()
-    args = ["reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", "300",
-            "--batch-slots", "300", "--group-slots", "100", "--journal", journal]
-
-    crashed = run_agent(*args, env={"SLOTGUARD_TEST_CRASH_AT": point})
-    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    data, before, src_port, src_id, dst_port, dst_id, moving, journal, args = crash_reshard(
+        cluster, point, 300, Dataset(small=20000, others=200, big=0, ttl=300))
     mig, _ = open_slots(cluster, src_port)
     assert mig and set(mig) <= set(moving), mig
 
