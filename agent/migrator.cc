@@ -96,6 +96,31 @@ std::string ShortKey(const std::string& key) {
 
 }  // namespace
 
+std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
+                                            const std::string& target_id) {
+  std::vector<cluster::Argv> out;
+  out.reserve(slots.size() * 2);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const std::string slot = std::to_string(slots[i]);
+    if (i + 1 < slots.size()) out.push_back({"CLUSTER", "SETSLOT", slot, "STABLE"});
+    out.push_back({"CLUSTER", "SETSLOT", slot, "NODE", target_id});
+  }
+  return out;
+}
+
+std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
+                                              const std::vector<int>& slots) {
+  std::map<int, std::string> errors;
+  size_t r = 0;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const size_t n = i + 1 < slots.size() ? 2 : 1;
+    for (size_t k = 0; k < n && r < replies.size(); ++k, ++r) {
+      if (replies[r].IsError() && !errors.count(slots[i])) errors[slots[i]] = replies[r].str;
+    }
+  }
+  return errors;
+}
+
 bool Migrator::SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b,
                            const std::string& key) {
   auto fa = Fingerprint(connector_.Get(a), key);
@@ -669,7 +694,8 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
 
     // Every key of g moved. The new owner learns first, so it serves the slots before the
     // source starts answering MOVED; the next group is opened in the same round trips.
-    std::vector<cluster::Argv> to_cmds = slot_args(g, {"NODE", ends.to_id});
+    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id);
+    const size_t node_cmds = to_cmds.size();
     if (next) {
       auto imp = slot_args(*next, {"IMPORTING", ends.from_id});
       auto c = counts(*next);
@@ -680,7 +706,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!to_replies) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + to_replies.error().message);
     }
-    if (auto e = errors_in(*to_replies, 0, g, false); !e.empty()) {
+    if (auto e = NodeOnTargetErrors(*to_replies, g); !e.empty()) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(e));
     }
     lap(g, "node_target");
@@ -689,10 +715,10 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     std::string next_error;
     std::vector<std::string> next_conflicts;
     if (next) {
-      if (auto e = errors_in(*to_replies, g.size(), *next, false); !e.empty()) {
+      if (auto e = errors_in(*to_replies, node_cmds, *next, false); !e.empty()) {
         next_error = "SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(e);
       } else {
-        auto c = conflicts_in(strays_in(*to_replies, g.size() + next->size(), *next));
+        auto c = conflicts_in(strays_in(*to_replies, node_cmds + next->size(), *next));
         if (!c) {
           next_error = c.error().message;
         } else {

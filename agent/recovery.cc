@@ -87,7 +87,10 @@ bool ForwardReady(const SlotObservation& o, const std::string& source_id,
   Side side = SettledOwner(o, source_id, target_id);
   if (side == Side::kTarget) return true;
   if (side != Side::kSource) return false;
-  return o.source_migrating && o.target_importing && o.source_keys == 0;
+  // B may be STABLE already: SETSLOT NODE on the target makes all slots of a group but the last
+  // STABLE just before it gives them to B (NodeOnTargetArgv). A crash between the two leaves A
+  // MIGRATING with no key left and every key at B; opening B again finishes it forward.
+  return o.source_migrating && o.source_keys == 0 && !o.target_migrating;
 }
 
 bool NeedsSettling(const SlotObservation& o, Side side, const std::string& source_id,

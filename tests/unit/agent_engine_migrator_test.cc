@@ -109,6 +109,47 @@ TEST(AgentMigrator, GroupsShareRoundTrips) {
   EXPECT_EQ(imp2, node1 + 1);
 }
 
+TEST(AgentMigrator, OneEpochBumpPerGroupOnTheTarget) {
+  Fixture f;
+  for (int s = 0; s < 6; ++s) f.fake.AddKeys(s, 2);
+  auto r = f.migrator.MoveSlots(f.ends, {{0, 1, 2}, {3, 4, 5}}, f.ctl, nullptr);
+  ASSERT_TRUE(r.ok()) << r.message;
+  // SETSLOT NODE on the importing target bumps the epoch and broadcasts once per call: every
+  // slot of a group but the last is made STABLE just before its NODE, so one bump per group.
+  EXPECT_EQ(f.fake.bumps(), 2);
+  const auto log = f.fake.log();
+  const auto& b = f.fake.node(1).id;
+  for (int s : {0, 1, 3, 4}) {
+    long stable = Find(log, b, {"CLUSTER", "SETSLOT", std::to_string(s), "STABLE"});
+    long node = Find(log, b, {"CLUSTER", "SETSLOT", std::to_string(s), "NODE"});
+    EXPECT_TRUE(stable >= 0 && node == stable + 1) << s;
+  }
+  for (int s : {2, 5}) {
+    EXPECT_EQ(Find(log, b, {"CLUSTER", "SETSLOT", std::to_string(s), "STABLE"}), -1) << s;
+  }
+  // That one broadcast told every node, replicas too, about the whole group.
+  for (int s = 0; s < 6; ++s) {
+    for (int n = 0; n < 6; ++n) EXPECT_EQ(f.fake.node(n).view[s], b) << s << " " << n;
+  }
+}
+
+TEST(AgentMigrator, NodeOnTargetErrorsNameTheSlot) {
+  auto argv = NodeOnTargetArgv({7, 8, 9}, "bbbb");
+  ASSERT_EQ(argv.size(), 5u);
+  EXPECT_EQ(argv[0], (cluster::Argv{"CLUSTER", "SETSLOT", "7", "STABLE"}));
+  EXPECT_EQ(argv[1], (cluster::Argv{"CLUSTER", "SETSLOT", "7", "NODE", "bbbb"}));
+  EXPECT_EQ(argv[4], (cluster::Argv{"CLUSTER", "SETSLOT", "9", "NODE", "bbbb"}));
+  std::vector<cluster::Reply> replies(5);
+  for (auto& r : replies) r.type = cluster::Reply::Type::kStatus;
+  EXPECT_TRUE(NodeOnTargetErrors(replies, {7, 8, 9}).empty());
+  replies[3].type = cluster::Reply::Type::kError;  // NODE of slot 8
+  replies[3].str = "ERR boom";
+  replies[4].type = cluster::Reply::Type::kError;
+  replies[4].str = "ERR bang";
+  auto e = NodeOnTargetErrors(replies, {7, 8, 9});
+  EXPECT_EQ(e, (std::map<int, std::string>{{8, "ERR boom"}, {9, "ERR bang"}}));
+}
+
 TEST(AgentMigrator, NoSetSlotNodeAfterAFailedMigrate) {
   Fixture f;
   for (int s : {10, 11, 12}) f.fake.AddKeys(s, 2);

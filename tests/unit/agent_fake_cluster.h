@@ -116,6 +116,11 @@ class FakeCluster : public cluster::Connector {
     std::lock_guard<std::mutex> lock(mutex_);
     return log_;
   }
+  // How many SETSLOT NODE calls bumped an epoch (and broadcast a PONG) so far.
+  int bumps() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return bumps_;
+  }
   void ClearLog() {
     std::lock_guard<std::mutex> lock(mutex_);
     log_.clear();
@@ -174,6 +179,7 @@ class FakeCluster : public cluster::Connector {
   std::mutex mutex_;
   std::vector<FakeNode> nodes_;
   std::vector<LoggedCommand> log_;
+  int bumps_ = 0;
   int fail_migrates_ = 0;
   std::mutex conn_mutex_;
   std::map<cluster::Endpoint, std::unique_ptr<cluster::Connection>> conns_;
@@ -276,15 +282,21 @@ inline cluster::Reply FakeCluster::SetSlot(FakeNode& me, const cluster::Argv& a)
                  " to a different node while I still hold keys for this hash slot.");
     }
     if (count() == 0) me.migrating.erase(slot);
-    if (n == me.id && me.importing.count(slot)) {
+    const bool bump = n == me.id && me.importing.count(slot);
+    me.view[slot] = n;
+    if (bump) {
       me.importing.erase(slot);
+      ++bumps_;
       uint64_t max_epoch = 0;
       for (const auto& x : nodes_) max_epoch = std::max(max_epoch, x.epoch);
       me.epoch = max_epoch + 1;
-      // Gossip, instantly: every view learns the higher epoch's claim.
-      for (auto& x : nodes_) x.view[slot] = me.id;
+      // Gossip, instantly: the PONG it broadcasts carries every slot it owns, and every view
+      // learns the higher epoch's claims.
+      for (int s = 0; s < cluster::kSlotCount; ++s) {
+        if (me.view[s] != me.id) continue;
+        for (auto& x : nodes_) x.view[s] = me.id;
+      }
     }
-    me.view[slot] = n;
     if (n != me.id) {
       // Replicas follow their master's view at once in this fake.
       for (auto& x : nodes_) {

@@ -88,6 +88,22 @@ TEST(AgentRecovery, EverySlotForwardReadyFinishesForward) {
   EXPECT_TRUE(plan.reverse.empty());
 }
 
+TEST(AgentRecovery, TargetMadeStableJustBeforeNodeFinishesForward) {
+  // Killed between SETSLOT STABLE and SETSLOT NODE on the target: A MIGRATING with no key left,
+  // B neither importing nor owning, every key at B.
+  auto between = MidKeys(2);
+  between.target_importing = false;
+  between.source_keys = 0;
+  between.target_keys = 10;
+  EXPECT_TRUE(ForwardReady(between, kA, kB));
+  auto plan = PlanConvergence({AfterTargetNode(1), between}, kA, kB, ConvergeMode::kAuto);
+  EXPECT_TRUE(plan.to_target);
+  EXPECT_EQ(plan.finish_forward, std::vector<int>{2});
+  // Keys still at A: not ready, whatever B says.
+  between.source_keys = 1;
+  EXPECT_FALSE(ForwardReady(between, kA, kB));
+}
+
 TEST(AgentRecovery, RollbackModeNeverFinishesForward) {
   auto plan = PlanConvergence({AfterTargetNode(1), Stable(3, kB)}, kA, kB, ConvergeMode::kRollback);
   EXPECT_FALSE(plan.to_target);
