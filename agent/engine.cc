@@ -26,6 +26,11 @@ constexpr const char* kStoppedReason =
     "stopped on request (the agent is shutting down); the journal keeps the batch open and the "
     "next start converges it";
 
+// How old the snapshot that verified the previous batch may be for the next batch's preflight.
+// Batches of one reshard follow each other within milliseconds; a batch the daemon starts later
+// (queue, approval) reads the cluster again.
+constexpr std::chrono::milliseconds kVerifiedSnapshotReuse{500};
+
 // A batch as the engine works on it (from a Batch + snapshot, or from the journal).
 struct BatchInfo {
   std::string id;
@@ -287,6 +292,9 @@ class EngineImpl {
   std::unique_ptr<GuardMonitor> monitor_;  // after the connectors: destroyed (joined) first
   std::vector<nlohmann::json> pending_records_;
   std::map<std::string, NodeSettings> settings_cache_;  // written with the next fsync'd record
+  // The snapshot that verified the last batch, and when: the next batch's preflight uses it
+  // when it is fresh (consecutive batches of one reshard) instead of reading every node again.
+  std::optional<std::pair<ClusterSnapshot, Clock::TimePoint>> verified_;
   std::string crash_at_;
   std::string pause_at_;
   int pause_ms_ = 0;
@@ -366,7 +374,10 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, std::chrono::seconds tim
           why = "slot " + std::to_string(o.slot) + " still open on " + o.node.ToString();
         }
       }
-      if (ok) return true;
+      if (ok) {
+        verified_.emplace(std::move(*s), clock_.Now());
+        return true;
+      }
     } else {
       why = s.error().message;
     }
@@ -731,7 +742,13 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 
   auto journal = EnsureJournal();
   if (!journal) return failed(journal.error());
-  auto snapshot = TakeSnapshot(connector_, options_.seeds);
+  cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
+  if (auto last = std::exchange(verified_, std::nullopt);
+      last && clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
+    snapshot = std::move(last->first);
+  } else {
+    snapshot = TakeSnapshot(connector_, options_.seeds);
+  }
   if (!snapshot) return failed(snapshot.error());
   auto resolved = ResolveBatch(batch, *snapshot, options_.limits);
   if (!resolved) return failed(resolved.error());
@@ -917,6 +934,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 }
 
 cluster::Result<RecoveryReport> EngineImpl::Recover() {
+  verified_.reset();
   if (Halted()) return cluster::MakeError(std::string("recovery not started: ") + kStoppedReason);
   RecoveryReport report;
   int skipped = 0;

@@ -15,7 +15,7 @@ namespace slotguard::agent {
 // USAGE is refused, bytes = keys x the node's average bytes per key.
 cluster::Result<std::map<int, SlotLoad>> MeasureSlotLoads(cluster::Connection& source,
                                                           const std::vector<int>& slots,
-                                                          int sample_keys = 16);
+                                                          int sample_keys = 4);
 
 // used_memory from INFO memory.
 cluster::Result<int64_t> UsedMemory(cluster::Connection& node);
