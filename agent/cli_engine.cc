@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -608,25 +610,36 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   progress.SetTotal(total_slots);
   std::signal(SIGINT, OnInterrupt);
   std::signal(SIGTERM, OnInterrupt);
-  std::atomic<bool> finished{false};
+  // Polls the signal flag (a handler can only set it); woken at once when the run ends, so
+  // the exit does not wait out a poll interval.
+  std::mutex watcher_mutex;
+  std::condition_variable watcher_wake;
+  bool finished = false;
   std::thread watcher([&] {
+    std::unique_lock<std::mutex> lock(watcher_mutex);
     while (!finished) {
       if (int sig = g_interrupted.load()) {
         engine.RequestRollback(RollbackTrigger::kOperator,
                                sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
         return;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      watcher_wake.wait_for(lock, std::chrono::milliseconds(50));
     }
   });
   struct JoinWatcher {
-    std::atomic<bool>& finished;
+    std::mutex& mutex;
+    std::condition_variable& wake;
+    bool& finished;
     std::thread& watcher;
     ~JoinWatcher() {
-      finished = true;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        finished = true;
+      }
+      wake.notify_all();
       watcher.join();
     }
-  } join_watcher{finished, watcher};
+  } join_watcher{watcher_mutex, watcher_wake, finished, watcher};
   int moved_slots = 0;
   int64_t moved_keys = 0;
   int exit = kExitOk;

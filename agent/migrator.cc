@@ -257,6 +257,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     // MIGRATE, else asked for, many slots per round trip.
     std::vector<Chunk> chunks;
     std::vector<int> still;
+    std::map<int, int> complete;  // slot listed whole -> its chunks not yet acknowledged
     std::map<int, cluster::Reply> lists;
     std::vector<int> to_scan;
     for (int slot : pending) {
@@ -303,15 +304,23 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         continue;
       }
       still.push_back(slot);
+      // Fewer keys than asked for: the list holds every key of the slot. The slot is MIGRATING
+      // on ends.from, where a command on a missing key is sent on with -ASK, so no key can
+      // appear there any more: once these MIGRATEs succeed the slot is empty, no need to ask.
+      if (r.elements.size() < static_cast<size_t>(settings_.getkeys_count) + skip[slot].size()) {
+        complete[slot] = 0;
+      }
       for (size_t c = 0; c < keys.size(); c += settings_.keys_per_migrate) {
         size_t ce = std::min(keys.size(), c + static_cast<size_t>(settings_.keys_per_migrate));
         chunks.push_back({slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
+        if (complete.count(slot)) ++complete[slot];
       }
     }
 
     // 2. MIGRATE them, a few commands per round trip; after a slot's last chunk, ask which
-    // keys are left in it (normally none) in the same round trip.
+    // keys are left in it (normally none) in the same round trip, unless it was listed whole.
     std::set<int> busy_slots;
+    std::set<int> emptied;  // listed whole, and every chunk acknowledged
     // After a failure, one MIGRATE per round trip: each may wait the full timeout on a target
     // that stopped answering, and the guard should get its say between them.
     const size_t per_round = consecutive_failures > 0
@@ -324,7 +333,8 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       for (size_t k = i; k < end; ++k) {
         cmds.push_back(MigrateArgv(ends.to, replace_all, chunks[k].keys));
         rescan_at.push_back(-1);
-        if (k + 1 == chunks.size() || chunks[k + 1].slot != chunks[k].slot) {
+        const bool last_of_slot = k + 1 == chunks.size() || chunks[k + 1].slot != chunks[k].slot;
+        if (last_of_slot && !complete.count(chunks[k].slot)) {
           cmds.push_back(ScanArgv(chunks[k].slot, skip[chunks[k].slot].size()));
           rescan_at.push_back(chunks[k].slot);
         }
@@ -354,6 +364,9 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             auto n = static_cast<int64_t>(chunk.keys.size());
             result.keys += n;
             if (ctl.on_keys) ctl.on_keys(n);
+            if (auto it = complete.find(chunk.slot); it != complete.end() && --it->second == 0) {
+              emptied.insert(chunk.slot);
+            }
             break;
           }
           case MigrateOutcome::kBusyKey:
@@ -461,7 +474,14 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       result.message = ConflictMessage(ends, result.conflict_keys);
       return result;
     }
-    pending = std::move(still);
+    pending.clear();
+    for (int slot : still) {
+      if (emptied.count(slot) && !busy_slots.count(slot)) {
+        result.finished.push_back(slot);
+      } else {
+        pending.push_back(slot);
+      }
+    }
     if (failed_pass) {
       Backoff(++consecutive_failures);
     } else {
