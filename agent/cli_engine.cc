@@ -744,8 +744,8 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
                     "Slots in flight together (one pipelined SETSLOT round per step)")
         ->capture_default_str();
     sub->add_option("--migrates-per-round", args->migrates_per_round,
-                    "MIGRATE commands sent per round trip (each may wait --timeout on a dead "
-                    "target before the guards get a say)")
+                    "MIGRATE commands in flight at once, in two pipelined rounds of half each "
+                    "(each may wait --timeout on a dead target before the guards get a say)")
         ->capture_default_str();
     sub->add_flag("--replace", args->replace,
                   "On BUSYKEY overwrite the target's key even when its value differs");

@@ -321,40 +321,72 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     // keys are left in it (normally none) in the same round trip, unless it was listed whole.
     std::set<int> busy_slots;
     std::set<int> emptied;  // listed whole, and every chunk acknowledged
-    // After a failure, one MIGRATE per round trip: each may wait the full timeout on a target
-    // that stopped answering, and the guard should get its say between them.
-    const size_t per_round = consecutive_failures > 0
-                                 ? 1
-                                 : static_cast<size_t>(std::max(1, settings_.migrates_per_round));
-    for (size_t i = 0; i < chunks.size() && !failed_pass; i += per_round) {
-      size_t end = std::min(chunks.size(), i + per_round);
+    // MIGRATEs go out in rounds, two rounds in flight so the source starts on the next round
+    // while the replies of the last are read here: migrates_per_round MIGRATEs in flight at
+    // most, half per round. After a failure, one MIGRATE at a time: each may wait the full
+    // timeout on a target that stopped answering, and the guard should get its say between them.
+    struct Round {
+      size_t begin = 0;  // chunks[begin, end)
+      size_t end = 0;
       std::vector<cluster::Argv> cmds;
-      std::vector<int> rescan_at;  // index in cmds of each rescan, -1 for MIGRATEs
-      for (size_t k = i; k < end; ++k) {
-        cmds.push_back(MigrateArgv(ends.to, replace_all, chunks[k].keys));
-        rescan_at.push_back(-1);
+      std::vector<int> rescan_at;  // per command: the slot it rescans, -1 for MIGRATEs
+    };
+    const bool cautious = consecutive_failures > 0;
+    const size_t in_flight =
+        cautious ? 1 : static_cast<size_t>(std::max(1, settings_.migrates_per_round));
+    const size_t depth = in_flight > 1 ? 2 : 1;
+    const size_t per_round = std::max<size_t>(1, in_flight / depth);
+    std::vector<Round> rounds;
+    for (size_t i = 0; i < chunks.size(); i += per_round) {
+      Round round;
+      round.begin = i;
+      round.end = std::min(chunks.size(), i + per_round);
+      for (size_t k = round.begin; k < round.end; ++k) {
+        round.cmds.push_back(MigrateArgv(ends.to, replace_all, chunks[k].keys));
+        round.rescan_at.push_back(-1);
         const bool last_of_slot = k + 1 == chunks.size() || chunks[k + 1].slot != chunks[k].slot;
         if (last_of_slot && !complete.count(chunks[k].slot)) {
-          cmds.push_back(ScanArgv(chunks[k].slot, skip[chunks[k].slot].size()));
-          rescan_at.push_back(chunks[k].slot);
+          round.cmds.push_back(ScanArgv(chunks[k].slot, skip[chunks[k].slot].size()));
+          round.rescan_at.push_back(chunks[k].slot);
         }
       }
-      auto replies = from.Pipeline(cmds);
+      rounds.push_back(std::move(round));
+    }
+    size_t sent = 0;
+    // A transport failure loses every round in flight: we cannot tell which of their MIGRATEs
+    // ran, so their keys may now be on both nodes.
+    auto lose = [&](size_t first, const std::string& why) {
+      for (size_t q = first; q < sent; ++q) {
+        for (size_t k = rounds[q].begin; k < rounds[q].end; ++k) {
+          ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
+        }
+      }
+      bool timeout = why.find("timed out") != std::string::npos;
+      CountFailure(timeout ? "timeout" : "error", true, false);
+      result.message = "MIGRATE from " + ends.from.ToString() + ": " + why;
+      failed_pass = true;
+      listed.clear();
+    };
+    auto send_next = [&](size_t received) {
+      auto s = from.Send(rounds[sent].cmds);
+      ++sent;
+      if (!s) lose(received, s.error().message);
+      return s.has_value();
+    };
+    bool lost = false;
+    while (sent < rounds.size() && sent < depth && !lost) lost = !send_next(0);
+    for (size_t r = 0; r < sent && !lost; ++r) {
+      const Round& round = rounds[r];
+      auto replies = from.Receive(round.cmds.size());
       if (!replies) {
-        // We cannot tell which of them ran: their keys may now be on both nodes.
-        for (size_t k = i; k < end; ++k) ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
-        bool timeout = replies.error().message.find("timed out") != std::string::npos;
-        CountFailure(timeout ? "timeout" : "error", true, false);
-        result.message = "MIGRATE from " + ends.from.ToString() + ": " + replies.error().message;
-        failed_pass = true;
-        listed.clear();
+        lose(r, replies.error().message);
         break;
       }
-      size_t k = i;
-      for (size_t c = 0; c < cmds.size(); ++c) {
+      size_t k = round.begin;
+      for (size_t c = 0; c < round.cmds.size(); ++c) {
         const auto& reply = (*replies)[c];
-        if (rescan_at[c] >= 0) {
-          listed[rescan_at[c]] = reply;
+        if (round.rescan_at[c] >= 0) {
+          listed[round.rescan_at[c]] = reply;
           continue;
         }
         const Chunk& chunk = chunks[k++];
@@ -391,6 +423,8 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             break;
         }
       }
+      // After a failure the round already in flight is still read; no new one is sent.
+      if (!failed_pass && sent < rounds.size()) lost = !send_next(r + 1);
     }
     for (int slot : busy_slots) listed.erase(slot);
 

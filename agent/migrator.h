@@ -35,8 +35,8 @@ struct MigratorSettings {
   std::chrono::milliseconds migrate_timeout{2000};
   bool replace = false;
   std::optional<cluster::Credentials> auth;  // for MIGRATE's AUTH / AUTH2
-  int migrates_per_round = 8;                // MIGRATE commands per pipelined round trip
-  int slots_per_scan = 128;                  // GETKEYSINSLOT commands per pipelined round trip
+  int migrates_per_round = 8;  // MIGRATE commands in flight at once (two rounds of half)
+  int slots_per_scan = 128;    // GETKEYSINSLOT commands per pipelined round trip
 };
 
 // One step about to run on some slots, for the journal.

@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace slotguard::cluster {
@@ -128,7 +129,68 @@ Result<Reply> RedisConnection::Command(const Argv& argv) {
   return std::move(replies->front());
 }
 
+Result<void> Connection::Send(const std::vector<Argv>& commands) {
+  unsent_.insert(unsent_.end(), commands.begin(), commands.end());
+  return {};
+}
+
+Result<std::vector<Reply>> Connection::Receive(size_t count) {
+  count = std::min(count, unsent_.size());
+  std::vector<Argv> batch(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(count));
+  unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(count));
+  return Pipeline(batch);
+}
+
+Result<void> RedisConnection::Send(const std::vector<Argv>& commands) {
+  auto c = EnsureConnected();
+  if (!c) return tl::unexpected(c.error());
+  for (const auto& argv : commands) {
+    if (auto r = AppendArgv(*c, argv); !r) {
+      Discard();
+      return MakeError(endpoint_.ToString() + ": " + r.error().message);
+    }
+    in_flight_.push_back(argv.empty() ? std::string() : argv.front());
+  }
+  // Blocking context: each redisBufferWrite writes what the socket takes.
+  for (int done = 0; !done;) {
+    if (redisBufferWrite(*c, &done) != REDIS_OK) {
+      std::string why = ContextError(*c);
+      Discard();
+      return MakeError(endpoint_.ToString() + ": " + why);
+    }
+  }
+  return {};
+}
+
+Result<std::vector<Reply>> RedisConnection::Receive(size_t count) {
+  if (!context_ || count > in_flight_.size()) {
+    Discard();
+    return MakeError(endpoint_.ToString() + ": no reply in flight (connection lost)");
+  }
+  std::vector<Reply> out;
+  out.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    redisReply* raw = nullptr;
+    if (redisGetReply(context_.get(), reinterpret_cast<void**>(&raw)) != REDIS_OK ||
+        raw == nullptr) {
+      std::string why = ContextError(context_.get());
+      std::string name = in_flight_.front();
+      Discard();
+      return MakeError(endpoint_.ToString() + ": " + name + ": " + why);
+    }
+    in_flight_.pop_front();
+    ReplyPtr reply(raw);
+    out.push_back(Convert(*reply));
+  }
+  return out;
+}
+
 Result<std::vector<Reply>> RedisConnection::Pipeline(const std::vector<Argv>& commands) {
+  if (!in_flight_.empty()) {
+    // Replies of an earlier Send are still unread: they would be taken for these.
+    Discard();
+    return MakeError(endpoint_.ToString() + ": replies of earlier commands unread");
+  }
   auto c = EnsureConnected();
   if (!c) return tl::unexpected(c.error());
   for (const auto& argv : commands) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,17 @@ class Connection {
   // Sends every command before reading any reply: one round trip for the lot.
   virtual Result<std::vector<Reply>> Pipeline(const std::vector<Argv>& commands) = 0;
   virtual const Endpoint& endpoint() const = 0;
+
+  // Split pipelining, so a caller keeps one batch in flight while it handles the replies of
+  // the one before: Send writes commands without reading; Receive(n) reads the replies of the
+  // next n commands sent. After a failed Send or Receive every reply in flight is lost (the
+  // connection starts over). This default runs Pipeline on the commands at Receive, for
+  // connections that cannot do better (test fakes).
+  virtual Result<void> Send(const std::vector<Argv>& commands);
+  virtual Result<std::vector<Reply>> Receive(size_t count);
+
+ private:
+  std::deque<Argv> unsent_;  // the default Send/Receive only
 };
 
 // Connection over hiredis. Connects lazily, AUTHs after each connect, and discards a context
@@ -48,6 +60,8 @@ class RedisConnection final : public Connection {
   Result<Reply> Command(const Argv& argv) override;
   Result<std::vector<Reply>> Pipeline(const std::vector<Argv>& commands) override;
   const Endpoint& endpoint() const override { return endpoint_; }
+  Result<void> Send(const std::vector<Argv>& commands) override;
+  Result<std::vector<Reply>> Receive(size_t count) override;
 
   // Changes the read/write timeout of the live context and of later reconnects.
   void SetIoTimeout(std::chrono::milliseconds timeout);
@@ -59,11 +73,15 @@ class RedisConnection final : public Connection {
   using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
 
   Result<redisContext*> EnsureConnected();
-  void Discard() { context_.reset(); }
+  void Discard() {
+    context_.reset();
+    in_flight_.clear();
+  }
 
   Endpoint endpoint_;
   ConnectOptions options_;
   ContextPtr context_;
+  std::deque<std::string> in_flight_;  // names of sent commands whose replies are unread
 };
 
 // Hands out connections by endpoint. Engines borrow them; the connector owns them.
