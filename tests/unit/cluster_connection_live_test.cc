@@ -25,6 +25,35 @@ class ClusterConnectionLive : public ::testing::Test {
   std::unique_ptr<testing::LiveServer> server_;
 };
 
+TEST_F(ClusterConnectionLive, SendAndReceiveKeepTwoBatchesInFlight) {
+  StartServer();
+  if (IsSkipped() || HasFatalFailure()) return;
+  RedisConnection conn(server_->endpoint());
+  ASSERT_TRUE(conn.Send({{"SET", "n", "1"}, {"INCR", "n"}}));
+  ASSERT_TRUE(conn.Send({{"INCR", "n"}, {"NOSUCHCOMMAND"}, {"GET", "n"}}));
+  // Replies in flight would be taken for a pipeline's own: it refuses and starts over.
+  auto refused = conn.Pipeline({{"PING"}});
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message, HasSubstr("unread"));
+  ASSERT_TRUE(conn.Send({{"SET", "n", "10"}, {"INCR", "n"}}));
+  ASSERT_TRUE(conn.Send({{"INCR", "n"}, {"GET", "n"}}));
+  auto first = conn.Receive(2);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE((*first)[0].IsOk());
+  EXPECT_EQ((*first)[1].integer, 11);
+  auto second = conn.Receive(2);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ((*second)[0].integer, 12);
+  EXPECT_EQ((*second)[1].str, "12");
+  // More than was sent: an error, not a hang.
+  auto none = conn.Receive(1);
+  ASSERT_FALSE(none);
+  EXPECT_THAT(none.error().message, HasSubstr("no reply in flight"));
+  auto again = conn.Command({"GET", "n"});
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->str, "12");
+}
+
 TEST_F(ClusterConnectionLive, PipelineKeepsOrderAndErrorRepliesAreValues) {
   StartServer();
   if (IsSkipped() || HasFatalFailure()) return;
