@@ -158,8 +158,8 @@ def agent_move(frm, to, extra=()):
 
 def bare_move():
     """Reference, not a tool: the protocol with nothing around it (no preflight, journal,
-    guards or verification; every slot's SETSLOTs in one round trip per node and step,
-    MIGRATEs 8 per round trip). The time the MIGRATEs themselves take bounds any mover."""
+    guards or verification; every slot's SETSLOTs in one round trip per node and step, one
+    epoch bump on the target, MIGRATEs 8 per round trip, from Python)."""
     src_r, dst_r = redis.Redis(port=src), redis.Redis(port=dst)
     others = [redis.Redis(port=p) for p in masters if p not in (src, dst)]
 
@@ -175,7 +175,14 @@ def bare_move():
     cmds = [("MIGRATE", "127.0.0.1", str(dst), "", "0", "2000", "KEYS", *k) for k in keys if k]
     for i in range(0, len(cmds), 8):
         pipe(src_r, cmds[i:i + 8])
-    for r in [dst_r, src_r, *others]:
+    # On the target, every slot but the last is made STABLE before its NODE, so the target
+    # bumps its epoch and broadcasts once, not once per slot (what the agent does per group).
+    node_target = []
+    for s in moving[:-1]:
+        node_target += [("CLUSTER", "SETSLOT", s, "STABLE"), ("CLUSTER", "SETSLOT", s, "NODE", dst_id)]
+    node_target.append(("CLUSTER", "SETSLOT", moving[-1], "NODE", dst_id))
+    pipe(dst_r, node_target)
+    for r in [src_r, *others]:
         pipe(r, [("CLUSTER", "SETSLOT", s, "NODE", dst_id) for s in moving])
     return subprocess.CompletedProcess([], 0, "", "")
 
