@@ -74,10 +74,15 @@ ClusterSnapshot BuildSnapshot(std::vector<NodeReport> reports) {
 
 namespace {
 
-NodeReport ReadNode(cluster::Connector& connector, const cluster::Endpoint& endpoint) {
+const std::vector<cluster::Argv>& NodeCommands() {
+  static const std::vector<cluster::Argv> commands{{"CLUSTER", "NODES"}, {"CLUSTER", "INFO"}};
+  return commands;
+}
+
+NodeReport ParseNode(const cluster::Endpoint& endpoint,
+                     const cluster::Result<std::vector<cluster::Reply>>& replies) {
   NodeReport report;
   report.endpoint = endpoint;
-  auto replies = connector.Get(endpoint).Pipeline({{"CLUSTER", "NODES"}, {"CLUSTER", "INFO"}});
   if (!replies) {
     report.error = replies.error().message;
     return report;
@@ -104,6 +109,10 @@ NodeReport ReadNode(cluster::Connector& connector, const cluster::Endpoint& endp
   return report;
 }
 
+NodeReport ReadNode(cluster::Connector& connector, const cluster::Endpoint& endpoint) {
+  return ParseNode(endpoint, connector.Get(endpoint).Pipeline(NodeCommands()));
+}
+
 }  // namespace
 
 cluster::Result<ClusterSnapshot> TakeSnapshot(cluster::Connector& connector,
@@ -121,6 +130,29 @@ cluster::Result<ClusterSnapshot> TakeSnapshot(cluster::Connector& connector,
   std::vector<NodeReport> reports;
   reports.reserve(endpoints.size());
   for (auto& f : futures) reports.push_back(f.get());
+  return BuildSnapshot(std::move(reports));
+}
+
+}  // namespace slotguard::agent
+
+namespace slotguard::agent {
+
+ClusterSnapshot ReadSnapshot(cluster::Connector& connector,
+                             const std::vector<cluster::Endpoint>& endpoints) {
+  // Every request goes out before any reply is read: one round trip for all nodes, no threads.
+  std::vector<cluster::Result<void>> sent;
+  sent.reserve(endpoints.size());
+  for (const auto& e : endpoints) sent.push_back(connector.Get(e).Send(NodeCommands()));
+  std::vector<NodeReport> reports;
+  reports.reserve(endpoints.size());
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    if (!sent[i]) {
+      reports.push_back(ParseNode(endpoints[i], tl::unexpected(sent[i].error())));
+      continue;
+    }
+    reports.push_back(
+        ParseNode(endpoints[i], connector.Get(endpoints[i]).Receive(NodeCommands().size())));
+  }
   return BuildSnapshot(std::move(reports));
 }
 

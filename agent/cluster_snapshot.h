@@ -43,6 +43,12 @@ struct ClusterSnapshot {
 // Pure: judges the reports (views of the reachable ones) and indexes the nodes.
 ClusterSnapshot BuildSnapshot(std::vector<NodeReport> reports);
 
+// Reads CLUSTER NODES and CLUSTER INFO from exactly `endpoints` (no discovery), all requests
+// sent before any reply is read. A node that does not answer costs its io timeout; the reports
+// say which did not. For hot paths that already know the nodes (a batch's verification).
+ClusterSnapshot ReadSnapshot(cluster::Connector& connector,
+                             const std::vector<cluster::Endpoint>& endpoints);
+
 // Discovers the cluster from `seeds`, then reads CLUSTER NODES and CLUSTER INFO from every
 // node. Fails only when no seed answers; unreachable nodes are reported in `reports`.
 cluster::Result<ClusterSnapshot> TakeSnapshot(cluster::Connector& connector,

@@ -268,8 +268,11 @@ class EngineImpl {
   cluster::Result<std::vector<SlotObservation>> ObserveSlots(const BatchInfo& info,
                                                              const std::vector<int>& slots,
                                                              const StepControl& ctl);
-  bool WaitConvergence(const BatchInfo& info, std::chrono::seconds timeout, GuardMonitor* monitor,
-                       const GuardSettings& gs, std::string& why);
+  // `known`: the nodes the batch's preflight read; the first look reads just those, in one
+  // round trip (later looks rediscover the cluster).
+  bool WaitConvergence(const BatchInfo& info, const std::vector<cluster::Endpoint>& known,
+                       std::chrono::seconds timeout, GuardMonitor* monitor, const GuardSettings& gs,
+                       std::string& why);
   std::optional<std::string> SettleAt(const BatchInfo& info, bool at_target,
                                       const std::vector<int>& slots, const StepControl& ctl,
                                       std::vector<std::string>& warnings);
@@ -346,20 +349,30 @@ cluster::Result<std::vector<SlotObservation>> EngineImpl::ObserveSlots(
   return out;
 }
 
-bool EngineImpl::WaitConvergence(const BatchInfo& info, std::chrono::seconds timeout,
-                                 GuardMonitor* monitor, const GuardSettings& gs, std::string& why) {
+bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::vector<cluster::Endpoint>& known,
+                                 std::chrono::seconds timeout, GuardMonitor* monitor,
+                                 const GuardSettings& gs, std::string& why) {
   const auto deadline = clock_.Now() + timeout;
   std::set<int> mine(info.slots.begin(), info.slots.end());
-  while (true) {
+  for (bool first = true;; first = false) {
     if (auto stop = StopReason(monitor, gs)) {
       why = *stop;
       return false;
     }
-    auto s = TakeSnapshot(connector_, Seeds(&info));
+    auto s = first && !known.empty()
+                 ? cluster::Result<ClusterSnapshot>(ReadSnapshot(connector_, known))
+                 : TakeSnapshot(connector_, Seeds(&info));
     spdlog::debug("batch {}: convergence snapshot taken", info.id);
     if (s) {
       bool ok = s->views.size() == s->reports.size();
       if (!ok) why = "not every node answered";
+      for (const auto& n : s->nodes) {
+        // A node the quick look did not read (it joined meanwhile): look again, all of them.
+        if (ok && !n.endpoint.host.empty() && !s->ReportFor(n.endpoint)) {
+          ok = false;
+          why = "node " + n.endpoint.ToString() + " was not read";
+        }
+      }
       for (int slot : info.slots) {
         if (!ok) break;
         if (s->judgement.owner[slot] != info.target_id) {
@@ -851,7 +864,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (!stop_reason) {
     observer_.OnState(batch.id, BatchState::kVerifying);
     std::string why;
-    if (!WaitConvergence(info, gs.convergence_timeout, &monitor, gs, why)) {
+    if (!WaitConvergence(info, endpoints, gs.convergence_timeout, &monitor, gs, why)) {
       if (!monitor.tripped() && !Halted()) {
         bool requested = false;
         {
