@@ -111,6 +111,31 @@ TEST(AgentEngine, RunBatchMovesTheSlotsAndJournalsDone) {
   EXPECT_EQ(j.batches[0].touched.size(), 10u);
 }
 
+int CountCommands(const std::vector<testing::LoggedCommand>& log, const std::string& name) {
+  int n = 0;
+  for (const auto& c : log) n += c.argv.size() >= 2 && c.argv[0] + " " + c.argv[1] == name;
+  return n;
+}
+
+TEST(AgentEngine, ABatchRightAfterAnotherReusesTheSnapshotThatVerifiedIt) {
+  EngineFixture f;
+  auto engine = f.MakeEngine();
+  ASSERT_TRUE(engine->RunBatch(f.MakeBatch(Range(0, 3), "b1")));
+  f.fake.ClearLog();
+  auto b2 = engine->RunBatch(f.MakeBatch(Range(4, 7), "b2"));
+  ASSERT_TRUE(b2) << b2.error().message;
+  EXPECT_EQ(b2->state, BatchState::kDone) << b2->reason;
+  // Preflight took b1's verifying snapshot; only the verification read the six nodes (a
+  // snapshot reads CLUSTER INFO with CLUSTER NODES; the guards read CLUSTER NODES alone).
+  EXPECT_EQ(CountCommands(f.fake.log(), "CLUSTER INFO"), 6);
+  f.fake.ClearLog();
+  f.clock.Advance(std::chrono::seconds(1));  // too old: preflight reads the cluster again
+  auto b3 = engine->RunBatch(f.MakeBatch(Range(8, 11), "b3"));
+  ASSERT_TRUE(b3) << b3.error().message;
+  EXPECT_EQ(b3->state, BatchState::kDone) << b3->reason;
+  EXPECT_EQ(CountCommands(f.fake.log(), "CLUSTER INFO"), 6 + 6);
+}
+
 TEST(AgentEngine, MigrateFailuresTripTheGuardAndRollBack) {
   EngineFixture f;
   for (int s : Range(0, 11)) f.fake.AddKeys(s, 2);
