@@ -573,7 +573,11 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   }
   if (run_id.empty()) {
     run_id = RunId();
+    const auto plan_started = std::chrono::steady_clock::now();
     auto planned = MakePlan(a, *c->pool, *snapshot, limits, run_id + "-b");
+    spdlog::debug("planned in {:.1f} ms", std::chrono::duration<double, std::milli>(
+                                              std::chrono::steady_clock::now() - plan_started)
+                                              .count());
     if (!planned) {
       Err(planned.error().message);
       return kExitError;
