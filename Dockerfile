@@ -13,7 +13,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
-      -DSLOTGUARD_BUILD_TESTS=OFF -DSLOTGUARD_BUILD_BENCH=OFF \
+      -DSLOTGUARD_BUILD_TESTS=OFF -DSLOTGUARD_BUILD_BENCH=OFF -DSLOTGUARD_TEST_HOOKS=OFF \
  && cmake --build /build -j"$(nproc)" --target slotguard-exporter slotguard-agent \
  && strip /build/bin/slotguard-exporter /build/bin/slotguard-agent
 

@@ -373,6 +373,20 @@ def test_dockerfile_builds_both_binaries_on_bookworm():
         assert pkg in deps, f"{pkg} is not in scripts/install-deps.sh"
 
 
+
+def test_release_build_has_no_test_hooks(tmp_path):
+    """The agent's hidden crash/pause hooks exist only in builds with the tests: a release
+    configuration (tests off, as the Dockerfile builds) turns them off."""
+    with open(os.path.join(SOURCE_DIR, "Dockerfile")) as f:
+        text = f.read()
+    assert "-DSLOTGUARD_BUILD_TESTS=OFF" in text and "-DSLOTGUARD_TEST_HOOKS=OFF" in text
+    for tests, expected in (("OFF", "OFF"), ("ON", "ON")):
+        build = tmp_path / tests
+        subprocess.run(["cmake", "-S", SOURCE_DIR, "-B", str(build), f"-DSLOTGUARD_BUILD_TESTS={tests}",
+                        "-DSLOTGUARD_BUILD_BENCH=OFF"], check=True, capture_output=True)
+        cache = (build / "CMakeCache.txt").read_text()
+        assert f"SLOTGUARD_TEST_HOOKS:BOOL={expected}" in cache, (tests, expected)
+
 # --- dashboards -------------------------------------------------------------------------------
 
 def test_dashboards_match_their_generator():
