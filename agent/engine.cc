@@ -755,6 +755,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 
   auto journal = EnsureJournal();
   if (!journal) return failed(journal.error());
+  if (auto c = (*journal)->CompactIfOver(); !c) {
+    spdlog::warn("journal not compacted: {}", c.error().message);  // it only stays larger
+  }
   cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
   if (auto last = std::exchange(verified_, std::nullopt);
       last && clock_.Now() - last->second <= kVerifiedSnapshotReuse) {

@@ -42,7 +42,50 @@ Journal::~Journal() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) {
+namespace {
+
+void SyncDir(const std::string& dir) {
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+// Rewrites DIR/journal.jsonl with CompactRecords of it: written to a temporary file, made
+// durable, renamed over the journal. A kill -9 at any point leaves the old or the new file
+// whole. Called with the directory locked.
+cluster::Result<void> Compact(const std::string& dir, const std::string& path) {
+  auto records = Journal::Read(dir);
+  if (!records) return tl::unexpected(records.error());
+  const std::string tmp = path + ".compact";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return cluster::MakeError("journal " + tmp + ": " + Errno());
+  std::string lines;
+  for (const auto& r : CompactRecords(*records)) {
+    lines += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    lines.push_back('\n');
+  }
+  const bool ok = WriteAll(fd, lines) && ::fdatasync(fd) == 0;
+  const std::string why = ok ? "" : Errno();
+  ::close(fd);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return cluster::MakeError("journal " + tmp + ": " + why);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string e = Errno();
+    ::unlink(tmp.c_str());
+    return cluster::MakeError("journal " + path + ": rename: " + e);
+  }
+  SyncDir(dir);
+  return {};
+}
+
+}  // namespace
+
+cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
+                                                        int64_t compact_above_bytes) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return cluster::MakeError("journal dir " + dir + ": " + ec.message());
@@ -55,12 +98,19 @@ cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) 
                               " is in use by another slotguard-agent (lock " + lock_path + ")");
   }
   const std::string path = dir + "/journal.jsonl";
+  struct stat before {};
+  if (::stat(path.c_str(), &before) == 0 && before.st_size > compact_above_bytes) {
+    if (auto c = Compact(dir, path); !c) {
+      ::close(lock_fd);
+      return tl::unexpected(c.error());
+    }
+  }
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) {
     ::close(lock_fd);
     return cluster::MakeError("journal " + path + ": " + Errno());
   }
-  std::unique_ptr<Journal> journal(new Journal(path, fd, lock_fd));
+  std::unique_ptr<Journal> journal(new Journal(dir, path, fd, lock_fd));
   // A kill -9 mid-write leaves a line without its newline: end it so the next record starts
   // on a line of its own (the torn line is skipped by Read).
   struct stat st {};
@@ -71,13 +121,20 @@ cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) 
     }
   }
   if (::fdatasync(fd) != 0) return cluster::MakeError("journal " + path + ": fsync: " + Errno());
-  // Make the file's directory entry durable too.
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  SyncDir(dir);  // the file's directory entry durable too
   return journal;
+}
+
+cluster::Result<void> Journal::CompactIfOver(int64_t bytes) {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || st.st_size <= bytes) return {};
+  if (auto c = Compact(dir_, path_); !c) return c;
+  // The old descriptor still points at the replaced file.
+  int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return cluster::MakeError("journal " + path_ + ": " + Errno());
+  ::close(fd_);
+  fd_ = fd;
+  return {};
 }
 
 cluster::Result<void> Journal::Append(nlohmann::json record) {
@@ -232,6 +289,36 @@ JournalState ReplayJournal(const std::vector<nlohmann::json>& records) {
     }
   }
   return state;
+}
+
+std::vector<nlohmann::json> CompactRecords(const std::vector<nlohmann::json>& records) {
+  // Which incarnation of its batch each record belongs to (0 for none), and the last one's.
+  std::map<std::string, int> incarnations;
+  std::vector<int> incarnation(records.size(), 0);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const std::string id = Str(records[i], "batch");
+    const std::string type = Str(records[i], "type");
+    if (id.empty() || type == "run" || type == "run_end") continue;
+    if (type == "batch") ++incarnations[id];
+    auto it = incarnations.find(id);
+    incarnation[i] = it == incarnations.end() ? 0 : it->second;
+  }
+  const JournalState state = ReplayJournal(records);
+  std::vector<nlohmann::json> out;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& r = records[i];
+    const std::string type = Str(r, "type");
+    const std::string id = Str(r, "batch");
+    if (type == "run" || type == "run_end" || id.empty()) {
+      out.push_back(r);  // runs, and records of types this version does not know
+      continue;
+    }
+    if (incarnation[i] == 0 || incarnation[i] != incarnations[id]) continue;
+    const JournalBatch* b = state.FindBatch(id);
+    if (!b) continue;
+    if (b->open() || type != "step") out.push_back(r);
+  }
+  return out;
 }
 
 nlohmann::json BatchRecord(const std::string& batch_id, const std::string& source_id,

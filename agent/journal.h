@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,8 +37,13 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Creates DIR when missing, takes the lock, opens the file for appending.
-  static cluster::Result<std::unique_ptr<Journal>> Open(const std::string& dir);
+  // A journal file above this size is compacted when it is opened (see CompactRecords).
+  static constexpr int64_t kCompactAboveBytes = 1 << 20;
+
+  // Creates DIR when missing, takes the lock, compacts the file when it is over
+  // `compact_above_bytes`, opens it for appending.
+  static cluster::Result<std::unique_ptr<Journal>> Open(
+      const std::string& dir, int64_t compact_above_bytes = kCompactAboveBytes);
 
   // Appends one record and makes it durable (write + fdatasync) before returning.
   cluster::Result<void> Append(nlohmann::json record);
@@ -46,14 +52,19 @@ class Journal {
 
   const std::string& path() const { return path_; }
 
+  // Compacts the file in place (see CompactRecords) when it has grown over `bytes`, so a
+  // long-running daemon's journal stays small; appends go on at the end of the new file.
+  cluster::Result<void> CompactIfOver(int64_t bytes = kCompactAboveBytes);
+
   // Every parseable record of DIR/journal.jsonl (none when the file does not exist).
   // `skipped` (optional) receives the number of unparseable lines.
   static cluster::Result<std::vector<nlohmann::json>> Read(const std::string& dir,
                                                            int* skipped = nullptr);
 
  private:
-  Journal(std::string path, int fd, int lock_fd)
-      : path_(std::move(path)), fd_(fd), lock_fd_(lock_fd) {}
+  Journal(std::string dir, std::string path, int fd, int lock_fd)
+      : dir_(std::move(dir)), path_(std::move(path)), fd_(fd), lock_fd_(lock_fd) {}
+  std::string dir_;
   std::string path_;
   int fd_ = -1;
   int lock_fd_ = -1;
@@ -96,6 +107,13 @@ struct JournalState {
 
 // Pure: folds records into per-batch and per-run state.
 JournalState ReplayJournal(const std::vector<nlohmann::json>& records);
+
+// Pure: the records that replay to the same state for everything the agent reads from it:
+// every record of a batch that is still open (never ended, or ended failed) and of every run;
+// of an ended batch only its batch, rollback and end records (its steps are history); nothing of
+// an incarnation a later batch record with the same id replaced, or of a batch whose start was
+// never written. Order is kept.
+std::vector<nlohmann::json> CompactRecords(const std::vector<nlohmann::json>& records);
 
 // Helpers that build records (also used by tests).
 nlohmann::json BatchRecord(const std::string& batch_id, const std::string& source_id,

@@ -191,28 +191,8 @@ Result<std::vector<Reply>> RedisConnection::Pipeline(const std::vector<Argv>& co
     Discard();
     return MakeError(endpoint_.ToString() + ": replies of earlier commands unread");
   }
-  auto c = EnsureConnected();
-  if (!c) return tl::unexpected(c.error());
-  for (const auto& argv : commands) {
-    if (auto r = AppendArgv(*c, argv); !r) {
-      Discard();
-      return MakeError(endpoint_.ToString() + ": " + r.error().message);
-    }
-  }
-  std::vector<Reply> out;
-  out.reserve(commands.size());
-  for (size_t i = 0; i < commands.size(); ++i) {
-    redisReply* raw = nullptr;
-    if (redisGetReply(*c, reinterpret_cast<void**>(&raw)) != REDIS_OK || raw == nullptr) {
-      std::string why = ContextError(*c);
-      // Replies still in flight would be read as answers to the next command: start over.
-      Discard();
-      return MakeError(endpoint_.ToString() + ": " + commands[i].front() + ": " + why);
-    }
-    ReplyPtr reply(raw);
-    out.push_back(Convert(*reply));
-  }
-  return out;
+  if (auto sent = Send(commands); !sent) return tl::unexpected(sent.error());
+  return Receive(commands.size());
 }
 
 }  // namespace slotguard::cluster

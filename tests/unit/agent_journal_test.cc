@@ -129,6 +129,123 @@ TEST(AgentJournal, RunsAndTheirEnd) {
   EXPECT_EQ(state.LastOpenRun()->id, "r2");
 }
 
+std::vector<nlohmann::json> LongHistory() {
+  cluster::Endpoint a{"127.0.0.1", 7000}, b{"127.0.0.1", 7001};
+  std::vector<nlohmann::json> r;
+  r.push_back({{"type", "run"},
+               {"run", "r1"},
+               {"from", "ida"},
+               {"to", "idb"},
+               {"batches", {{{"id", "old"}, {"slots", {1}}}}}});
+  // An incarnation of "old" that a later batch record with the same id replaced.
+  r.push_back(BatchRecord("old", "ida", a, "idb", b, {1}));
+  r.push_back(StepRecord("old", "importing", {1}));
+  for (int i = 0; i < 50; ++i) {
+    const std::string id = "done" + std::to_string(i);
+    r.push_back(BatchRecord(id, "ida", a, "idb", b, {i, i + 100}));
+    r.push_back(StepRecord(id, "importing", {i, i + 100}));
+    r.push_back(StepRecord(id, "migrating", {i, i + 100}));
+    r.push_back(StepRecord(id, "node_target", {i, i + 100}));
+    if (i % 10 == 0) r.push_back(RollbackRecord(id, RollbackTrigger::kGuard, "coverage"));
+    r.push_back(EndRecord(id, i % 10 == 0 ? BatchState::kRolledBack : BatchState::kDone, ""));
+  }
+  r.push_back(BatchRecord("old", "ida", a, "idb", b, {2}));
+  r.push_back(EndRecord("old", BatchState::kDone, ""));
+  r.push_back({{"type", "run_end"}, {"run", "r1"}, {"state", "done"}});
+  r.push_back(StepRecord("orphan", "importing", {9}));  // its batch record was never written
+  r.push_back(BatchRecord("failed", "ida", a, "idb", b, {3}));
+  r.push_back(StepRecord("failed", "importing", {3}));
+  r.push_back(EndRecord("failed", BatchState::kFailed, "rollback did not finish"));
+  r.push_back(BatchRecord("open", "ida", a, "idb", b, {4, 5}));
+  r.push_back(StepRecord("open", "importing", {4, 5}));
+  r.push_back(StepRecord("open", "migrating", {4}));
+  return r;
+}
+
+TEST(AgentJournal, CompactionKeepsWhatReplayNeeds) {
+  const auto records = LongHistory();
+  const auto compact = CompactRecords(records);
+  // 50 ended batches lose their 150 step records; the replaced incarnation and the orphan go.
+  EXPECT_EQ(compact.size(), records.size() - 150 - 2 - 1);
+  const auto before = ReplayJournal(records);
+  const auto after = ReplayJournal(compact);
+  ASSERT_EQ(after.batches.size(), before.batches.size());
+  for (const auto& x : before.batches) {
+    // A replaced incarnation's batch now appears where its latest record is: compare by id.
+    ASSERT_NE(after.FindBatch(x.id), nullptr) << x.id;
+    const auto& y = *after.FindBatch(x.id);
+    EXPECT_EQ(y.slots, x.slots) << x.id;
+    EXPECT_EQ(y.source, x.source) << x.id;
+    EXPECT_EQ(y.target_id, x.target_id) << x.id;
+    EXPECT_EQ(y.end, x.end) << x.id;
+    EXPECT_EQ(y.rollback, x.rollback) << x.id;
+    EXPECT_EQ(y.trigger, x.trigger) << x.id;
+    EXPECT_EQ(y.reason, x.reason) << x.id;
+    // What recovery reads of a batch still open is all there.
+    if (x.open()) {
+      EXPECT_EQ(y.steps, x.steps) << x.id;
+      EXPECT_EQ(y.touched, x.touched) << x.id;
+    }
+  }
+  EXPECT_EQ(after.FindBatch("old")->slots, std::vector<int>{2});
+  ASSERT_EQ(after.OpenBatches().size(), 2u);  // "failed" and "open"
+  ASSERT_EQ(after.runs.size(), 1u);
+  EXPECT_EQ(after.runs[0].end, "done");
+  EXPECT_EQ(CompactRecords(compact).size(), compact.size());  // already compact
+}
+
+TEST(AgentJournal, OpenCompactsALargeFileInPlace) {
+  auto dir = TempDir();
+  {
+    auto j = Journal::Open(dir);
+    ASSERT_TRUE(j) << j.error().message;
+    ASSERT_TRUE((*j)->AppendAll(LongHistory()));
+  }
+  const auto path = dir + "/journal.jsonl";
+  const auto big = std::filesystem::file_size(path);
+  {
+    auto j = Journal::Open(dir);  // under the threshold: untouched
+    ASSERT_TRUE(j) << j.error().message;
+  }
+  EXPECT_EQ(std::filesystem::file_size(path), big);
+  {
+    auto j = Journal::Open(dir, /*compact_above_bytes=*/1024);
+    ASSERT_TRUE(j) << j.error().message;
+    // Appending after the compaction goes on at the end of the compacted file.
+    ASSERT_TRUE((*j)->Append(EndRecord("open", BatchState::kRolledBack, "operator")));
+  }
+  EXPECT_LT(std::filesystem::file_size(path), big * 3 / 5);
+  EXPECT_FALSE(std::filesystem::exists(path + ".compact"));
+  auto records = Journal::Read(dir);
+  ASSERT_TRUE(records);
+  auto state = ReplayJournal(*records);
+  EXPECT_EQ(state.batches.size(), 53u);  // old, done0..49, failed, open
+  EXPECT_EQ(state.FindBatch("open")->end, BatchState::kRolledBack);
+  EXPECT_EQ(state.OpenBatches().size(), 1u);  // "failed"
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AgentJournal, AnOpenJournalCompactsInPlaceAndKeepsAppending) {
+  auto dir = TempDir();
+  auto j = Journal::Open(dir);
+  ASSERT_TRUE(j) << j.error().message;
+  ASSERT_TRUE((*j)->AppendAll(LongHistory()));
+  const auto path = dir + "/journal.jsonl";
+  const auto big = std::filesystem::file_size(path);
+  ASSERT_TRUE((*j)->CompactIfOver(big));  // not over: nothing happens
+  EXPECT_EQ(std::filesystem::file_size(path), big);
+  ASSERT_TRUE((*j)->CompactIfOver(1024));
+  EXPECT_LT(std::filesystem::file_size(path), big * 3 / 5);
+  ASSERT_TRUE((*j)->Append(StepRecord("open", "node_target", {4})));
+  auto records = Journal::Read(dir);
+  ASSERT_TRUE(records);
+  auto state = ReplayJournal(*records);
+  EXPECT_EQ(state.FindBatch("open")->steps.at("node_target"), std::set<int>{4});
+  EXPECT_EQ(state.FindBatch("open")->steps.at("importing"), (std::set<int>{4, 5}));
+  j->reset();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(AgentJournal, MissingFileReadsAsEmpty) {
   auto records = Journal::Read("/nonexistent/slotguard-journal");
   ASSERT_TRUE(records);
