@@ -46,8 +46,15 @@ cluster::Result<ResolvedBatch> ResolveBatch(const Batch& batch, const ClusterSna
                               " is a replica, not a master");
   }
   if (!to->flags.master) {
-    return cluster::MakeError(name + ": target node " + NodeName(*to) + " is a replica (of " +
-                              to->master_id + "), not a master: slots can only move to a master");
+    // Name its master by address: after a failover of the target that is the node to use.
+    const auto* master = snapshot.FindById(to->master_id);
+    const std::string of = master ? NodeName(*master) : to->master_id;
+    return cluster::MakeError(name + ": target node " + NodeName(*to) + " is a replica (of " + of +
+                              "), not a master: slots can only move to a master" +
+                              (master && master->flags.master
+                                   ? " (after a failover, name its master " +
+                                         master->endpoint.ToString() + " as the target)"
+                                   : std::string()));
   }
   if (batch.slots.empty()) return cluster::MakeError(name + ": no slots");
   if (static_cast<int>(batch.slots.size()) > limits.max_batch_slots) {

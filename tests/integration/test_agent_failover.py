@@ -78,6 +78,8 @@ def test_target_failover_mid_move_then_recover(cluster, point):
     # is no longer a master (rerun with the promoted master as --to to move the slots).
     assert again.returncode == 1, out
     assert "is a replica" in out and "not a master" in out, out
+    # ... and names the promoted master as the target to use instead.
+    assert f"name its master 127.0.0.1:{rep_port} as the target" in out, out
 
     # Every slot of the batch has one agreed owner (the source or the promoted master), nothing
     # is open anywhere, every key is present with its value.

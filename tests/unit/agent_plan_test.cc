@@ -84,6 +84,11 @@ TEST(AgentPlan, ValidatePlanErrorsNameTheProblem) {
   EXPECT_NE(err({{{"b1", a, b, {10000}, {}}}}).find("slot 10000 is not owned by source"),
             std::string::npos);
   EXPECT_NE(err({{{"b1", a, fake.node(3).id, {1}, {}}}}).find("is a replica"), std::string::npos);
+  // The replica's master is named by address, as the target to use after a failover.
+  EXPECT_NE(err({{{"b1", a, fake.node(3).id, {1}, {}}}})
+                .find("name its master " + fake.node(0).endpoint.ToString() + " as the target"),
+            std::string::npos)
+      << err({{{"b1", a, fake.node(3).id, {1}, {}}}});
   EXPECT_NE(err({{{"b1", a, a, {1}, {}}}}).find("same node"), std::string::npos);
   EXPECT_NE(err({{{"b1", a, b, {1, 1}, {}}}}).find("listed twice"), std::string::npos);
   EXPECT_NE(err({{{"b1", a, b, {1, 2}, {}}, {"b2", a, b, {2}, {}}}}).find("batches overlap"),
