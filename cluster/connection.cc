@@ -138,7 +138,9 @@ Result<std::vector<Reply>> Connection::Receive(size_t count) {
   count = std::min(count, unsent_.size());
   std::vector<Argv> batch(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(count));
   unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(count));
-  return Pipeline(batch);
+  auto replies = Pipeline(batch);
+  if (!replies) unsent_.clear();  // as a real connection loses every reply in flight
+  return replies;
 }
 
 Result<void> RedisConnection::Send(const std::vector<Argv>& commands) {

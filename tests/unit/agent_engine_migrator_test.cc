@@ -150,6 +150,31 @@ TEST(AgentMigrator, NodeOnTargetErrorsNameTheSlot) {
   EXPECT_EQ(e, (std::map<int, std::string>{{8, "ERR boom"}, {9, "ERR bang"}}));
 }
 
+TEST(AgentMigrator, ALostRoundWithTheNextInFlightIsRetriedAndNothingStaleRuns) {
+  Fixture f;
+  for (int s = 0; s < 8; ++s) f.fake.AddKeys(s, 2);
+  const auto before = f.fake.TotalKeys();
+  // Eight one-slot chunks go out as two rounds of four, both in flight. The connection dies on
+  // the first MIGRATE: neither round's replies come back.
+  int migrates = 0;
+  f.fake.before_command = [&](const testing::FakeNode&, const cluster::Argv& argv) {
+    return argv[0] == "MIGRATE" && ++migrates == 1;
+  };
+  auto r = f.migrator.MoveSlots(f.ends, {{0, 1, 2, 3, 4, 5, 6, 7}}, f.ctl, nullptr);
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(f.counters.failed, 1);
+  EXPECT_EQ(r.keys, 16);  // every key acknowledged once, by the pass after the loss
+  EXPECT_EQ(f.fake.TotalKeys(), before);
+  EXPECT_EQ(f.fake.node(1).keys.size(), 16u);
+  // The lost second round never ran later in place of another: after the failed one, one
+  // MIGRATE per slot, in the order they were sent.
+  std::vector<int> order;
+  for (const auto& c : f.fake.log()) {
+    if (c.argv[0] == "MIGRATE") order.push_back(cluster::KeySlot(c.argv[7]));
+  }
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
 TEST(AgentMigrator, NoSetSlotNodeAfterAFailedMigrate) {
   Fixture f;
   for (int s : {10, 11, 12}) f.fake.AddKeys(s, 2);
