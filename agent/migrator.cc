@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cluster/info.h"
+
 namespace slotguard::agent {
 namespace {
 
@@ -96,13 +98,20 @@ std::string ShortKey(const std::string& key) {
 
 }  // namespace
 
+namespace {
+
+// Only the first and the last slot of a group keep the importing path (see NodeOnTargetArgv).
+bool MadeStableFirst(size_t i, size_t n) { return i > 0 && i + 1 < n; }
+
+}  // namespace
+
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
                                             const std::string& target_id) {
   std::vector<cluster::Argv> out;
   out.reserve(slots.size() * 2);
   for (size_t i = 0; i < slots.size(); ++i) {
     const std::string slot = std::to_string(slots[i]);
-    if (i + 1 < slots.size()) out.push_back({"CLUSTER", "SETSLOT", slot, "STABLE"});
+    if (MadeStableFirst(i, slots.size())) out.push_back({"CLUSTER", "SETSLOT", slot, "STABLE"});
     out.push_back({"CLUSTER", "SETSLOT", slot, "NODE", target_id});
   }
   return out;
@@ -113,12 +122,69 @@ std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>&
   std::map<int, std::string> errors;
   size_t r = 0;
   for (size_t i = 0; i < slots.size(); ++i) {
-    const size_t n = i + 1 < slots.size() ? 2 : 1;
+    const size_t n = MadeStableFirst(i, slots.size()) ? 2 : 1;
     for (size_t k = 0; k < n && r < replies.size(); ++k, ++r) {
       if (replies[r].IsError() && !errors.count(slots[i])) errors[slots[i]] = replies[r].str;
     }
   }
   return errors;
+}
+
+std::optional<std::string> EpochFenceProblem(const cluster::Info& source_info,
+                                             const cluster::Info& target_info) {
+  auto source_epoch = source_info.GetNumber("cluster_my_epoch");
+  auto target_current = target_info.GetNumber("cluster_current_epoch");
+  auto target_epoch = target_info.GetNumber("cluster_my_epoch");
+  if (!source_epoch || !target_current || !target_epoch) {
+    return "CLUSTER INFO lacks cluster_my_epoch / cluster_current_epoch";
+  }
+  if (*target_current < *source_epoch) {
+    return "the target knows epochs up to " +
+           std::to_string(static_cast<uint64_t>(*target_current)) +
+           ", the source's config epoch is " + std::to_string(static_cast<uint64_t>(*source_epoch));
+  }
+  if (*target_epoch == *source_epoch) {
+    return "source and target share config epoch " +
+           std::to_string(static_cast<uint64_t>(*source_epoch));
+  }
+  return std::nullopt;
+}
+
+cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl) {
+  const auto deadline = clock_.Now() + settings_.epoch_fence_timeout;
+  std::string problem;
+  while (true) {
+    auto& from = connector_.Get(ends.from);
+    auto& to = connector_.Get(ends.to);
+    auto sent_from = from.Send({{"CLUSTER", "INFO"}});
+    auto sent_to = to.Send({{"CLUSTER", "INFO"}});
+    auto a = sent_from ? from.Receive(1) : tl::unexpected(sent_from.error());
+    auto b = sent_to ? to.Receive(1) : tl::unexpected(sent_to.error());
+    if (!a || !b) {
+      problem = (!a ? a.error() : b.error()).message;
+    } else if ((*a)[0].IsError() || (*b)[0].IsError()) {
+      problem = "CLUSTER INFO refused: " + ((*a)[0].IsError() ? (*a)[0].str : (*b)[0].str);
+    } else {
+      auto ai = cluster::ParseInfo((*a)[0].str);
+      auto bi = cluster::ParseInfo((*b)[0].str);
+      if (!ai || !bi) {
+        problem = "CLUSTER INFO: " + (!ai ? ai.error() : bi.error()).message;
+      } else if (auto p = EpochFenceProblem(*ai, *bi)) {
+        problem = *p;
+      } else {
+        return {};
+      }
+    }
+    if (clock_.Now() >= deadline) break;
+    if (ctl.stop) {
+      if (auto why = ctl.stop()) return cluster::MakeError(*why);
+    }
+    clock_.SleepFor(std::chrono::milliseconds(5));
+  }
+  return cluster::MakeError("not giving the slots to " + ends.to.ToString() + ": " + problem +
+                            " (after " + std::to_string(settings_.epoch_fence_timeout.count()) +
+                            " ms; its new claim must outrank the source's, or a late claim of "
+                            "the source would take the slots back and delete their keys there)");
 }
 
 bool Migrator::SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b,
@@ -748,6 +814,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
 
     // Every key of g moved. The new owner learns first, so it serves the slots before the
     // source starts answering MOVED; the next group is opened in the same round trips.
+    if (auto fence = AwaitEpochFence(ends, ctl); !fence) return fail(fence.error().message);
     std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id);
     const size_t node_cmds = to_cmds.size();
     if (next) {

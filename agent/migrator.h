@@ -16,6 +16,7 @@
 #include "cluster/connection.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
+#include "cluster/info.h"
 #include "cluster/result.h"
 
 namespace slotguard::agent {
@@ -37,6 +38,7 @@ struct MigratorSettings {
   std::optional<cluster::Credentials> auth;  // for MIGRATE's AUTH / AUTH2
   int migrates_per_round = 8;  // MIGRATE commands in flight at once (two rounds of half)
   int slots_per_scan = 128;    // GETKEYSINSLOT commands per pipelined round trip
+  std::chrono::milliseconds epoch_fence_timeout{10000};  // see Migrator::AwaitEpochFence
 };
 
 // One step about to run on some slots, for the journal.
@@ -134,6 +136,9 @@ class Migrator {
                                                            const std::vector<int>& slots,
                                                            const StepControl& ctl);
   std::string ConflictMessage(const MoveEnds& ends, const std::vector<std::string>& keys) const;
+  // Waits (bounded by settings.epoch_fence_timeout) until EpochFenceProblem finds nothing for
+  // ends; fails when it does not clear in time (the group is then not given to the target).
+  cluster::Result<void> AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl);
   std::vector<std::string> NodeOnOthers(const MoveEnds& ends, const std::vector<int>& slots,
                                         const std::vector<cluster::Endpoint>& others);
   void CountFailure(const std::string& reason, bool counted, bool ioerr);
@@ -148,18 +153,30 @@ class Migrator {
 };
 
 // SETSLOT NODE <target> on the target for a group of slots it is importing, in one round trip.
-// Every slot but the last is first made STABLE there: SETSLOT NODE on a node importing the slot
-// bumps its config epoch and broadcasts a PONG to every node, once per slot, and a group of 200
-// slots would make each node of the cluster process 200 full slot tables (measured: it slowed
-// the source's SETSLOT NODE round from ~15 ms to ~130 ms for 2000 slots). The last slot keeps
-// the importing path, so the epoch is bumped and one PONG, which carries the whole group, tells
-// every node at once. The pair runs back to back on one connection; a client sent to the target
-// with ASKING in between gets MOVED to the source, which sends it back with ASK.
+// SETSLOT NODE on a node that imports the slot bumps its config epoch (when it is not already
+// the unique highest) and broadcasts a PONG with its slot table to every node, once per call: a
+// group of 200 slots made every node of the cluster process 200 full slot tables (it slowed the
+// next SETSLOT round from ~15 ms to ~130 ms for 2000 slots). So only the first slot keeps the
+// importing path (the bump, before any other slot changes hands: from then on the target's
+// claim outranks the source's) and the last (its PONG tells every node, replicas too, about the
+// whole group); every slot between is made STABLE right before its NODE. A client sent to the
+// target with ASKING between the two gets MOVED to the source, which sends it back with ASK.
+// Safe only behind Migrator::AwaitEpochFence.
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
                                             const std::string& target_id);
 // The error replies of NodeOnTargetArgv's commands, by slot.
 std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
                                               const std::vector<int>& slots);
+
+// Why the target cannot be given the slots yet, from both nodes' CLUSTER INFO: the epoch bump of
+// SETSLOT NODE must put the target's config epoch above the source's, which the target can only
+// do once it knows the source's epoch (cluster_current_epoch >= the source's cluster_my_epoch),
+// and not while both share one epoch (collision resolution may raise the source's). Otherwise a
+// claim of the source gossiped before it got SETSLOT NODE would outrank the target's, and the
+// target would hand the slots back and delete their keys (Redis' dirty-slot rule). A move back
+// right after a move forward (rollback) meets this: the old target bumped its epoch moments ago.
+std::optional<std::string> EpochFenceProblem(const cluster::Info& source_info,
+                                             const cluster::Info& target_info);
 
 // How a MIGRATE reply reads.
 enum class MigrateOutcome { kOk, kNoKey, kBusyKey, kIoErr, kError };

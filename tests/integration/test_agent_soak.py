@@ -18,9 +18,20 @@ import time
 import pytest
 
 from agent_helpers import (ClientLoad, Dataset, compare, journal_dir, master_ids, password_env,
-                           run_agent, slots_of, snapshot)
+                           raw, run_agent, slots_of, snapshot)
 
 SOAK_SECONDS = float(os.environ.get("SLOTGUARD_SOAK_SECONDS", "0"))
+
+
+def own_lines(cluster):
+    """Every master's own CLUSTER NODES line and epochs, for a failure message."""
+    out = []
+    for port, _ in master_ids(cluster):
+        text = raw(cluster, port).execute_command("CLUSTER", "NODES").decode()
+        info = raw(cluster, port).execute_command("CLUSTER", "INFO").decode()
+        epoch = [x for x in info.split() if x.startswith(("cluster_current_epoch", "cluster_my_epoch"))]
+        out += [f"{port} {epoch}:"] + [f"  {line}" for line in text.splitlines()]
+    return "\n".join(out)
 
 
 @pytest.mark.skipif(SOAK_SECONDS <= 0, reason="soak: set SLOTGUARD_SOAK_SECONDS to run it")
@@ -46,6 +57,7 @@ def test_soak_reshard_back_and_forth_with_crashes(cluster):
             journal = journal_dir()
             args = ["reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", str(n),
                     "--yes", "--journal", journal]
+            point = None
             if runs % 3 == 2:
                 point = rng.choice(["after_importing", "mid_keys", "after_target_node"])
                 crashed = run_agent(*args, env={**env, "SLOTGUARD_TEST_CRASH_AT": point})
@@ -54,7 +66,8 @@ def test_soak_reshard_back_and_forth_with_crashes(cluster):
                 crashes += crashed.returncode == -9
             r = run_agent(*args, env=env)
             out = r.stdout + r.stderr
-            assert r.returncode == 0, f"run {runs} ({src_port}->{dst_port}, {n} slots): {out}"
+            assert r.returncode == 0, (f"run {runs} ({src_port}->{dst_port}, {n} slots, "
+                                       f"crash at {point}): {out}\n{own_lines(cluster)}")
             chk = run_agent("check", cluster.seed, env=env)
             assert chk.returncode == 0, chk.stdout + chk.stderr
             assert client.errors == [], client.errors[:5]

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "agent_fake_cluster.h"
+#include "cluster/info.h"
 
 namespace slotguard::agent {
 namespace {
@@ -109,25 +110,27 @@ TEST(AgentMigrator, GroupsShareRoundTrips) {
   EXPECT_EQ(imp2, node1 + 1);
 }
 
-TEST(AgentMigrator, OneEpochBumpPerGroupOnTheTarget) {
+TEST(AgentMigrator, TwoBroadcastsPerGroupOnTheTargetNotOnePerSlot) {
   Fixture f;
   for (int s = 0; s < 6; ++s) f.fake.AddKeys(s, 2);
   auto r = f.migrator.MoveSlots(f.ends, {{0, 1, 2}, {3, 4, 5}}, f.ctl, nullptr);
   ASSERT_TRUE(r.ok()) << r.message;
-  // SETSLOT NODE on the importing target bumps the epoch and broadcasts once per call: every
-  // slot of a group but the last is made STABLE just before its NODE, so one bump per group.
-  EXPECT_EQ(f.fake.bumps(), 2);
+  // SETSLOT NODE on the importing target broadcasts once per call: only a group's first slot
+  // (the epoch bump, before any slot changes hands) and last (a PONG carrying the whole group)
+  // keep the importing path; the slots between are made STABLE just before their NODE.
+  EXPECT_EQ(f.fake.broadcasts(), 4);
+  EXPECT_EQ(f.fake.bumps(), 1);  // the second group: the target is the highest epoch already
   const auto log = f.fake.log();
   const auto& b = f.fake.node(1).id;
-  for (int s : {0, 1, 3, 4}) {
+  for (int s : {1, 4}) {
     long stable = Find(log, b, {"CLUSTER", "SETSLOT", std::to_string(s), "STABLE"});
     long node = Find(log, b, {"CLUSTER", "SETSLOT", std::to_string(s), "NODE"});
     EXPECT_TRUE(stable >= 0 && node == stable + 1) << s;
   }
-  for (int s : {2, 5}) {
+  for (int s : {0, 2, 3, 5}) {
     EXPECT_EQ(Find(log, b, {"CLUSTER", "SETSLOT", std::to_string(s), "STABLE"}), -1) << s;
   }
-  // That one broadcast told every node, replicas too, about the whole group.
+  // Every node, replicas too, learned the whole group.
   for (int s = 0; s < 6; ++s) {
     for (int n = 0; n < 6; ++n) EXPECT_EQ(f.fake.node(n).view[s], b) << s << " " << n;
   }
@@ -135,19 +138,64 @@ TEST(AgentMigrator, OneEpochBumpPerGroupOnTheTarget) {
 
 TEST(AgentMigrator, NodeOnTargetErrorsNameTheSlot) {
   auto argv = NodeOnTargetArgv({7, 8, 9}, "bbbb");
-  ASSERT_EQ(argv.size(), 5u);
-  EXPECT_EQ(argv[0], (cluster::Argv{"CLUSTER", "SETSLOT", "7", "STABLE"}));
-  EXPECT_EQ(argv[1], (cluster::Argv{"CLUSTER", "SETSLOT", "7", "NODE", "bbbb"}));
-  EXPECT_EQ(argv[4], (cluster::Argv{"CLUSTER", "SETSLOT", "9", "NODE", "bbbb"}));
-  std::vector<cluster::Reply> replies(5);
+  ASSERT_EQ(argv.size(), 4u);
+  EXPECT_EQ(argv[0], (cluster::Argv{"CLUSTER", "SETSLOT", "7", "NODE", "bbbb"}));
+  EXPECT_EQ(argv[1], (cluster::Argv{"CLUSTER", "SETSLOT", "8", "STABLE"}));
+  EXPECT_EQ(argv[2], (cluster::Argv{"CLUSTER", "SETSLOT", "8", "NODE", "bbbb"}));
+  EXPECT_EQ(argv[3], (cluster::Argv{"CLUSTER", "SETSLOT", "9", "NODE", "bbbb"}));
+  EXPECT_EQ(NodeOnTargetArgv({7}, "bbbb").size(), 1u);
+  EXPECT_EQ(NodeOnTargetArgv({7, 8}, "bbbb").size(), 2u);
+  std::vector<cluster::Reply> replies(4);
   for (auto& r : replies) r.type = cluster::Reply::Type::kStatus;
   EXPECT_TRUE(NodeOnTargetErrors(replies, {7, 8, 9}).empty());
-  replies[3].type = cluster::Reply::Type::kError;  // NODE of slot 8
-  replies[3].str = "ERR boom";
-  replies[4].type = cluster::Reply::Type::kError;
-  replies[4].str = "ERR bang";
+  replies[2].type = cluster::Reply::Type::kError;  // NODE of slot 8
+  replies[2].str = "ERR boom";
+  replies[3].type = cluster::Reply::Type::kError;
+  replies[3].str = "ERR bang";
   auto e = NodeOnTargetErrors(replies, {7, 8, 9});
   EXPECT_EQ(e, (std::map<int, std::string>{{8, "ERR boom"}, {9, "ERR bang"}}));
+}
+
+cluster::Info InfoOf(const std::string& text) {
+  auto i = cluster::ParseInfo(text);
+  EXPECT_TRUE(i);
+  return i ? *i : cluster::Info{};
+}
+
+TEST(AgentMigrator, EpochFenceNeedsTheTargetToKnowTheSourceEpoch) {
+  auto source = InfoOf("cluster_current_epoch:9\r\ncluster_my_epoch:9\r\n");
+  // The target has not heard of epoch 9 yet: its bump would give it at most 9.
+  auto behind = InfoOf("cluster_current_epoch:8\r\ncluster_my_epoch:8\r\n");
+  auto p = EpochFenceProblem(source, behind);
+  ASSERT_TRUE(p);
+  EXPECT_NE(p->find("knows epochs up to 8"), std::string::npos) << *p;
+  // Both masters on one epoch: collision resolution may raise the source's.
+  auto same = InfoOf("cluster_current_epoch:9\r\ncluster_my_epoch:9\r\n");
+  ASSERT_TRUE(EpochFenceProblem(source, same));
+  // It knows 9: its bump gives it 10 (or it already has the highest).
+  EXPECT_FALSE(
+      EpochFenceProblem(source, InfoOf("cluster_current_epoch:9\r\ncluster_my_epoch:4\r\n")));
+  EXPECT_FALSE(
+      EpochFenceProblem(source, InfoOf("cluster_current_epoch:12\r\ncluster_my_epoch:12\r\n")));
+  EXPECT_TRUE(EpochFenceProblem(source, InfoOf("cluster_state:ok\r\n")));  // fields missing
+}
+
+TEST(AgentMigrator, NoSlotGoesToATargetThatSharesTheSourceEpoch) {
+  Fixture f;
+  for (int s = 0; s < 3; ++s) f.fake.AddKeys(s, 2);
+  {
+    std::lock_guard<std::mutex> lock(f.fake.mutex());
+    f.fake.node(1).epoch = f.fake.node(0).epoch;  // a collision that does not resolve
+  }
+  auto r = f.migrator.MoveSlots(f.ends, {{0, 1, 2}}, f.ctl, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message.find("share config epoch"), std::string::npos) << r.message;
+  EXPECT_TRUE(r.finished.empty());
+  // The keys moved (the slots stay open for recovery), but SETSLOT NODE went nowhere.
+  for (const auto& c : f.fake.log()) {
+    ASSERT_FALSE(c.argv.size() > 3 && c.argv[1] == "SETSLOT" && c.argv[3] == "NODE")
+        << "SETSLOT NODE despite the epoch collision";
+  }
 }
 
 TEST(AgentMigrator, ALostRoundWithTheNextInFlightIsRetriedAndNothingStaleRuns) {

@@ -116,10 +116,14 @@ class FakeCluster : public cluster::Connector {
     std::lock_guard<std::mutex> lock(mutex_);
     return log_;
   }
-  // How many SETSLOT NODE calls bumped an epoch (and broadcast a PONG) so far.
+  // How many SETSLOT NODE calls bumped an epoch, and how many broadcast a PONG, so far.
   int bumps() {
     std::lock_guard<std::mutex> lock(mutex_);
     return bumps_;
+  }
+  int broadcasts() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return broadcasts_;
   }
   void ClearLog() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -180,6 +184,7 @@ class FakeCluster : public cluster::Connector {
   std::vector<FakeNode> nodes_;
   std::vector<LoggedCommand> log_;
   int bumps_ = 0;
+  int broadcasts_ = 0;
   int fail_migrates_ = 0;
   std::mutex conn_mutex_;
   std::map<cluster::Endpoint, std::unique_ptr<cluster::Connection>> conns_;
@@ -286,10 +291,22 @@ inline cluster::Reply FakeCluster::SetSlot(FakeNode& me, const cluster::Argv& a)
     me.view[slot] = n;
     if (bump) {
       me.importing.erase(slot);
-      ++bumps_;
+      ++broadcasts_;
+      // Redis bumps only when this node is not already the one with the highest epoch.
       uint64_t max_epoch = 0;
-      for (const auto& x : nodes_) max_epoch = std::max(max_epoch, x.epoch);
-      me.epoch = max_epoch + 1;
+      int at_max = 0;
+      for (const auto& x : nodes_) {
+        if (!x.master) continue;
+        if (x.epoch > max_epoch) {
+          max_epoch = x.epoch;
+          at_max = 0;
+        }
+        if (x.epoch == max_epoch) ++at_max;
+      }
+      if (me.epoch != max_epoch || at_max > 1) {
+        me.epoch = max_epoch + 1;
+        ++bumps_;
+      }
       // Gossip, instantly: the PONG it broadcasts carries every slot it owns, and every view
       // learns the higher epoch's claims.
       for (int s = 0; s < cluster::kSlotCount; ++s) {
@@ -349,8 +366,13 @@ inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a)
   if (c == "ASKING") return Ok();
   if (c == "CLUSTER" && a[1] == "NODES") return Str(NodesText(me));
   if (c == "CLUSTER" && a[1] == "INFO") {
+    // Gossip is instant here: every node knows the highest epoch.
+    uint64_t current = 0;
+    for (const auto& x : nodes_) current = std::max(current, x.epoch);
     return Str("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_known_nodes:" +
-               std::to_string(nodes_.size()) + "\r\n");
+               std::to_string(nodes_.size()) +
+               "\r\ncluster_current_epoch:" + std::to_string(current) +
+               "\r\ncluster_my_epoch:" + std::to_string(me.epoch) + "\r\n");
   }
   if (c == "CLUSTER" && a[1] == "SETSLOT") return SetSlot(me, a);
   if (c == "CLUSTER" && (a[1] == "GETKEYSINSLOT" || a[1] == "COUNTKEYSINSLOT")) {
