@@ -194,15 +194,21 @@ TEST(AgentJournal, CompactionKeepsWhatReplayNeeds) {
   EXPECT_EQ(CompactRecords(compact).size(), compact.size());  // already compact
 }
 
+// Appends LongHistory() to the journal of `dir`; returns the file's size then.
+std::uintmax_t AppendLongHistory(Journal& journal, const std::string& dir) {
+  EXPECT_TRUE(journal.AppendAll(LongHistory()));
+  return std::filesystem::file_size(dir + "/journal.jsonl");
+}
+
 TEST(AgentJournal, OpenCompactsALargeFileInPlace) {
   auto dir = TempDir();
+  const auto path = dir + "/journal.jsonl";
+  std::uintmax_t big = 0;
   {
     auto j = Journal::Open(dir);
     ASSERT_TRUE(j) << j.error().message;
-    ASSERT_TRUE((*j)->AppendAll(LongHistory()));
+    big = AppendLongHistory(**j, dir);
   }
-  const auto path = dir + "/journal.jsonl";
-  const auto big = std::filesystem::file_size(path);
   {
     auto j = Journal::Open(dir);  // under the threshold: untouched
     ASSERT_TRUE(j) << j.error().message;
@@ -227,11 +233,10 @@ TEST(AgentJournal, OpenCompactsALargeFileInPlace) {
 
 TEST(AgentJournal, AnOpenJournalCompactsInPlaceAndKeepsAppending) {
   auto dir = TempDir();
+  const auto path = dir + "/journal.jsonl";
   auto j = Journal::Open(dir);
   ASSERT_TRUE(j) << j.error().message;
-  ASSERT_TRUE((*j)->AppendAll(LongHistory()));
-  const auto path = dir + "/journal.jsonl";
-  const auto big = std::filesystem::file_size(path);
+  const auto big = AppendLongHistory(**j, dir);
   ASSERT_TRUE((*j)->CompactIfOver(big));  // not over: nothing happens
   EXPECT_EQ(std::filesystem::file_size(path), big);
   ASSERT_TRUE((*j)->CompactIfOver(1024));
