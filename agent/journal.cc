@@ -98,13 +98,6 @@ cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
                               " is in use by another slotguard-agent (lock " + lock_path + ")");
   }
   const std::string path = dir + "/journal.jsonl";
-  struct stat before {};
-  if (::stat(path.c_str(), &before) == 0 && before.st_size > compact_above_bytes) {
-    if (auto c = Compact(dir, path); !c) {
-      ::close(lock_fd);
-      return tl::unexpected(c.error());
-    }
-  }
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) {
     ::close(lock_fd);
@@ -122,6 +115,7 @@ cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
   }
   if (::fdatasync(fd) != 0) return cluster::MakeError("journal " + path + ": fsync: " + Errno());
   SyncDir(dir);  // the file's directory entry durable too
+  if (auto c = journal->CompactIfOver(compact_above_bytes); !c) return tl::unexpected(c.error());
   return journal;
 }
 

@@ -386,7 +386,6 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     // 2. MIGRATE them, a few commands per round trip; after a slot's last chunk, ask which
     // keys are left in it (normally none) in the same round trip, unless it was listed whole.
     std::set<int> busy_slots;
-    std::set<int> emptied;  // listed whole, and every chunk acknowledged
     // MIGRATEs go out in rounds, two rounds in flight so the source starts on the next round
     // while the replies of the last are read here: migrates_per_round MIGRATEs in flight at
     // most, half per round. After a failure, one MIGRATE at a time: each may wait the full
@@ -462,9 +461,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             auto n = static_cast<int64_t>(chunk.keys.size());
             result.keys += n;
             if (ctl.on_keys) ctl.on_keys(n);
-            if (auto it = complete.find(chunk.slot); it != complete.end() && --it->second == 0) {
-              emptied.insert(chunk.slot);
-            }
+            if (auto it = complete.find(chunk.slot); it != complete.end()) --it->second;
             break;
           }
           case MigrateOutcome::kBusyKey:
@@ -576,7 +573,9 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     }
     pending.clear();
     for (int slot : still) {
-      if (emptied.count(slot) && !busy_slots.count(slot)) {
+      // Listed whole and every chunk acknowledged: empty.
+      auto it = complete.find(slot);
+      if (it != complete.end() && it->second == 0 && !busy_slots.count(slot)) {
         result.finished.push_back(slot);
       } else {
         pending.push_back(slot);
