@@ -39,7 +39,7 @@ struct BatchInfo {
   std::string target_id;
   cluster::Endpoint target;
   std::vector<int> slots;
-  std::string former_target_id;  // set by Converge after a failover of the target
+  FormerEnds former;  // set by Converge after a failover of an end
 };
 
 std::vector<std::vector<int>> Groups(const std::vector<int>& slots, int size) {
@@ -132,6 +132,9 @@ class EngineImpl {
   struct ConvergeOutcome {
     bool ok = false;
     bool at_target = false;
+    // A failure that another look may get past (a refused or failed SETSLOT or MIGRATE round,
+    // views still settling); not a conflict that needs the operator, nor a stop.
+    bool retryable = false;
     int forward = 0;  // slots that ended at the target
     int back = 0;     // slots that ended at the source
     std::vector<std::string> warnings;
@@ -280,8 +283,13 @@ class EngineImpl {
                                            const std::map<int, SlotObservation>& obs,
                                            const StepControl& ctl,
                                            std::vector<std::string>& warnings);
+  // Observes, plans and acts until every slot has one owner with every key, looking again
+  // after a failure that may pass (a transient -BUSY, a refused round, gossip still settling)
+  // until options_.rollback_timeout. Once a plan goes back to the source, later looks do too.
   ConvergeOutcome Converge(const BatchInfo& info, ConvergeMode mode,
                            const std::function<void(const ConvergencePlan&)>& on_plan);
+  ConvergeOutcome ConvergeOnce(const BatchInfo& info, ConvergeMode mode, Clock::TimePoint deadline,
+                               const std::function<void(const ConvergencePlan&)>& on_plan);
 
   cluster::Connector& connector_;
   Clock& clock_;
@@ -344,7 +352,7 @@ cluster::Result<std::vector<SlotObservation>> EngineImpl::ObserveSlots(
                                 (ra.IsError() ? ra.str : rb.str));
     }
     out.push_back(Observe(slots[i], info.source_id, *av, info.target_id, *bv, ra.integer,
-                          rb.integer, info.former_target_id));
+                          rb.integer, info.former));
   }
   return out;
 }
@@ -423,7 +431,8 @@ std::optional<std::string> EngineImpl::CloseAtSource(const BatchInfo& info,
                                                      const StepControl& ctl,
                                                      std::vector<std::string>& warnings) {
   if (slots.empty()) return std::nullopt;
-  // A never MIGRATED these slots, so no client and no key was sent to B: closing is enough.
+  // A is not MIGRATING these slots and B holds none of their keys (PlanConvergence sends any
+  // other slot forward first), so no client and no key can be at B: closing is enough.
   if (auto j = Append(StepRecord(info.id, "close_at_source", slots)); !j) {
     return j.error().message;
   }
@@ -433,11 +442,6 @@ std::optional<std::string> EngineImpl::CloseAtSource(const BatchInfo& info,
     const auto& x = obs.at(slot);
     if (x.target_importing || x.target_migrating) b_open.push_back(slot);
     if (x.source_importing) a_open.push_back(slot);
-    if (x.target_keys > 0) {
-      warnings.push_back("slot " + std::to_string(slot) + ": " + info.target.ToString() +
-                         " holds " + std::to_string(x.target_keys) +
-                         " key(s) of a slot it does not own; left untouched");
-    }
   }
   if (auto e = CheckSetSlots(migrator_.SetSlots(info.target, b_open, {"STABLE"}, ctl),
                              "SETSLOT STABLE", info.target)) {
@@ -465,8 +469,9 @@ std::optional<std::string> EngineImpl::CloseAtSource(const BatchInfo& info,
 // W keeps the slot; O gives up what it holds. For W = target this tidies a slot whose SETSLOT
 // NODE reached the target (stray keys from the source, NODE on the source and the others).
 // For W = source it is the last resort when a slot cannot be finished forward (a BUSYKEY
-// conflict): the source stops MIGRATING first (it would answer RESTORE with -ASK), then the
-// keys come back; clients may miss a key still on the target for that short while.
+// conflict). W must not be MIGRATING to receive keys (it would answer RESTORE with -ASK), and
+// making it STABLE while O still holds keys would let clients miss them (no -ASK) and write new
+// keys under their names: such a slot is left open, every key reachable, and the error names it.
 std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_target,
                                                 const std::vector<int>& slots,
                                                 const StepControl& ctl,
@@ -500,6 +505,21 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
                      : x.owner_in_source_view == info.source_id;
   };
   const std::string side = at_target ? "target" : "source";
+  std::vector<int> blocked;
+  for (int slot : slots) {
+    const auto& x = obs.at(slot);
+    if (w_open(x) && o_keys(x) > 0) blocked.push_back(slot);
+  }
+  if (!blocked.empty()) {
+    std::string list;
+    for (size_t i = 0; i < blocked.size() && i < 10; ++i) {
+      list += (i ? "," : "") + std::to_string(blocked[i]);
+    }
+    return "slot(s) " + list + " left open: " + o.ToString() + " holds keys of them and " +
+           w.ToString() + " cannot take them back while it is MIGRATING (closing it first would " +
+           "hide those keys from clients); every key is still reachable through -ASK. Resolve "
+           "the conflicting keys and run again with the same journal";
+  }
   if (auto j = Append(StepRecord(info.id, "settle_at_" + side, slots)); !j) {
     return j.error().message;
   }
@@ -557,10 +577,32 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
 }
 
 EngineImpl::ConvergeOutcome EngineImpl::Converge(
-    const BatchInfo& batch_info, ConvergeMode mode,
+    const BatchInfo& info, ConvergeMode mode,
+    const std::function<void(const ConvergencePlan&)>& on_plan) {
+  const auto deadline = clock_.Now() + options_.rollback_timeout;
+  std::vector<std::string> warnings;
+  for (int attempt = 1;; ++attempt) {
+    bool back = false;
+    ConvergeOutcome out = ConvergeOnce(info, mode, deadline, [&](const ConvergencePlan& plan) {
+      back = !plan.to_target;
+      if (on_plan) on_plan(plan);
+    });
+    warnings.insert(warnings.end(), out.warnings.begin(), out.warnings.end());
+    if (out.ok || !out.retryable || Halted() || clock_.Now() >= deadline) {
+      out.warnings = std::move(warnings);
+      return out;
+    }
+    if (back) mode = ConvergeMode::kRollback;
+    spdlog::warn("batch {}: convergence attempt {} did not finish ({}); looking again", info.id,
+                 attempt, out.error);
+    clock_.SleepFor(std::chrono::milliseconds(100) * std::min(attempt, 10));
+  }
+}
+
+EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
+    const BatchInfo& batch_info, ConvergeMode mode, Clock::TimePoint deadline,
     const std::function<void(const ConvergencePlan&)>& on_plan) {
   ConvergeOutcome out;
-  const auto deadline = clock_.Now() + options_.rollback_timeout;
   BatchInfo info = batch_info;
   std::vector<cluster::Endpoint> others;
   if (auto s = TakeSnapshot(connector_, Seeds(&info))) {
@@ -577,16 +619,26 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
     // (clients get no -ASK) until it returns, and a node can only be MIGRATING a slot it owns,
     // so the new master could not even be set up to send them back; finishing forward keeps
     // each key reachable through -ASK at every step and never moves a key twice at once.
-    if (const auto* promoted = PromotedTarget(s->nodes, info.target_id)) {
-      out.warnings.push_back("the target " + info.target.ToString() + " (" + info.target_id +
+    // The source failing over is the mirror case: the promoted replica owns the slots with no
+    // open state while the target still IMPORTS from the former source, keys on both; it
+    // stands in for the source, and the plan finishes such slots forward the same way (its
+    // first step, SETSLOT MIGRATING on the new source, sends clients that miss a key there
+    // to the target again).
+    auto follow = [&](const char* end, std::string& id, cluster::Endpoint& endpoint,
+                      std::string& former_id) {
+      const auto* promoted = PromotedMaster(s->nodes, id);
+      if (!promoted) return;
+      out.warnings.push_back(std::string("the ") + end + " " + endpoint.ToString() + " (" + id +
                              ") failed over: converging with its promoted replica " +
                              promoted->endpoint.ToString() + " (" + promoted->id +
                              ") in its place");
       spdlog::warn("batch {}: {}", info.id, out.warnings.back());
-      info.former_target_id = info.target_id;
-      info.target_id = promoted->id;
-      info.target = promoted->endpoint;
-    }
+      former_id = id;
+      id = promoted->id;
+      endpoint = promoted->endpoint;
+    };
+    follow("target", info.target_id, info.target, info.former.target_id);
+    follow("source", info.source_id, info.source, info.former.source_id);
     others = OtherMasters(*s, info);
   }
   StepControl ctl = BaseControl(info, others);
@@ -607,6 +659,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   if (!observed) {
     out.error = "cannot read " + info.source.ToString() + " and " + info.target.ToString() + ": " +
                 observed.error().message;
+    out.retryable = true;
     return out;
   }
   std::map<int, SlotObservation> obs;
@@ -624,6 +677,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
     if (halted()) return out;
     if (auto e = CloseAtSource(info, group, obs, ctl, out.warnings)) {
       out.error = *e;
+      out.retryable = true;
       return out;
     }
   }
@@ -631,6 +685,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
     if (halted()) return out;
     if (auto e = SettleAt(info, true, group, ctl, out.warnings)) {
       out.error = *e;
+      out.retryable = true;
       return out;
     }
   }
@@ -650,6 +705,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
       }
       if (r.status != MoveResult::Status::kConflict || plan.to_target) {
         out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
+        out.retryable = r.status != MoveResult::Status::kConflict;
         return out;
       }
       out.warnings.push_back(std::to_string(rest.size()) + " slot(s) cannot go forward (" +
@@ -676,6 +732,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
     for (const auto& w : r.warnings) out.warnings.push_back(w);
     if (!r.ok()) {
       out.error = "moving slots back to " + info.source.ToString() + ": " + r.message;
+      out.retryable = r.status != MoveResult::Status::kConflict;
       return out;
     }
   }
@@ -685,6 +742,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   auto verify = ObserveSlots(info, info.slots, ctl);
   if (!verify) {
     out.error = "verifying: " + verify.error().message;
+    out.retryable = true;
     return out;
   }
   const std::string& goal = plan.to_target ? info.target_id : info.source_id;
@@ -711,6 +769,7 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   }
   if (!problems.empty()) {
     out.error = problems;
+    out.retryable = plan.stuck.empty();  // views still settling; a slot nobody owns is not
     return out;
   }
   out.ok = true;
@@ -971,12 +1030,13 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
     BatchInfo info{b->id, b->source_id, b->source, b->target_id, b->target, b->slots};
     RecoveryReport::BatchRecovery br;
     br.batch_id = b->id;
-    const bool rolling_back = b->rollback;
+    bool rolling_back = b->rollback;
     observer_.OnState(b->id, BatchState::kRollingBack);
     ConvergeOutcome conv = Converge(
         info, rolling_back ? ConvergeMode::kRollback : ConvergeMode::kAuto,
         [&](const ConvergencePlan& plan) {
           if (!plan.to_target && !rolling_back) {
+            rolling_back = true;  // recorded once, whatever later looks decide
             observer_.OnRollback(RollbackTrigger::kRecovery);
             (void)Append(RollbackRecord(
                 b->id, RollbackTrigger::kRecovery,

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/info.h"
+#include "cluster/key_slot.h"
 
 namespace slotguard::agent {
 namespace {
@@ -100,18 +101,24 @@ std::string ShortKey(const std::string& key) {
 
 namespace {
 
-// Only the first and the last slot of a group keep the importing path (see NodeOnTargetArgv).
-bool MadeStableFirst(size_t i, size_t n) { return i > 0 && i + 1 < n; }
+// Only the last slot of the slots after the first keeps the importing path (see
+// NodeOnTargetArgv); i indexes slots[1..].
+bool MadeStableFirst(size_t i, size_t n) { return i + 1 < n; }
+
+std::vector<int> AfterFirst(const std::vector<int>& slots) {
+  return slots.size() > 1 ? std::vector<int>(slots.begin() + 1, slots.end()) : std::vector<int>{};
+}
 
 }  // namespace
 
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
                                             const std::string& target_id) {
+  const std::vector<int> rest = AfterFirst(slots);
   std::vector<cluster::Argv> out;
-  out.reserve(slots.size() * 2);
-  for (size_t i = 0; i < slots.size(); ++i) {
-    const std::string slot = std::to_string(slots[i]);
-    if (MadeStableFirst(i, slots.size())) out.push_back({"CLUSTER", "SETSLOT", slot, "STABLE"});
+  out.reserve(rest.size() * 2);
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const std::string slot = std::to_string(rest[i]);
+    if (MadeStableFirst(i, rest.size())) out.push_back({"CLUSTER", "SETSLOT", slot, "STABLE"});
     out.push_back({"CLUSTER", "SETSLOT", slot, "NODE", target_id});
   }
   return out;
@@ -119,15 +126,26 @@ std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
 
 std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
                                               const std::vector<int>& slots) {
+  const std::vector<int> rest = AfterFirst(slots);
   std::map<int, std::string> errors;
   size_t r = 0;
-  for (size_t i = 0; i < slots.size(); ++i) {
-    const size_t n = MadeStableFirst(i, slots.size()) ? 2 : 1;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const size_t n = MadeStableFirst(i, rest.size()) ? 2 : 1;
     for (size_t k = 0; k < n && r < replies.size(); ++k, ++r) {
-      if (replies[r].IsError() && !errors.count(slots[i])) errors[slots[i]] = replies[r].str;
+      if (replies[r].IsError() && !errors.count(rest[i])) errors[rest[i]] = replies[r].str;
     }
   }
   return errors;
+}
+
+std::optional<std::string> ClaimOutranksProblem(const cluster::Info& source_info,
+                                                const cluster::Info& target_info) {
+  auto source_epoch = source_info.GetNumber("cluster_my_epoch");
+  auto target_epoch = target_info.GetNumber("cluster_my_epoch");
+  if (!source_epoch || !target_epoch) return "CLUSTER INFO lacks cluster_my_epoch";
+  if (*target_epoch > *source_epoch) return std::nullopt;
+  return "the target's config epoch " + std::to_string(static_cast<uint64_t>(*target_epoch)) +
+         " is not above the source's " + std::to_string(static_cast<uint64_t>(*source_epoch));
 }
 
 std::optional<std::string> EpochFenceProblem(const cluster::Info& source_info,
@@ -150,30 +168,48 @@ std::optional<std::string> EpochFenceProblem(const cluster::Info& source_info,
   return std::nullopt;
 }
 
+cluster::Result<Migrator::EpochRead> Migrator::ReadEpochs(const MoveEnds& ends,
+                                                          std::vector<cluster::Argv> on_target) {
+  auto& from = connector_.Get(ends.from);
+  auto& to = connector_.Get(ends.to);
+  const size_t first = on_target.size();
+  on_target.push_back({"CLUSTER", "INFO"});
+  // The source answers while the target works: one round trip for both.
+  auto sent_from = from.Send({{"CLUSTER", "INFO"}});
+  auto b = to.Pipeline(on_target);
+  auto a = sent_from ? from.Receive(1) : tl::unexpected(sent_from.error());
+  if (!b) return cluster::MakeError(ends.to.ToString() + ": " + b.error().message);
+  EpochRead out;
+  out.target_replies.assign(b->begin(), b->begin() + static_cast<long>(first));
+  if (!a) return cluster::MakeError(ends.from.ToString() + ": " + a.error().message);
+  const auto& ar = (*a)[0];
+  const auto& br = (*b)[first];
+  if (ar.IsError() || br.IsError()) {
+    return cluster::MakeError("CLUSTER INFO refused: " + (ar.IsError() ? ar.str : br.str));
+  }
+  auto ai = cluster::ParseInfo(ar.str);
+  if (!ai)
+    return cluster::MakeError("CLUSTER INFO of " + ends.from.ToString() + ": " +
+                              ai.error().message);
+  auto bi = cluster::ParseInfo(br.str);
+  if (!bi)
+    return cluster::MakeError("CLUSTER INFO of " + ends.to.ToString() + ": " + bi.error().message);
+  out.source = std::move(*ai);
+  out.target = std::move(*bi);
+  return out;
+}
+
 cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl) {
   const auto deadline = clock_.Now() + settings_.epoch_fence_timeout;
   std::string problem;
   while (true) {
-    auto& from = connector_.Get(ends.from);
-    auto& to = connector_.Get(ends.to);
-    auto sent_from = from.Send({{"CLUSTER", "INFO"}});
-    auto sent_to = to.Send({{"CLUSTER", "INFO"}});
-    auto a = sent_from ? from.Receive(1) : tl::unexpected(sent_from.error());
-    auto b = sent_to ? to.Receive(1) : tl::unexpected(sent_to.error());
-    if (!a || !b) {
-      problem = (!a ? a.error() : b.error()).message;
-    } else if ((*a)[0].IsError() || (*b)[0].IsError()) {
-      problem = "CLUSTER INFO refused: " + ((*a)[0].IsError() ? (*a)[0].str : (*b)[0].str);
+    auto read = ReadEpochs(ends, {});
+    if (!read) {
+      problem = read.error().message;
+    } else if (auto p = EpochFenceProblem(read->source, read->target)) {
+      problem = *p;
     } else {
-      auto ai = cluster::ParseInfo((*a)[0].str);
-      auto bi = cluster::ParseInfo((*b)[0].str);
-      if (!ai || !bi) {
-        problem = "CLUSTER INFO: " + (!ai ? ai.error() : bi.error()).message;
-      } else if (auto p = EpochFenceProblem(*ai, *bi)) {
-        problem = *p;
-      } else {
-        return {};
-      }
+      return {};
     }
     if (clock_.Now() >= deadline) break;
     if (ctl.stop) {
@@ -185,6 +221,33 @@ cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const Step
                             " (after " + std::to_string(settings_.epoch_fence_timeout.count()) +
                             " ms; its new claim must outrank the source's, or a late claim of "
                             "the source would take the slots back and delete their keys there)");
+}
+
+cluster::Result<void> Migrator::ClaimFirst(const MoveEnds& ends, const std::vector<int>& group) {
+  const std::string first = std::to_string(group.front());
+  auto read = ReadEpochs(ends, {{"CLUSTER", "SETSLOT", first, "NODE", ends.to_id}});
+  if (!read) {
+    return cluster::MakeError("SETSLOT " + first + " NODE on " + ends.to.ToString() +
+                              " (whether it ran is unknown): " + read.error().message);
+  }
+  if (read->target_replies.empty() || read->target_replies[0].IsError()) {
+    return cluster::MakeError(
+        "SETSLOT NODE on " + ends.to.ToString() + " refused: slot " + first + ": " +
+        (read->target_replies.empty() ? std::string("no reply") : read->target_replies[0].str));
+  }
+  auto problem = ClaimOutranksProblem(read->source, read->target);
+  if (!problem) return {};
+  // The importing path bumps only when the target is not already the unique highest; it is not
+  // above the source all the same (the source's epoch rose meanwhile): bump once more, read back.
+  spdlog::warn("{} after SETSLOT {} NODE on {}: CLUSTER BUMPEPOCH", *problem, first,
+               ends.to.ToString());
+  auto again = ReadEpochs(ends, {{"CLUSTER", "BUMPEPOCH"}});
+  if (!again) return cluster::MakeError("CLUSTER BUMPEPOCH: " + again.error().message);
+  problem = ClaimOutranksProblem(again->source, again->target);
+  if (!problem) return {};
+  return cluster::MakeError("not giving slots " + std::to_string(group.front()) + "-" +
+                            std::to_string(group.back()) + " to " + ends.to.ToString() + ": " +
+                            *problem + " even after CLUSTER BUMPEPOCH");
 }
 
 bool Migrator::SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b,
@@ -422,9 +485,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     // ran, so their keys may now be on both nodes.
     auto lose = [&](size_t first, const std::string& why) {
       for (size_t q = first; q < sent; ++q) {
-        for (size_t k = rounds[q].begin; k < rounds[q].end; ++k) {
-          ours.insert(chunks[k].keys.begin(), chunks[k].keys.end());
-        }
+        for (size_t k = rounds[q].begin; k < rounds[q].end; ++k) NoteUnsettled(chunks[k].keys);
       }
       bool timeout = why.find("timed out") != std::string::npos;
       CountFailure(timeout ? "timeout" : "error", true, false);
@@ -457,6 +518,11 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         const Chunk& chunk = chunks[k++];
         switch (ClassifyMigrateReply(reply)) {
           case MigrateOutcome::kOk:
+            // Listed at the source this pass and now acknowledged: moved, and the target held
+            // no copy of them (that would have been BUSYKEY). A key of a failed MIGRATE that a
+            // client deleted at the source meanwhile is not listed, so it stays unsettled.
+            for (const auto& k : chunk.keys) unsettled_.erase(k);
+            [[fallthrough]];
           case MigrateOutcome::kNoKey: {
             auto n = static_cast<int64_t>(chunk.keys.size());
             result.keys += n;
@@ -471,14 +537,14 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             busy_slots.insert(chunk.slot);
             break;
           case MigrateOutcome::kIoErr:
-            ours.insert(chunk.keys.begin(), chunk.keys.end());
+            NoteUnsettled(chunk.keys);
             CountFailure("ioerr", true, true);
             result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
             failed_pass = true;
             break;
           case MigrateOutcome::kError:
-            ours.insert(chunk.keys.begin(), chunk.keys.end());
+            NoteUnsettled(chunk.keys);
             CountFailure("error", true, false);
             result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
@@ -490,6 +556,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       if (!failed_pass && sent < rounds.size()) lost = !send_next(r + 1);
     }
     for (int slot : busy_slots) listed.erase(slot);
+    BaselineUnsettled(ends);
 
     // 3. BUSYKEY: find the keys one by one and decide per key.
     for (int slot : busy_slots) {
@@ -504,19 +571,20 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         if (skip[slot].count(key)) continue;
         auto single = from.Command(MigrateArgv(ends.to, replace_all, {key}));
         if (!single) {
-          ours.insert(key);
+          NoteUnsettled({key});
           CountFailure("error", true, false);
           failed_pass = true;
           break;
         }
         auto outcome = ClassifyMigrateReply(*single);
+        if (outcome == MigrateOutcome::kOk) unsettled_.erase(key);  // this very key moved
         if (outcome == MigrateOutcome::kOk || outcome == MigrateOutcome::kNoKey) {
           ++result.keys;
           if (ctl.on_keys) ctl.on_keys(1);
           continue;
         }
         if (outcome != MigrateOutcome::kBusyKey) {
-          ours.insert(key);
+          NoteUnsettled({key});
           CountFailure(outcome == MigrateOutcome::kIoErr ? "ioerr" : "error", true,
                        outcome == MigrateOutcome::kIoErr);
           result.message = "MIGRATE " + ShortKey(key) + ": " + single->str;
@@ -536,6 +604,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
           case BusyKeyAction::kReplace: {
             auto again = from.Command(MigrateArgv(ends.to, true, {key}));
             auto o = again ? ClassifyMigrateReply(*again) : MigrateOutcome::kError;
+            if (o == MigrateOutcome::kOk) unsettled_.erase(key);
             if (o == MigrateOutcome::kOk || o == MigrateOutcome::kNoKey) {
               ++result.keys;
               if (ctl.on_keys) ctl.on_keys(1);
@@ -548,6 +617,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
           }
           case BusyKeyAction::kDeleteFromCopy:
             (void)from.Pipeline({{"ASKING"}, {"DEL", key}});
+            unsettled_.erase(key);  // the receiving node's copy is the live one now
             break;
           case BusyKeyAction::kLeave:
             skip[slot].insert(key);
@@ -566,6 +636,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         }
       }
     }
+    BaselineUnsettled(ends);
     if (!result.conflict_keys.empty()) {
       result.status = MoveResult::Status::kConflict;
       result.message = ConflictMessage(ends, result.conflict_keys);
@@ -587,7 +658,94 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       consecutive_failures = 0;
     }
   }
+  if (auto r = ReconcileUnsettled(ends, slots, ctl, result.warnings); !r) {
+    result.status = MoveResult::Status::kError;
+    result.message = r.error().message;
+  }
   return result;
+}
+
+void Migrator::NoteUnsettled(const std::vector<std::string>& keys) {
+  ours_.insert(keys.begin(), keys.end());
+  to_baseline_.insert(to_baseline_.end(), keys.begin(), keys.end());
+}
+
+void Migrator::BaselineUnsettled(const MoveEnds& ends) {
+  if (to_baseline_.empty()) return;
+  std::vector<std::string> keys;
+  keys.swap(to_baseline_);
+  // What a failed MIGRATE carried is the sending node's value, which it still holds (it deletes
+  // a key only once the receiving node acknowledged it). Read there rather than at the
+  // receiving node, which may apply the MIGRATE only later (it was slow: that is why it timed
+  // out). A key already gone from the sending node was moved: the receiving copy is live.
+  std::vector<cluster::Argv> dumps;
+  for (const auto& k : keys) dumps.push_back({"DUMP", k});
+  auto r = connector_.Get(ends.from).Pipeline(dumps);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const cluster::Reply* d = r ? &(*r)[i] : nullptr;
+    if (d && d->type == cluster::Reply::Type::kString) {
+      unsettled_[keys[i]] = {ends.to.ToString(), d->str};
+    } else {
+      unsettled_.erase(keys[i]);
+      if (!d) {
+        spdlog::warn("key {}: value on {} unknown after a failed MIGRATE", ShortKey(keys[i]),
+                     ends.from.ToString());
+      }
+    }
+  }
+}
+
+cluster::Result<void> Migrator::ReconcileUnsettled(const MoveEnds& ends,
+                                                   const std::vector<int>& slots,
+                                                   const StepControl& ctl,
+                                                   std::vector<std::string>& warnings) {
+  const std::set<int> mine(slots.begin(), slots.end());
+  std::vector<std::pair<std::string, std::string>> candidates;
+  for (const auto& [key, copy] : unsettled_) {
+    if (copy.first == ends.to.ToString() && mine.count(cluster::KeySlot(key))) {
+      candidates.emplace_back(key, copy.second);
+    }
+  }
+  if (candidates.empty()) return {};
+  // Still on the sending node (left there on purpose): not a duplicate. -ASK from a MIGRATING
+  // node, or 0, means gone.
+  std::vector<cluster::Argv> exists;
+  for (const auto& c : candidates) exists.push_back({"EXISTS", c.first});
+  auto there = Run(ends.from, exists, ctl);
+  if (!there)
+    return cluster::MakeError("reconciling keys of failed MIGRATEs: " + there.error().message);
+  // Deleted at the receiving node only if it still holds exactly what the failed MIGRATE put
+  // there: compared and deleted in one script, so a client's write (through -ASK) since is kept.
+  std::vector<cluster::Argv> dels;
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& e = (*there)[i];
+    if (e.type == cluster::Reply::Type::kInteger && e.integer > 0) continue;
+    dels.push_back({"ASKING"});
+    dels.push_back({"EVAL",
+                    "if redis.call('DUMP', KEYS[1]) == ARGV[1] then return redis.call('DEL', "
+                    "KEYS[1]) end return 0",
+                    "1", candidates[i].first, candidates[i].second});
+    keys.push_back(candidates[i].first);
+  }
+  if (!dels.empty()) {
+    auto r = Run(ends.to, dels, ctl);
+    if (!r) return cluster::MakeError("reconciling keys of failed MIGRATEs: " + r.error().message);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const auto& x = (*r)[2 * i + 1];
+      if (x.IsError()) {
+        return cluster::MakeError("reconciling key " + ShortKey(keys[i]) + " on " +
+                                  ends.to.ToString() + ": " + x.str);
+      }
+      if (x.integer > 0) {
+        warnings.push_back("key " + ShortKey(keys[i]) + ": gone from " + ends.from.ToString() +
+                           " (deleted or expired) after a failed MIGRATE had copied it to " +
+                           ends.to.ToString() + "; that stale copy was removed");
+      }
+    }
+  }
+  for (const auto& c : candidates) unsettled_.erase(c.first);
+  return {};
 }
 
 cluster::Result<std::vector<std::string>> Migrator::StrayConflicts(const MoveEnds& ends,
@@ -814,6 +972,9 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     // Every key of g moved. The new owner learns first, so it serves the slots before the
     // source starts answering MOVED; the next group is opened in the same round trips.
     if (auto fence = AwaitEpochFence(ends, ctl); !fence) return fail(fence.error().message);
+    // The first slot's claim bumps the target's epoch; the rest claim at that epoch without a
+    // bump, so they go out only once the bump is read back above the source's.
+    if (auto claimed = ClaimFirst(ends, g); !claimed) return fail(claimed.error().message);
     std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id);
     const size_t node_cmds = to_cmds.size();
     if (next) {
@@ -822,7 +983,10 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
       to_cmds.insert(to_cmds.end(), imp.begin(), imp.end());
       to_cmds.insert(to_cmds.end(), c.begin(), c.end());
     }
-    auto to_replies = Run(ends.to, to_cmds, ctl);
+    auto to_replies =
+        to_cmds.empty()
+            ? cluster::Result<std::vector<cluster::Reply>>(std::vector<cluster::Reply>{})
+            : Run(ends.to, to_cmds, ctl);
     if (!to_replies) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + to_replies.error().message);
     }

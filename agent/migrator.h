@@ -122,7 +122,11 @@ class Migrator {
 
   // Forgets the keys of failed MIGRATEs (call when a batch starts). Within a batch they are
   // remembered across calls, so its rollback knows which copies on the target are its own.
-  void BeginBatch() { ours_.clear(); }
+  void BeginBatch() {
+    ours_.clear();
+    unsettled_.clear();
+    to_baseline_.clear();
+  }
 
   // True when `key` has the same type and contents on both nodes (ASKING reads).
   bool SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b, const std::string& key);
@@ -136,11 +140,34 @@ class Migrator {
                                                            const std::vector<int>& slots,
                                                            const StepControl& ctl);
   std::string ConflictMessage(const MoveEnds& ends, const std::vector<std::string>& keys) const;
+  struct EpochRead {
+    std::vector<cluster::Reply> target_replies;  // of the commands sent before CLUSTER INFO
+    cluster::Info source;
+    cluster::Info target;
+  };
+  // `on_target` then CLUSTER INFO on the target, CLUSTER INFO on the source, in one round trip.
+  cluster::Result<EpochRead> ReadEpochs(const MoveEnds& ends, std::vector<cluster::Argv> on_target);
   // Waits (bounded by settings.epoch_fence_timeout) until EpochFenceProblem finds nothing for
   // ends; fails when it does not clear in time (the group is then not given to the target).
   cluster::Result<void> AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl);
+  // SETSLOT NODE for the group's first slot on the target (the importing path: the epoch bump),
+  // then reads both nodes' config epochs back; CLUSTER BUMPEPOCH once when the target's is not
+  // strictly above the source's. Fails when the claim was refused, its reply is unknown, or the
+  // target's epoch cannot be seen above the source's: then no other slot of the group is claimed.
+  cluster::Result<void> ClaimFirst(const MoveEnds& ends, const std::vector<int>& group);
   std::vector<std::string> NodeOnOthers(const MoveEnds& ends, const std::vector<int>& slots,
                                         const std::vector<cluster::Endpoint>& others);
+  // After a failed MIGRATE of `keys`: they may now be on both nodes. BaselineUnsettled then
+  // records (once no reply is in flight on the sending node) the value that MIGRATE carried.
+  void NoteUnsettled(const std::vector<std::string>& keys);
+  void BaselineUnsettled(const MoveEnds& ends);
+  // Before a slot changes hands: a key a failed MIGRATE copied to ends.to and that has since
+  // gone from ends.from (a client deleted it, or it expired) is deleted at ends.to too, unless
+  // its copy there changed (a client wrote it through -ASK); otherwise handing the slot over
+  // would bring the deleted key back.
+  cluster::Result<void> ReconcileUnsettled(const MoveEnds& ends, const std::vector<int>& slots,
+                                           const StepControl& ctl,
+                                           std::vector<std::string>& warnings);
   void CountFailure(const std::string& reason, bool counted, bool ioerr);
   void Backoff(int consecutive);
 
@@ -150,9 +177,14 @@ class Migrator {
   EngineObserver& observer_;
   MigrateCounters& counters_;
   std::set<std::string> ours_;  // keys of this batch's failed MIGRATEs
+  // Keys of failed MIGRATEs the receiving node holds: that node and its copy's DUMP as the
+  // failure left it; dropped once a MIGRATE of that very key succeeds.
+  std::map<std::string, std::pair<std::string, std::string>> unsettled_;
+  std::vector<std::string> to_baseline_;  // noted, value not read yet
 };
 
-// SETSLOT NODE <target> on the target for a group of slots it is importing, in one round trip.
+// SETSLOT NODE <target> on the target for the slots of a group after the first, in one round
+// trip (the first goes alone, Migrator::ClaimFirst).
 // SETSLOT NODE on a node that imports the slot bumps its config epoch (when it is not already
 // the unique highest) and broadcasts a PONG with its slot table to every node, once per call: a
 // group of 200 slots made every node of the cluster process 200 full slot tables (it slowed the
@@ -161,7 +193,8 @@ class Migrator {
 // claim outranks the source's) and the last (its PONG tells every node, replicas too, about the
 // whole group); every slot between is made STABLE right before its NODE. A client sent to the
 // target with ASKING between the two gets MOVED to the source, which sends it back with ASK.
-// Safe only behind Migrator::AwaitEpochFence.
+// Safe only after Migrator::ClaimFirst: these claims (all but the last) carry no bump and would
+// lose to the source's if the target's epoch were not above it.
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
                                             const std::string& target_id);
 // The error replies of NodeOnTargetArgv's commands, by slot.
@@ -177,6 +210,11 @@ std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>&
 // right after a move forward (rollback) meets this: the old target bumped its epoch moments ago.
 std::optional<std::string> EpochFenceProblem(const cluster::Info& source_info,
                                              const cluster::Info& target_info);
+
+// Why the target's claims would not outrank the source's, from both nodes' CLUSTER INFO read
+// after the first claim: the target's own config epoch must be strictly above the source's.
+std::optional<std::string> ClaimOutranksProblem(const cluster::Info& source_info,
+                                                const cluster::Info& target_info);
 
 // How a MIGRATE reply reads.
 enum class MigrateOutcome { kOk, kNoKey, kBusyKey, kIoErr, kError };

@@ -8,24 +8,27 @@ SlotObservation Observe(int slot, const std::string& source_id,
                         const std::vector<cluster::NodeEntry>& source_view,
                         const std::string& target_id,
                         const std::vector<cluster::NodeEntry>& target_view, int64_t source_keys,
-                        int64_t target_keys, const std::string& former_target_id) {
+                        int64_t target_keys, const FormerEnds& former) {
   SlotObservation o;
   o.slot = slot;
   o.source_keys = source_keys;
   o.target_keys = target_keys;
+  // A former end's id read as its replacement's.
+  auto as_end = [&](const std::string& id) {
+    if (!former.target_id.empty() && id == former.target_id) return target_id;
+    if (!former.source_id.empty() && id == former.source_id) return source_id;
+    return id;
+  };
   auto owner_in = [&](const std::vector<cluster::NodeEntry>& view) {
     for (const auto& n : view) {
       for (const auto& r : n.slots) {
-        if (slot >= r.first && slot <= r.last) {
-          return !former_target_id.empty() && n.id == former_target_id ? target_id : n.id;
-        }
+        if (slot >= r.first && slot <= r.last) return as_end(n.id);
       }
     }
     return std::string();
   };
-  auto is_target = [&](const std::string& peer) {
-    return peer == target_id || (!former_target_id.empty() && peer == former_target_id);
-  };
+  auto is_target = [&](const std::string& peer) { return as_end(peer) == target_id; };
+  auto is_source = [&](const std::string& peer) { return as_end(peer) == source_id; };
   o.owner_in_source_view = owner_in(source_view);
   o.owner_in_target_view = owner_in(target_view);
   if (const auto* me = cluster::FindMyself(source_view)) {
@@ -39,7 +42,7 @@ SlotObservation Observe(int slot, const std::string& source_id,
   if (const auto* me = cluster::FindMyself(target_view)) {
     o.target_epoch = me->config_epoch;
     for (const auto& open : me->open_slots) {
-      if (open.slot != slot || open.peer_id != source_id) continue;
+      if (open.slot != slot || !is_source(open.peer_id)) continue;
       if (open.direction == cluster::OpenDirection::kMigrating) o.target_migrating = true;
       if (open.direction == cluster::OpenDirection::kImporting) o.target_importing = true;
     }
@@ -47,17 +50,17 @@ SlotObservation Observe(int slot, const std::string& source_id,
   return o;
 }
 
-const cluster::NodeEntry* PromotedTarget(const std::vector<cluster::NodeEntry>& nodes,
-                                         const std::string& target_id) {
+const cluster::NodeEntry* PromotedMaster(const std::vector<cluster::NodeEntry>& nodes,
+                                         const std::string& node_id) {
   auto by_id = [&](const std::string& id) -> const cluster::NodeEntry* {
     for (const auto& n : nodes) {
       if (n.id == id) return &n;
     }
     return nullptr;
   };
-  const auto* target = by_id(target_id);
-  if (!target || !target->flags.replica || target->master_id.empty()) return nullptr;
-  const auto* master = by_id(target->master_id);
+  const auto* node = by_id(node_id);
+  if (!node || !node->flags.replica || node->master_id.empty()) return nullptr;
+  const auto* master = by_id(node->master_id);
   if (!master || !master->flags.master || master->flags.fail || master->flags.pfail ||
       master->flags.noaddr) {
     return nullptr;
@@ -129,8 +132,9 @@ ConvergencePlan PlanConvergence(const std::vector<SlotObservation>& slots,
       if (!plan.to_target) plan.reverse.push_back(o.slot);
       continue;
     }
-    // Settled at the source.
-    if (o.source_migrating) {
+    // Settled at the source. Keys on B come home only through the forward protocol (see
+    // above): closing the slot would strand them on a node that does not own it.
+    if (o.source_migrating || o.target_keys > 0) {
       plan.finish_forward.push_back(o.slot);
       if (!plan.to_target) plan.reverse.push_back(o.slot);
     } else if (plan.to_target) {

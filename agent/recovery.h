@@ -24,24 +24,31 @@ struct SlotObservation {
   int64_t target_keys = 0;
 };
 
+// The masters that replaced a batch's ends after a failover (see PromotedMaster); "" when that
+// end did not fail over.
+struct FormerEnds {
+  std::string source_id;
+  std::string target_id;
+};
+
 // Builds the observation of `slot` from A's and B's own views (pure; used by tests too).
-// `former_target_id` (non-empty after a failover of the target, see PromotedTarget): B is then
-// the promoted replica, and what A's view says of the former target counts as said of B: A's
-// open state towards it is not replicated, so A still shows [slot->-former] while B never
-// imported, and the slots the former target owned are B's since the failover.
+// After a failover of an end, A or B is the promoted replica, and what the views say of the
+// former node counts as said of its replacement: open-slot state is not replicated (7.x), so
+// A may still show [slot->-former target] while B never imported, or B [slot-<-former source]
+// while the promoted A is not MIGRATING; the slots a former node owned are its replacement's.
 SlotObservation Observe(int slot, const std::string& source_id,
                         const std::vector<cluster::NodeEntry>& source_view,
                         const std::string& target_id,
                         const std::vector<cluster::NodeEntry>& target_view, int64_t source_keys,
-                        int64_t target_keys, const std::string& former_target_id = "");
+                        int64_t target_keys, const FormerEnds& former = {});
 
-// After a failover of a batch's target (its replica promoted, e.g. CLUSTER FAILOVER TAKEOVER,
-// or the target failed), the master that took its place: the target is now a replica and
-// names its master, which is a master that is not failing. nullptr when the target is still a
-// master (no failover) or no such master is known. `nodes`: one entry per node id, a node's
-// own line when it answered (ClusterSnapshot::nodes).
-const cluster::NodeEntry* PromotedTarget(const std::vector<cluster::NodeEntry>& nodes,
-                                         const std::string& target_id);
+// After a failover of a batch's end (its replica promoted, e.g. CLUSTER FAILOVER TAKEOVER, or
+// the node failed), the master that took its place: the node is now a replica and names its
+// master, which is a master that is not failing. nullptr when the node is still a master (no
+// failover) or no such master is known. `nodes`: one entry per node id, a node's own line when
+// it answered (ClusterSnapshot::nodes).
+const cluster::NodeEntry* PromotedMaster(const std::vector<cluster::NodeEntry>& nodes,
+                                         const std::string& node_id);
 
 enum class Side { kSource, kTarget, kNeither };
 
@@ -77,12 +84,15 @@ enum class ConvergeMode {
 // Going back, a slot left open A->B with A still MIGRATING is first finished forward and then
 // moved back with the forward protocol reversed. Redis gives no race-free way to send keys to a
 // node that is MIGRATING the slot (it answers RESTORE with -ASK), and making A STABLE first would
-// let clients miss keys that are still on B; finishing forward never does. A slot open only on B
-// (IMPORTING, A not yet MIGRATING) received no key and no client: closing it is enough.
+// let clients miss keys that are still on B; finishing forward never does. A slot A owns with
+// keys on B but A no longer MIGRATING (A failed over: open state is not replicated; or a run
+// died inside a settle step) takes the same path: SETSLOT MIGRATING on A is its first step, and
+// from then on clients that miss a key at A are sent to B again. Only a slot with no key on B
+// (B IMPORTING, A never MIGRATING: no key and no client went there) is just closed.
 struct ConvergencePlan {
   bool to_target = false;             // the goal
-  std::vector<int> close_at_source;   // A owns, not MIGRATING: STABLE on B, NODE A on B, others
-  std::vector<int> finish_forward;    // A owns, MIGRATING to B: the forward protocol again
+  std::vector<int> close_at_source;   // A owns, no key on B: STABLE on B, NODE A on B, others
+  std::vector<int> finish_forward;    // A owns, open or keys on B: the forward protocol again
   std::vector<int> settle_at_target;  // B owns in its own view: NODE B on A and the others
   std::vector<int> reverse;           // goal A: afterwards the forward protocol B->A
   std::vector<int> stuck;             // neither A nor B owns it: left for the operator

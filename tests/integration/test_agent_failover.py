@@ -98,3 +98,55 @@ def test_target_failover_mid_move_then_recover(cluster, point):
     assert chk.returncode == 0, chk.stdout + chk.stderr
     rc, text = cluster.cluster_check()
     assert rc == 0, text
+
+
+@pytest.mark.parametrize("point", ["mid_keys", "after_target_node"])
+def test_source_failover_mid_move_then_recover(cluster, point):
+    """The source fails over mid-move (issue 8, hazards 2 and 7). MIGRATING is not replicated:
+    the promoted replica owns the batch's slots with no open state while the target still
+    imports them from the old source and holds the keys moved so far, which no client can reach
+    (the new source answers for them without -ASK). The rerun must bring them home."""
+    data, before, src_port, src_id, dst_port, dst_id, moving, journal, args = crash_reshard(
+        cluster, point, 300, Dataset(small=20000, others=200, big=0, ttl=300))
+    imp_before = open_slots(cluster, dst_port)[1]
+    assert imp_before, "the target imports nothing: the crash came too early"
+
+    rep_port = replica_of(cluster, src_id)
+    rep_id = cluster.node_id(rep_port)
+    src = cluster.client(src_port)
+    rep = cluster.client(rep_port)
+    wait_for(lambda: rep.info("replication")["slave_repl_offset"]
+             >= src.info("replication")["master_repl_offset"], timeout=20,
+             what="the source's replica caught up")
+    rep.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+    wait_for(lambda: role_everywhere(cluster, rep_id) == {"master"}
+             and role_everywhere(cluster, src_id) == {"slave"}, timeout=30,
+             what="every node sees the source's replica promoted")
+    # The state the issue describes: the promoted master is not MIGRATING, the target still
+    # imports from the old source, and keys sit on the target in slots it does not own.
+    assert open_slots(cluster, rep_port) == ([], [])
+    assert open_slots(cluster, dst_port)[1], "the target stopped importing"
+    if point == "mid_keys":
+        stranded = [s for s in imp_before
+                    if raw(cluster, dst_port).execute_command("CLUSTER", "COUNTKEYSINSLOT", s) > 0]
+        assert stranded, "no key moved before the failover"
+
+    again = run_agent(*args, timeout=180)
+    out = again.stdout + again.stderr
+    assert "Recovering unfinished batches" in out, out
+    assert "failed over" in out, out
+    assert "recovery did not finish" not in out, out
+
+    wait_for(lambda: all_views_agree(cluster), timeout=30, what="all views agree")
+    owners = slot_owners(cluster)
+    assert {owners[s] for s in moving} <= {rep_port, dst_port}, {owners[s] for s in moving}
+    for p in cluster.masters_ports():
+        assert open_slots(cluster, p) == ([], []), (p, open_slots(cluster, p))
+    problems = compare(before, snapshot(cluster, data.keys))
+    assert problems == [], problems[:20]
+    for s in moving:
+        owner = owners[s]
+        other = rep_port if owner == dst_port else dst_port
+        assert raw(cluster, other).execute_command("CLUSTER", "COUNTKEYSINSLOT", s) == 0, s
+    chk = run_agent("check", cluster.seed)
+    assert chk.returncode == 0, chk.stdout + chk.stderr

@@ -137,21 +137,21 @@ TEST(AgentMigrator, TwoBroadcastsPerGroupOnTheTargetNotOnePerSlot) {
 }
 
 TEST(AgentMigrator, NodeOnTargetErrorsNameTheSlot) {
+  // The first slot is claimed alone (Migrator::ClaimFirst); these are the rest.
   auto argv = NodeOnTargetArgv({7, 8, 9}, "bbbb");
-  ASSERT_EQ(argv.size(), 4u);
-  EXPECT_EQ(argv[0], (cluster::Argv{"CLUSTER", "SETSLOT", "7", "NODE", "bbbb"}));
-  EXPECT_EQ(argv[1], (cluster::Argv{"CLUSTER", "SETSLOT", "8", "STABLE"}));
-  EXPECT_EQ(argv[2], (cluster::Argv{"CLUSTER", "SETSLOT", "8", "NODE", "bbbb"}));
-  EXPECT_EQ(argv[3], (cluster::Argv{"CLUSTER", "SETSLOT", "9", "NODE", "bbbb"}));
-  EXPECT_EQ(NodeOnTargetArgv({7}, "bbbb").size(), 1u);
-  EXPECT_EQ(NodeOnTargetArgv({7, 8}, "bbbb").size(), 2u);
-  std::vector<cluster::Reply> replies(4);
+  ASSERT_EQ(argv.size(), 3u);
+  EXPECT_EQ(argv[0], (cluster::Argv{"CLUSTER", "SETSLOT", "8", "STABLE"}));
+  EXPECT_EQ(argv[1], (cluster::Argv{"CLUSTER", "SETSLOT", "8", "NODE", "bbbb"}));
+  EXPECT_EQ(argv[2], (cluster::Argv{"CLUSTER", "SETSLOT", "9", "NODE", "bbbb"}));
+  EXPECT_TRUE(NodeOnTargetArgv({7}, "bbbb").empty());
+  EXPECT_EQ(NodeOnTargetArgv({7, 8}, "bbbb").size(), 1u);
+  std::vector<cluster::Reply> replies(3);
   for (auto& r : replies) r.type = cluster::Reply::Type::kStatus;
   EXPECT_TRUE(NodeOnTargetErrors(replies, {7, 8, 9}).empty());
-  replies[2].type = cluster::Reply::Type::kError;  // NODE of slot 8
-  replies[2].str = "ERR boom";
-  replies[3].type = cluster::Reply::Type::kError;
-  replies[3].str = "ERR bang";
+  replies[1].type = cluster::Reply::Type::kError;  // NODE of slot 8
+  replies[1].str = "ERR boom";
+  replies[2].type = cluster::Reply::Type::kError;
+  replies[2].str = "ERR bang";
   auto e = NodeOnTargetErrors(replies, {7, 8, 9});
   EXPECT_EQ(e, (std::map<int, std::string>{{8, "ERR boom"}, {9, "ERR bang"}}));
 }
@@ -178,6 +178,20 @@ TEST(AgentMigrator, EpochFenceNeedsTheTargetToKnowTheSourceEpoch) {
   EXPECT_FALSE(
       EpochFenceProblem(source, InfoOf("cluster_current_epoch:12\r\ncluster_my_epoch:12\r\n")));
   EXPECT_TRUE(EpochFenceProblem(source, InfoOf("cluster_state:ok\r\n")));  // fields missing
+}
+
+TEST(AgentMigrator, ClaimsOutrankOnlyAboveTheSourceEpoch) {
+  auto source = InfoOf("cluster_current_epoch:9\r\ncluster_my_epoch:9\r\n");
+  EXPECT_FALSE(
+      ClaimOutranksProblem(source, InfoOf("cluster_current_epoch:10\r\ncluster_my_epoch:10\r\n")));
+  // Equal is not enough: the collision rule may leave either one on top.
+  auto same =
+      ClaimOutranksProblem(source, InfoOf("cluster_current_epoch:9\r\ncluster_my_epoch:9\r\n"));
+  ASSERT_TRUE(same);
+  EXPECT_NE(same->find("epoch 9 is not above the source's 9"), std::string::npos) << *same;
+  EXPECT_TRUE(
+      ClaimOutranksProblem(source, InfoOf("cluster_current_epoch:12\r\ncluster_my_epoch:4\r\n")));
+  EXPECT_TRUE(ClaimOutranksProblem(source, InfoOf("cluster_state:ok\r\n")));  // fields missing
 }
 
 TEST(AgentMigrator, NoSlotGoesToATargetThatSharesTheSourceEpoch) {

@@ -394,6 +394,14 @@ inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a)
   }
   if (c == "TYPE") return Status(me.keys.count(a[1]) ? "string" : "none");
   if (c == "DEL") return Int(static_cast<int64_t>(me.keys.erase(a[1])));
+  if (c == "EXISTS") return Int(static_cast<int64_t>(me.keys.count(a[1])));
+  if (c == "EVAL" && a.size() == 5 && a[2] == "1") {
+    // Only the migrator's compare-and-delete script: DEL KEYS[1] when its DUMP is ARGV[1].
+    auto it = me.keys.find(a[3]);
+    if (it == me.keys.end() || "dump:" + it->second != a[4]) return Int(0);
+    me.keys.erase(it);
+    return Int(1);
+  }
   if (c == "SET") {
     me.keys[a[1]] = a[2];
     return Ok();

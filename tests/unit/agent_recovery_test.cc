@@ -157,12 +157,12 @@ TEST(AgentRecovery, AfterATargetFailoverThePromotedReplicaStandsInForTheTarget) 
       "cccc 127.0.0.1:7002@17002 myself,master - 0 0 3 connected 11-20\n");
   ASSERT_TRUE(a && c);
   const std::string kC = "cccc";
-  auto o = Observe(5, kA, *a, kC, *c, 4, 6, kB);
+  auto o = Observe(5, kA, *a, kC, *c, 4, 6, {"", kB});
   EXPECT_TRUE(o.source_migrating);
   EXPECT_FALSE(o.target_importing);
   EXPECT_EQ(SettledOwner(o, kA, kC), Side::kSource);
   EXPECT_FALSE(ForwardReady(o, kA, kC));
-  auto owned = Observe(12, kA, *a, kC, *c, 0, 3, kB);
+  auto owned = Observe(12, kA, *a, kC, *c, 0, 3, {"", kB});
   EXPECT_EQ(owned.owner_in_source_view, kC);  // bbbb's stale claim is cccc's now
   EXPECT_EQ(SettledOwner(owned, kA, kC), Side::kTarget);
   // Without the former id the open slot is invisible: the old behaviour (left stuck).
@@ -175,10 +175,60 @@ TEST(AgentRecovery, AfterATargetFailoverThePromotedReplicaStandsInForTheTarget) 
   EXPECT_TRUE(plan.stuck.empty());
 
   // Who took the target's place: its master once it is a replica; nobody while it is master.
-  const auto* promoted = PromotedTarget(*c, kB);
+  const auto* promoted = PromotedMaster(*c, kB);
   ASSERT_NE(promoted, nullptr);
   EXPECT_EQ(promoted->id, kC);
-  EXPECT_EQ(PromotedTarget(*a, kB), nullptr);
+  EXPECT_EQ(PromotedMaster(*a, kB), nullptr);
+}
+
+// Hazard 2: A owns the slot and is STABLE (killed inside a settle step, or A failed over:
+// MIGRATING is not replicated) while B still holds keys of it. Closing the slot would strand
+// them on B (the plan used to send it to close_at_source, which only warned); the forward
+// protocol brings them home, its first step making A MIGRATING again so clients find them.
+TEST(AgentRecovery, KeysOnTheTargetOfAStableSourceAreNeverClosedAway) {
+  auto stranded = MidKeys(1);
+  stranded.source_migrating = false;
+  EXPECT_FALSE(ForwardReady(stranded, kA, kB));
+  for (auto mode : {ConvergeMode::kAuto, ConvergeMode::kRollback}) {
+    auto plan = PlanConvergence({stranded, AfterImporting(2)}, kA, kB, mode);
+    EXPECT_FALSE(plan.to_target);
+    EXPECT_EQ(plan.finish_forward, std::vector<int>{1});
+    EXPECT_EQ(plan.reverse, std::vector<int>{1});
+    EXPECT_EQ(plan.close_at_source, std::vector<int>{2});  // B holds none of slot 2's keys
+  }
+  // B no longer even importing: the keys are stranded all the same.
+  stranded.target_importing = false;
+  EXPECT_EQ(PlanConvergence({stranded}, kA, kB, ConvergeMode::kAuto).finish_forward,
+            std::vector<int>{1});
+}
+
+TEST(AgentRecovery, AfterASourceFailoverThePromotedReplicaStandsInForTheSource) {
+  // aaaa (the source) failed over to dddd mid-move: dddd owns 0-10 with no open state, bbbb
+  // still imports slot 5 from aaaa and, ignoring dddd's claim for an importing slot, has no
+  // owner for it in its own view.
+  auto d = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 slave dddd 0 0 4 connected\n"
+      "bbbb 127.0.0.1:7001@17001 master - 0 0 2 connected 11-20\n"
+      "dddd 127.0.0.1:7003@17003 myself,master - 0 0 4 connected 0-10\n");
+  auto b = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 slave dddd 0 0 4 connected\n"
+      "bbbb 127.0.0.1:7001@17001 myself,master - 0 0 2 connected 11-20 [5-<-aaaa]\n"
+      "dddd 127.0.0.1:7003@17003 master - 0 0 4 connected 0-4 6-10\n");
+  ASSERT_TRUE(d && b);
+  const std::string kD = "dddd";
+  const auto* promoted = PromotedMaster(*d, kA);
+  ASSERT_NE(promoted, nullptr);
+  EXPECT_EQ(promoted->id, kD);
+  auto o = Observe(5, kD, *d, kB, *b, 4, 6, {kA, ""});
+  EXPECT_TRUE(o.target_importing);  // from aaaa, read as from its replacement
+  EXPECT_FALSE(o.source_migrating);
+  EXPECT_EQ(o.owner_in_source_view, kD);
+  EXPECT_EQ(SettledOwner(o, kD, kB), Side::kSource);
+  auto plan = PlanConvergence({o}, kD, kB, ConvergeMode::kAuto);
+  EXPECT_EQ(plan.finish_forward, std::vector<int>{5});
+  EXPECT_EQ(plan.reverse, std::vector<int>{5});
+  EXPECT_TRUE(plan.close_at_source.empty());
+  EXPECT_TRUE(plan.stuck.empty());
 }
 
 }  // namespace

@@ -12,14 +12,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cluster/connection.h"
+#include "cluster/key_slot.h"
 #include "cluster/nodes.h"
 #include "tests/unit/cluster_live_server.h"
 
@@ -76,6 +79,95 @@ class LiveCluster {
     pid_t pid = -1;
     in >> pid;
     return pid;
+  }
+
+  // Names of `per_slot` keys hashing to each of `slots` (plain names, no hash tags).
+  static std::map<int, std::vector<std::string>> KeysFor(const std::vector<int>& slots,
+                                                         int per_slot) {
+    std::map<int, std::vector<std::string>> out;
+    std::set<int> want(slots.begin(), slots.end());
+    size_t full = 0;
+    for (long i = 0; full < want.size(); ++i) {
+      std::string key = "k" + std::to_string(i);
+      int slot = KeySlot(key);
+      if (!want.count(slot)) continue;
+      auto& v = out[slot];
+      if (static_cast<int>(v.size()) < per_slot &&
+          (v.push_back(key), v.size() == static_cast<size_t>(per_slot))) {
+        ++full;
+      }
+    }
+    return out;
+  }
+
+  // The key-level check: polls (bounded) until every node's view agrees on every slot's owner
+  // and no slot is open anywhere; then every key of `expected` reads back its value at its
+  // slot's owner, and no master holds a key of a slot it does not own. "" when whole, else
+  // what is wrong.
+  std::string Whole(const std::map<std::string, std::string>& expected,
+                    std::chrono::seconds timeout = std::chrono::seconds(30)) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string problem;
+    std::vector<std::string> owner(kSlotCount);
+    std::map<std::string, Endpoint> address;
+    std::set<std::string> masters;
+    while (true) {
+      problem.clear();
+      for (int i = 0; i < total_ && problem.empty(); ++i) {
+        auto nodes = Nodes(i);
+        if (nodes.empty()) problem = endpoint(i).ToString() + ": no CLUSTER NODES";
+        std::vector<std::string> mine(kSlotCount);
+        for (const auto& n : nodes) {
+          address[n.id] = n.endpoint;
+          if (n.flags.master) masters.insert(n.id);
+          for (const auto& r : n.slots) {
+            for (int s = r.first; s <= r.last; ++s) mine[s] = n.id;
+          }
+          if (n.flags.myself && !n.open_slots.empty()) {
+            problem = endpoint(i).ToString() + " has slot " +
+                      std::to_string(n.open_slots.front().slot) + " open";
+          }
+        }
+        for (int s = 0; s < kSlotCount && problem.empty(); ++s) {
+          if (mine[s].empty()) problem = "slot " + std::to_string(s) + " unowned in a view";
+          if (i > 0 && mine[s] != owner[s]) problem = "views disagree on slot " + std::to_string(s);
+        }
+        if (i == 0) owner = mine;
+      }
+      if (problem.empty() || std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!problem.empty()) return problem;
+    for (const auto& [key, value] : expected) {
+      const auto& id = owner[KeySlot(key)];
+      RedisConnection c(address[id]);
+      auto r = c.Command({"GET", key});
+      if (!r || r->type != Reply::Type::kString || r->str != value) {
+        return "key " + key + " (slot " + std::to_string(KeySlot(key)) + ") not readable at " +
+               address[id].ToString() + ": " +
+               (r ? (r->IsNil() ? "nil" : r->str) : r.error().message);
+      }
+    }
+    for (const auto& id : masters) {
+      const Endpoint& ep = address[id];
+      std::vector<Argv> counts;
+      std::vector<int> slots;
+      for (int s = 0; s < kSlotCount; ++s) {
+        if (owner[s] == id) continue;
+        slots.push_back(s);
+        counts.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(s)});
+      }
+      RedisConnection c(ep);
+      auto r = c.Pipeline(counts);
+      if (!r) return ep.ToString() + ": " + r.error().message;
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if ((*r)[k].type == Reply::Type::kInteger && (*r)[k].integer > 0) {
+          return ep.ToString() + " holds " + std::to_string((*r)[k].integer) + " keys of slot " +
+                 std::to_string(slots[k]) + " it does not own";
+        }
+      }
+    }
+    return "";
   }
 
   // The nodes as node i sees them.
