@@ -178,7 +178,8 @@ class FaultConnector final : public Connector {
 
  private:
   struct Wrapped {
-    Wrapped(Connection& inner, FaultInjector& faults) : inner_ref(inner), connection(inner, faults) {}
+    Wrapped(Connection& inner, FaultInjector& faults)
+        : inner_ref(inner), connection(inner, faults) {}
     Connection& inner() { return inner_ref; }
     Connection& inner_ref;
     FaultConnection connection;
