@@ -1,12 +1,27 @@
 #pragma once
 
 // An in-memory Redis Cluster behind the cluster::Connector interface, for the engine's unit
-// tests: enough of CLUSTER NODES/INFO/SETSLOT/GETKEYSINSLOT/COUNTKEYSINSLOT, MIGRATE (with
-// BUSYKEY and injected IOERRs), DUMP, ASKING, GET/TYPE, DEL, INFO, CONFIG GET to run the real
-// migrator, engine and recovery against. Every command is logged for ordering assertions.
-// Thread-safe (the engine's guard thread reads it too).
+// tests: enough of CLUSTER NODES/INFO/SETSLOT/BUMPEPOCH/GETKEYSINSLOT/COUNTKEYSINSLOT, MIGRATE
+// (with BUSYKEY and injected IOERRs), DUMP, ASKING, GET/TYPE, DEL, INFO, CONFIG GET to run the
+// real migrator, engine and recovery against. Every command is logged with its reply for
+// ordering assertions. Thread-safe (the engine's guard thread reads it too).
+//
+// Epochs and gossip follow Redis 7.2's src/cluster.c, because the engine's safety depends on
+// them: each node has its own current epoch, its config epoch, and the config epochs of the
+// others as last gossiped to it. Only `SETSLOT NODE myself` on an importing node bumps
+// (clusterBumpConfigEpochWithoutConsensus) and broadcasts at once; every other change reaches
+// the other nodes with gossip, which either follows every command (Gossip::kAfterEveryCommand,
+// the default: a cluster that converges between commands) or waits for DeliverGossip()
+// (Gossip::kHeld: late gossip). On receipt a claim wins a slot when it outranks the owner's
+// epoch as the receiver knows it (clusterUpdateSlotsConfigWith): importing slots are skipped,
+// and a slot the receiver owned and still holds keys of is emptied (dirty slots). Replicas
+// learn slots by gossip like everyone else. Faults (refused commands, lost replies) belong in
+// tests/unit/fault_injection.h, not here.
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <bitset>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,10 +41,17 @@ struct FakeNode {
   cluster::Endpoint endpoint;
   bool master = true;
   std::string master_id;
+  // Config epoch (a replica reports its master's, as it knows it). Set directly, the others
+  // learn it by gossip; FakeCluster::SetConfigEpoch sets it as if gossip had converged.
   uint64_t epoch = 0;
+  uint64_t current_epoch = 0;                    // never below `epoch` (read as the max of both)
+  std::map<std::string, uint64_t> known_epochs;  // other node id -> its config epoch, as gossiped
   std::array<std::string, cluster::kSlotCount> view;  // owner id per slot, in this node's view
-  std::map<int, std::string> migrating;               // slot -> peer id
-  std::map<int, std::string> importing;               // slot -> peer id
+  // Slots whose owner (another node) gossiped without claiming them: any claim wins them
+  // (Redis 7.2's owner_not_claiming_slot).
+  std::bitset<cluster::kSlotCount> owner_not_claiming;
+  std::map<int, std::string> migrating;  // slot -> peer id
+  std::map<int, std::string> importing;  // slot -> peer id
   std::map<std::string, std::string> keys;
   bool stopped = false;  // every command fails like a timeout
   double migrate_failed_calls = 0;
@@ -39,6 +61,17 @@ struct FakeNode {
 struct LoggedCommand {
   std::string node;  // node id
   cluster::Argv argv;
+  cluster::Reply reply;  // what the fake answered (a FaultConnector's refusals never reach it)
+};
+
+// Keys a node deleted because a higher-epoch claim took a slot it still held keys of.
+struct DirtySlot {
+  std::string node;    // the node that lost the slot and deleted the keys
+  std::string winner;  // the claimant
+  int slot;
+  uint64_t winner_epoch;
+  uint64_t owner_epoch;  // the epoch the node knew its own claim by
+  std::vector<std::string> keys;
 };
 
 class FakeCluster : public cluster::Connector {
@@ -68,20 +101,72 @@ class FakeCluster : public cluster::Connector {
       const std::string& owner = ids[std::min(masters - 1, s / per)];
       for (auto& n : nodes_) n.view[s] = owner;
     }
+    for (auto& n : nodes_) {
+      n.current_epoch = static_cast<uint64_t>(masters);
+      for (const auto& x : nodes_) n.known_epochs[x.id] = x.epoch;
+    }
   }
 
-  FakeNode& node(int i) { return nodes_[i]; }
+  // When the other nodes hear of a change (see the top of this file).
+  enum class Gossip { kAfterEveryCommand, kHeld };
+  void SetGossip(Gossip g) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    gossip_ = g;
+  }
+  // Every master's claims (the slots it owns in its own view, at its config epoch, with its
+  // current epoch) reach every other node, replicas included. Claims are taken before any is
+  // applied, like PINGs in flight.
+  void DeliverGossip() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    DeliverLocked(nullptr);
+  }
+  // Only node `i`'s claims, to every other node.
+  void DeliverGossipFrom(int i) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    DeliverLocked(&nodes_[i]);
+  }
+  // Sets node `i`'s config epoch as if gossip had converged: every node knows it and has
+  // current epoch at least `epoch`.
+  void SetConfigEpoch(int i, uint64_t epoch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    gossip_pending_ = true;
+    nodes_[i].epoch = epoch;
+    for (auto& n : nodes_) {
+      n.known_epochs[nodes_[i].id] = epoch;
+      n.current_epoch = std::max(n.current_epoch, epoch);
+    }
+  }
+  // A node's config epoch as node `at` knows it (its own when `id` is `at`'s; a replica's is
+  // its master's).
+  uint64_t KnownEpoch(const FakeNode& at, const std::string& id) const {
+    const FakeNode* n = ById(id);
+    if (n != nullptr && !n->master) return KnownEpoch(at, n->master_id);
+    if (id == at.id) return at.epoch;
+    auto it = at.known_epochs.find(id);
+    return it == at.known_epochs.end() ? 0 : it->second;
+  }
+
+  // A test may change what it gets from node(), ById() or ByEndpoint(): gossip runs again.
+  FakeNode& node(int i) {
+    gossip_pending_ = true;
+    return nodes_[i];
+  }
   FakeNode* ById(const std::string& id) {
+    gossip_pending_ = true;
     for (auto& n : nodes_) {
       if (n.id == id) return &n;
     }
     return nullptr;
   }
-  FakeNode* ByEndpoint(const cluster::Endpoint& e) {
-    for (auto& n : nodes_) {
-      if (n.endpoint == e) return &n;
+  const FakeNode* ById(const std::string& id) const {
+    for (const auto& n : nodes_) {
+      if (n.id == id) return &n;
     }
     return nullptr;
+  }
+  FakeNode* ByEndpoint(const cluster::Endpoint& e) {
+    gossip_pending_ = true;
+    return AtEndpoint(e);
   }
   std::mutex& mutex() { return mutex_; }
 
@@ -124,6 +209,10 @@ class FakeCluster : public cluster::Connector {
   int broadcasts() {
     std::lock_guard<std::mutex> lock(mutex_);
     return broadcasts_;
+  }
+  std::vector<DirtySlot> dirty_slots() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return dirty_slots_;
   }
   void ClearLog() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -175,14 +264,29 @@ class FakeCluster : public cluster::Connector {
     return r;
   }
 
+  FakeNode* AtEndpoint(const cluster::Endpoint& e) {
+    for (auto& n : nodes_) {
+      if (n.endpoint == e) return &n;
+    }
+    return nullptr;
+  }
   std::string NodesText(const FakeNode& me) const;
   cluster::Reply Command(FakeNode& me, const cluster::Argv& a);
   cluster::Reply SetSlot(FakeNode& me, const cluster::Argv& a);
   cluster::Reply Migrate(FakeNode& me, const cluster::Argv& a);
+  bool BumpEpoch(FakeNode& me);
+  // Whether it changed any node's view or epochs.
+  bool DeliverLocked(const FakeNode* only_from);
 
   std::mutex mutex_;
   std::vector<FakeNode> nodes_;
   std::vector<LoggedCommand> log_;
+  std::vector<DirtySlot> dirty_slots_;
+  Gossip gossip_ = Gossip::kAfterEveryCommand;
+  // Whether gossip after a command could change anything: set by commands and test access
+  // that may change claims or epochs, kept while a round still changes something. Saves the
+  // full round on the many commands that change nothing (reads, MIGRATE).
+  std::atomic<bool> gossip_pending_{true};
   int bumps_ = 0;
   int broadcasts_ = 0;
   int fail_migrates_ = 0;
@@ -223,13 +327,120 @@ inline cluster::Connection& FakeCluster::Get(const cluster::Endpoint& endpoint) 
 inline cluster::Result<cluster::Reply> FakeCluster::Handle(const cluster::Endpoint& at,
                                                            const cluster::Argv& argv) {
   std::lock_guard<std::mutex> lock(mutex_);
-  FakeNode* me = ByEndpoint(at);
+  FakeNode* me = AtEndpoint(at);
   if (me == nullptr) return cluster::MakeError("connect to " + at.ToString() + ": refused");
   if (me->stopped || (before_command && before_command(*me, argv))) {
     return cluster::MakeError(at.ToString() + ": " + argv.front() + ": timed out");
   }
-  log_.push_back({me->id, argv});
-  return Command(*me, argv);
+  cluster::Reply reply = Command(*me, argv);
+  log_.push_back({me->id, argv, reply});
+  if (argv[0] == "CLUSTER" && argv.size() > 1 && (argv[1] == "SETSLOT" || argv[1] == "BUMPEPOCH")) {
+    gossip_pending_ = true;
+  }
+  if (gossip_ == Gossip::kAfterEveryCommand && gossip_pending_.exchange(false)) {
+    if (DeliverLocked(nullptr)) gossip_pending_ = true;
+  }
+  return reply;
+}
+
+// clusterBumpConfigEpochWithoutConsensus: a new epoch unless this node's is already the
+// greatest it knows of (a tie with another node does not bump).
+inline bool FakeCluster::BumpEpoch(FakeNode& me) {
+  me.current_epoch = std::max(me.current_epoch, me.epoch);
+  uint64_t max_epoch = me.current_epoch;
+  for (const auto& [id, e] : me.known_epochs) max_epoch = std::max(max_epoch, e);
+  if (me.epoch != 0 && me.epoch == max_epoch) return false;
+  me.epoch = ++me.current_epoch;
+  ++bumps_;
+  return true;
+}
+
+// clusterProcessPacket's epoch updates, then clusterUpdateSlotsConfigWith, for PINGs/PONGs
+// from masters. Not modelled: UPDATE messages (their effect is the owner's own gossip here),
+// config epoch collision resolution, a master that lost its last slot turning replica, and
+// replicas' PINGs (they carry what their master's already does).
+inline bool FakeCluster::DeliverLocked(const FakeNode* only_from) {
+  // Owners as indexes into nodes_ (-1: none), per node and slot: a round compares ints, not ids.
+  const int count = static_cast<int>(nodes_.size());
+  std::vector<std::vector<int8_t>> owners(nodes_.size(), std::vector<int8_t>(cluster::kSlotCount));
+  for (int n = 0; n < count; ++n) {
+    int8_t last = -1;
+    for (int s = 0; s < cluster::kSlotCount; ++s) {
+      const std::string& id = nodes_[n].view[s];
+      if (last < 0 || id != nodes_[last].id) {
+        last = -1;
+        for (int k = 0; k < count; ++k) {
+          if (nodes_[k].id == id) last = static_cast<int8_t>(k);
+        }
+      }
+      owners[n][s] = last;
+    }
+  }
+  struct Claim {
+    int from;
+    uint64_t epoch;
+    uint64_t current;
+  };
+  std::vector<Claim> claims;
+  for (int n = 0; n < count; ++n) {
+    const FakeNode& x = nodes_[n];
+    if (!x.master || x.stopped || (only_from != nullptr && &x != only_from)) continue;
+    claims.push_back({n, x.epoch, std::max(x.current_epoch, x.epoch)});
+  }
+  const auto claimed = owners;  // as the claims left their senders
+  bool changed = false;
+  for (const auto& c : claims) {
+    const FakeNode& from = nodes_[c.from];
+    for (int ri = 0; ri < count; ++ri) {
+      FakeNode& r = nodes_[ri];
+      if (ri == c.from || r.stopped) continue;
+      const uint64_t current = std::max({r.current_epoch, r.epoch, c.current});
+      auto& known = r.known_epochs[from.id];
+      changed |= current != r.current_epoch || c.epoch > known;
+      r.current_epoch = current;
+      known = std::max(known, c.epoch);
+      std::vector<int> dirty;
+      for (int s = 0; s < cluster::kSlotCount; ++s) {
+        const int owner = owners[ri][s];
+        if (claimed[c.from][s] != c.from) {
+          if (owner == c.from && !r.owner_not_claiming[s]) {
+            r.owner_not_claiming[s] = true;
+            changed = true;
+          }
+          continue;
+        }
+        if (owner == c.from) {
+          r.owner_not_claiming[s] = false;
+          continue;
+        }
+        if (r.importing.count(s)) continue;
+        const uint64_t owner_epoch = owner < 0 ? 0 : KnownEpoch(r, nodes_[owner].id);
+        const bool unclaimed = owner < 0 || (owner != ri && r.owner_not_claiming[s]);
+        if (!unclaimed && owner_epoch >= c.epoch) continue;
+        if (owner == ri) {
+          DirtySlot d{r.id, from.id, s, c.epoch, owner_epoch, {}};
+          for (const auto& [k, v] : r.keys) {
+            if (cluster::KeySlot(k) == s) d.keys.push_back(k);
+          }
+          if (!d.keys.empty()) {
+            dirty.push_back(s);
+            dirty_slots_.push_back(std::move(d));
+          }
+        }
+        r.view[s] = from.id;
+        owners[ri][s] = static_cast<int8_t>(c.from);
+        r.owner_not_claiming[s] = false;
+        changed = true;
+      }
+      // delKeysInSlot: the keys of a slot this node lost are gone.
+      for (int s : dirty) {
+        for (auto it = r.keys.begin(); it != r.keys.end();) {
+          it = cluster::KeySlot(it->first) == s ? r.keys.erase(it) : std::next(it);
+        }
+      }
+    }
+  }
+  return changed;
 }
 
 inline std::string FakeCluster::NodesText(const FakeNode& me) const {
@@ -238,8 +449,8 @@ inline std::string FakeCluster::NodesText(const FakeNode& me) const {
     std::string flags =
         (n.id == me.id ? "myself," : "") + std::string(n.master ? "master" : "slave");
     out += n.id + " " + n.endpoint.ToString() + "@1" + std::to_string(n.endpoint.port) + " " +
-           flags + " " + (n.master ? "-" : n.master_id) + " 0 0 " + std::to_string(n.epoch) +
-           " connected";
+           flags + " " + (n.master ? "-" : n.master_id) + " 0 0 " +
+           std::to_string(KnownEpoch(me, n.id)) + " connected";
     int s = 0;
     while (s < cluster::kSlotCount) {
       if (me.view[s] != n.id) {
@@ -282,46 +493,23 @@ inline cluster::Reply FakeCluster::SetSlot(FakeNode& me, const cluster::Argv& a)
     me.importing.erase(slot);
   } else if (sub == "NODE") {
     const std::string& n = a[4];
+    const FakeNode* to = ById(n);
+    if (to == nullptr) return Err("ERR Unknown node " + n);
+    if (!to->master) return Err("ERR Target node is not a master");
     if (me.view[slot] == me.id && n != me.id && count() != 0) {
       return Err("ERR Can't assign hashslot " + a[2] +
                  " to a different node while I still hold keys for this hash slot.");
     }
     if (count() == 0) me.migrating.erase(slot);
-    const bool bump = n == me.id && me.importing.count(slot);
     me.view[slot] = n;
-    if (bump) {
+    me.owner_not_claiming[slot] = false;
+    // Only the importing path bumps and broadcasts; any other claim is made at the current
+    // config epoch and travels with the next ping.
+    if (n == me.id && me.importing.count(slot)) {
+      BumpEpoch(me);
       me.importing.erase(slot);
       ++broadcasts_;
-      // Redis bumps only when this node is not already the one with the highest epoch.
-      uint64_t max_epoch = 0;
-      int at_max = 0;
-      for (const auto& x : nodes_) {
-        if (!x.master) continue;
-        if (x.epoch > max_epoch) {
-          max_epoch = x.epoch;
-          at_max = 0;
-        }
-        if (x.epoch == max_epoch) ++at_max;
-      }
-      if (me.epoch != max_epoch || at_max > 1) {
-        me.epoch = max_epoch + 1;
-        ++bumps_;
-      }
-      // Gossip, instantly: the PONG it broadcasts carries every slot it owns, and every view
-      // learns the higher epoch's claims.
-      for (int s = 0; s < cluster::kSlotCount; ++s) {
-        if (me.view[s] != me.id) continue;
-        for (auto& x : nodes_) x.view[s] = me.id;
-      }
-    }
-    if (n != me.id) {
-      // Replicas follow their master's view at once in this fake.
-      for (auto& x : nodes_) {
-        if (!x.master && x.master_id == me.id) x.view[slot] = n;
-      }
-    }
-    for (auto& x : nodes_) {
-      if (!x.master && x.master_id == n) x.view[slot] = n;
+      DeliverLocked(&me);
     }
   } else {
     return Err("ERR unknown SETSLOT subcommand");
@@ -331,7 +519,7 @@ inline cluster::Reply FakeCluster::SetSlot(FakeNode& me, const cluster::Argv& a)
 
 inline cluster::Reply FakeCluster::Migrate(FakeNode& me, const cluster::Argv& a) {
   cluster::Endpoint to{a[1], std::stoi(a[2])};
-  FakeNode* target = ByEndpoint(to);
+  FakeNode* target = AtEndpoint(to);
   bool replace = false;
   size_t i = 6;
   for (; i < a.size() && a[i] != "KEYS"; ++i) {
@@ -366,15 +554,17 @@ inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a)
   if (c == "ASKING") return Ok();
   if (c == "CLUSTER" && a[1] == "NODES") return Str(NodesText(me));
   if (c == "CLUSTER" && a[1] == "INFO") {
-    // Gossip is instant here: every node knows the highest epoch.
-    uint64_t current = 0;
-    for (const auto& x : nodes_) current = std::max(current, x.epoch);
+    const uint64_t my_epoch = KnownEpoch(me, me.id);
     return Str("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_known_nodes:" +
-               std::to_string(nodes_.size()) +
-               "\r\ncluster_current_epoch:" + std::to_string(current) +
-               "\r\ncluster_my_epoch:" + std::to_string(me.epoch) + "\r\n");
+               std::to_string(nodes_.size()) + "\r\ncluster_current_epoch:" +
+               std::to_string(std::max({me.current_epoch, me.epoch, my_epoch})) +
+               "\r\ncluster_my_epoch:" + std::to_string(my_epoch) + "\r\n");
   }
   if (c == "CLUSTER" && a[1] == "SETSLOT") return SetSlot(me, a);
+  if (c == "CLUSTER" && a[1] == "BUMPEPOCH") {
+    const bool bumped = BumpEpoch(me);
+    return Status((bumped ? "BUMPED " : "STILL ") + std::to_string(me.epoch));
+  }
   if (c == "CLUSTER" && (a[1] == "GETKEYSINSLOT" || a[1] == "COUNTKEYSINSLOT")) {
     int slot = std::stoi(a[2]);
     std::vector<std::string> out;
