@@ -48,7 +48,7 @@ std::string CheckLine::ToString() const {
   return text;
 }
 
-HealthReport JudgeHealth(const ClusterSnapshot& s) {
+HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
   HealthReport report;
   auto add = [&](CheckLevel level, std::string text) {
     report.lines.push_back({level, std::move(text)});
@@ -144,6 +144,39 @@ HealthReport JudgeHealth(const ClusterSnapshot& s) {
                                   Join(std::vector<int>(open_slots.begin(), open_slots.end())) +
                                   ".");
     healthy = false;
+  }
+
+  add(CheckLevel::kInfo, ">>> Check for keys in slots their node does not own...");
+  // A node that lost many slots with their keys would print thousands of lines: the first few
+  // per node name the slots, one more line sums up the rest.
+  constexpr int kShownPerNode = 20;
+  std::map<cluster::Endpoint, std::pair<int, int64_t>> not_shown;  // node -> (slots, keys)
+  std::map<cluster::Endpoint, int> shown;
+  for (const auto& stray : strays.slots) {
+    if (shown[stray.node] >= kShownPerNode) {
+      auto& [slots, keys] = not_shown[stray.node];
+      ++slots;
+      keys += stray.keys;
+      continue;
+    }
+    ++shown[stray.node];
+    add(CheckLevel::kError, "Node " + stray.node.ToString() + " holds " +
+                                std::to_string(stray.keys) + " keys of slot " +
+                                std::to_string(stray.slot) + " it does not own" +
+                                (stray.importing ? " (slot is importing)" : ""));
+  }
+  for (const auto& [node, rest] : not_shown) {
+    add(CheckLevel::kError, "Node " + node.ToString() + " holds " + std::to_string(rest.second) +
+                                " more keys in " + std::to_string(rest.first) +
+                                " more slots it does not own");
+  }
+  for (const auto& error : strays.errors) {
+    add(CheckLevel::kError, "Keys in slots not owned were not counted on " + error);
+  }
+  if (!strays.slots.empty() || !strays.errors.empty()) {
+    healthy = false;
+  } else {
+    add(CheckLevel::kOk, "No master holds keys of a slot it does not own.");
   }
 
   add(CheckLevel::kInfo, ">>> Check slots coverage...");

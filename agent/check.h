@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "agent/cluster_snapshot.h"
+#include "agent/stray_keys.h"
 
 namespace slotguard::agent {
 
@@ -22,8 +23,9 @@ struct HealthReport {
 };
 
 // Pure. Healthy means: every node answered, every view agrees on the slot configuration, all
-// 16384 slots covered, no open slot, no failing node, no config epoch collision among masters
-// and cluster_state:ok on every node.
-HealthReport JudgeHealth(const ClusterSnapshot& snapshot);
+// 16384 slots covered, no open slot, no failing node, no config epoch collision among masters,
+// cluster_state:ok on every node, and no master holding keys of a slot it does not own
+// (`strays`, counted by CountStrayKeys; a master that could not be counted is unhealthy too).
+HealthReport JudgeHealth(const ClusterSnapshot& snapshot, const StrayKeys& strays);
 
 }  // namespace slotguard::agent

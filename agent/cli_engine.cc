@@ -24,6 +24,7 @@
 #include "agent/journal.h"
 #include "agent/plan.h"
 #include "agent/slot_load.h"
+#include "agent/stray_keys.h"
 #include "cluster/connection_pool.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
@@ -196,7 +197,7 @@ int RunCheck(const CommonArgs& a) {
     Err(s.error().message);
     return kExitError;
   }
-  HealthReport report = JudgeHealth(*s);
+  HealthReport report = JudgeHealth(*s, CountStrayKeys(*c->pool, *s));
   for (const auto& line : report.lines) std::printf("%s\n", line.ToString().c_str());
   std::fflush(stdout);
   return report.healthy ? kExitOk : kExitError;
@@ -720,7 +721,9 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
 void RegisterEngineCommands(CLI::App& app, int& exit_code) {
   auto check_args = std::make_shared<CommonArgs>();
   auto* check = app.add_subcommand(
-      "check", "Judge the cluster like `redis-cli --cluster check`; exit 0 only when healthy");
+      "check",
+      "Judge the cluster like `redis-cli --cluster check`, plus keys a master holds in slots it "
+      "does not own (CLUSTER COUNTKEYSINSLOT); exit 0 only when healthy");
   AddCommonOptions(check, *check_args);
   check->callback([check_args, &exit_code] { exit_code = RunCheck(*check_args); });
 

@@ -8,6 +8,10 @@
 # What is compared, per scrape round:
 #   slotguard        one GET /metrics: all six nodes read in parallel (INFO all, CLUSTER INFO,
 #                    CLUSTER NODES) plus the cluster-wide slot judgement
+#   slotguard --scrape.stray-keys
+#                    the same from a second exporter that also counts stray keys (CLUSTER
+#                    COUNTKEYSINSLOT for every slot a master does not own), with the server
+#                    time those commands cost per scrape (INFO commandstats of the masters)
 #   redis_exporter   it exports one node per scrape, so a cluster is six targets: six GETs
 #                    /scrape?target=redis://node sent at once (as Prometheus would, one per
 #                    target), timed until the last answers; and, for reference, one node alone
@@ -79,17 +83,22 @@ SG_PORT=$(free_port)
 "$SLOTGUARD" --redis.addr "127.0.0.1:$BASE" --web.listen-address "127.0.0.1:$SG_PORT" \
   --log.level warn > "$DIR/slotguard.log" 2>&1 &
 PIDS+=($!)
+SGS_PORT=$(free_port)
+"$SLOTGUARD" --redis.addr "127.0.0.1:$BASE" --web.listen-address "127.0.0.1:$SGS_PORT" \
+  --scrape.stray-keys --log.level warn > "$DIR/slotguard-stray.log" 2>&1 &
+PIDS+=($!)
 RE_PORT=$(free_port)
 "$PEER" -redis.addr "redis://127.0.0.1:$BASE" -is-cluster -web.listen-address "127.0.0.1:$RE_PORT" \
   > "$DIR/redis_exporter.log" 2>&1 &
 PIDS+=($!)
-for url in "http://127.0.0.1:$SG_PORT/healthz" "http://127.0.0.1:$RE_PORT/"; do
+for url in "http://127.0.0.1:$SG_PORT/healthz" "http://127.0.0.1:$SGS_PORT/healthz" \
+  "http://127.0.0.1:$RE_PORT/"; do
   for _ in $(seq 100); do curl -sf "$url" >/dev/null && break; sleep 0.1; done
 done
 
 # Timing in one Python process for both exporters alike (new HTTP connection per request, as
 # Prometheus does by default, the whole body read).
-/usr/bin/python3 - "$SG_PORT" "$RE_PORT" "$BASE" "$N" "$KEYS" "$("$SLOTGUARD" --version)" \
+/usr/bin/python3 - "$SG_PORT" "$RE_PORT" "$BASE" "$N" "$KEYS" "$SGS_PORT" "$("$SLOTGUARD" --version)" \
   "$("$PEER" -version 2>&1 | sed -n 's/.*msg="\(Redis Metrics Exporter [^ ]*\).*/\1/p')" <<'EOF'
 import statistics
 import sys
@@ -97,9 +106,12 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-sg_port, re_port, base, n, keys = (int(x) for x in sys.argv[1:6])
-sg_version, re_version = sys.argv[6], sys.argv[7]
+import redis
+
+sg_port, re_port, base, n, keys, sgs_port = (int(x) for x in sys.argv[1:7])
+sg_version, re_version = sys.argv[7], sys.argv[8]
 sg_url = f"http://127.0.0.1:{sg_port}/metrics"
+sgs_url = f"http://127.0.0.1:{sgs_port}/metrics"
 re_urls = [f"http://127.0.0.1:{re_port}/scrape?target=redis://127.0.0.1:{base + i}"
            for i in range(6)]
 pool = ThreadPoolExecutor(6)
@@ -124,14 +136,30 @@ def series(text):
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
+def countkeysinslot_usec():
+    """(calls, usec) of CLUSTER COUNTKEYSINSLOT summed over the masters."""
+    calls = usec = 0
+    for i in range(6):
+        r = redis.Redis(host="127.0.0.1", port=base + i)
+        if r.info("replication")["role"] == "master":
+            stat = r.info("commandstats").get("cmdstat_cluster|countkeysinslot", {})
+            calls += stat.get("calls", 0)
+            usec += stat.get("usec", 0)
+    return calls, usec
+
+
 for _ in range(3):  # warm-up
     get(sg_url)
+    get(sgs_url)
     whole_cluster_peer()
-sg, re6, re1 = [], [], []
+sg, sgs, re6, re1 = [], [], [], []
+calls0, usec0 = countkeysinslot_usec()
 for _ in range(n):
     sg.append(timed(lambda: get(sg_url)))
+    sgs.append(timed(lambda: get(sgs_url)))
     re6.append(timed(whole_cluster_peer))
     re1.append(timed(lambda: get(re_urls[0])))
+calls1, usec1 = countkeysinslot_usec()
 
 med = lambda xs: statistics.median(xs) * 1000
 print(f"exporter scrape benchmark: 3 masters + 3 replicas on loopback, {keys} keys, "
@@ -139,6 +167,9 @@ print(f"exporter scrape benchmark: 3 masters + 3 replicas on loopback, {keys} ke
 print(f"  {sg_version} | {re_version}")
 print(f"  {'slotguard-exporter, whole cluster, one GET /metrics':<56} {med(sg):8.2f} ms"
       f"  ({series(get(sg_url))} series)")
+print(f"  {'slotguard-exporter --scrape.stray-keys, whole cluster':<56} {med(sgs):8.2f} ms"
+      f"  (+{med(sgs) - med(sg):.2f} ms; server time {(usec1 - usec0) / n / 1000:.2f} ms"
+      f" in {(calls1 - calls0) // n} COUNTKEYSINSLOT per scrape, all masters)")
 print(f"  {'redis_exporter, whole cluster, 6 targets at once':<56} {med(re6):8.2f} ms"
       f"  ({sum(series(get(u)) for u in re_urls)} series)")
 print(f"  {'redis_exporter, one node':<56} {med(re1):8.2f} ms")

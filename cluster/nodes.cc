@@ -164,6 +164,18 @@ int NodeEntry::SlotCount() const {
   return count;
 }
 
+std::vector<int> NodeEntry::SlotsNotOwned() const {
+  std::vector<bool> owned(kSlotCount, false);
+  for (const auto& r : slots) {
+    for (int s = r.first; s <= r.last; ++s) owned[s] = true;
+  }
+  std::vector<int> out;
+  for (int s = 0; s < kSlotCount; ++s) {
+    if (!owned[s]) out.push_back(s);
+  }
+  return out;
+}
+
 Result<std::vector<NodeEntry>> ParseClusterNodes(std::string_view text) {
   std::vector<NodeEntry> nodes;
   LineReader lines(text);

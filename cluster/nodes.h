@@ -56,6 +56,8 @@ struct NodeEntry {
   std::vector<OpenSlot> open_slots;  // only on the myself line
 
   int SlotCount() const;
+  // Every slot outside `slots`, ascending: where this node should hold no key.
+  std::vector<int> SlotsNotOwned() const;
 };
 
 // Fails with the line number and the reason on malformed input (too few fields, bad slot,

@@ -52,7 +52,8 @@ int Run(const exporter::Settings& settings) {
   signal(SIGPIPE, SIG_IGN);
 
   exporter::ScrapeEngine engine(seeds, settings.scrape_timeout,
-                                exporter::RedisNodeClientFactory(*credentials));
+                                exporter::RedisNodeClientFactory(*credentials),
+                                exporter::ReadOptions{settings.scrape_stray_keys});
   auto server =
       exporter::HttpServer::Start(settings.listen_address, settings.telemetry_path,
                                   [&engine] { return exporter::RenderMetrics(engine.Scrape()); });
@@ -62,11 +63,12 @@ int Run(const exporter::Settings& settings) {
   }
   std::string seed_list;
   for (const auto& s : seeds) seed_list += (seed_list.empty() ? "" : ",") + s.ToString();
-  spdlog::info("{} listening on {} (metrics at {}), seeds {}, scrape timeout {}ms, auth {}",
-               exporter::VersionString(), settings.listen_address, settings.telemetry_path,
-               seed_list, settings.scrape_timeout.count(),
-               *credentials ? (user ? "as user " + *user : std::string("with password"))
-                            : std::string("none"));
+  spdlog::info(
+      "{} listening on {} (metrics at {}), seeds {}, scrape timeout {}ms, stray keys {}, auth {}",
+      exporter::VersionString(), settings.listen_address, settings.telemetry_path, seed_list,
+      settings.scrape_timeout.count(), settings.scrape_stray_keys ? "counted" : "not counted",
+      *credentials ? (user ? "as user " + *user : std::string("with password"))
+                   : std::string("none"));
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

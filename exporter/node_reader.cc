@@ -1,7 +1,7 @@
 #include "exporter/node_reader.h"
 
 #include <algorithm>
-#include <set>
+#include <map>
 
 namespace slotguard::exporter {
 namespace {
@@ -88,7 +88,7 @@ NodeResult NodeResultFromReplies(const cluster::Endpoint& dialed,
 }
 
 NodeResult ReadNode(NodeClient& client, const cluster::Endpoint& endpoint,
-                    Clock::time_point deadline) {
+                    Clock::time_point deadline, const ReadOptions& options) {
   auto left = Remaining(deadline);
   if (left.count() <= 0) return Down(endpoint, "scrape deadline passed before the node was read");
   auto replies = client.Pipeline(NodeCommands(), left);
@@ -97,15 +97,31 @@ NodeResult ReadNode(NodeClient& client, const cluster::Endpoint& endpoint,
   if (!result.up || !result.view) return result;
 
   const cluster::NodeEntry* me = cluster::FindMyself(result.view->nodes);
-  if (me == nullptr || me->open_slots.empty()) return result;
-  std::set<int> slots;
-  for (const auto& open : me->open_slots) slots.insert(open.slot);
+  if (me == nullptr) return result;
+  // Open slots and stray-key slots share the one round trip: a slot the node imports is counted
+  // once, for open_slot_keys (its keys are expected there mid-move, so they are not stray).
+  std::vector<bool> is_open(cluster::kSlotCount, false);
+  for (const auto& o : me->open_slots) is_open[o.slot] = true;
+  std::vector<bool> is_stray(cluster::kSlotCount, false);
+  const bool count_strays = options.stray_keys && me->flags.master;
+  if (count_strays) {
+    for (int slot : me->SlotsNotOwned()) is_stray[slot] = !is_open[slot];
+  }
+  std::vector<int> slots;
+  for (int slot = 0; slot < cluster::kSlotCount; ++slot) {
+    if (is_open[slot] || is_stray[slot]) slots.push_back(slot);
+  }
+  if (slots.empty()) {
+    if (count_strays) result.stray_keys = 0;
+    return result;
+  }
   std::vector<cluster::Argv> counts;
+  counts.reserve(slots.size());
   for (int slot : slots) counts.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
 
   left = Remaining(deadline);
   if (left.count() <= 0) {
-    result.error = "no time left to count keys in open slots";
+    result.error = "no time left to count keys (CLUSTER COUNTKEYSINSLOT)";
     return result;
   }
   auto count_replies = client.Pipeline(counts, left);
@@ -117,15 +133,25 @@ NodeResult ReadNode(NodeClient& client, const cluster::Endpoint& endpoint,
     return result;
   }
   std::map<int, int64_t> by_slot;
-  size_t i = 0;
-  for (int slot : slots) {
-    const Reply& reply = (*count_replies)[i++];
-    if (reply.type == Reply::Type::kInteger) by_slot[slot] = reply.integer;
+  int64_t stray_keys = 0;
+  bool strays_counted = count_strays;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Reply& reply = (*count_replies)[i];
+    const bool counted = reply.type == Reply::Type::kInteger;
+    if (is_open[slots[i]] && counted) by_slot[slots[i]] = reply.integer;
+    if (!is_stray[slots[i]]) continue;
+    if (counted) {
+      stray_keys += reply.integer;
+    } else if (strays_counted) {
+      strays_counted = false;  // a partial sum would read as fewer stray keys than there are
+      result.error = "CLUSTER COUNTKEYSINSLOT " + std::to_string(slots[i]) + ": " +
+                     (reply.IsError() ? reply.str : std::string("not an integer reply"));
+    }
   }
-  for (const auto& open : me->open_slots) {
-    auto it = by_slot.find(open.slot);
-    if (it != by_slot.end())
-      result.open_slot_keys.push_back({open.slot, open.direction, it->second});
+  if (strays_counted) result.stray_keys = stray_keys;
+  for (const auto& o : me->open_slots) {
+    auto it = by_slot.find(o.slot);
+    if (it != by_slot.end()) result.open_slot_keys.push_back({o.slot, o.direction, it->second});
   }
   return result;
 }

@@ -24,9 +24,17 @@ NodeResult NodeResultFromReplies(const cluster::Endpoint& dialed,
 NodeResult NodeResultFromText(const cluster::Endpoint& dialed, std::string_view info,
                               std::string_view cluster_info, std::string_view cluster_nodes);
 
-// Reads one node: the pipeline, then CLUSTER COUNTKEYSINSLOT for every slot the node has open
-// (its own CLUSTER NODES line says which). Every wait ends by `deadline`.
+// What a scrape reads beyond the fixed pipeline.
+struct ReadOptions {
+  // On a master, CLUSTER COUNTKEYSINSLOT for every slot it neither owns nor imports: about
+  // 11,000 commands per master and scrape, so off unless asked for (--scrape.stray-keys).
+  bool stray_keys = false;
+};
+
+// Reads one node: the pipeline, then, in one more round trip, CLUSTER COUNTKEYSINSLOT for every
+// slot the node has open (its own CLUSTER NODES line says which) and, with
+// `options.stray_keys`, for every slot it does not own. Every wait ends by `deadline`.
 NodeResult ReadNode(NodeClient& client, const cluster::Endpoint& endpoint,
-                    Clock::time_point deadline);
+                    Clock::time_point deadline, const ReadOptions& options = {});
 
 }  // namespace slotguard::exporter

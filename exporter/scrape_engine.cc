@@ -42,9 +42,10 @@ struct ScrapeEngine::NodeState {
 };
 
 ScrapeEngine::ScrapeEngine(std::vector<cluster::Endpoint> seeds, std::chrono::milliseconds timeout,
-                           NodeClientFactory factory)
+                           NodeClientFactory factory, ReadOptions read_options)
     : seeds_(std::move(seeds)),
       timeout_(timeout),
+      read_options_(read_options),
       factory_(std::make_shared<const NodeClientFactory>(std::move(factory))) {}
 
 std::vector<cluster::Endpoint> ScrapeEngine::KnownNodes() const {
@@ -66,7 +67,8 @@ std::vector<NodeResult> ScrapeEngine::ReadAll(const std::vector<cluster::Endpoin
   round->results.resize(endpoints.size());
   for (size_t i = 0; i < endpoints.size(); ++i) {
     auto state = State(endpoints[i]);
-    auto work = [round, state, factory = factory_, endpoint = endpoints[i], i, deadline]() {
+    auto work = [round, state, factory = factory_, endpoint = endpoints[i], i, deadline,
+                 options = read_options_]() {
       const auto t0 = Clock::now();
       NodeResult result;
       try {
@@ -78,7 +80,7 @@ std::vector<NodeResult> ScrapeEngine::ReadAll(const std::vector<cluster::Endpoin
                               0);
         } else {
           if (!state->client) state->client = (*factory)(endpoint);
-          result = ReadNode(*state->client, endpoint, deadline);
+          result = ReadNode(*state->client, endpoint, deadline, options);
         }
       } catch (const std::exception& e) {
         result = DownResult(endpoint, std::string("internal error: ") + e.what(), 0);

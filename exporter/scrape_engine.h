@@ -30,7 +30,7 @@ namespace slotguard::exporter {
 class ScrapeEngine {
  public:
   ScrapeEngine(std::vector<cluster::Endpoint> seeds, std::chrono::milliseconds timeout,
-               NodeClientFactory factory);
+               NodeClientFactory factory, ReadOptions read_options = {});
 
   ScrapeResult Scrape();
 
@@ -47,6 +47,7 @@ class ScrapeEngine {
 
   const std::vector<cluster::Endpoint> seeds_;
   const std::chrono::milliseconds timeout_;
+  const ReadOptions read_options_;
   const std::shared_ptr<const NodeClientFactory> factory_;
 
   mutable std::mutex mutex_;  // guards the members below

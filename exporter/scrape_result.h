@@ -31,6 +31,9 @@ struct NodeResult {
   cluster::Info cluster_info;              // CLUSTER INFO
   std::optional<cluster::NodesView> view;  // CLUSTER NODES
   std::vector<OpenSlotKeys> open_slot_keys;
+  // On a master, when asked for: keys it holds in slots it neither owns nor imports in its own
+  // view (stranded: clients are sent elsewhere). Unset when not counted.
+  std::optional<int64_t> stray_keys;
 };
 
 // One whole scrape: every node read, and the judgement of all views together.

@@ -114,7 +114,15 @@ void ParseWeb(const std::string& source, const YAML::Node& map, FileSettings& ou
 }
 
 void ParseScrape(const std::string& source, const YAML::Node& map, FileSettings& out) {
-  for (const auto& [k, v] : Entries(source, map, "scrape", {"timeout"})) {
+  for (const auto& [k, v] : Entries(source, map, "scrape", {"timeout", "stray_keys"})) {
+    if (k.Scalar() == "stray_keys") {
+      bool value = false;
+      if (!v.IsScalar() || !YAML::convert<bool>::decode(v, value)) {
+        Fail(source, v, "scrape.stray_keys", "expected true or false");
+      }
+      out.scrape_stray_keys = value;
+      continue;
+    }
     auto timeout = ParseScrapeTimeout(Scalar(source, v, "scrape.timeout"));
     if (!timeout) Fail(source, v, "scrape.timeout", timeout.error().message);
     out.scrape_timeout = *timeout;

@@ -25,6 +25,7 @@ struct Settings {
   std::string listen_address = std::string(kDefaultListenAddress);
   std::string telemetry_path = std::string(kDefaultTelemetryPath);
   std::chrono::milliseconds scrape_timeout = kDefaultScrapeTimeout;
+  bool scrape_stray_keys = false;  // count keys masters hold in slots they do not own
   std::string log_format = "text";
   std::string log_level = "info";
 };
@@ -37,6 +38,7 @@ struct FileSettings {
   std::optional<std::string> listen_address;
   std::optional<std::string> telemetry_path;
   std::optional<std::chrono::milliseconds> scrape_timeout;
+  std::optional<bool> scrape_stray_keys;
   std::optional<std::string> log_format;
   std::optional<std::string> log_level;
 };

@@ -66,6 +66,15 @@ void CollectSlots(const ScrapeResult& scrape, FamilySet& out) {
                 static_cast<double>(counted.keys));
     }
   }
+
+  for (const auto& node : scrape.nodes) {
+    if (!node.stray_keys) continue;
+    out.Gauge("redis_cluster_stray_keys",
+              "Keys a master holds in slots it neither owns nor imports in its own CLUSTER NODES "
+              "view (CLUSTER COUNTKEYSINSLOT): stranded, clients are sent to the owner. 0 when "
+              "healthy. Only with --scrape.stray-keys.",
+              {{"node", node.label}}, static_cast<double>(*node.stray_keys));
+  }
 }
 
 }  // namespace slotguard::exporter

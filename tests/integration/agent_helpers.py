@@ -1,10 +1,12 @@
 """Shared by the test_agent_*.py integration tests (engine: check, reshard, plan).
 
 Loads data fast (one pipeline per master, each key sent to the master that owns its slot),
-snapshots every key (type, value, TTL) and compares snapshots, runs the agent binary.
+snapshots every key (type, value, TTL) and compares snapshots, runs the agent binary, and
+checks a cluster whole after a move (assert_cluster_whole).
 """
 import collections
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -224,6 +226,109 @@ def all_views_agree(cluster):
                 cfg.append(f[0] + ":" + ",".join(sorted(slots)))
         texts.add("|".join(sorted(cfg)))
     return len(texts) == 1
+
+
+def own_line(cluster, port):
+    """The fields of `port`'s own (myself) line in its CLUSTER NODES."""
+    text = raw(cluster, port).execute_command("CLUSTER", "NODES").decode()
+    return next(line.split() for line in text.splitlines() if "myself" in line.split()[2])
+
+
+def stray_keys(cluster):
+    """[(port, slot, keys)]: keys each master holds in slots it does not own in its own view
+    (an importing slot included), from COUNTKEYSINSLOT over all of them in one pipeline per
+    master. Replicas hold their master's keys and are not asked."""
+    out = []
+    for port in cluster.ports:
+        f = own_line(cluster, port)
+        if "master" not in f[2].split(","):
+            continue
+        owned = set()
+        for e in f[8:]:
+            if not e.startswith("["):
+                a, _, b = e.partition("-")
+                owned.update(range(int(a), int(b or a) + 1))
+        slots = [s for s in range(16384) if s not in owned]
+        pl = raw(cluster, port).pipeline(transaction=False)
+        for s in slots:
+            pl.execute_command("CLUSTER", "COUNTKEYSINSLOT", s)
+        out += [(port, s, n) for s, n in zip(slots, pl.execute()) if n]
+    return out
+
+
+def key_in_slot(slot, prefix="busy", n=0):
+    """The n-th key `prefix:<i>` that hashes to `slot`."""
+    i = found = 0
+    while True:
+        k = f"{prefix}:{i}"
+        if key_slot(k.encode()) == slot:
+            if found == n:
+                return k
+            found += 1
+        i += 1
+
+
+def at_non_owner(cluster, port, owner_id, slot, *commands):
+    """Runs `commands` on `port`, which does not own `slot`, the way a half-done move reaches
+    it: IMPORTING from the owner, ASKING before each command, then STABLE again. Returns the
+    commands' replies."""
+    r = raw(cluster, port)
+    r.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", owner_id)
+    pl = r.pipeline(transaction=False)
+    for c in commands:
+        pl.execute_command("ASKING")
+        pl.execute_command(*c)
+    replies = pl.execute()[1::2]
+    r.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+    return replies
+
+
+def plant_stray(cluster, port, owner_id, slot, key, value):
+    """Writes `key` on `port`, which does not own `slot` (as a half-done move would leave it)."""
+    at_non_owner(cluster, port, owner_id, slot, ("SET", key, value))
+
+
+def read_stray(cluster, port, owner_id, slot, key):
+    return at_non_owner(cluster, port, owner_id, slot, ("GET", key))[0]
+
+
+def delete_strays(cluster, port, owner_id, slot, *keys):
+    at_non_owner(cluster, port, owner_id, slot, ("DEL", *keys))
+
+
+def _settled(cluster):
+    """Every view agrees and none flags a node fail/pfail: what gossip settles by itself after
+    a move or a stopped node."""
+    if not all_views_agree(cluster):
+        return False
+    for port in cluster.ports:
+        text = raw(cluster, port).execute_command("CLUSTER", "NODES").decode()
+        if any(flag in ("fail", "fail?") for line in text.splitlines()
+               for flag in line.split()[2].split(",")):
+            return False
+    return True
+
+
+def assert_cluster_whole(cluster, before, timeout=30, ttl_tolerance_ms=120000):
+    """The key-level check after anything that moved slots: every key of `before` (a snapshot())
+    readable at its slot's owner with its value and TTL, no key on a master that does not own
+    its slot, no slot open anywhere, all views agree; and `slotguard-agent check` (and
+    `redis-cli --cluster check` where installed) say healthy. Waits (bounded) for gossip to
+    settle first; nothing else is waited for."""
+    wait_for(lambda: _settled(cluster), timeout=timeout,
+             what="every view to agree with no node flagged fail")
+    opened = {p: open_slots(cluster, p) for p in cluster.ports}
+    opened = {p: o for p, o in opened.items() if o != ([], [])}
+    assert opened == {}, f"slots left open (port: (migrating, importing)): {opened}"
+    problems = compare(before, snapshot(cluster, list(before)), ttl_tolerance_ms)
+    assert problems == [], problems[:20]
+    strays = stray_keys(cluster)
+    assert strays == [], f"keys in slots their node does not own (port, slot, keys): {strays[:20]}"
+    chk = run_agent("check", cluster.seed, env=password_env(cluster))
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    if shutil.which("redis-cli"):
+        rc, text = cluster.cluster_check()
+        assert rc == 0, text
 
 
 class ClientLoad:

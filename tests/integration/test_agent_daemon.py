@@ -1,7 +1,8 @@
 """`slotguard-agent run` and its control CLI against a real 3+3 loopback cluster.
 
 Approval of big plans (surviving SIGKILL), pause/resume, the token on the control API, and bad
-plans refused with a clear message and the cluster unchanged.
+plans refused with a clear message and the cluster unchanged. Every test that moves slots ends
+with the cluster whole (assert_cluster_whole).
 """
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
 from agent_daemon import AgentDaemon, slot_owner, topology  # noqa: E402
+from agent_helpers import assert_cluster_whole, snapshot  # noqa: E402
 from harness import Cluster, bin_path, free_port, require_binary, wait_for  # noqa: E402
 
 
@@ -24,18 +26,13 @@ def masters_by_first_slot(cluster):
 
 
 def load_keys(cluster, n=3000):
+    """Writes n keys and returns their snapshot() for assert_cluster_whole."""
     rc = cluster.cluster_client()
     pipe = rc.pipeline()
     for i in range(n):
         pipe.set(f"key:{i}", f"value-{i}")
     pipe.execute()
-    return {f"key:{i}": f"value-{i}" for i in range(n)}
-
-
-def assert_keys(cluster, keys):
-    rc = cluster.cluster_client()
-    missing = [k for k, v in keys.items() if rc.get(k) != v]
-    assert not missing, f"{len(missing)} keys missing or wrong, e.g. {missing[:5]}"
+    return snapshot(cluster, [f"key:{i}" for i in range(n)])
 
 
 def check_passes(cluster):
@@ -108,8 +105,7 @@ batches:
     assert slot_owner(cluster, 0) == b
     assert slot_owner(cluster, 1099) == b
     assert slot_owner(cluster, 1100) == a
-    assert_keys(cluster, keys)
-    check_passes(cluster)
+    assert_cluster_whole(cluster, keys)
     assert agent.metric("slotguard_agent_slots_migrated_total") >= 1100
     assert agent.metric("slotguard_agent_queue_batches") == 0
     wait_for(lambda: agent.state() == "idle", timeout=10, what="agent idle")
@@ -147,8 +143,7 @@ def test_pause_and_resume(cluster, agent):
     assert r.returncode == 0, r.stderr
     wait_for(lambda: all_done(agent, ["small"]), timeout=60, what="batch to run after resume")
     assert slot_owner(cluster, 9) == b
-    assert_keys(cluster, keys)
-    check_passes(cluster)
+    assert_cluster_whole(cluster, keys)
 
 
 def test_control_api_needs_the_token(cluster, agent):
@@ -315,8 +310,7 @@ def test_sigterm_mid_batch_then_restart_converges(cluster):
                  what="the interrupted batch to be recovered and finished")
         assert agent.item("long")["attempts"] >= 2
         assert {slot_owner(cluster, s) for s in range(0, 300)} == {b}
-        assert_keys(cluster, keys)
-        check_passes(cluster)
+        assert_cluster_whole(cluster, keys)
     finally:
         agent.stop()
 
@@ -361,8 +355,7 @@ def test_operator_rollback_cancel_and_revert(cluster):
         assert r.returncode == 0 and "small-revert" in r.stdout, r.stdout + r.stderr
         wait_for(lambda: all_done(agent, ["small-revert"]), timeout=60, what="the revert batch")
         assert {slot_owner(cluster, s) for s in range(300, 305)} == {a}
-        assert_keys(cluster, keys)
-        check_passes(cluster)
+        assert_cluster_whole(cluster, keys)
     finally:
         agent.stop()
 
@@ -390,6 +383,7 @@ def test_restart_stays_paused_without_auto_continue(cluster):
         assert agent.cli("resume").returncode == 0
         wait_for(lambda: all_done(agent, ["six"]), timeout=60, what="the batch after resume")
         assert slot_owner(cluster, 5) == b
+        assert_cluster_whole(cluster, {})
     finally:
         agent.stop()
 
@@ -405,6 +399,7 @@ def test_enqueue_splits_a_hot_slot_into_its_own_batch(cluster, agent):
     big = {f"{{{tag}}}:big:{i}": "x" * 1048576 for i in range(3)}
     for k, v in big.items():
         rc.set(k, v)
+    keys.update(snapshot(cluster, list(big)))
     plan = agent.write_plan(
         f'batches:\n  - {{id: warm, from: "{a}", to: "{b}", ranges: ["0-9"]}}\n')
     r = agent.cli("enqueue", plan)
@@ -417,5 +412,4 @@ def test_enqueue_splits_a_hot_slot_into_its_own_batch(cluster, agent):
     wait_for(lambda: all_done(agent, ["warm", "warm-hot5"]), timeout=120,
              what="the batch and its hot slot's batch to finish")
     assert {slot_owner(cluster, s) for s in range(10)} == {b}
-    assert_keys(cluster, {**keys, **big})
-    check_passes(cluster)
+    assert_cluster_whole(cluster, keys)

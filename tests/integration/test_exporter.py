@@ -134,6 +134,33 @@ def test_open_slot_shows_nodes_and_keys_and_agrees_with_cluster_check(cluster, e
     assert s.value("redis_cluster_config_consistent") == 1
 
 
+def test_stray_keys_only_when_asked_and_they_follow_stranded_keys(cluster, exporter_for):
+    from agent_helpers import delete_strays, key_in_slot, master_ids, plant_stray, slots_of
+    require_binary("promtool")
+    assert exporter_for(cluster).scrape().values("redis_cluster_stray_keys") == []  # default: off
+
+    exp = exporter_for(cluster, "--scrape.stray-keys")
+    masters = [cluster.addr(p) for p in cluster.masters_ports()]
+    s = exp.scrape()
+    assert {ls["node"] for ls in s.labelsets("redis_cluster_stray_keys")} == set(masters)
+    assert s.values("redis_cluster_stray_keys") == [0, 0, 0]  # replicas get no series
+
+    # Five keys of the source's slot land on the target, which does not own it.
+    (src_port, src_id), (dst_port, _), _ = master_ids(cluster)
+    slot = slots_of(cluster, src_port)[0]
+    strays = [key_in_slot(slot, "stray", n) for n in range(5)]
+    for k in strays:
+        plant_stray(cluster, dst_port, src_id, slot, k, "stranded")
+    s = exp.scrape()
+    assert s.value("redis_cluster_stray_keys", node=cluster.addr(dst_port)) == 5
+    assert sum(s.values("redis_cluster_stray_keys")) == 5
+    code, out = promtool_check(s.text)
+    assert code == 0, out
+
+    delete_strays(cluster, dst_port, src_id, slot, *strays)
+    assert exp.scrape().values("redis_cluster_stray_keys") == [0, 0, 0]
+
+
 def test_killed_replica_is_down_and_the_rest_intact(cluster, exporter_for):
     exp = exporter_for(cluster, "--scrape.timeout", "2s")
     assert all(v == 1 for v in exp.scrape().values("redis_up"))

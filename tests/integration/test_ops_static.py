@@ -53,7 +53,7 @@ PINNED_METRICS = {
     "redis_cluster_slots_covered", "redis_cluster_slots_uncovered",
     "redis_cluster_slots_disputed", "redis_cluster_slots_open",
     "redis_cluster_config_consistent", "redis_cluster_config_epoch_collisions",
-    "redis_cluster_open_slot_keys", "redis_cluster_nodes_failing",
+    "redis_cluster_open_slot_keys", "redis_cluster_nodes_failing", "redis_cluster_stray_keys",
     # agent
     "slotguard_agent_state", "slotguard_agent_queue_batches", "slotguard_agent_queue_slots",
     "slotguard_agent_approval_wait_seconds", "slotguard_agent_slots_migrated_total",

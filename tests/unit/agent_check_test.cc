@@ -5,6 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/stray_keys.h"
+#include "agent_fake_cluster.h"
+
 namespace slotguard::agent {
 namespace {
 
@@ -54,7 +57,7 @@ bool HasPrefix(const HealthReport& r, const std::string& prefix) {
 }
 
 TEST(AgentCheck, HealthyClusterIsOk) {
-  auto r = JudgeHealth(FromFixture("healthy", 6));
+  auto r = JudgeHealth(FromFixture("healthy", 6), {});
   EXPECT_TRUE(r.healthy);
   EXPECT_TRUE(Has(r, "[OK] All nodes agree about slots configuration."));
   EXPECT_TRUE(Has(r, "[OK] All 16384 slots covered."));
@@ -62,7 +65,7 @@ TEST(AgentCheck, HealthyClusterIsOk) {
 }
 
 TEST(AgentCheck, OpenSlotIsAWarningAndUnhealthy) {
-  auto r = JudgeHealth(FromFixture("open_slot", 6));
+  auto r = JudgeHealth(FromFixture("open_slot", 6), {});
   EXPECT_FALSE(r.healthy);
   EXPECT_TRUE(
       HasPrefix(r, "[WARNING] Node 127.0.0.1:26160 has slots in migrating state (1): 2724."));
@@ -73,13 +76,13 @@ TEST(AgentCheck, OpenSlotIsAWarningAndUnhealthy) {
 }
 
 TEST(AgentCheck, FailedNodeIsAnError) {
-  auto r = JudgeHealth(FromFixture("failed", 5));
+  auto r = JudgeHealth(FromFixture("failed", 5), {});
   EXPECT_FALSE(r.healthy);
   EXPECT_TRUE(HasPrefix(r, "[ERR] Node 127.0.0.1:26165 (072ae2dd) is flagged fail"));
 }
 
 TEST(AgentCheck, UnreachableNodeIsAnError) {
-  auto r = JudgeHealth(FromFixture("healthy", 6, true));
+  auto r = JudgeHealth(FromFixture("healthy", 6, true), {});
   EXPECT_FALSE(r.healthy);
   EXPECT_TRUE(HasPrefix(r, "[ERR] Node 127.0.0.1:1 is unreachable"));
 }
@@ -94,10 +97,106 @@ TEST(AgentCheck, DisagreeingViewsAndUncoveredSlots) {
     }
   }
   s.judgement = cluster::JudgeCluster(s.views);
-  auto r = JudgeHealth(s);
+  auto r = JudgeHealth(s, {});
   EXPECT_FALSE(r.healthy);
   EXPECT_TRUE(Has(r, "[WARNING] Nodes don't agree about configuration!"));
   EXPECT_TRUE(Has(r, "[ERR] Not all 16384 slots are covered by nodes."));
+}
+
+TEST(AgentCheck, HealthyClusterSaysNoStrayKeys) {
+  auto r = JudgeHealth(FromFixture("healthy", 6), {});
+  EXPECT_TRUE(Has(r, "[OK] No master holds keys of a slot it does not own."));
+}
+
+TEST(AgentCheck, StrayKeysAreErrorsNamingNodeSlotAndCount) {
+  StrayKeys strays;
+  strays.slots = {{{"127.0.0.1", 26161}, 5, 3, false}, {{"127.0.0.1", 26161}, 2724, 1, true}};
+  auto r = JudgeHealth(FromFixture("healthy", 6), strays);
+  EXPECT_FALSE(r.healthy);
+  EXPECT_TRUE(Has(r, "[ERR] Node 127.0.0.1:26161 holds 3 keys of slot 5 it does not own"));
+  EXPECT_TRUE(Has(r,
+                  "[ERR] Node 127.0.0.1:26161 holds 1 keys of slot 2724 it does not own "
+                  "(slot is importing)"));
+  EXPECT_FALSE(HasPrefix(r, "[OK] No master holds keys"));
+  // The rest of the judgement is untouched.
+  EXPECT_TRUE(Has(r, "[OK] All 16384 slots covered."));
+}
+
+TEST(AgentCheck, ManyStraySlotsAreSummedUpAfterTheFirstTwenty) {
+  StrayKeys strays;
+  for (int slot = 100; slot < 130; ++slot) strays.slots.push_back({{"127.0.0.1", 26162}, slot, 2});
+  auto r = JudgeHealth(FromFixture("healthy", 6), strays);
+  EXPECT_FALSE(r.healthy);
+  EXPECT_TRUE(Has(r, "[ERR] Node 127.0.0.1:26162 holds 2 keys of slot 119 it does not own"));
+  EXPECT_FALSE(HasPrefix(r, "[ERR] Node 127.0.0.1:26162 holds 2 keys of slot 120 "));
+  EXPECT_TRUE(Has(r,
+                  "[ERR] Node 127.0.0.1:26162 holds 20 more keys in 10 more slots it does not "
+                  "own"));
+}
+
+TEST(AgentCheck, UncountedMasterIsAnError) {
+  StrayKeys strays;
+  strays.errors = {"127.0.0.1:26160: timed out"};
+  auto r = JudgeHealth(FromFixture("healthy", 6), strays);
+  EXPECT_FALSE(r.healthy);
+  EXPECT_TRUE(
+      Has(r, "[ERR] Keys in slots not owned were not counted on 127.0.0.1:26160: timed out"));
+}
+
+TEST(AgentCheck, CountStrayKeysAsksMastersAboutTheSlotsTheyDoNotOwn) {
+  testing::FakeCluster fake;  // 3 masters (7000-7002) with 5461/5461/5462 slots, 3 replicas
+  auto snapshot = TakeSnapshot(fake, {fake.node(0).endpoint});
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  EXPECT_TRUE(CountStrayKeys(fake, *snapshot).slots.empty());
+
+  fake.AddKeys(0, 2);  // owned by node 0: not stray
+  // Node 1 holds 3 keys of slot 0 (node 0's); node 2 holds one of slot 1, which it imports.
+  for (int i = 0; i < 3; ++i) fake.node(1).keys[testing::FakeCluster::KeyIn(0, i)] = "v";
+  fake.node(2).keys[testing::FakeCluster::KeyIn(1)] = "v";
+  fake.node(2).importing[1] = fake.node(0).id;
+  // A replica holds its master's keys, never judged: it is not asked.
+  fake.node(4).keys[testing::FakeCluster::KeyIn(2)] = "v";
+  snapshot = TakeSnapshot(fake, {fake.node(0).endpoint});
+  ASSERT_TRUE(snapshot);
+  fake.ClearLog();
+  auto strays = CountStrayKeys(fake, *snapshot);
+  EXPECT_TRUE(strays.errors.empty());
+  ASSERT_EQ(strays.slots.size(), 2u);
+  EXPECT_EQ(strays.slots[0].node, fake.node(1).endpoint);
+  EXPECT_EQ(strays.slots[0].slot, 0);
+  EXPECT_EQ(strays.slots[0].keys, 3);
+  EXPECT_FALSE(strays.slots[0].importing);
+  EXPECT_EQ(strays.slots[1].node, fake.node(2).endpoint);
+  EXPECT_EQ(strays.slots[1].slot, 1);
+  EXPECT_TRUE(strays.slots[1].importing);
+
+  // Exactly the slots each master does not own, masters only.
+  std::map<std::string, int> asked;
+  for (const auto& c : fake.log()) {
+    ASSERT_EQ(c.argv[1], "COUNTKEYSINSLOT");
+    ++asked[c.node];
+    const int slot = std::stoi(c.argv[2]);
+    EXPECT_NE(fake.ById(c.node)->view[slot], c.node) << "asked about its own slot " << slot;
+  }
+  EXPECT_EQ(asked.size(), 3u);
+  EXPECT_EQ(asked[fake.node(0).id], cluster::kSlotCount - 5461);
+  EXPECT_EQ(asked[fake.node(2).id], cluster::kSlotCount - 5462);
+
+  auto r = JudgeHealth(*snapshot, strays);
+  EXPECT_TRUE(Has(r, "[ERR] Node 127.0.0.1:7001 holds 3 keys of slot 0 it does not own"));
+  EXPECT_TRUE(Has(
+      r, "[ERR] Node 127.0.0.1:7002 holds 1 keys of slot 1 it does not own (slot is importing)"));
+}
+
+TEST(AgentCheck, CountStrayKeysReportsAMasterThatStopsAnswering) {
+  testing::FakeCluster fake;
+  auto snapshot = TakeSnapshot(fake, {fake.node(0).endpoint});
+  ASSERT_TRUE(snapshot);
+  fake.node(1).stopped = true;
+  auto strays = CountStrayKeys(fake, *snapshot);
+  ASSERT_EQ(strays.errors.size(), 1u);
+  EXPECT_EQ(strays.errors[0].rfind("127.0.0.1:7001: ", 0), 0u) << strays.errors[0];
+  EXPECT_FALSE(JudgeHealth(*snapshot, strays).healthy);
 }
 
 }  // namespace

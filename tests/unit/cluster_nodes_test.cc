@@ -1,6 +1,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <random>
@@ -190,6 +191,20 @@ TEST(ClusterParseClusterNodes, SlotForms) {
               ::testing::ElementsAre(OpenSlot{7, OpenDirection::kMigrating, "b"},
                                      OpenSlot{8, OpenDirection::kImporting, "c"},
                                      OpenSlot{16383, OpenDirection::kMigrating, "b"}));
+}
+
+TEST(ClusterNodeEntry, SlotsNotOwnedIsTheComplement) {
+  auto nodes = MustParse(
+      "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0 2-5 16383 [7->-b] [8-<-c]\n");
+  auto not_owned = nodes[0].SlotsNotOwned();
+  EXPECT_EQ(not_owned.size(), static_cast<size_t>(kSlotCount - 6));
+  EXPECT_EQ(not_owned.front(), 1);
+  EXPECT_EQ(not_owned[1], 6);
+  EXPECT_EQ(not_owned.back(), 16382);
+  // An importing slot (the bracket) is not owned.
+  EXPECT_TRUE(std::binary_search(not_owned.begin(), not_owned.end(), 8));
+  auto empty = MustParse("b 127.0.0.1:7001@17001 myself,master - 0 0 2 connected\n");
+  EXPECT_EQ(empty[0].SlotsNotOwned().size(), static_cast<size_t>(kSlotCount));
 }
 
 TEST(ClusterParseClusterNodes, ErrorsNameLineAndField) {

@@ -225,6 +225,21 @@ TEST(ExporterCollectors, OpenSlotsBothDirectionsWithKeyCounts) {
   EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16384);
 }
 
+TEST(ExporterCollectors, StrayKeysPerMasterOnlyWhenCounted) {
+  auto scrape = CapturedScrape(kHealthy);
+  EXPECT_EQ(Render(scrape).Count("redis_cluster_stray_keys"), 0);  // not asked for: absent
+  for (auto& node : scrape.nodes) {
+    if (node.label == "127.0.0.1:23100") node.stray_keys = 0;
+    if (node.label == "127.0.0.1:23101") node.stray_keys = 12;
+    // 23102's count failed: no series rather than a false 0.
+  }
+  auto e = Render(scrape);
+  EXPECT_EQ(e.type.at("redis_cluster_stray_keys"), "gauge");
+  EXPECT_EQ(e.At("redis_cluster_stray_keys{" + Node(23100) + "}"), 0);
+  EXPECT_EQ(e.At("redis_cluster_stray_keys{" + Node(23101) + "}"), 12);
+  EXPECT_EQ(e.Count("redis_cluster_stray_keys"), 2);
+}
+
 TEST(ExporterCollectors, FailedReplicaIsDownFlaggedAndStillListed) {
   auto e = Render(CapturedScrape(kFailedReplica, {"127.0.0.1:23105"}));
   EXPECT_EQ(e.At("redis_up{" + Node(23105) + "}"), 0);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <map>
 
 #include "exporter/node_reader.h"
 #include "tests/unit/exporter_fixtures.h"
@@ -90,6 +91,97 @@ TEST(ExporterNodeReader, CountsKeysInEachSlotTheNodeHasOpen) {
   EXPECT_EQ(r.open_slot_keys[0].keys, 26);
   EXPECT_EQ(r.open_slot_keys[1].slot, 7365);
   EXPECT_EQ(r.open_slot_keys[1].direction, cluster::OpenDirection::kImporting);
+}
+
+// Replies to a COUNTKEYSINSLOT pipeline: `keys` for the slots listed, 0 for the others.
+std::vector<Reply> Counts(const std::vector<cluster::Argv>& asked, std::map<int, int64_t> keys) {
+  std::vector<Reply> out;
+  for (const auto& argv : asked) out.push_back(Integer(keys[std::stoi(argv.at(2))]));
+  return out;
+}
+
+TEST(ExporterNodeReader, StrayKeysAreNotCountedUnlessAsked) {
+  ScriptedClient client;
+  client.script.push_back(Captured("exporter_healthy.txt", "127.0.0.1:23100"));
+  auto r = ReadNode(client, kNode, Later());
+  EXPECT_EQ(client.asked.size(), 1u);
+  EXPECT_FALSE(r.stray_keys.has_value());
+}
+
+// Answers the count pipeline from what it was asked, so the test sees the commands too.
+class CountingClient : public ScriptedClient {
+ public:
+  std::map<int, int64_t> keys;
+  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
+                                               std::chrono::milliseconds timeout) override {
+    if (commands.at(0).at(1) != "COUNTKEYSINSLOT") {
+      return ScriptedClient::Pipeline(commands, timeout);
+    }
+    asked.push_back(commands);
+    return Counts(commands, keys);
+  }
+};
+
+TEST(ExporterNodeReader, StrayKeysSumEverySlotTheMasterDoesNotOwnInOneRoundTrip) {
+  CountingClient client;
+  client.script.push_back(Captured("exporter_healthy.txt", "127.0.0.1:23100"));  // 0-5460
+  client.keys = {{5461, 2}, {16383, 5}, {100, 7}};  // 100 is its own: not asked
+  auto r = ReadNode(client, kNode, Later(), ReadOptions{true});
+  ASSERT_TRUE(r.up) << r.error;
+  ASSERT_EQ(client.asked.size(), 2u);
+  ASSERT_EQ(client.asked[1].size(), static_cast<size_t>(cluster::kSlotCount - 5461));
+  EXPECT_EQ(client.asked[1].front(), (cluster::Argv{"CLUSTER", "COUNTKEYSINSLOT", "5461"}));
+  EXPECT_EQ(client.asked[1].back(), (cluster::Argv{"CLUSTER", "COUNTKEYSINSLOT", "16383"}));
+  ASSERT_TRUE(r.stray_keys.has_value());
+  EXPECT_EQ(*r.stray_keys, 7);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+}
+
+TEST(ExporterNodeReader, ImportingSlotIsCountedOnceAsOpenNotStray) {
+  CountingClient client;
+  // 23100 owns 0-5460, migrates 3300 and imports 7365.
+  client.script.push_back(Captured("exporter_open_slot.txt", "127.0.0.1:23100"));
+  client.keys = {{3300, 26}, {7365, 4}, {9000, 1}};
+  auto r = ReadNode(client, kNode, Later(), ReadOptions{true});
+  ASSERT_TRUE(r.up) << r.error;
+  ASSERT_EQ(client.asked.size(), 2u);  // open slots and strays share the round trip
+  EXPECT_EQ(client.asked[1].size(), static_cast<size_t>(cluster::kSlotCount - 5461 + 1));
+  ASSERT_TRUE(r.stray_keys.has_value());
+  EXPECT_EQ(*r.stray_keys, 1);  // 7365's keys arrived mid-move: open, not stray
+  ASSERT_EQ(r.open_slot_keys.size(), 2u);
+  EXPECT_EQ(r.open_slot_keys[0].keys, 26);
+  EXPECT_EQ(r.open_slot_keys[1].slot, 7365);
+  EXPECT_EQ(r.open_slot_keys[1].keys, 4);
+}
+
+TEST(ExporterNodeReader, ReplicaHasNoStrayKeys) {
+  ScriptedClient client;
+  client.script.push_back(Captured("exporter_healthy.txt", "127.0.0.1:23103"));
+  auto r = ReadNode(client, {"127.0.0.1", 23103}, Later(), ReadOptions{true});
+  ASSERT_TRUE(r.up) << r.error;
+  EXPECT_EQ(client.asked.size(), 1u);
+  EXPECT_FALSE(r.stray_keys.has_value());
+}
+
+// Refuses the fourth COUNTKEYSINSLOT of a count pipeline.
+class RefusingClient : public CountingClient {
+ public:
+  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
+                                               std::chrono::milliseconds timeout) override {
+    auto r = CountingClient::Pipeline(commands, timeout);
+    if (r && commands.at(0).at(1) == "COUNTKEYSINSLOT") (*r)[3] = Error("ERR busy");
+    return r;
+  }
+};
+
+TEST(ExporterNodeReader, RefusedStrayCountLeavesNoPartialSum) {
+  RefusingClient client;
+  client.script.push_back(Captured("exporter_healthy.txt", "127.0.0.1:23100"));
+  client.keys = {{5461, 2}};
+  auto r = ReadNode(client, kNode, Later(), ReadOptions{true});
+  EXPECT_TRUE(r.up);
+  EXPECT_FALSE(r.stray_keys.has_value());  // a sum without slot 5464 could read too low
+  EXPECT_NE(r.error.find("COUNTKEYSINSLOT 5464: ERR busy"), std::string::npos) << r.error;
 }
 
 TEST(ExporterNodeReader, FailedKeyCountLeavesTheNodeUp) {

@@ -67,6 +67,7 @@ web:
   telemetry_path: /m
 scrape:
   timeout: 750ms
+  stray_keys: true
 log:
   format: json
   level: debug
@@ -80,6 +81,7 @@ log:
   EXPECT_EQ(*s->listen_address, "127.0.0.1:9555");
   EXPECT_EQ(*s->telemetry_path, "/m");
   EXPECT_EQ(*s->scrape_timeout, milliseconds(750));
+  EXPECT_EQ(s->scrape_stray_keys, true);
   EXPECT_EQ(*s->log_format, "json");
   EXPECT_EQ(*s->log_level, "debug");
 }
@@ -89,6 +91,7 @@ TEST(ExporterSettings, SingleAddrAndEmptyFile) {
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(*s->redis_addrs, std::vector<std::string>{"127.0.0.1:7000"});
   EXPECT_FALSE(s->scrape_timeout);
+  EXPECT_FALSE(s->scrape_stray_keys);
   auto empty = ParseConfigYaml("", "f.yaml");
   ASSERT_TRUE(empty);
   EXPECT_FALSE(empty->redis_addrs);
@@ -105,6 +108,7 @@ TEST(ExporterSettings, BadConfigNamesFileLineAndKey) {
       {"redis:\n  addr: 127.0.0.1:7000\nscrape:\n  timeout: 12s\n",
        "f.yaml:4: scrape.timeout: \"12s\" must be below 10s"},
       {"scrape:\n  timeout: soon\n", "f.yaml:2: scrape.timeout: \"soon\" is not a duration"},
+      {"scrape:\n  stray_keys: sometimes\n", "f.yaml:2: scrape.stray_keys: expected true or false"},
       {"web:\n  listen_address: 9478\n", "f.yaml:2: web.listen_address"},
       {"log:\n  format: xml\n", "f.yaml:2: log.format: \"xml\": must be text or json"},
       {"redis:\n  addr:\n    - 127.0.0.1:7000\n    - nope\n", "f.yaml:4: redis.addr[1]"},
@@ -174,6 +178,20 @@ TEST(ExporterCommandLine, DefaultsAndRepeatedAddr) {
   EXPECT_EQ(s.scrape_timeout, milliseconds(8000));
   EXPECT_EQ(s.log_format, "text");
   EXPECT_FALSE(s.redis_user);
+  EXPECT_FALSE(s.scrape_stray_keys);
+}
+
+TEST(ExporterCommandLine, StrayKeysFromFlagOrFileAndTheFlagWins) {
+  auto p = RunCommandLine({"--redis.addr", "127.0.0.1:7000", "--scrape.stray-keys"});
+  ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
+  EXPECT_TRUE(std::get<Settings>(p.result).scrape_stray_keys);
+  TempFile file("redis:\n  addr: [10.0.0.1:7000]\nscrape:\n  stray_keys: true\n");
+  p = RunCommandLine({"--config", file.path()});
+  ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
+  EXPECT_TRUE(std::get<Settings>(p.result).scrape_stray_keys);
+  p = RunCommandLine({"--config", file.path(), "--scrape.stray-keys=false"});
+  ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
+  EXPECT_FALSE(std::get<Settings>(p.result).scrape_stray_keys);
 }
 
 TEST(ExporterCommandLine, FlagsOverrideTheFile) {
@@ -224,8 +242,8 @@ TEST(ExporterCommandLine, HelpListsEveryFlagAndVersionPrints) {
   EXPECT_EQ(std::get<ExitNow>(p.result).code, 0);
   for (const char* flag :
        {"--redis.addr", "--redis.user", "--redis.password-file", "--web.listen-address",
-        "--web.telemetry-path", "--scrape.timeout", "--log.format", "--log.level", "--config",
-        "--version", "REDIS_PASSWORD", ":9478", "/metrics", "8s"}) {
+        "--web.telemetry-path", "--scrape.timeout", "--scrape.stray-keys", "--log.format",
+        "--log.level", "--config", "--version", "REDIS_PASSWORD", ":9478", "/metrics", "8s"}) {
     EXPECT_THAT(p.out, HasSubstr(flag));
   }
   p = RunCommandLine({"--version"});
