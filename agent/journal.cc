@@ -147,9 +147,22 @@ cluster::Result<void> Journal::AppendAll(std::vector<nlohmann::json> records) {
     lines.push_back('\n');
   }
   if (lines.empty()) return {};
+  if (!broken_.empty()) return cluster::MakeError(broken_);
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return cluster::MakeError("journal " + path_ + ": stat: " + Errno());
+  // A failed write or fsync is cut back to where it started: a half-written line would swallow
+  // the next record, and a record that did not become durable must not describe a step the
+  // caller is not going to run.
+  auto cut_back = [&](const std::string& what) {
+    const std::string error = "journal " + path_ + ": " + what + ": " + Errno();
+    if (::ftruncate(fd_, st.st_size) != 0) {
+      broken_ = error + " (and cutting it back failed: " + Errno() + "; reopen the journal)";
+    }
+    return cluster::MakeError(error);
+  };
   // One write(2): a kill -9 tears at most the tail of it, never interleaves.
-  if (!WriteAll(fd_, lines)) return cluster::MakeError("journal " + path_ + ": write: " + Errno());
-  if (::fdatasync(fd_) != 0) return cluster::MakeError("journal " + path_ + ": fsync: " + Errno());
+  if (!WriteAll(fd_, lines)) return cut_back("write");
+  if (::fdatasync(fd_) != 0) return cut_back("fsync");
   return {};
 }
 

@@ -47,7 +47,9 @@ class Journal {
 
   // Appends one record and makes it durable (write + fdatasync) before returning.
   cluster::Result<void> Append(nlohmann::json record);
-  // Appends several records with one write and one fdatasync.
+  // Appends several records with one write and one fdatasync. On failure (a full or read-only
+  // filesystem, EIO) the file is cut back to its size before the call, so none of the records
+  // is in it and a later append starts on a clean line.
   cluster::Result<void> AppendAll(std::vector<nlohmann::json> records);
 
   const std::string& path() const { return path_; }
@@ -68,6 +70,7 @@ class Journal {
   std::string path_;
   int fd_ = -1;
   int lock_fd_ = -1;
+  std::string broken_;  // set when a failed append could not be cut back: appends refused
 };
 
 // One batch as the journal tells it (its latest incarnation when an id is reused).

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "file_size_limit.h"
+
 namespace slotguard::agent {
 namespace {
 
@@ -93,6 +95,35 @@ TEST(AgentJournal, TornLastLineIsSkippedAndTheNextRecordStartsClean) {
   EXPECT_EQ(skipped, 1);
   ASSERT_EQ(records->size(), 2u);
   EXPECT_FALSE(ReplayJournal(*records).batches[0].open());
+  std::filesystem::remove_all(dir);
+}
+
+// A write the filesystem refuses (past RLIMIT_FSIZE here, as on a full disk) leaves nothing of
+// the failed records in the file, half a line included, and the next append starts clean.
+TEST(AgentJournal, AFailedAppendIsCutBackAndTheNextOneStartsClean) {
+  auto dir = TempDir();
+  auto j = Journal::Open(dir);
+  ASSERT_TRUE(j) << j.error().message;
+  cluster::Endpoint a{"127.0.0.1", 7000}, b{"127.0.0.1", 7001};
+  ASSERT_TRUE((*j)->Append(BatchRecord("b1", "ida", a, "idb", b, {1, 2})));
+  const auto size = std::filesystem::file_size((*j)->path());
+  {
+    testing::FileSizeLimit limit(size + 10);  // room for a piece of the next line only
+    auto w = (*j)->AppendAll(
+        {StepRecord("b1", "importing", {1, 2}), StepRecord("b1", "migrating", {1, 2})});
+    ASSERT_FALSE(w);
+    EXPECT_NE(w.error().message.find("journal " + (*j)->path() + ": write: "), std::string::npos)
+        << w.error().message;
+  }
+  EXPECT_EQ(std::filesystem::file_size((*j)->path()), size);
+  ASSERT_TRUE((*j)->Append(StepRecord("b1", "importing", {1, 2})));
+  int skipped = -1;
+  auto records = Journal::Read(dir, &skipped);
+  ASSERT_TRUE(records);
+  EXPECT_EQ(skipped, 0);
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[1]["step"], "importing");
+  j->reset();
   std::filesystem::remove_all(dir);
 }
 
