@@ -100,8 +100,9 @@ class EngineImpl {
   }
 
   ~EngineImpl() {
-    if (journal_ && !pending_records_.empty())
-      (void)journal_->AppendAll(std::move(pending_records_));
+    // A lost "done" record only makes the next recovery look at a batch that is whole at the
+    // target; Write logs and counts the failure.
+    if (journal_ && !pending_records_.empty()) (void)Write({});
   }
 
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
@@ -152,9 +153,33 @@ class EngineImpl {
   // Appends `record` (after any pending ones) with one fsync.
   cluster::Result<void> Append(nlohmann::json record) {
     std::vector<nlohmann::json> records;
-    records.swap(pending_records_);
     records.push_back(std::move(record));
-    return journal_->AppendAll(std::move(records));
+    return Write(std::move(records));
+  }
+
+  // Writes the pending records, then `records`, with one fsync. On failure none of them is in
+  // the journal (AppendAll cuts the file back): the pending ones stay pending, as they must
+  // still precede the next step, and the step `records` announce must not run. The failure is
+  // logged, counted and kept in journal_error_, which stops the batch (RunBatch, Recover).
+  cluster::Result<void> Write(std::vector<nlohmann::json> records) {
+    std::vector<nlohmann::json> all;
+    all.swap(pending_records_);
+    const size_t pending = all.size();
+    for (auto& r : records) all.push_back(std::move(r));
+    auto w = journal_->AppendAll(all);
+    if (w) return w;
+    pending_records_.insert(pending_records_.begin(), all.begin(), all.begin() + pending);
+    spdlog::error("journal write failed; the step it announced does not run: {}",
+                  w.error().message);
+    observer_.OnJournalWriteFailure();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!journal_error_) journal_error_ = w.error().message;
+    return w;
+  }
+
+  std::optional<std::string> JournalError() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return journal_error_;
   }
 
   cluster::Result<Journal*> EnsureJournal() {
@@ -246,9 +271,8 @@ class EngineImpl {
     StepControl ctl;
     ctl.journal = [this, id = info.id](const std::vector<JournalStep>& steps) {
       std::vector<nlohmann::json> records;
-      records.swap(pending_records_);
       for (const auto& st : steps) records.push_back(StepRecord(id, st.step, st.slots));
-      return journal_->AppendAll(std::move(records));
+      return Write(std::move(records));
     };
     ctl.on_keys = [this](int64_t n) { observer_.OnKeysMigrated(n); };
     ctl.other_masters = std::move(others);
@@ -311,9 +335,10 @@ class EngineImpl {
   };
   std::mutex mutex_;
   std::optional<std::pair<RollbackTrigger, std::string>> requested_;
-  std::optional<PendingRollback> pending_;  // for a batch not started yet
-  std::optional<std::string> running_;      // the batch RunBatch is running
-  std::string last_finished_;               // the batch RunBatch last returned from
+  std::optional<PendingRollback> pending_;    // for a batch not started yet
+  std::optional<std::string> journal_error_;  // the first failed write of this batch/recovery
+  std::optional<std::string> running_;        // the batch RunBatch is running
+  std::string last_finished_;                 // the batch RunBatch last returned from
   std::set<std::string> warned_;
 };
 
@@ -727,6 +752,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     requested_.reset();
+    journal_error_.reset();
     // A rollback asked for this batch before it started is honoured (after preflight).
     if (pending_ && pending_->batch_id == batch.id) {
       requested_ = std::make_pair(pending_->trigger, pending_->reason);
@@ -807,6 +833,22 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     return outcome;
   };
   if (Halted()) return stopped();  // nothing journaled or touched yet
+  // A record that did not become durable stops the batch there: no later step, and no rollback
+  // (its steps would need the same journal). Each step that ran is journaled and leaves every
+  // key where clients find it (-ASK covers open slots), so the next Recover() converges it.
+  auto journal_stopped = [&](const std::string& error) -> cluster::Result<BatchOutcome> {
+    spdlog::error("batch {}: stopped without rolling back: the journal could not be written",
+                  batch.id);
+    outcome.state = BatchState::kFailed;
+    outcome.journal_error = error;
+    outcome.reason = "journal write failed (" + error +
+                     "): stopped before the step it announced, nothing rolled back; the journal "
+                     "keeps the batch open and the next run converges it";
+    outcome.seconds = seconds_since();
+    observer_.OnState(batch.id, BatchState::kFailed);
+    observer_.OnBatchFinished(outcome.seconds);
+    return outcome;
+  };
 
   // Write-ahead: the batch record goes out with the first step records (one fsync), before any
   // slot changes.
@@ -881,14 +923,11 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   }
   monitor.Disarm();
   spdlog::debug("batch {}: verified after {:.1f} ms", batch.id, seconds_since() * 1000);
+  if (auto error = JournalError()) return journal_stopped(*error);
   if (stop_reason && Halted()) {
     // Flush what the batch journaled so far (the records of steps that ran are durable
-    // already; this only adds those still pending).
-    if (!pending_records_.empty()) {
-      std::vector<nlohmann::json> records;
-      records.swap(pending_records_);
-      (void)journal_->AppendAll(std::move(records));
-    }
+    // already; this only adds those still pending, so a failure here is only logged).
+    if (!pending_records_.empty()) (void)Write({});
     return stopped();
   }
 
@@ -916,7 +955,10 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   spdlog::warn("batch {}: rolling back: {}", info.id, *stop_reason);
   observer_.OnState(batch.id, BatchState::kRollingBack);
   observer_.OnRollback(trigger);
-  (void)Append(RollbackRecord(info.id, trigger, *stop_reason));
+  // Where a rollback starts, every key is where clients find it: without its record, stop there.
+  if (auto j = Append(RollbackRecord(info.id, trigger, *stop_reason)); !j) {
+    return journal_stopped(j.error().message);
+  }
   ConvergeOutcome conv = Converge(info, ConvergeMode::kRollback, nullptr);
   for (const auto& w : conv.warnings) {
     spdlog::warn("batch {}: {}", info.id, w);
@@ -932,6 +974,8 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     return outcome;
   }
   if (conv.ok) {
+    // The rollback ran; without its end record the next recovery finds the batch whole at the
+    // source (Write logs and counts the failure; journal_error reports it).
     (void)Append(EndRecord(info.id, BatchState::kRolledBack, *stop_reason));
     observer_.OnState(batch.id, BatchState::kRolledBack);
     outcome.state = BatchState::kRolledBack;
@@ -940,10 +984,12 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     outcome.reason += "; rollback did not finish: " + conv.error +
                       " (the journal keeps the batch open: run again with the same --journal "
                       "to finish it)";
-    (void)Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
+    // A failed batch stays open with or without its end record: only its reason would be lost.
+    if (!JournalError()) (void)Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
     observer_.OnState(batch.id, BatchState::kFailed);
     outcome.state = BatchState::kFailed;
   }
+  outcome.journal_error = JournalError();
   outcome.seconds = seconds_since();
   observer_.OnBatchFinished(outcome.seconds);
   return outcome;
@@ -951,6 +997,10 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 
 cluster::Result<RecoveryReport> EngineImpl::Recover() {
   verified_.reset();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    journal_error_.reset();
+  }
   if (Halted()) return cluster::MakeError(std::string("recovery not started: ") + kStoppedReason);
   RecoveryReport report;
   int skipped = 0;
@@ -978,9 +1028,12 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
         [&](const ConvergencePlan& plan) {
           if (!plan.to_target && !rolling_back) {
             observer_.OnRollback(RollbackTrigger::kRecovery);
-            (void)Append(RollbackRecord(
+            auto record = RollbackRecord(
                 b->id, RollbackTrigger::kRecovery,
-                "recovery after a restart: not every slot could be finished at the target"));
+                "recovery after a restart: not every slot could be finished at the target");
+            // Not durable: kept pending, so it still precedes the first step's record, and no
+            // step runs before both are written.
+            if (!Append(record)) pending_records_.push_back(std::move(record));
           }
         });
     for (const auto& w : conv.warnings) report.messages.push_back("batch " + b->id + ": " + w);
@@ -993,6 +1046,7 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
       br.state = conv.at_target ? BatchState::kDone : BatchState::kRolledBack;
       br.slots_forward = conv.forward;
       br.slots_back = conv.back;
+      // Without it the next recovery finds the batch whole again (Write logs and counts).
       (void)Append(EndRecord(b->id, br.state, "recovered after a restart"));
       observer_.OnState(b->id, br.state);
       report.messages.push_back("batch " + b->id + ": " +
@@ -1002,11 +1056,16 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
                                 " (" + std::to_string(b->slots.size()) + " slots)");
     } else {
       br.state = BatchState::kFailed;
-      (void)Append(EndRecord(b->id, BatchState::kFailed, conv.error));
+      if (!JournalError()) (void)Append(EndRecord(b->id, BatchState::kFailed, conv.error));
       observer_.OnState(b->id, BatchState::kFailed);
       errors += (errors.empty() ? "" : "; ") + std::string("batch ") + b->id + ": " + conv.error;
     }
     report.batches.push_back(br);
+    if (auto j = JournalError()) {
+      // Stop at a record that did not become durable; the next run recovers the rest.
+      if (conv.ok) errors += (errors.empty() ? "" : "; ") + std::string("journal: ") + *j;
+      break;
+    }
   }
   if (!errors.empty()) return cluster::MakeError("recovery did not finish: " + errors);
   return report;
