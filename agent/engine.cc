@@ -88,12 +88,21 @@ class EngineImpl {
     // Test-only hooks (CMake option SLOTGUARD_TEST_HOOKS); without it they stay empty and every
     // CrashPoint is a no-op.
     if (const char* crash = std::getenv("SLOTGUARD_TEST_CRASH_AT")) crash_at_ = crash;
+    // <point>[@<nth>]:<ms>[,...]: hold the nth time (default the first) the point is reached.
     if (const char* pause = std::getenv("SLOTGUARD_TEST_PAUSE_AT")) {
-      std::string p = pause;
-      auto colon = p.find(':');
-      if (colon != std::string::npos) {
-        pause_at_ = p.substr(0, colon);
-        pause_ms_ = std::atoi(p.c_str() + colon + 1);
+      std::string list = pause;
+      for (size_t pos = 0; pos < list.size();) {
+        size_t end = std::min(list.find(',', pos), list.size());
+        std::string item = list.substr(pos, end - pos);
+        pos = end + 1;
+        auto colon = item.rfind(':');
+        if (colon == std::string::npos) continue;
+        Pause p{item.substr(0, colon), 1, std::atoi(item.c_str() + colon + 1)};
+        if (auto at = p.point.find('@'); at != std::string::npos) {
+          p.nth = std::atoi(p.point.c_str() + at + 1);
+          p.point.resize(at);
+        }
+        pauses_.push_back(p);
       }
     }
 #endif
@@ -231,13 +240,22 @@ class EngineImpl {
   }
 
   void CrashPoint(const char* point) {
-    // Test hook: SLOTGUARD_TEST_PAUSE_AT=<point>:<ms> holds the engine there (for tests that
-    // act on the cluster at a known moment, e.g. SIGSTOP the target mid-batch).
-    if (!pause_at_.empty() && pause_at_ == point && pause_ms_ > 0) {
-      std::fprintf(stderr, "slotguard-test-hook: paused at %s for %d ms\n", point, pause_ms_);
+    // Test hook: SLOTGUARD_TEST_PAUSE_AT holds the engine there (for tests that act on the
+    // cluster at a known moment, e.g. SIGSTOP the target mid-batch). A stop or rollback asked
+    // for meanwhile ends the hold, so a test can hold as long as it needs and let go by asking.
+    for (auto& p : pauses_) {
+      if (p.point != point || ++p.seen != p.nth || p.ms <= 0) continue;
+      std::fprintf(stderr, "slotguard-test-hook: paused at %s for %d ms\n", point, p.ms);
       std::fflush(stderr);
-      clock_.SleepFor(std::chrono::milliseconds(pause_ms_));
-      pause_ms_ = 0;  // once
+      auto asked = [this] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return std::make_pair(Halted(), requested_.has_value());
+      };
+      const auto before = asked();
+      const auto until = clock_.Now() + std::chrono::milliseconds(p.ms);
+      while (clock_.Now() < until && asked() == before) {
+        clock_.SleepFor(std::chrono::milliseconds(10));
+      }
     }
     if (!crash_at_.empty() && crash_at_ == point) {
       spdlog::warn("SLOTGUARD_TEST_CRASH_AT={}: killing myself", point);
@@ -323,8 +341,13 @@ class EngineImpl {
   // when it is fresh (consecutive batches of one reshard) instead of reading every node again.
   std::optional<std::pair<ClusterSnapshot, Clock::TimePoint>> verified_;
   std::string crash_at_;
-  std::string pause_at_;
-  int pause_ms_ = 0;
+  struct Pause {
+    std::string point;
+    int nth = 1;
+    int ms = 0;
+    int seen = 0;
+  };
+  std::vector<Pause> pauses_;
 
   std::atomic<bool> halt_{false};  // RequestStop: sticky
 
@@ -959,6 +982,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (auto j = Append(RollbackRecord(info.id, trigger, *stop_reason)); !j) {
     return journal_stopped(j.error().message);
   }
+  CrashPoint("before_rollback");
   ConvergeOutcome conv = Converge(info, ConvergeMode::kRollback, nullptr);
   for (const auto& w : conv.warnings) {
     spdlog::warn("batch {}: {}", info.id, w);

@@ -203,11 +203,8 @@ std::vector<const JournalBatch*> JournalState::OpenBatches() const {
   return out;
 }
 
-const JournalRun* JournalState::LastOpenRun() const {
-  for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
-    if (!it->end) return &*it;
-  }
-  return nullptr;
+const JournalRun* JournalState::LastUnfinishedRun() const {
+  return runs.empty() || runs.back().finished() ? nullptr : &runs.back();
 }
 
 namespace {
@@ -256,6 +253,9 @@ JournalState ReplayJournal(const std::vector<nlohmann::json>& records) {
     if (type == "run_end") {
       if (auto it = run_index.find(Str(r, "run")); it != run_index.end()) {
         state.runs[it->second].end = Str(r, "state");
+        if (auto ts = r.find("ts"); ts != r.end() && ts->is_number_integer()) {
+          state.runs[it->second].end_ms = ts->get<int64_t>();
+        }
       }
       continue;
     }

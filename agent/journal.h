@@ -98,6 +98,10 @@ struct JournalRun {
   nlohmann::json request;  // the reshard arguments that made it
   std::vector<std::pair<std::string, std::vector<int>>> batches;  // id, slots
   std::optional<std::string> end;                                 // run_end state
+  int64_t end_ms = 0;                                             // its "ts"
+  // Ended "done", or "abandoned" for a newer run: never resumed. Every other ending
+  // (interrupted, rolled_back, failed, or none at all after a kill) leaves it unfinished.
+  bool finished() const { return end && (*end == "done" || *end == "abandoned"); }
 };
 
 struct JournalState {
@@ -105,7 +109,7 @@ struct JournalState {
   std::vector<JournalRun> runs;
   const JournalBatch* FindBatch(const std::string& id) const;
   std::vector<const JournalBatch*> OpenBatches() const;
-  const JournalRun* LastOpenRun() const;  // the latest run without run_end
+  const JournalRun* LastUnfinishedRun() const;  // the latest run, unless it is finished()
 };
 
 // Pure: folds records into per-batch and per-run state.

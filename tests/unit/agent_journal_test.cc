@@ -156,8 +156,23 @@ TEST(AgentJournal, RunsAndTheirEnd) {
   auto state = ReplayJournal(r);
   ASSERT_EQ(state.runs.size(), 2u);
   EXPECT_EQ(state.runs[0].batches[0].second, (std::vector<int>{1, 2}));
-  ASSERT_NE(state.LastOpenRun(), nullptr);
-  EXPECT_EQ(state.LastOpenRun()->id, "r2");
+  ASSERT_NE(state.LastUnfinishedRun(), nullptr);
+  EXPECT_EQ(state.LastUnfinishedRun()->id, "r2");
+}
+
+// Only "done" and "abandoned" finish a run; any other ending leaves it to be resumed.
+TEST(AgentJournal, OnlyDoneOrAbandonedFinishesARun) {
+  for (const char* end : {"interrupted", "rolled_back", "failed", "done", "abandoned"}) {
+    std::vector<nlohmann::json> r{
+        {{"type", "run"}, {"run", "r1"}, {"batches", nlohmann::json::array()}},
+        {{"type", "run_end"}, {"run", "r1"}, {"state", end}, {"ts", 1700000000123}},
+    };
+    auto state = ReplayJournal(r);
+    ASSERT_EQ(state.runs.size(), 1u);
+    EXPECT_EQ(state.runs[0].end_ms, 1700000000123);
+    const bool finished = std::string(end) == "done" || std::string(end) == "abandoned";
+    EXPECT_EQ(state.LastUnfinishedRun() == nullptr, finished) << end;
+  }
 }
 
 std::vector<nlohmann::json> LongHistory() {
