@@ -611,7 +611,13 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   std::vector<Batch> todo;
   int total_slots = 0;
   if (!abandon_id.empty()) {
-    (void)engine.JournalAppend({{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
+    if (auto j = engine.JournalAppend(
+            {{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
+        !j) {
+      Err("cannot journal that run " + abandon_id +
+          " is abandoned, so no new run starts: " + j.error().message);
+      return kExitError;
+    }
   }
   if (!run_id.empty()) {
     int done_slots = 0;
@@ -658,7 +664,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
                                        {"request", RequestJson(a, from->id, to->id)},
                                        {"batches", batches}});
         !j) {
-      Err(j.error().message);
+      Err("cannot journal the new run, so nothing was moved: " + j.error().message);
       return kExitError;
     }
     todo = planned->reshard.plan.batches;
@@ -714,7 +720,9 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   int64_t moved_keys = 0;
   int exit = kExitOk;
   std::string run_state = "done";
-  std::string open_batch;  // a batch the journal keeps open for the next run
+  std::string last_batch;  // the batch that ended the loop early
+  std::string open_batch;  // ... when the journal keeps it open for the next run
+  std::optional<std::string> journal_error;
   for (const auto& batch : todo) {
     if (g_interrupted) {
       progress.Line("interrupted: no further batch started");
@@ -746,7 +754,14 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
       continue;
     }
     progress.BatchEnded(static_cast<int>(batch.slots.size()), false);
-    if (o.stopped) {
+    last_batch = batch.id;
+    journal_error = o.journal_error;
+    if (o.journal_error) {
+      progress.Line("batch " + batch.id + ": STOPPED: " + o.reason);
+      exit = kExitError;
+      run_state = "failed";
+      if (o.state != BatchState::kRolledBack) open_batch = batch.id;
+    } else if (o.stopped) {
       progress.Line("batch " + batch.id + ": STOPPED on a second interrupt: " + o.reason);
       exit = kExitInterrupted;
       run_state = "interrupted";
@@ -773,7 +788,29 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     break;
   }
   progress.Finish();
-  (void)engine.JournalAppend({{"type", "run_end"}, {"run", run_id}, {"state", run_state}});
+  auto ended = engine.JournalAppend({{"type", "run_end"}, {"run", run_id}, {"state", run_state}});
+  if (journal_error) {
+    Err("the journal " + a.journal + " could not be written (" + *journal_error + "): " +
+        (open_batch.empty()
+             ? "batch " + last_batch + " was rolled back, but its end is not journaled. "
+             : "the agent stopped before the step whose record failed, without rolling back: "
+               "batch " +
+                   open_batch +
+                   " is left as the journal describes it, every key where clients find it. ") +
+        "Make room on the journal's filesystem (or fix it) and rerun the same command with the "
+        "same --journal: it converges the batch and resumes run " +
+        run_id + ".");
+    std::fflush(stdout);
+    return kExitError;
+  }
+  if (!ended) {
+    // The run stays unfinished in the journal: the same command resumes it (nothing left for a
+    // run whose batches are all done, so that rerun only records its end).
+    Err("the end of run " + run_id + " (" + run_state +
+        ") could not be journaled: " + ended.error().message);
+    std::fflush(stdout);
+    return kExitError;
+  }
   if (exit == kExitOk) {
     std::printf("Done: %d slots moved, %lld keys.\n", moved_slots,
                 static_cast<long long>(moved_keys));
