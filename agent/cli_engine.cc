@@ -58,19 +58,27 @@ struct ReshardArgs {
   int migrate_failures = 5;
   int convergence_timeout_s = 30;
   int rollback_timeout_s = 300;
+  bool new_run = false;
 };
 
 // Ctrl-C / SIGTERM during a reshard: the running batch rolls back (operator), no new batch
-// starts. A second signal kills as usual (the journal lets the next run recover).
-std::atomic<int> g_interrupted{0};
+// starts. A second one stops the engine at its next step without finishing the rollback (the
+// journal describes every step that ran: the next run converges the batch); a third kills as
+// usual, which the journal covers as it covers kill -9.
+std::atomic<int> g_interrupted{0};  // the first signal
+std::atomic<int> g_interrupts{0};   // how many
 extern "C" void OnInterrupt(int sig) {
-  g_interrupted = sig;
-  std::signal(sig, SIG_DFL);
+  if (g_interrupts.fetch_add(1) == 0) {
+    g_interrupted = sig;
+  } else {
+    std::signal(sig, SIG_DFL);
+  }
 }
 
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitRolledBack = 2;
+constexpr int kExitInterrupted = 130;  // a second Ctrl-C: stopped without finishing the rollback
 
 void Err(const std::string& text) { std::fprintf(stderr, "error: %s\n", text.c_str()); }
 
@@ -456,6 +464,21 @@ std::string RunId() {
   return std::string(buf) + std::to_string(ms);
 }
 
+std::string UtcTime(int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// How a run ended, for the line that says what this command does with it.
+std::string RunEnding(const JournalRun& run) {
+  if (!run.end) return "it never ended: the agent was killed or crashed";
+  return "it ended " + *run.end + (run.end_ms > 0 ? " at " + UtcTime(run.end_ms) : "");
+}
+
 int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   SetupLogging();
   Limits limits;
@@ -506,13 +529,50 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
   Engine engine(*c->pool, clock, MakeEngineOptions(a, *c), progress);
 
-  // 1. Whatever an earlier run left open is converged first.
+  // 1. What this command does with the journal's runs, said before anything moves. The rule:
+  // the same command resumes the latest unfinished run (interrupted, rolled back, failed, or
+  // killed); a run that ended done is never resumed; --new-run or other arguments abandon it.
   auto before = Journal::Read(a.journal);
   if (!before) {
     Err(before.error().message);
     return kExitError;
   }
   const JournalState open_before = ReplayJournal(*before);
+  nlohmann::json request;
+  if (const auto* from = snapshot->FindNode(a.from), *to = snapshot->FindNode(a.to); from && to) {
+    request = RequestJson(a, from->id, to->id);
+  }
+  std::string run_id;
+  std::string abandon_id;
+  if (const auto* run = open_before.LastUnfinishedRun()) {
+    const bool same = !request.is_null() && run->request == request;
+    if (same && !a.new_run) {
+      run_id = run->id;
+      std::printf(
+          "Resuming run %s (%s): the same command continues an unfinished run (--new-run "
+          "starts a new one instead)\n",
+          run->id.c_str(), RunEnding(*run).c_str());
+    } else {
+      abandon_id = run->id;
+      std::printf(
+          "Abandoning unfinished run %s (%s; %s): its open batches are converged first, then "
+          "a new run starts\n",
+          run->id.c_str(), RunEnding(*run).c_str(),
+          same ? "--new-run given" : "different arguments");
+    }
+  } else {
+    for (auto it = open_before.runs.rbegin(); it != open_before.runs.rend(); ++it) {
+      if (request.is_null() || it->request != request) continue;
+      if (it->end == "done") {
+        std::printf("Run %s with these arguments finished (%s): starting a new run\n",
+                    it->id.c_str(), RunEnding(*it).c_str());
+      }
+      break;
+    }
+  }
+  std::fflush(stdout);
+
+  // 2. Whatever an earlier run left open is converged first.
   if (!open_before.OpenBatches().empty()) {
     std::printf("Recovering unfinished batches from journal %s ...\n", a.journal.c_str());
     auto rec = engine.Recover();
@@ -540,7 +600,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     }
   }
 
-  // 2. Resume an interrupted run with the same arguments, else plan a new one.
+  // 3. The batches of the resumed run not yet done, else a new plan.
   const auto* from = snapshot->FindNode(a.from);
   const auto* to = snapshot->FindNode(a.to);
   auto records = Journal::Read(a.journal);
@@ -550,29 +610,33 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   }
   JournalState jstate = ReplayJournal(*records);
   std::vector<Batch> todo;
-  std::string run_id;
   int total_slots = 0;
-  if (const auto* run = jstate.LastOpenRun()) {
-    bool same = from && to && run->request == RequestJson(a, from->id, to->id);
-    if (same) {
-      run_id = run->id;
-      for (const auto& [id, slots] : run->batches) {
-        const auto* b = jstate.FindBatch(id);
-        if (b && b->end && *b->end == BatchState::kDone) continue;
-        todo.push_back(Batch{id, run->from, run->to, slots, std::nullopt});
-        total_slots += static_cast<int>(slots.size());
-      }
-      std::printf("Resuming run %s: %zu batch(es), %d slots left\n", run_id.c_str(), todo.size(),
-                  total_slots);
-    } else {
-      std::printf(
-          "Abandoning unfinished run %s from the journal (different arguments; its "
-          "batches are converged)\n",
-          run->id.c_str());
-      (void)engine.JournalAppend({{"type", "run_end"}, {"run", run->id}, {"state", "abandoned"}});
+  if (!abandon_id.empty()) {
+    if (auto j = engine.JournalAppend(
+            {{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
+        !j) {
+      Err("cannot journal that run " + abandon_id +
+          " is abandoned, so no new run starts: " + j.error().message);
+      return kExitError;
     }
   }
-  if (run_id.empty()) {
+  if (!run_id.empty()) {
+    int done_slots = 0;
+    for (const auto& run : jstate.runs) {
+      if (run.id != run_id) continue;
+      for (const auto& [id, slots] : run.batches) {
+        const auto* b = jstate.FindBatch(id);
+        if (b && b->end && *b->end == BatchState::kDone) {
+          done_slots += static_cast<int>(slots.size());
+          continue;
+        }
+        todo.push_back(Batch{id, run.from, run.to, slots, std::nullopt});
+        total_slots += static_cast<int>(slots.size());
+      }
+    }
+    std::printf("Run %s: %zu batch(es), %d slots left (%d moved before)\n", run_id.c_str(),
+                todo.size(), total_slots, done_slots);
+  } else {
     run_id = RunId();
     const auto plan_started = std::chrono::steady_clock::now();
     auto planned = MakePlan(a, *c->pool, *snapshot, limits, run_id + "-b");
@@ -601,7 +665,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
                                        {"request", RequestJson(a, from->id, to->id)},
                                        {"batches", batches}});
         !j) {
-      Err(j.error().message);
+      Err("cannot journal the new run, so nothing was moved: " + j.error().message);
       return kExitError;
     }
     todo = planned->reshard.plan.batches;
@@ -622,10 +686,18 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   bool finished = false;
   std::thread watcher([&] {
     std::unique_lock<std::mutex> lock(watcher_mutex);
+    bool rolling_back = false;
     while (!finished) {
-      if (int sig = g_interrupted.load()) {
+      if (int sig = g_interrupted.load(); sig && !rolling_back) {
+        rolling_back = true;
         engine.RequestRollback(RollbackTrigger::kOperator,
                                sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+      }
+      if (g_interrupts.load() >= 2) {
+        progress.Line(
+            "second interrupt: stopping at the next step without finishing the rollback (again "
+            "to kill at once)");
+        engine.RequestStop();
         return;
       }
       watcher_wake.wait_for(lock, std::chrono::milliseconds(50));
@@ -649,6 +721,9 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   int64_t moved_keys = 0;
   int exit = kExitOk;
   std::string run_state = "done";
+  std::string last_batch;  // the batch that ended the loop early
+  std::string open_batch;  // ... when the journal keeps it open for the next run
+  std::optional<std::string> journal_error;
   for (const auto& batch : todo) {
     if (g_interrupted) {
       progress.Line("interrupted: no further batch started");
@@ -680,7 +755,19 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
       continue;
     }
     progress.BatchEnded(static_cast<int>(batch.slots.size()), false);
-    if (o.state == BatchState::kRolledBack) {
+    last_batch = batch.id;
+    journal_error = o.journal_error;
+    if (o.journal_error) {
+      progress.Line("batch " + batch.id + ": STOPPED: " + o.reason);
+      exit = kExitError;
+      run_state = "failed";
+      if (o.state != BatchState::kRolledBack) open_batch = batch.id;
+    } else if (o.stopped) {
+      progress.Line("batch " + batch.id + ": STOPPED on a second interrupt: " + o.reason);
+      exit = kExitInterrupted;
+      run_state = "interrupted";
+      open_batch = batch.id;
+    } else if (o.state == BatchState::kRolledBack) {
       progress.Line("batch " + batch.id + ": ROLLED BACK (" +
                     (o.tripped_guard ? "guard " + *o.tripped_guard
                                      : (o.trigger ? ToString(*o.trigger) : std::string("stop"))) +
@@ -693,7 +780,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
         progress.Line("BUSYKEY: the target already holds different values for: " + keys);
       }
       exit = kExitRolledBack;
-      run_state = "rolled_back";
+      run_state = o.trigger == RollbackTrigger::kOperator ? "interrupted" : "rolled_back";
     } else {
       progress.Line("batch " + batch.id + ": FAILED: " + o.reason);
       exit = kExitError;
@@ -702,15 +789,44 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     break;
   }
   progress.Finish();
-  (void)engine.JournalAppend({{"type", "run_end"}, {"run", run_id}, {"state", run_state}});
+  auto ended = engine.JournalAppend({{"type", "run_end"}, {"run", run_id}, {"state", run_state}});
+  if (journal_error) {
+    Err("the journal " + a.journal + " could not be written (" + *journal_error + "): " +
+        (open_batch.empty()
+             ? "batch " + last_batch + " was rolled back, but its end is not journaled. "
+             : "the agent stopped before the step whose record failed, without rolling back: "
+               "batch " +
+                   open_batch +
+                   " is left as the journal describes it, every key where clients find it. ") +
+        "Make room on the journal's filesystem (or fix it) and rerun the same command with the "
+        "same --journal: it converges the batch and resumes run " +
+        run_id + ".");
+    std::fflush(stdout);
+    return kExitError;
+  }
+  if (!ended) {
+    // The run stays unfinished in the journal: the same command resumes it (nothing left for a
+    // run whose batches are all done, so that rerun only records its end).
+    Err("the end of run " + run_id + " (" + run_state +
+        ") could not be journaled: " + ended.error().message);
+    std::fflush(stdout);
+    return kExitError;
+  }
   if (exit == kExitOk) {
     std::printf("Done: %d slots moved, %lld keys.\n", moved_slots,
                 static_cast<long long>(moved_keys));
   } else if (exit == kExitRolledBack) {
     std::printf(
         "Stopped: %d of %d slots moved before the rollback; the rolled-back batch is at "
-        "the source again.\n",
-        moved_slots, total_slots);
+        "the source again. Run %s is unfinished: the same command resumes it (--new-run "
+        "starts a new one).\n",
+        moved_slots, total_slots, run_id.c_str());
+  } else if (exit == kExitInterrupted) {
+    std::printf(
+        "Stopped at once: %d of %d slots moved; batch %s is left as its journal describes it "
+        "(open slots possible, every key reachable). Rerun the same command with the same "
+        "--journal: it converges that batch first, then resumes run %s.\n",
+        moved_slots, total_slots, open_batch.c_str(), run_id.c_str());
   }
   std::fflush(stdout);
   return exit;
@@ -771,6 +887,12 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
     sub->add_option("--rollback-timeout", args->rollback_timeout_s,
                     "Seconds a rollback keeps retrying unreachable nodes")
         ->capture_default_str();
+    if (execute) {
+      sub->add_flag("--new-run", args->new_run,
+                    "Start a new run even when the journal holds an unfinished run of the same "
+                    "command (which it would otherwise resume); that run is abandoned after its "
+                    "open batches are converged");
+    }
     sub->callback([args, execute, &exit_code] { exit_code = RunPlanOrReshard(*args, execute); });
   }
 }

@@ -112,6 +112,8 @@ class Daemon::Observer final : public EngineObserver {
     if (tripped) spdlog::warn("guard {} tripped", guard);
   }
   void OnBatchFinished(double seconds) override { daemon_.metrics_.OnBatchFinished(seconds); }
+  // Counted even after a shutdown stopped the engine: a record lost then is still lost.
+  void OnJournalWriteFailure() override { daemon_.metrics_.OnJournalWriteFailure(); }
 
  private:
   Daemon& daemon_;

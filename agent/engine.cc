@@ -88,20 +88,30 @@ class EngineImpl {
     // Test-only hooks (CMake option SLOTGUARD_TEST_HOOKS); without it they stay empty and every
     // CrashPoint is a no-op.
     if (const char* crash = std::getenv("SLOTGUARD_TEST_CRASH_AT")) crash_at_ = crash;
+    // <point>[@<nth>]:<ms>[,...]: hold the nth time (default the first) the point is reached.
     if (const char* pause = std::getenv("SLOTGUARD_TEST_PAUSE_AT")) {
-      std::string p = pause;
-      auto colon = p.find(':');
-      if (colon != std::string::npos) {
-        pause_at_ = p.substr(0, colon);
-        pause_ms_ = std::atoi(p.c_str() + colon + 1);
+      std::string list = pause;
+      for (size_t pos = 0; pos < list.size();) {
+        size_t end = std::min(list.find(',', pos), list.size());
+        std::string item = list.substr(pos, end - pos);
+        pos = end + 1;
+        auto colon = item.rfind(':');
+        if (colon == std::string::npos) continue;
+        Pause p{item.substr(0, colon), 1, std::atoi(item.c_str() + colon + 1)};
+        if (auto at = p.point.find('@'); at != std::string::npos) {
+          p.nth = std::atoi(p.point.c_str() + at + 1);
+          p.point.resize(at);
+        }
+        pauses_.push_back(p);
       }
     }
 #endif
   }
 
   ~EngineImpl() {
-    if (journal_ && !pending_records_.empty())
-      (void)journal_->AppendAll(std::move(pending_records_));
+    // A lost "done" record only makes the next recovery look at a batch that is whole at the
+    // target; Write logs and counts the failure.
+    if (journal_ && !pending_records_.empty()) (void)Write({});
   }
 
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
@@ -155,9 +165,33 @@ class EngineImpl {
   // Appends `record` (after any pending ones) with one fsync.
   cluster::Result<void> Append(nlohmann::json record) {
     std::vector<nlohmann::json> records;
-    records.swap(pending_records_);
     records.push_back(std::move(record));
-    return journal_->AppendAll(std::move(records));
+    return Write(std::move(records));
+  }
+
+  // Writes the pending records, then `records`, with one fsync. On failure none of them is in
+  // the journal (AppendAll cuts the file back): the pending ones stay pending, as they must
+  // still precede the next step, and the step `records` announce must not run. The failure is
+  // logged, counted and kept in journal_error_, which stops the batch (RunBatch, Recover).
+  cluster::Result<void> Write(std::vector<nlohmann::json> records) {
+    std::vector<nlohmann::json> all;
+    all.swap(pending_records_);
+    const size_t pending = all.size();
+    for (auto& r : records) all.push_back(std::move(r));
+    auto w = journal_->AppendAll(all);
+    if (w) return w;
+    pending_records_.insert(pending_records_.begin(), all.begin(), all.begin() + pending);
+    spdlog::error("journal write failed; the step it announced does not run: {}",
+                  w.error().message);
+    observer_.OnJournalWriteFailure();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!journal_error_) journal_error_ = w.error().message;
+    return w;
+  }
+
+  std::optional<std::string> JournalError() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return journal_error_;
   }
 
   cluster::Result<Journal*> EnsureJournal() {
@@ -209,13 +243,22 @@ class EngineImpl {
   }
 
   void CrashPoint(const char* point) {
-    // Test hook: SLOTGUARD_TEST_PAUSE_AT=<point>:<ms> holds the engine there (for tests that
-    // act on the cluster at a known moment, e.g. SIGSTOP the target mid-batch).
-    if (!pause_at_.empty() && pause_at_ == point && pause_ms_ > 0) {
-      std::fprintf(stderr, "slotguard-test-hook: paused at %s for %d ms\n", point, pause_ms_);
+    // Test hook: SLOTGUARD_TEST_PAUSE_AT holds the engine there (for tests that act on the
+    // cluster at a known moment, e.g. SIGSTOP the target mid-batch). A stop or rollback asked
+    // for meanwhile ends the hold, so a test can hold as long as it needs and let go by asking.
+    for (auto& p : pauses_) {
+      if (p.point != point || ++p.seen != p.nth || p.ms <= 0) continue;
+      std::fprintf(stderr, "slotguard-test-hook: paused at %s for %d ms\n", point, p.ms);
       std::fflush(stderr);
-      clock_.SleepFor(std::chrono::milliseconds(pause_ms_));
-      pause_ms_ = 0;  // once
+      auto asked = [this] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return std::make_pair(Halted(), requested_.has_value());
+      };
+      const auto before = asked();
+      const auto until = clock_.Now() + std::chrono::milliseconds(p.ms);
+      while (clock_.Now() < until && asked() == before) {
+        clock_.SleepFor(std::chrono::milliseconds(10));
+      }
     }
     if (!crash_at_.empty() && crash_at_ == point) {
       spdlog::warn("SLOTGUARD_TEST_CRASH_AT={}: killing myself", point);
@@ -249,9 +292,8 @@ class EngineImpl {
     StepControl ctl;
     ctl.journal = [this, id = info.id](const std::vector<JournalStep>& steps) {
       std::vector<nlohmann::json> records;
-      records.swap(pending_records_);
       for (const auto& st : steps) records.push_back(StepRecord(id, st.step, st.slots));
-      return journal_->AppendAll(std::move(records));
+      return Write(std::move(records));
     };
     ctl.on_keys = [this](int64_t n) { observer_.OnKeysMigrated(n); };
     ctl.other_masters = std::move(others);
@@ -307,8 +349,13 @@ class EngineImpl {
   // when it is fresh (consecutive batches of one reshard) instead of reading every node again.
   std::optional<std::pair<ClusterSnapshot, Clock::TimePoint>> verified_;
   std::string crash_at_;
-  std::string pause_at_;
-  int pause_ms_ = 0;
+  struct Pause {
+    std::string point;
+    int nth = 1;
+    int ms = 0;
+    int seen = 0;
+  };
+  std::vector<Pause> pauses_;
 
   std::atomic<bool> halt_{false};  // RequestStop: sticky
 
@@ -319,9 +366,10 @@ class EngineImpl {
   };
   std::mutex mutex_;
   std::optional<std::pair<RollbackTrigger, std::string>> requested_;
-  std::optional<PendingRollback> pending_;  // for a batch not started yet
-  std::optional<std::string> running_;      // the batch RunBatch is running
-  std::string last_finished_;               // the batch RunBatch last returned from
+  std::optional<PendingRollback> pending_;    // for a batch not started yet
+  std::optional<std::string> journal_error_;  // the first failed write of this batch/recovery
+  std::optional<std::string> running_;        // the batch RunBatch is running
+  std::string last_finished_;                 // the batch RunBatch last returned from
   std::set<std::string> warned_;
 };
 
@@ -786,6 +834,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     requested_.reset();
+    journal_error_.reset();
     // A rollback asked for this batch before it started is honoured (after preflight).
     if (pending_ && pending_->batch_id == batch.id) {
       requested_ = std::make_pair(pending_->trigger, pending_->reason);
@@ -866,6 +915,22 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     return outcome;
   };
   if (Halted()) return stopped();  // nothing journaled or touched yet
+  // A record that did not become durable stops the batch there: no later step, and no rollback
+  // (its steps would need the same journal). Each step that ran is journaled and leaves every
+  // key where clients find it (-ASK covers open slots), so the next Recover() converges it.
+  auto journal_stopped = [&](const std::string& error) -> cluster::Result<BatchOutcome> {
+    spdlog::error("batch {}: stopped without rolling back: the journal could not be written",
+                  batch.id);
+    outcome.state = BatchState::kFailed;
+    outcome.journal_error = error;
+    outcome.reason = "journal write failed (" + error +
+                     "): stopped before the step it announced, nothing rolled back; the journal "
+                     "keeps the batch open and the next run converges it";
+    outcome.seconds = seconds_since();
+    observer_.OnState(batch.id, BatchState::kFailed);
+    observer_.OnBatchFinished(outcome.seconds);
+    return outcome;
+  };
 
   // Write-ahead: the batch record goes out with the first step records (one fsync), before any
   // slot changes.
@@ -940,14 +1005,11 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   }
   monitor.Disarm();
   spdlog::debug("batch {}: verified after {:.1f} ms", batch.id, seconds_since() * 1000);
+  if (auto error = JournalError()) return journal_stopped(*error);
   if (stop_reason && Halted()) {
     // Flush what the batch journaled so far (the records of steps that ran are durable
-    // already; this only adds those still pending).
-    if (!pending_records_.empty()) {
-      std::vector<nlohmann::json> records;
-      records.swap(pending_records_);
-      (void)journal_->AppendAll(std::move(records));
-    }
+    // already; this only adds those still pending, so a failure here is only logged).
+    if (!pending_records_.empty()) (void)Write({});
     return stopped();
   }
 
@@ -975,7 +1037,11 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   spdlog::warn("batch {}: rolling back: {}", info.id, *stop_reason);
   observer_.OnState(batch.id, BatchState::kRollingBack);
   observer_.OnRollback(trigger);
-  (void)Append(RollbackRecord(info.id, trigger, *stop_reason));
+  // Where a rollback starts, every key is where clients find it: without its record, stop there.
+  if (auto j = Append(RollbackRecord(info.id, trigger, *stop_reason)); !j) {
+    return journal_stopped(j.error().message);
+  }
+  CrashPoint("before_rollback");
   ConvergeOutcome conv = Converge(info, ConvergeMode::kRollback, nullptr);
   for (const auto& w : conv.warnings) {
     spdlog::warn("batch {}: {}", info.id, w);
@@ -991,6 +1057,8 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     return outcome;
   }
   if (conv.ok) {
+    // The rollback ran; without its end record the next recovery finds the batch whole at the
+    // source (Write logs and counts the failure; journal_error reports it).
     (void)Append(EndRecord(info.id, BatchState::kRolledBack, *stop_reason));
     observer_.OnState(batch.id, BatchState::kRolledBack);
     outcome.state = BatchState::kRolledBack;
@@ -999,10 +1067,12 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     outcome.reason += "; rollback did not finish: " + conv.error +
                       " (the journal keeps the batch open: run again with the same --journal "
                       "to finish it)";
-    (void)Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
+    // A failed batch stays open with or without its end record: only its reason would be lost.
+    if (!JournalError()) (void)Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
     observer_.OnState(batch.id, BatchState::kFailed);
     outcome.state = BatchState::kFailed;
   }
+  outcome.journal_error = JournalError();
   outcome.seconds = seconds_since();
   observer_.OnBatchFinished(outcome.seconds);
   return outcome;
@@ -1010,6 +1080,10 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 
 cluster::Result<RecoveryReport> EngineImpl::Recover() {
   verified_.reset();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    journal_error_.reset();
+  }
   if (Halted()) return cluster::MakeError(std::string("recovery not started: ") + kStoppedReason);
   RecoveryReport report;
   int skipped = 0;
@@ -1038,9 +1112,12 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
           if (!plan.to_target && !rolling_back) {
             rolling_back = true;  // recorded once, whatever later looks decide
             observer_.OnRollback(RollbackTrigger::kRecovery);
-            (void)Append(RollbackRecord(
+            auto record = RollbackRecord(
                 b->id, RollbackTrigger::kRecovery,
-                "recovery after a restart: not every slot could be finished at the target"));
+                "recovery after a restart: not every slot could be finished at the target");
+            // Not durable: kept pending, so it still precedes the first step's record, and no
+            // step runs before both are written.
+            if (!Append(record)) pending_records_.push_back(std::move(record));
           }
         });
     for (const auto& w : conv.warnings) report.messages.push_back("batch " + b->id + ": " + w);
@@ -1053,6 +1130,7 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
       br.state = conv.at_target ? BatchState::kDone : BatchState::kRolledBack;
       br.slots_forward = conv.forward;
       br.slots_back = conv.back;
+      // Without it the next recovery finds the batch whole again (Write logs and counts).
       (void)Append(EndRecord(b->id, br.state, "recovered after a restart"));
       observer_.OnState(b->id, br.state);
       report.messages.push_back("batch " + b->id + ": " +
@@ -1062,11 +1140,16 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
                                 " (" + std::to_string(b->slots.size()) + " slots)");
     } else {
       br.state = BatchState::kFailed;
-      (void)Append(EndRecord(b->id, BatchState::kFailed, conv.error));
+      if (!JournalError()) (void)Append(EndRecord(b->id, BatchState::kFailed, conv.error));
       observer_.OnState(b->id, BatchState::kFailed);
       errors += (errors.empty() ? "" : "; ") + std::string("batch ") + b->id + ": " + conv.error;
     }
     report.batches.push_back(br);
+    if (auto j = JournalError()) {
+      // Stop at a record that did not become durable; the next run recovers the rest.
+      if (conv.ok) errors += (errors.empty() ? "" : "; ") + std::string("journal: ") + *j;
+      break;
+    }
   }
   if (!errors.empty()) return cluster::MakeError("recovery did not finish: " + errors);
   return report;

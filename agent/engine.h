@@ -78,6 +78,10 @@ struct BatchOutcome {
   // Added (additive): true when RequestStop() ended the batch. state is then kFailed, nothing
   // was rolled back and the journal keeps the batch open, so the next Recover() converges it.
   bool stopped = false;
+  // Added (additive): set when a journal record could not be made durable during the batch.
+  // The engine stopped at that record (its step did not run, nor did any later one, rollback
+  // included) and wrote no end record: the next Recover() converges the batch.
+  std::optional<std::string> journal_error;
 };
 
 struct RecoveryReport {

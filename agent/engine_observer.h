@@ -29,6 +29,8 @@ class EngineObserver {
   // A guard changed state; guard is one of "coverage", "migrate_failures", "node_health",
   // "convergence". Called with false for every guard when a batch starts.
   virtual void OnGuard(const std::string& /*guard*/, bool /*tripped*/) {}
+  // A journal record could not be written (or fsync'd): the step it announced did not run.
+  virtual void OnJournalWriteFailure() {}
   // A batch ended (done, rolled back or failed), with its wall time.
   virtual void OnBatchFinished(double /*seconds*/) {}
   // Progress inside a batch: slots of the batch finished so far (for progress bars).

@@ -147,9 +147,22 @@ cluster::Result<void> Journal::AppendAll(std::vector<nlohmann::json> records) {
     lines.push_back('\n');
   }
   if (lines.empty()) return {};
+  if (!broken_.empty()) return cluster::MakeError(broken_);
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return cluster::MakeError("journal " + path_ + ": stat: " + Errno());
+  // A failed write or fsync is cut back to where it started: a half-written line would swallow
+  // the next record, and a record that did not become durable must not describe a step the
+  // caller is not going to run.
+  auto cut_back = [&](const std::string& what) {
+    const std::string error = "journal " + path_ + ": " + what + ": " + Errno();
+    if (::ftruncate(fd_, st.st_size) != 0) {
+      broken_ = error + " (and cutting it back failed: " + Errno() + "; reopen the journal)";
+    }
+    return cluster::MakeError(error);
+  };
   // One write(2): a kill -9 tears at most the tail of it, never interleaves.
-  if (!WriteAll(fd_, lines)) return cluster::MakeError("journal " + path_ + ": write: " + Errno());
-  if (::fdatasync(fd_) != 0) return cluster::MakeError("journal " + path_ + ": fsync: " + Errno());
+  if (!WriteAll(fd_, lines)) return cut_back("write");
+  if (::fdatasync(fd_) != 0) return cut_back("fsync");
   return {};
 }
 
@@ -190,11 +203,8 @@ std::vector<const JournalBatch*> JournalState::OpenBatches() const {
   return out;
 }
 
-const JournalRun* JournalState::LastOpenRun() const {
-  for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
-    if (!it->end) return &*it;
-  }
-  return nullptr;
+const JournalRun* JournalState::LastUnfinishedRun() const {
+  return runs.empty() || runs.back().finished() ? nullptr : &runs.back();
 }
 
 namespace {
@@ -243,6 +253,9 @@ JournalState ReplayJournal(const std::vector<nlohmann::json>& records) {
     if (type == "run_end") {
       if (auto it = run_index.find(Str(r, "run")); it != run_index.end()) {
         state.runs[it->second].end = Str(r, "state");
+        if (auto ts = r.find("ts"); ts != r.end() && ts->is_number_integer()) {
+          state.runs[it->second].end_ms = ts->get<int64_t>();
+        }
       }
       continue;
     }

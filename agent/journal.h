@@ -47,7 +47,9 @@ class Journal {
 
   // Appends one record and makes it durable (write + fdatasync) before returning.
   cluster::Result<void> Append(nlohmann::json record);
-  // Appends several records with one write and one fdatasync.
+  // Appends several records with one write and one fdatasync. On failure (a full or read-only
+  // filesystem, EIO) the file is cut back to its size before the call, so none of the records
+  // is in it and a later append starts on a clean line.
   cluster::Result<void> AppendAll(std::vector<nlohmann::json> records);
 
   const std::string& path() const { return path_; }
@@ -68,6 +70,7 @@ class Journal {
   std::string path_;
   int fd_ = -1;
   int lock_fd_ = -1;
+  std::string broken_;  // set when a failed append could not be cut back: appends refused
 };
 
 // One batch as the journal tells it (its latest incarnation when an id is reused).
@@ -95,6 +98,10 @@ struct JournalRun {
   nlohmann::json request;  // the reshard arguments that made it
   std::vector<std::pair<std::string, std::vector<int>>> batches;  // id, slots
   std::optional<std::string> end;                                 // run_end state
+  int64_t end_ms = 0;                                             // its "ts"
+  // Ended "done", or "abandoned" for a newer run: never resumed. Every other ending
+  // (interrupted, rolled_back, failed, or none at all after a kill) leaves it unfinished.
+  bool finished() const { return end && (*end == "done" || *end == "abandoned"); }
 };
 
 struct JournalState {
@@ -102,7 +109,7 @@ struct JournalState {
   std::vector<JournalRun> runs;
   const JournalBatch* FindBatch(const std::string& id) const;
   std::vector<const JournalBatch*> OpenBatches() const;
-  const JournalRun* LastOpenRun() const;  // the latest run without run_end
+  const JournalRun* LastUnfinishedRun() const;  // the latest run, unless it is finished()
 };
 
 // Pure: folds records into per-batch and per-run state.

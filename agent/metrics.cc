@@ -75,6 +75,12 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                          .Register(*registry_)
                          .Add({}, prometheus::Histogram::BucketBoundaries{1, 5, 10, 30, 60, 120,
                                                                           300, 600, 1800, 3600});
+  journal_write_failures_ =
+      &BuildCounter()
+           .Name("slotguard_agent_journal_write_failures_total")
+           .Help("Journal records that could not be written or fsync'd (the batch stopped there)")
+           .Register(*registry_)
+           .Add({});
   auto& webhook = BuildCounter()
                       .Name("slotguard_agent_webhook_notifications_total")
                       .Help("Alertmanager notifications received, by what the agent did")
@@ -139,6 +145,8 @@ void AgentMetrics::OnGuard(const std::string& guard, bool tripped) {
 }
 
 void AgentMetrics::OnBatchFinished(double seconds) { batch_duration_->Observe(seconds); }
+
+void AgentMetrics::OnJournalWriteFailure() { journal_write_failures_->Increment(); }
 
 std::string AgentMetrics::Serialize() const {
   std::ostringstream out;

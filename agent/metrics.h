@@ -36,6 +36,7 @@ class AgentMetrics final : public EngineObserver {
   void OnRollback(RollbackTrigger trigger) override;
   void OnGuard(const std::string& guard, bool tripped) override;
   void OnBatchFinished(double seconds) override;
+  void OnJournalWriteFailure() override;
 
   // Prometheus text exposition of everything above.
   std::string Serialize() const;
@@ -59,6 +60,7 @@ class AgentMetrics final : public EngineObserver {
   prometheus::Family<prometheus::Gauge>* guard_family_;
   std::map<std::string, prometheus::Gauge*> guards_;
   prometheus::Histogram* batch_duration_;
+  prometheus::Counter* journal_write_failures_;
   std::map<std::string, prometheus::Counter*> webhook_;
 };
 

@@ -36,6 +36,7 @@ TEST(AgentMetricsTest, EveryPinnedSeriesExistsFromTheStart) {
                 HasSubstr(std::string("slotguard_agent_guard_tripped{guard=\"") + g + "\"} 0"));
   }
   EXPECT_THAT(text, HasSubstr("# TYPE slotguard_agent_batch_duration_seconds histogram"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_journal_write_failures_total 0"));
   for (const char* r : {"accepted", "ignored", "rejected"}) {
     EXPECT_THAT(text,
                 HasSubstr(std::string("slotguard_agent_webhook_notifications_total{result=\"") + r +
@@ -55,6 +56,7 @@ TEST(AgentMetricsTest, ObserverAndSetters) {
   m.OnRollback(RollbackTrigger::kAlertmanager);
   m.OnGuard("coverage", true);
   m.OnBatchFinished(12);
+  m.OnJournalWriteFailure();
   m.CountWebhook("accepted");
   m.CountWebhook("rejected");
   m.CountWebhook("rejected");
@@ -70,6 +72,7 @@ TEST(AgentMetricsTest, ObserverAndSetters) {
   EXPECT_THAT(text, HasSubstr("slotguard_agent_rollbacks_total{trigger=\"alertmanager\"} 1"));
   EXPECT_THAT(text, HasSubstr("slotguard_agent_guard_tripped{guard=\"coverage\"} 1"));
   EXPECT_THAT(text, HasSubstr("slotguard_agent_batch_duration_seconds_count 1"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_journal_write_failures_total 1"));
   EXPECT_THAT(text,
               HasSubstr("slotguard_agent_webhook_notifications_total{result=\"rejected\"} 2"));
   EXPECT_THAT(text, Not(HasSubstr("no-such-state")));

@@ -10,6 +10,7 @@
 
 #include "agent/journal.h"
 #include "agent_fake_cluster.h"
+#include "file_size_limit.h"
 
 namespace slotguard::agent {
 namespace {
@@ -39,11 +40,13 @@ class RecordingObserver : public EngineObserver {
     std::lock_guard<std::mutex> lock(mutex_);
     failures.push_back(reason);
   }
+  void OnJournalWriteFailure() override { ++journal_failures; }
   std::mutex mutex_;
   std::vector<BatchState> states;
   std::vector<RollbackTrigger> rollbacks;
   std::vector<std::string> failures;
   std::atomic<int> slots{0};
+  std::atomic<int> journal_failures{0};
   std::function<void()> on_slots;
 };
 
@@ -281,6 +284,117 @@ TEST(AgentEngine, RequestStopLeavesTheJournalOpenAndRecoveryConverges) {
   auto rec = f.MakeEngine()->Recover();
   ASSERT_TRUE(rec) << rec.error().message;
   ASSERT_EQ(rec->batches.size(), 1u);
+  EXPECT_EQ(f.fake.TotalKeys(), keys_before);
+  const int owner = rec->batches[0].state == BatchState::kDone ? 1 : 0;
+  for (int s : Range(0, 11)) EXPECT_TRUE(f.OwnedEverywhereBy(s, owner)) << s;
+}
+
+// SETSLOT commands sent for any of `slots` from the fake's log position `from` on.
+int SetSlotsAfter(FakeCluster& fake, size_t from, const std::set<int>& slots) {
+  auto log = fake.log();
+  int n = 0;
+  for (size_t i = from; i < log.size(); ++i) {
+    const auto& argv = log[i].argv;
+    if (argv.size() > 3 && argv[1] == "SETSLOT" && slots.count(std::stoi(argv[2]))) ++n;
+  }
+  return n;
+}
+
+// Hazard 4: the journal refuses the records of the second group's SETSLOT NODE round (as a full
+// disk would). The keys of that group already moved under its durable "migrating" record; its
+// SETSLOT NODE and everything after it do not run, nothing is rolled back (the rollback would
+// need the journal too), the failure is counted, and recovery converges the batch later.
+TEST(AgentEngine, AJournalRecordThatFailsStopsTheBatchBeforeItsStep) {
+  EngineFixture f;
+  for (int s : Range(0, 11)) f.fake.AddKeys(s, 2);
+  const auto keys_before = f.fake.TotalKeys();
+  auto engine = f.MakeEngine();
+  std::unique_ptr<testing::FileSizeLimit> full;
+  size_t mark = 0;
+  f.observer.on_slots = [&] {
+    if (full) return;
+    mark = f.fake.log().size();
+    full = std::make_unique<testing::FileSizeLimit>(
+        std::filesystem::file_size(f.dir + "/journal.jsonl"));
+  };
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 11)));
+  ASSERT_TRUE(full);
+  full->Lift();
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kFailed);
+  ASSERT_TRUE(out->journal_error);
+  EXPECT_NE(out->journal_error->find(f.dir + "/journal.jsonl: write: "), std::string::npos)
+      << *out->journal_error;
+  EXPECT_NE(out->reason.find("journal write failed"), std::string::npos) << out->reason;
+  EXPECT_FALSE(out->stopped);
+  EXPECT_EQ(f.observer.journal_failures.load(), 1);
+  EXPECT_TRUE(f.observer.rollbacks.empty());
+  EXPECT_EQ(f.observer.slots.load(), 4);  // the first group only
+  // Not one SETSLOT for the second or third group after the failure, and the third group was
+  // never opened.
+  EXPECT_EQ(SetSlotsAfter(f.fake, mark, {4, 5, 6, 7, 8, 9, 10, 11}), 0);
+  {
+    std::lock_guard<std::mutex> lock(f.fake.mutex());
+    for (int s : Range(8, 11)) EXPECT_FALSE(f.fake.node(1).importing.count(s)) << s;
+  }
+  engine.reset();
+  auto j = f.Journal();
+  ASSERT_EQ(j.batches.size(), 1u);
+  EXPECT_FALSE(j.batches[0].end);  // open: the next run converges it
+  EXPECT_FALSE(j.batches[0].rollback);
+  EXPECT_FALSE(j.batches[0].steps.count("node_target") &&
+               j.batches[0].steps.at("node_target").count(4));
+
+  auto rec = f.MakeEngine()->Recover();
+  ASSERT_TRUE(rec) << rec.error().message;
+  ASSERT_EQ(rec->batches.size(), 1u);
+  EXPECT_EQ(f.fake.TotalKeys(), keys_before);
+  const int owner = rec->batches[0].state == BatchState::kDone ? 1 : 0;
+  for (int s : Range(0, 11)) EXPECT_TRUE(f.OwnedEverywhereBy(s, owner)) << s;
+}
+
+// The rollback record itself cannot be written: the rollback does not start (every key is where
+// clients find it at that point), the batch stays open, and recovery converges it.
+TEST(AgentEngine, ARollbackRecordThatFailsStopsBeforeTheRollback) {
+  EngineFixture f;
+  for (int s : Range(0, 11)) f.fake.AddKeys(s, 2);
+  const auto keys_before = f.fake.TotalKeys();
+  // OnRollback runs right before the rollback record is written: the disk fills there.
+  class FullOnRollback : public RecordingObserver {
+   public:
+    std::function<void()> hook;
+    void OnRollback(RollbackTrigger t) override {
+      RecordingObserver::OnRollback(t);
+      hook();
+    }
+  } observer;
+  std::unique_ptr<testing::FileSizeLimit> full;
+  size_t mark = 0;
+  observer.hook = [&] {
+    mark = f.fake.log().size();
+    full = std::make_unique<testing::FileSizeLimit>(
+        std::filesystem::file_size(f.dir + "/journal.jsonl"));
+  };
+  observer.on_slots = [&] { f.fake.FailMigrates(1000000); };  // the guard trips
+  auto engine = std::make_unique<Engine>(f.fake, f.clock, f.options, observer, &f.fake);
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 11)));
+  ASSERT_TRUE(full);
+  full->Lift();
+  f.fake.FailMigrates(0);
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kFailed);
+  ASSERT_TRUE(out->journal_error);
+  EXPECT_EQ(observer.journal_failures.load(), 1);
+  EXPECT_EQ(observer.rollbacks.size(), 1u);
+  EXPECT_EQ(SetSlotsAfter(f.fake, mark, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}), 0);
+  engine.reset();
+  auto j = f.Journal();
+  ASSERT_EQ(j.batches.size(), 1u);
+  EXPECT_FALSE(j.batches[0].end);
+  EXPECT_FALSE(j.batches[0].rollback);
+
+  auto rec = f.MakeEngine()->Recover();
+  ASSERT_TRUE(rec) << rec.error().message;
   EXPECT_EQ(f.fake.TotalKeys(), keys_before);
   const int owner = rec->batches[0].state == BatchState::kDone ? 1 : 0;
   for (int s : Range(0, 11)) EXPECT_TRUE(f.OwnedEverywhereBy(s, owner)) << s;

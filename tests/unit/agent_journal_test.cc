@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "file_size_limit.h"
+
 namespace slotguard::agent {
 namespace {
 
@@ -96,6 +98,35 @@ TEST(AgentJournal, TornLastLineIsSkippedAndTheNextRecordStartsClean) {
   std::filesystem::remove_all(dir);
 }
 
+// A write the filesystem refuses (past RLIMIT_FSIZE here, as on a full disk) leaves nothing of
+// the failed records in the file, half a line included, and the next append starts clean.
+TEST(AgentJournal, AFailedAppendIsCutBackAndTheNextOneStartsClean) {
+  auto dir = TempDir();
+  auto j = Journal::Open(dir);
+  ASSERT_TRUE(j) << j.error().message;
+  cluster::Endpoint a{"127.0.0.1", 7000}, b{"127.0.0.1", 7001};
+  ASSERT_TRUE((*j)->Append(BatchRecord("b1", "ida", a, "idb", b, {1, 2})));
+  const auto size = std::filesystem::file_size((*j)->path());
+  {
+    testing::FileSizeLimit limit(size + 10);  // room for a piece of the next line only
+    auto w = (*j)->AppendAll(
+        {StepRecord("b1", "importing", {1, 2}), StepRecord("b1", "migrating", {1, 2})});
+    ASSERT_FALSE(w);
+    EXPECT_NE(w.error().message.find("journal " + (*j)->path() + ": write: "), std::string::npos)
+        << w.error().message;
+  }
+  EXPECT_EQ(std::filesystem::file_size((*j)->path()), size);
+  ASSERT_TRUE((*j)->Append(StepRecord("b1", "importing", {1, 2})));
+  int skipped = -1;
+  auto records = Journal::Read(dir, &skipped);
+  ASSERT_TRUE(records);
+  EXPECT_EQ(skipped, 0);
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[1]["step"], "importing");
+  j->reset();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(AgentJournal, SecondWriterIsRefused) {
   auto dir = TempDir();
   auto first = Journal::Open(dir);
@@ -125,8 +156,23 @@ TEST(AgentJournal, RunsAndTheirEnd) {
   auto state = ReplayJournal(r);
   ASSERT_EQ(state.runs.size(), 2u);
   EXPECT_EQ(state.runs[0].batches[0].second, (std::vector<int>{1, 2}));
-  ASSERT_NE(state.LastOpenRun(), nullptr);
-  EXPECT_EQ(state.LastOpenRun()->id, "r2");
+  ASSERT_NE(state.LastUnfinishedRun(), nullptr);
+  EXPECT_EQ(state.LastUnfinishedRun()->id, "r2");
+}
+
+// Only "done" and "abandoned" finish a run; any other ending leaves it to be resumed.
+TEST(AgentJournal, OnlyDoneOrAbandonedFinishesARun) {
+  for (const char* end : {"interrupted", "rolled_back", "failed", "done", "abandoned"}) {
+    std::vector<nlohmann::json> r{
+        {{"type", "run"}, {"run", "r1"}, {"batches", nlohmann::json::array()}},
+        {{"type", "run_end"}, {"run", "r1"}, {"state", end}, {"ts", 1700000000123}},
+    };
+    auto state = ReplayJournal(r);
+    ASSERT_EQ(state.runs.size(), 1u);
+    EXPECT_EQ(state.runs[0].end_ms, 1700000000123);
+    const bool finished = std::string(end) == "done" || std::string(end) == "abandoned";
+    EXPECT_EQ(state.LastUnfinishedRun() == nullptr, finished) << end;
+  }
 }
 
 std::vector<nlohmann::json> LongHistory() {
