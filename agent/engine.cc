@@ -39,7 +39,9 @@ struct BatchInfo {
   std::string target_id;
   cluster::Endpoint target;
   std::vector<int> slots;
-  FormerEnds former;  // set by Converge after a failover of an end
+  FormerEnds former;                         // set by Converge after a failover of an end
+  std::vector<std::string> source_replicas;  // when the batch started (see JournalBatch)
+  std::vector<std::string> target_replicas;
 };
 
 std::vector<std::vector<int>> Groups(const std::vector<int>& slots, int size) {
@@ -145,6 +147,9 @@ class EngineImpl {
     // A failure that another look may get past (a refused or failed SETSLOT or MIGRATE round,
     // views still settling); not a conflict that needs the operator, nor a stop.
     bool retryable = false;
+    // The ends converged with: a promoted replica in place of an end that failed over.
+    cluster::Endpoint source;
+    cluster::Endpoint target;
     int forward = 0;  // slots that ended at the target
     int back = 0;     // slots that ended at the source
     std::vector<std::string> warnings;
@@ -673,8 +678,10 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
     // first step, SETSLOT MIGRATING on the new source, sends clients that miss a key there
     // to the target again).
     auto follow = [&](const char* end, std::string& id, cluster::Endpoint& endpoint,
-                      std::string& former_id) {
-      const auto* promoted = PromotedMaster(s->nodes, id);
+                      std::string& former_id, const std::vector<std::string>& replicas) {
+      const auto* report = s->ReportFor(endpoint);
+      const bool gone = !report || !report->reachable();
+      const auto* promoted = PromotedMaster(s->nodes, id, gone, replicas);
       if (!promoted) return;
       out.warnings.push_back(std::string("the ") + end + " " + endpoint.ToString() + " (" + id +
                              ") failed over: converging with its promoted replica " +
@@ -685,10 +692,45 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
       id = promoted->id;
       endpoint = promoted->endpoint;
     };
-    follow("target", info.target_id, info.target, info.former.target_id);
-    follow("source", info.source_id, info.source, info.former.source_id);
+    follow("target", info.target_id, info.target, info.former.target_id, info.target_replicas);
+    follow("source", info.source_id, info.source, info.former.source_id, info.source_replicas);
     others = OtherMasters(*s, info);
+    // The target does not answer (and did not fail over): when the source owns every slot of
+    // the batch and is MIGRATING none, no key and no client went to the target, so clients are
+    // safe; waiting out the rollback timeout on a dead node helps nobody. The batch stays open:
+    // the next run with this journal clears the target's IMPORTING state once it answers.
+    const auto* target_report = s->ReportFor(info.target);
+    const auto* source_report = s->ReportFor(info.source);
+    if ((!target_report || !target_report->reachable()) && source_report &&
+        source_report->reachable()) {
+      if (const auto* me = cluster::FindMyself(source_report->view->nodes)) {
+        bool safe = true;
+        for (int slot : info.slots) {
+          bool owns = false;
+          for (const auto& r : me->slots) owns = owns || (slot >= r.first && slot <= r.last);
+          if (!owns) safe = false;
+        }
+        for (const auto& open : me->open_slots) {
+          if (std::find(info.slots.begin(), info.slots.end(), open.slot) != info.slots.end()) {
+            safe = false;
+          }
+        }
+        if (safe) {
+          out.source = info.source;
+          out.target = info.target;
+          out.error = "the target " + info.target.ToString() + " does not answer (" +
+                      (target_report ? target_report->error : std::string("not found")) +
+                      "); the source " + info.source.ToString() +
+                      " owns every slot of the batch and is MIGRATING none of them, so clients "
+                      "are safe. The target's IMPORTING state is cleared by the next run with "
+                      "this journal once it answers";
+          return out;
+        }
+      }
+    }
   }
+  out.source = info.source;
+  out.target = info.target;
   StepControl ctl = BaseControl(info, others);
   ctl.deadline = deadline;
   // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.
@@ -902,6 +944,11 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 
   BatchInfo info{batch.id,         resolved->source_id,  resolved->source, resolved->target_id,
                  resolved->target, resolved->batch.slots};
+  for (const auto& n : snapshot->nodes) {
+    if (!n.flags.replica) continue;
+    if (n.master_id == info.source_id) info.source_replicas.push_back(n.id);
+    if (n.master_id == info.target_id) info.target_replicas.push_back(n.id);
+  }
   std::vector<cluster::Endpoint> endpoints;
   for (const auto& r : snapshot->reports) endpoints.push_back(r.endpoint);
 
@@ -934,11 +981,12 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
 
   // Write-ahead: the batch record goes out with the first step records (one fsync), before any
   // slot changes.
-  pending_records_.push_back(
-      BatchRecord(info.id, info.source_id, info.source, info.target_id, info.target, info.slots));
+  pending_records_.push_back(BatchRecord(info.id, info.source_id, info.source, info.target_id,
+                                         info.target, info.slots, info.source_replicas,
+                                         info.target_replicas));
 
   GuardMonitor& monitor = *monitor_;
-  monitor.Arm(gs, endpoints, info.source);
+  monitor.Arm(gs, endpoints, info.source, info.target);
   spdlog::debug("batch {}: guards armed after {:.1f} ms", batch.id, seconds_since() * 1000);
   observer_.OnState(batch.id, BatchState::kMigrating);
 
@@ -1102,6 +1150,8 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
   std::string errors;
   for (const JournalBatch* b : open) {
     BatchInfo info{b->id, b->source_id, b->source, b->target_id, b->target, b->slots};
+    info.source_replicas = b->source_replicas;
+    info.target_replicas = b->target_replicas;
     RecoveryReport::BatchRecovery br;
     br.batch_id = b->id;
     bool rolling_back = b->rollback;
@@ -1135,8 +1185,8 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
       observer_.OnState(b->id, br.state);
       report.messages.push_back("batch " + b->id + ": " +
                                 (conv.at_target
-                                     ? "finished at the target " + b->target.ToString()
-                                     : "rolled back to the source " + b->source.ToString()) +
+                                     ? "finished at the target " + conv.target.ToString()
+                                     : "rolled back to the source " + conv.source.ToString()) +
                                 " (" + std::to_string(b->slots.size()) + " slots)");
     } else {
       br.state = BatchState::kFailed;

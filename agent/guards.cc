@@ -111,7 +111,8 @@ NodeRead ReadForGuard(cluster::Connector& connector, const cluster::Endpoint& e,
 GuardSample TakeGuardSample(cluster::Connector& connector,
                             const std::vector<cluster::Endpoint>& nodes,
                             const cluster::Endpoint& source, Clock& clock,
-                            const MigrateCounters& counters) {
+                            const MigrateCounters& counters,
+                            const std::optional<cluster::Endpoint>& target) {
   GuardSample s;
   std::vector<std::future<NodeRead>> futures;
   futures.reserve(nodes.size());
@@ -148,6 +149,14 @@ GuardSample TakeGuardSample(cluster::Connector& connector,
   std::map<std::string, std::string> described;
   for (const auto& v : views) {
     for (const auto& n : v.nodes) {
+      // An end of the batch turned replica: it failed over (a manual CLUSTER FAILOVER flags
+      // nothing fail), and its open-slot state did not go to the promoted node (7.x).
+      const bool end = n.endpoint == source || (target && n.endpoint == *target);
+      if (end && n.flags.replica && !described.count(n.id)) {
+        described[n.id] = n.endpoint.ToString() + " (" + n.id.substr(0, 8) +
+                          "), an end of the batch, is now a replica (failed over) says " +
+                          v.reporter.ToString();
+      }
       if (n.flags.fail || n.flags.pfail) {
         down.insert(n.id);
         if (!described.count(n.id)) {
@@ -188,7 +197,7 @@ GuardMonitor::~GuardMonitor() {
 }
 
 void GuardMonitor::Arm(GuardSettings settings, std::vector<cluster::Endpoint> nodes,
-                       cluster::Endpoint source) {
+                       cluster::Endpoint source, std::optional<cluster::Endpoint> target) {
   for (const char* g : {"coverage", "migrate_failures", "node_health", "convergence"}) {
     observer_.OnGuard(g, false);
   }
@@ -199,6 +208,7 @@ void GuardMonitor::Arm(GuardSettings settings, std::vector<cluster::Endpoint> no
     settings_ = settings;
     nodes_ = std::move(nodes);
     source_ = std::move(source);
+    target_ = std::move(target);
     evaluator_.emplace(settings);
     trip_.reset();
     if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
@@ -231,6 +241,7 @@ void GuardMonitor::Loop() {
   while (true) {
     std::vector<cluster::Endpoint> nodes;
     cluster::Endpoint source;
+    std::optional<cluster::Endpoint> target;
     uint64_t generation = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -247,9 +258,10 @@ void GuardMonitor::Loop() {
       }
       nodes = nodes_;
       source = source_;
+      target = target_;
       generation = generation_;
     }
-    GuardSample sample = TakeGuardSample(connector_, nodes, source, clock_, counters_);
+    GuardSample sample = TakeGuardSample(connector_, nodes, source, clock_, counters_, target);
     ++samples_;
     sampled = generation;
     std::optional<GuardTrip> trip;

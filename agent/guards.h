@@ -81,10 +81,12 @@ class GuardEvaluator {
 };
 
 // Reads every node (in parallel, on `connector`'s connections) for one GuardSample.
+// `target`, when given, is watched like the source for a failover (the end turned replica).
 GuardSample TakeGuardSample(cluster::Connector& connector,
                             const std::vector<cluster::Endpoint>& nodes,
                             const cluster::Endpoint& source, Clock& clock,
-                            const MigrateCounters& counters);
+                            const MigrateCounters& counters,
+                            const std::optional<cluster::Endpoint>& target = std::nullopt);
 
 // The guard thread: samples the cluster every `interval` while a batch is armed and latches
 // the first trip. It uses its own connector, never the engine's (which may sit in a MIGRATE).
@@ -99,7 +101,9 @@ class GuardMonitor {
   GuardMonitor& operator=(const GuardMonitor&) = delete;
 
   // Starts watching a batch: clears any trip, the next sample (taken at once) is the baseline.
-  void Arm(GuardSettings settings, std::vector<cluster::Endpoint> nodes, cluster::Endpoint source);
+  // `source` and `target` (the batch's ends) trip node_health when they turn replica.
+  void Arm(GuardSettings settings, std::vector<cluster::Endpoint> nodes, cluster::Endpoint source,
+           std::optional<cluster::Endpoint> target = std::nullopt);
   // Stops watching; returns at once.
   void Disarm();
   std::optional<GuardTrip> tripped() const;
@@ -124,6 +128,7 @@ class GuardMonitor {
   GuardSettings settings_;
   std::vector<cluster::Endpoint> nodes_;
   cluster::Endpoint source_;
+  std::optional<cluster::Endpoint> target_;
   std::optional<GuardEvaluator> evaluator_;
   std::optional<GuardTrip> trip_;
   std::atomic<int64_t> samples_{0};

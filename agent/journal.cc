@@ -269,6 +269,14 @@ JournalState ReplayJournal(const std::vector<nlohmann::json>& records) {
       b.target_id = Str(r, "target_id");
       b.target = Ep(r, "target");
       b.slots = Slots(r);
+      for (const char* end : {"source_replicas", "target_replicas"}) {
+        auto& out = std::string(end) == "source_replicas" ? b.source_replicas : b.target_replicas;
+        if (auto f = r.find(end); f != r.end() && f->is_array()) {
+          for (const auto& x : *f) {
+            if (x.is_string()) out.push_back(x.get<std::string>());
+          }
+        }
+      }
       if (auto it = index.find(id); it != index.end()) {
         state.batches[it->second] = std::move(b);  // a new incarnation replaces the old one
       } else {
@@ -330,11 +338,18 @@ std::vector<nlohmann::json> CompactRecords(const std::vector<nlohmann::json>& re
 
 nlohmann::json BatchRecord(const std::string& batch_id, const std::string& source_id,
                            const cluster::Endpoint& source, const std::string& target_id,
-                           const cluster::Endpoint& target, const std::vector<int>& slots) {
-  return {{"type", "batch"},        {"batch", batch_id},
-          {"source_id", source_id}, {"source", source.ToString()},
-          {"target_id", target_id}, {"target", target.ToString()},
-          {"slots", slots}};
+                           const cluster::Endpoint& target, const std::vector<int>& slots,
+                           const std::vector<std::string>& source_replicas,
+                           const std::vector<std::string>& target_replicas) {
+  return {{"type", "batch"},
+          {"batch", batch_id},
+          {"source_id", source_id},
+          {"source", source.ToString()},
+          {"target_id", target_id},
+          {"target", target.ToString()},
+          {"slots", slots},
+          {"source_replicas", source_replicas},
+          {"target_replicas", target_replicas}};
 }
 
 nlohmann::json StepRecord(const std::string& batch_id, const std::string& step,

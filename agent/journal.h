@@ -81,6 +81,10 @@ struct JournalBatch {
   std::string target_id;
   cluster::Endpoint target;
   std::vector<int> slots;
+  // The ends' replicas when the batch started: the one promoted after a failover of an end that
+  // no longer answers (and so cannot say whose replica it is now).
+  std::vector<std::string> source_replicas;
+  std::vector<std::string> target_replicas;
   std::set<int> touched;                       // slots named by any step record
   std::map<std::string, std::set<int>> steps;  // step -> slots
   bool rollback = false;
@@ -125,7 +129,9 @@ std::vector<nlohmann::json> CompactRecords(const std::vector<nlohmann::json>& re
 // Helpers that build records (also used by tests).
 nlohmann::json BatchRecord(const std::string& batch_id, const std::string& source_id,
                            const cluster::Endpoint& source, const std::string& target_id,
-                           const cluster::Endpoint& target, const std::vector<int>& slots);
+                           const cluster::Endpoint& target, const std::vector<int>& slots,
+                           const std::vector<std::string>& source_replicas = {},
+                           const std::vector<std::string>& target_replicas = {});
 nlohmann::json StepRecord(const std::string& batch_id, const std::string& step,
                           const std::vector<int>& slots);
 nlohmann::json RollbackRecord(const std::string& batch_id, RollbackTrigger trigger,

@@ -41,21 +41,21 @@ cluster::Result<ResolvedBatch> ResolveBatch(const Batch& batch, const ClusterSna
   if (from->id == to->id) {
     return cluster::MakeError(name + ": source and target are the same node " + NodeName(*from));
   }
-  if (!from->flags.master) {
-    return cluster::MakeError(name + ": source node " + NodeName(*from) +
-                              " is a replica, not a master");
-  }
-  if (!to->flags.master) {
-    // Name its master by address: after a failover of the target that is the node to use.
-    const auto* master = snapshot.FindById(to->master_id);
-    const std::string of = master ? NodeName(*master) : to->master_id;
-    return cluster::MakeError(name + ": target node " + NodeName(*to) + " is a replica (of " + of +
-                              "), not a master: slots can only move to a master" +
-                              (master && master->flags.master
-                                   ? " (after a failover, name its master " +
-                                         master->endpoint.ToString() + " as the target)"
-                                   : std::string()));
-  }
+  // A replica end is refused naming its master by address: after a failover of that end it is
+  // the node to use instead.
+  auto not_master = [&](const cluster::NodeEntry& n, const char* end,
+                        const char* flag) -> cluster::Error {
+    const auto* master = snapshot.FindById(n.master_id);
+    const std::string of = master ? NodeName(*master) : n.master_id;
+    return cluster::Error{name + ": " + end + " node " + NodeName(n) + " is a replica (of " + of +
+                          "), not a master: slots can only move between masters" +
+                          (master && master->flags.master ? " (after a failover, name its master " +
+                                                                master->endpoint.ToString() +
+                                                                " as the " + end + ", " + flag + ")"
+                                                          : std::string())};
+  };
+  if (!from->flags.master) return tl::unexpected(not_master(*from, "source", "--from"));
+  if (!to->flags.master) return tl::unexpected(not_master(*to, "target", "--to"));
   if (batch.slots.empty()) return cluster::MakeError(name + ": no slots");
   if (static_cast<int>(batch.slots.size()) > limits.max_batch_slots) {
     return cluster::MakeError(name + ": " + std::to_string(batch.slots.size()) +

@@ -51,21 +51,27 @@ SlotObservation Observe(int slot, const std::string& source_id,
 }
 
 const cluster::NodeEntry* PromotedMaster(const std::vector<cluster::NodeEntry>& nodes,
-                                         const std::string& node_id) {
+                                         const std::string& node_id, bool unreachable,
+                                         const std::vector<std::string>& former_replicas) {
   auto by_id = [&](const std::string& id) -> const cluster::NodeEntry* {
     for (const auto& n : nodes) {
       if (n.id == id) return &n;
     }
     return nullptr;
   };
+  auto healthy_master = [](const cluster::NodeEntry* m) {
+    return m && m->flags.master && !m->flags.fail && !m->flags.pfail && !m->flags.noaddr;
+  };
   const auto* node = by_id(node_id);
-  if (!node || !node->flags.replica || node->master_id.empty()) return nullptr;
-  const auto* master = by_id(node->master_id);
-  if (!master || !master->flags.master || master->flags.fail || master->flags.pfail ||
-      master->flags.noaddr) {
-    return nullptr;
+  if (node && node->flags.replica && !node->master_id.empty()) {
+    const auto* master = by_id(node->master_id);
+    return healthy_master(master) ? master : nullptr;
   }
-  return master;
+  if (!unreachable) return nullptr;
+  for (const auto& r : former_replicas) {
+    if (const auto* m = by_id(r); healthy_master(m)) return m;
+  }
+  return nullptr;
 }
 
 Side SettledOwner(const SlotObservation& o, const std::string& source_id,

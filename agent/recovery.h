@@ -47,8 +47,12 @@ SlotObservation Observe(int slot, const std::string& source_id,
 // master, which is a master that is not failing. nullptr when the node is still a master (no
 // failover) or no such master is known. `nodes`: one entry per node id, a node's own line when
 // it answered (ClusterSnapshot::nodes).
+// A node that no longer answers (frozen, dead) cannot say whose replica it is: then the master
+// that replaced it is one of `former_replicas` (its replicas when the batch started) that is now
+// a master not failing.
 const cluster::NodeEntry* PromotedMaster(const std::vector<cluster::NodeEntry>& nodes,
-                                         const std::string& node_id);
+                                         const std::string& node_id, bool unreachable = false,
+                                         const std::vector<std::string>& former_replicas = {});
 
 enum class Side { kSource, kTarget, kNeither };
 

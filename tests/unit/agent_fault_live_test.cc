@@ -307,5 +307,50 @@ TEST_F(LiveFaultTest, ConflictMidMoveNeverHidesTheMovedKeys) {
   EXPECT_EQ(cluster_->Whole(keys_), "");
 }
 
+// Hazard 7: the target stops answering right after it was made IMPORTING, before the source
+// was ever MIGRATING. Clients are safe (the source owns every slot and sends nobody away), so
+// the batch must end at once saying so, not retry the dead node for the whole rollback
+// timeout; the next run, with the target back, clears its IMPORTING state.
+TEST_F(LiveFaultTest, DeadTargetBeforeMigratingEndsPromptlyWithClientsSafe) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 4);
+  Load(source, slots, 5);
+  FaultRule die;
+  die.node = target.endpoint;
+  die.pattern = "^CLUSTER SETSLOT \\d+ IMPORTING ";
+  die.action = FaultAction::kCallback;
+  die.callback = [&] {
+    FaultRule gone;  // from the next command on, the target never answers
+    gone.node = target.endpoint;
+    gone.pattern = ".";
+    gone.times = 0;
+    gone.action = FaultAction::kCut;
+    faults_.Add(gone);
+  };
+  faults_.Add(die);
+  auto options = Options();
+  options.rollback_timeout = std::chrono::seconds(20);
+  {
+    Engine engine(connector_, clock_, options, observer_);
+    auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+    ASSERT_TRUE(outcome) << outcome.error().message;
+    EXPECT_EQ(outcome->state, BatchState::kFailed) << outcome->reason;
+    EXPECT_NE(outcome->reason.find("clients are safe"), std::string::npos) << outcome->reason;
+  }
+  // Clients are safe meanwhile: every key reads back at the source.
+  auto reader = cluster_->Connect(source.index);
+  for (const auto& [key, value] : keys_) {
+    auto r = reader->Command({"GET", key});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->str, value) << key;
+  }
+  faults_.Clear();  // the target answers again
+  Engine again(connector_, clock_, Options(), observer_);
+  auto recovered = again.Recover();
+  ASSERT_TRUE(recovered) << recovered.error().message;
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
 }  // namespace
 }  // namespace slotguard::agent

@@ -231,5 +231,27 @@ TEST(AgentRecovery, AfterASourceFailoverThePromotedReplicaStandsInForTheSource) 
   EXPECT_TRUE(plan.stuck.empty());
 }
 
+TEST(AgentRecovery, AnEndThatNoLongerAnswersIsReplacedByItsFormerReplica) {
+  // bbbb froze and its replica eeee took over: bbbb cannot say whose replica it is now; the
+  // others still list it as a master.
+  auto a = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-10\n"
+      "bbbb 127.0.0.1:7001@17001 master,fail? - 0 0 2 connected\n"
+      "eeee 127.0.0.1:7004@17004 master - 0 0 6 connected 11-20\n");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(PromotedMaster(*a, kB), nullptr);        // answering: no guess
+  EXPECT_EQ(PromotedMaster(*a, kB, true), nullptr);  // no replica known
+  const auto* promoted = PromotedMaster(*a, kB, true, {"dddd", "eeee"});
+  ASSERT_NE(promoted, nullptr);
+  EXPECT_EQ(promoted->id, "eeee");
+  // A former replica that is still a replica, or failing, stands in for nobody.
+  auto b = cluster::ParseClusterNodes(
+      "aaaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-10\n"
+      "bbbb 127.0.0.1:7001@17001 master,fail? - 0 0 2 connected 11-20\n"
+      "eeee 127.0.0.1:7004@17004 slave bbbb 0 0 2 connected\n");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(PromotedMaster(*b, kB, true, {"eeee"}), nullptr);
+}
+
 }  // namespace
 }  // namespace slotguard::agent
