@@ -250,7 +250,24 @@ class EngineImpl {
     fresh = false;
     if (!lease_ || lease_->held()) return {};
     fresh = true;
-    return lease_->Acquire();
+    // A holder with this journal dir on this host is dead when this journal records its token:
+    // it wrote here, and we hold the journal's flock, which only a dead process gives up.
+    auto proven_dead = [this](const LeaseHolder& holder) {
+      auto records = Journal::Read(options_.journal_dir);
+      if (!records) return false;
+      for (const auto& r : *records) {
+        if (r.value("type", "") == "lease" && r.value("token", int64_t{-1}) == holder.token) {
+          return true;
+        }
+      }
+      return false;
+    };
+    if (auto a = lease_->Acquire(proven_dead); !a) return a;
+    // Durable before any step, so a restart after kill -9 can prove the holder was us.
+    if (!journal_) return {};
+    std::vector<nlohmann::json> record;
+    record.push_back(nlohmann::json{{"type", "lease"}, {"token", lease_->token()}});
+    return Write(std::move(record), false);
   }
 
   // Earlier lease holders that never released it, for an operator facing what they left.

@@ -176,7 +176,12 @@ cluster::Result<cluster::Reply> Lease::Send(const cluster::Argv& argv) {
   return cluster::MakeError("lease " + std::string(kLeaseKey) + ": " + last_error);
 }
 
-cluster::Result<void> Lease::Acquire() {
+int64_t Lease::token() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return mine_ ? mine_->token : 0;
+}
+
+cluster::Result<void> Lease::Acquire(const std::function<bool(const LeaseHolder&)>& proven_dead) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (mine_ && !lost_) return {};
   mine_.reset();
@@ -187,10 +192,27 @@ cluster::Result<void> Lease::Acquire() {
   me.run = options_.run;
   me.journal = journal_dir_;
   me.since_ms = NowMs();
-  const auto sent = std::chrono::steady_clock::now();
-  auto r = Send({"EVAL", kLeaseAcquireScript, "3", kLeaseKey, kLeaseTokenKey, kLeaseUnreleasedKey,
-                 LeaseHolderTail(me), std::to_string(options_.ttl.count())});
+  auto sent = std::chrono::steady_clock::now();
+  auto acquire = [&](const std::string& replaceable) {
+    sent = std::chrono::steady_clock::now();
+    return Send({"EVAL", kLeaseAcquireScript, "3", kLeaseKey, kLeaseTokenKey, kLeaseUnreleasedKey,
+                 LeaseHolderTail(me), std::to_string(options_.ttl.count()), replaceable});
+  };
+  auto r = acquire("");
   if (!r) return cluster::MakeError("cannot take the migration lease: " + r.error().message);
+  if (proven_dead && r->type == cluster::Reply::Type::kArray && r->elements.size() == 3 &&
+      r->elements[0].integer == 0) {
+    // Our own journal's previous process, killed: no need to wait out its TTL.
+    auto holder = ParseLeaseHolder(r->elements[1].str);
+    if (holder && holder->host == me.host && holder->journal == journal_dir_ &&
+        proven_dead(*holder)) {
+      spdlog::warn("migration lease: taking it over from a dead holder of this journal: {}",
+                   holder->Describe());
+      const std::string old = r->elements[1].str;
+      r = acquire(old);
+      if (!r) return cluster::MakeError("cannot take the migration lease: " + r.error().message);
+    }
+  }
   if (r->IsError()) {
     return cluster::MakeError("cannot take the migration lease " + std::string(kLeaseKey) + ": " +
                               r->str);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -28,11 +29,12 @@ inline constexpr const char* kLeaseTokenKey = "{slotguard}:lease:token";
 // preflight finds the cluster clean.
 inline constexpr const char* kLeaseUnreleasedKey = "{slotguard}:lease:unreleased";
 
-// KEYS lease, token, unreleased; ARGV holder JSON without its opening brace and token, TTL ms.
+// KEYS lease, token, unreleased; ARGV holder JSON without its opening brace and token, TTL ms,
+// the value of a holder proven dead that may be replaced ("" for none).
 // Returns {1, value, {unreleased holders}} when taken, {0, value, pttl} when someone holds it.
 inline constexpr const char* kLeaseAcquireScript =
     "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end\n"
+    "if cur and cur ~= ARGV[3] then return {0, cur, redis.call('PTTL', KEYS[1])} end\n"
     "local token = redis.call('INCR', KEYS[2])\n"
     "local value = '{\"token\":' .. token .. ',' .. ARGV[1]\n"
     "redis.call('SET', KEYS[1], value, 'PX', ARGV[2])\n"
@@ -108,8 +110,11 @@ class Lease {
   Lease& operator=(const Lease&) = delete;
 
   // Takes the lease unless held already. Refused (an error naming the holder) while another
-  // agent holds it; nothing is changed then.
-  cluster::Result<void> Acquire();
+  // agent holds it; nothing is changed then. `proven_dead` may clear a holder on this host with
+  // this journal dir at once instead of after its TTL (see EngineImpl::TakeLease).
+  cluster::Result<void> Acquire(
+      const std::function<bool(const LeaseHolder&)>& proven_dead = nullptr);
+  int64_t token() const;
   // The fencing check before a step: nullopt while the lease is still ours with our token;
   // otherwise why not (sticky: once lost, every later check fails until Release).
   std::optional<std::string> Check();

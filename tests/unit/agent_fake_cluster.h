@@ -610,7 +610,7 @@ inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a)
   if (c == "EVAL" && a[1] == kLeaseAcquireScript) {
     cluster::Reply r;
     r.type = cluster::Reply::Type::kArray;
-    if (!lease_value_.empty()) {
+    if (!lease_value_.empty() && lease_value_ != a[8]) {
       r.elements = {Int(0), Str(lease_value_), Int(std::stoll(a[7]))};
       return r;
     }
