@@ -141,7 +141,7 @@ class ConfigParser {
   void Engine(const YAML::Node& n, EngineSettings& e) {
     reader_.ExpectMap(n, "engine",
                       {"pipeline", "migrate_timeout", "getkeys_count", "group_slots", "batch_slots",
-                       "replace", "guards", "throttle_per_slot"});
+                       "replace", "guards", "throttle_per_slot", "lease_ttl"});
     if (n["pipeline"]) e.pipeline = reader_.Int(n["pipeline"], "engine.pipeline", 1, 100'000);
     if (n["migrate_timeout"]) {
       e.migrate_timeout = reader_.Duration(n["migrate_timeout"], "engine.migrate_timeout",
@@ -157,6 +157,10 @@ class ConfigParser {
       e.batch_slots = reader_.Int(n["batch_slots"], "engine.batch_slots", 1, 500);
     }
     if (n["replace"]) e.replace = reader_.Bool(n["replace"], "engine.replace");
+    if (n["lease_ttl"]) {
+      e.lease_ttl = reader_.Duration(n["lease_ttl"], "engine.lease_ttl", milliseconds(500),
+                                     milliseconds(3'600'000));
+    }
     if (n["throttle_per_slot"]) {
       e.throttle_per_slot = reader_.Duration(n["throttle_per_slot"], "engine.throttle_per_slot",
                                              milliseconds(0), milliseconds(60'000));

@@ -24,6 +24,7 @@ struct EngineSettings {
   std::optional<std::chrono::seconds> coverage_grace;
   std::optional<int> migrate_failures;
   std::optional<std::chrono::seconds> convergence_timeout;
+  std::optional<std::chrono::milliseconds> lease_ttl;  // the cluster-wide migration lease
   // Test/demo throttle: the daemon waits this long before each slot's first SETSLOT while a
   // batch moves forward (never while rolling back). 0 = off.
   std::chrono::milliseconds throttle_per_slot{0};

@@ -1,6 +1,8 @@
 // check, reshard and plan: the engine in the foreground.
+#include <fcntl.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agent/check.h"
@@ -59,6 +62,7 @@ struct ReshardArgs {
   int convergence_timeout_s = 30;
   int rollback_timeout_s = 300;
   bool new_run = false;
+  double lease_ttl_s = 30;
 };
 
 // Ctrl-C / SIGTERM during a reshard: the running batch rolls back (operator), no new batch
@@ -235,6 +239,9 @@ cluster::Result<void> ValidateArgs(const ReshardArgs& a, const Limits& limits) {
   if (a.group_slots < 1 || a.group_slots > 500)
     return cluster::MakeError("--group-slots must be 1-500");
   if (a.migrate_failures < 0) return cluster::MakeError("--guard-migrate-failures must be >= 0");
+  if (!(a.lease_ttl_s >= 0.5 && a.lease_ttl_s <= 3600)) {
+    return cluster::MakeError("--lease-ttl must be 0.5-3600 seconds");
+  }
   if (a.coverage_grace_s < 0) return cluster::MakeError("--guard-coverage-grace must be >= 0");
   if (a.convergence_timeout_s < 1)
     return cluster::MakeError("--guard-convergence-timeout must be >= 1");
@@ -440,6 +447,7 @@ EngineOptions MakeEngineOptions(const ReshardArgs& a, const Connected& c) {
   o.guards.migrate_failures = a.migrate_failures;
   o.guards.convergence_timeout = std::chrono::seconds(a.convergence_timeout_s);
   o.rollback_timeout = std::chrono::seconds(a.rollback_timeout_s);
+  o.lease.ttl = std::chrono::milliseconds(static_cast<int64_t>(a.lease_ttl_s * 1000));
   return o;
 }
 
@@ -477,6 +485,30 @@ std::string UtcTime(int64_t unix_ms) {
 std::string RunEnding(const JournalRun& run) {
   if (!run.end) return "it never ended: the agent was killed or crashed";
   return "it ended " + *run.end + (run.end_ms > 0 ? " at " + UtcTime(run.end_ms) : "");
+}
+
+// The flock of DIR/daemon.lock (see Queue::Open), held until the returned guard goes.
+struct DaemonDirLock {
+  int fd = -1;
+  DaemonDirLock() = default;
+  DaemonDirLock(DaemonDirLock&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  ~DaemonDirLock() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+cluster::Result<DaemonDirLock> LockDaemonDir(const std::string& dir) {
+  DaemonDirLock lock;
+  const std::string path = dir + "/daemon.lock";
+  lock.fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (lock.fd < 0) return lock;  // never a daemon's dir (or not yet created): nothing to hold
+  if (::flock(lock.fd, LOCK_EX | LOCK_NB) != 0) {
+    return cluster::MakeError(
+        "journal dir " + dir + " belongs to a running slotguard-agent daemon (" + path +
+        " is locked): reshard must not write into it. Queue the move on the daemon "
+        "(slotguard-agent enqueue) or give reshard a --journal of its own. Nothing was changed.");
+  }
+  return lock;
 }
 
 int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
@@ -525,9 +557,16 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     return kExitOk;
   }
 
+  // A daemon's journal dir is the daemon's even while it is idle (its engine opens the journal
+  // only for a batch): held for the whole run, so no daemon starts on it meanwhile either.
+  auto daemon_dir = LockDaemonDir(a.journal);
+  if (!daemon_dir) {
+    Err(daemon_dir.error().message);
+    return kExitError;
+  }
+
   RealClock clock;
   ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
-  Engine engine(*c->pool, clock, MakeEngineOptions(a, *c), progress);
 
   // 1. What this command does with the journal's runs, said before anything moves. The rule:
   // the same command resumes the latest unfinished run (interrupted, rolled back, failed, or
@@ -571,6 +610,12 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     }
   }
   std::fflush(stdout);
+
+  // Named in the migration lease, so a refused agent learns which run holds it.
+  const std::string new_run_id = RunId();
+  EngineOptions engine_options = MakeEngineOptions(a, *c);
+  engine_options.lease.run = run_id.empty() ? new_run_id : run_id;
+  Engine engine(*c->pool, clock, std::move(engine_options), progress);
 
   // 2. Whatever an earlier run left open is converged first.
   if (!open_before.OpenBatches().empty()) {
@@ -637,7 +682,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     std::printf("Run %s: %zu batch(es), %d slots left (%d moved before)\n", run_id.c_str(),
                 todo.size(), total_slots, done_slots);
   } else {
-    run_id = RunId();
+    run_id = new_run_id;
     const auto plan_started = std::chrono::steady_clock::now();
     auto planned = MakePlan(a, *c->pool, *snapshot, limits, run_id + "-b");
     spdlog::debug("planned in {:.1f} ms", std::chrono::duration<double, std::milli>(
@@ -886,6 +931,10 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     sub->add_option("--rollback-timeout", args->rollback_timeout_s,
                     "Seconds a rollback keeps retrying unreachable nodes")
+        ->capture_default_str();
+    sub->add_option("--lease-ttl", args->lease_ttl_s,
+                    "Seconds the cluster-wide migration lease outlives a holder that stopped "
+                    "renewing it (renewed every third of it)")
         ->capture_default_str();
     if (execute) {
       sub->add_flag("--new-run", args->new_run,

@@ -162,6 +162,7 @@ cluster::Result<void> Daemon::Start() {
   // convergence after a batch stays bounded (see GuardOptions::enabled).
   o.guards.enabled = e.guards_enabled;
   o.limits.approval_threshold_slots = config_.queue.approval_threshold_slots;
+  if (e.lease_ttl) o.lease.ttl = *e.lease_ttl;
 
   cluster::ConnectOptions connect;
   connect.connect_timeout = config_.connect_timeout;
@@ -292,6 +293,7 @@ void Daemon::WorkerLoop() {
 
 bool Daemon::RecoverOnce() {
   auto report = engine_->Recover();
+  engine_->ReleaseLease();
   if (!report) {
     spdlog::error("recovery from the journal failed (retrying in 5s): {}", report.error().message);
     return false;
@@ -426,6 +428,13 @@ void Daemon::RunOne(const QueueItem& item) {
   connector_->SetForward(true);
   auto outcome = engine_->RunBatch(item.batch);
   connector_->SetForward(false);
+  // The lease is held for one batch (and its recovery below): between batches a reshard or
+  // another agent may work. A refused batch (lease held elsewhere) is requeued, like any batch
+  // that did not run.
+  struct ReleaseLease {
+    Engine& engine;
+    ~ReleaseLease() { engine.ReleaseLease(); }
+  } release_lease{*engine_};
   {
     std::lock_guard<std::mutex> lock(mutex_);
     running_id_.clear();

@@ -86,6 +86,21 @@ class EngineImpl {
     }
     monitor_ = std::make_unique<GuardMonitor>(*guard_connector_, clock_, observer_, counters_,
                                               options_.guards.interval);
+    if (options_.lease.enabled) {
+      // Its renewal thread needs connections nobody else uses; an injected guard connector
+      // (tests) is shared, as the fakes are thread-safe.
+      cluster::Connector* lease_connector = guard_connector;
+      if (lease_connector == nullptr) {
+        cluster::ConnectOptions co;
+        co.connect_timeout = std::chrono::milliseconds(1000);
+        co.io_timeout = std::chrono::milliseconds(2000);
+        co.credentials = options_.credentials;
+        own_lease_pool_ = std::make_unique<cluster::ConnectionPool>(co);
+        lease_connector = own_lease_pool_.get();
+      }
+      lease_ = std::make_unique<Lease>(*lease_connector, options_.seeds, options_.lease,
+                                       options_.journal_dir);
+    }
 #ifdef SLOTGUARD_TEST_HOOKS
     // Test-only hooks (CMake option SLOTGUARD_TEST_HOOKS); without it they stay empty and every
     // CrashPoint is a no-op.
@@ -113,7 +128,8 @@ class EngineImpl {
   ~EngineImpl() {
     // A lost "done" record only makes the next recovery look at a batch that is whole at the
     // target; Write logs and counts the failure.
-    if (journal_ && !pending_records_.empty()) (void)Write({});
+    if (journal_ && !pending_records_.empty()) (void)Write({}, false);
+    ReleaseLease();
   }
 
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
@@ -137,7 +153,19 @@ class EngineImpl {
   cluster::Result<void> JournalAppend(const nlohmann::json& record) {
     auto j = EnsureJournal();
     if (!j) return tl::unexpected(j.error());
-    return Append(record);
+    return Write({record}, false);  // a caller's record announces no step: no lease needed
+  }
+  void ReleaseLease() {
+    if (!lease_) return;
+    // Clean when the journal has no open batch (pending records written first, so a batch just
+    // done counts as done); otherwise the lease keeps our entry for the next holder to read.
+    bool clean = true;
+    if (journal_) {
+      if (!pending_records_.empty()) (void)Write({}, false);
+      auto records = Journal::Read(options_.journal_dir);
+      clean = records && ReplayJournal(*records).OpenBatches().empty();
+    }
+    lease_->Release(clean);
   }
 
  private:
@@ -178,7 +206,20 @@ class EngineImpl {
   // the journal (AppendAll cuts the file back): the pending ones stay pending, as they must
   // still precede the next step, and the step `records` announce must not run. The failure is
   // logged, counted and kept in journal_error_, which stops the batch (RunBatch, Recover).
-  cluster::Result<void> Write(std::vector<nlohmann::json> records) {
+  // `fenced`: the records announce steps, which run only while the migration lease is still ours
+  // with our token (checked before the write, so a lost lease stops the batch like a failed
+  // write: the step does not run, nothing is rolled back, the journal keeps the batch open).
+  cluster::Result<void> Write(std::vector<nlohmann::json> records, bool fenced = true) {
+    if (fenced && lease_) {
+      if (auto lost = lease_->Check()) {
+        const std::string why = "no further step without the migration lease: " + *lost;
+        spdlog::error("{}", why);
+        std::lock_guard<std::mutex> lock(mutex_);
+        fenced_ = true;
+        if (!journal_error_) journal_error_ = why;
+        return cluster::MakeError(why);
+      }
+    }
     std::vector<nlohmann::json> all;
     all.swap(pending_records_);
     const size_t pending = all.size();
@@ -206,6 +247,46 @@ class EngineImpl {
       journal_ = std::move(*j);
     }
     return journal_.get();
+  }
+
+  // Takes the migration lease unless held (a refusal names the holder; nothing was touched).
+  // `fresh` is set when it was not held before: what was read before then is stale.
+  cluster::Result<void> TakeLease(bool& fresh) {
+    fresh = false;
+    if (!lease_ || lease_->held()) return {};
+    fresh = true;
+    // A holder with this journal dir on this host is dead when this journal records its token:
+    // it wrote here, and we hold the journal's flock, which only a dead process gives up.
+    auto proven_dead = [this](const LeaseHolder& holder) {
+      auto records = Journal::Read(options_.journal_dir);
+      if (!records) return false;
+      for (const auto& r : *records) {
+        if (r.value("type", "") == "lease" && r.value("token", int64_t{-1}) == holder.token) {
+          return true;
+        }
+      }
+      return false;
+    };
+    if (auto a = lease_->Acquire(proven_dead); !a) return a;
+    // Durable before any step, so a restart after kill -9 can prove the holder was us.
+    if (!journal_) return {};
+    std::vector<nlohmann::json> record;
+    record.push_back(nlohmann::json{{"type", "lease"}, {"token", lease_->token()}});
+    return Write(std::move(record), false);
+  }
+
+  // Earlier lease holders that never released it, for an operator facing what they left.
+  std::string UnreleasedNote() const {
+    if (!lease_) return "";
+    std::string note;
+    for (const auto& h : lease_->unreleased()) {
+      note +=
+          "; an earlier holder of the migration lease never released it (it died or stopped "
+          "with a batch open): " +
+          h.Describe() + ": rerun with --journal " + h.journal + " on " + h.host +
+          " (or start the daemon whose journal_dir it is) to converge what it left";
+    }
+    return note;
   }
 
   std::vector<cluster::Endpoint> Seeds(const BatchInfo* info = nullptr) const {
@@ -348,6 +429,8 @@ class EngineImpl {
   std::unique_ptr<cluster::ConnectionPool> own_guard_pool_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<GuardMonitor> monitor_;  // after the connectors: destroyed (joined) first
+  std::unique_ptr<cluster::ConnectionPool> own_lease_pool_;
+  std::unique_ptr<Lease> lease_;  // after its pool: released and joined first
   std::vector<nlohmann::json> pending_records_;
   std::map<std::string, NodeSettings> settings_cache_;  // written with the next fsync'd record
   // The snapshot that verified the last batch, and when: the next batch's preflight uses it
@@ -373,8 +456,9 @@ class EngineImpl {
   std::optional<std::pair<RollbackTrigger, std::string>> requested_;
   std::optional<PendingRollback> pending_;    // for a batch not started yet
   std::optional<std::string> journal_error_;  // the first failed write of this batch/recovery
-  std::optional<std::string> running_;        // the batch RunBatch is running
-  std::string last_finished_;                 // the batch RunBatch last returned from
+  bool fenced_ = false;  // ... and it failed because the lease was lost (not a write)
+  std::optional<std::string> running_;  // the batch RunBatch is running
+  std::string last_finished_;           // the batch RunBatch last returned from
   std::set<std::string> warned_;
 };
 
@@ -877,6 +961,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
     std::lock_guard<std::mutex> lock(mutex_);
     requested_.reset();
     journal_error_.reset();
+    fenced_ = false;
     // A rollback asked for this batch before it started is honoured (after preflight).
     if (pending_ && pending_->batch_id == batch.id) {
       requested_ = std::make_pair(pending_->trigger, pending_->reason);
@@ -908,6 +993,10 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (auto c = (*journal)->CompactIfOver(); !c) {
     spdlog::warn("journal not compacted: {}", c.error().message);  // it only stays larger
   }
+  // Before preflight, so no other agent can change the cluster between preflight and the steps.
+  bool fresh_lease = false;
+  if (auto l = TakeLease(fresh_lease); !l) return failed(l.error());
+  if (fresh_lease) verified_.reset();  // read before the lease was ours
   cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
   if (auto last = std::exchange(verified_, std::nullopt);
       last && clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
@@ -920,7 +1009,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (!resolved) return failed(resolved.error());
   auto preflight = Preflight(*snapshot, *resolved, ReadSettings(*snapshot));
   spdlog::debug("batch {}: preflight done after {:.1f} ms", batch.id, seconds_since() * 1000);
-  if (!preflight) return failed(preflight.error());
+  if (!preflight) return failed({preflight.error().message + UnreleasedNote()});
+  // A clean cluster: whatever earlier holders left open has been converged.
+  if (lease_) lease_->ForgetUnreleased();
 
   BatchOutcome outcome;
   outcome.batch_id = batch.id;
@@ -966,13 +1057,23 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   // (its steps would need the same journal). Each step that ran is journaled and leaves every
   // key where clients find it (-ASK covers open slots), so the next Recover() converges it.
   auto journal_stopped = [&](const std::string& error) -> cluster::Result<BatchOutcome> {
-    spdlog::error("batch {}: stopped without rolling back: the journal could not be written",
-                  batch.id);
+    bool fenced = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fenced = fenced_;
+    }
+    spdlog::error("batch {}: stopped without rolling back: {}", batch.id,
+                  fenced ? "the migration lease was lost" : "the journal could not be written");
     outcome.state = BatchState::kFailed;
-    outcome.journal_error = error;
-    outcome.reason = "journal write failed (" + error +
-                     "): stopped before the step it announced, nothing rolled back; the journal "
-                     "keeps the batch open and the next run converges it";
+    if (!fenced) outcome.journal_error = error;
+    outcome.reason = fenced ? error +
+                                  ": stopped before its next step, nothing rolled back; the "
+                                  "journal keeps the batch open and the next run with it "
+                                  "converges it"
+                            : "journal write failed (" + error +
+                                  "): stopped before the step it announced, nothing rolled "
+                                  "back; the journal keeps the batch open and the next run "
+                                  "converges it";
     outcome.seconds = seconds_since();
     observer_.OnState(batch.id, BatchState::kFailed);
     observer_.OnBatchFinished(outcome.seconds);
@@ -1131,6 +1232,7 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     journal_error_.reset();
+    fenced_ = false;
   }
   if (Halted()) return cluster::MakeError(std::string("recovery not started: ") + kStoppedReason);
   RecoveryReport report;
@@ -1146,6 +1248,11 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
   if (open.empty()) return report;
   auto journal = EnsureJournal();
   if (!journal) return tl::unexpected(journal.error());
+  // Converging moves slots too: not while another agent works on the cluster.
+  bool fresh_lease = false;
+  if (auto l = TakeLease(fresh_lease); !l) {
+    return cluster::MakeError("recovery not started: " + l.error().message);
+  }
 
   std::string errors;
   for (const JournalBatch* b : open) {
@@ -1230,6 +1337,8 @@ void Engine::RequestRollback(RollbackTrigger trigger, std::string reason,
 }
 
 void Engine::RequestStop() { impl_->RequestStop(); }
+
+void Engine::ReleaseLease() { impl_->ReleaseLease(); }
 
 cluster::Result<RecoveryReport> Engine::Recover() { return impl_->Recover(); }
 

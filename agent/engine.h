@@ -14,6 +14,7 @@
 #include "agent/batch_state.h"
 #include "agent/clock.h"
 #include "agent/engine_observer.h"
+#include "agent/lease.h"
 #include "agent/plan.h"
 #include "cluster/connection.h"
 #include "cluster/credentials.h"
@@ -61,6 +62,9 @@ struct EngineOptions {
   // MIGRATE commands per pipelined round trip. Each may wait migrate_timeout on a target that
   // stopped answering before the engine can act on a guard, so this bounds the reaction time.
   int migrates_per_round = 8;
+  // Added (additive): the cluster-wide migration lease (agent/lease.h) RunBatch and Recover take
+  // before their first step and check before each one. Off only for tests of other things.
+  LeaseOptions lease;
 };
 
 struct BatchOutcome {
@@ -139,6 +143,12 @@ class Engine {
   // Reads the journal dir; for every batch not marked done/rolled back, looks at the cluster
   // and converges each touched slot to one owner with every key present. Idempotent.
   cluster::Result<RecoveryReport> Recover();
+
+  // Added (additive), from the thread that runs batches: gives the migration lease back (RunBatch
+  // and Recover take it and keep it, so one reshard run holds it across its batches; the daemon
+  // calls this between batches). Also done by the destructor. When the engine leaves a batch open,
+  // the lease's record of this holder stays, so the next holder is told whose journal converges it.
+  void ReleaseLease();
 
   // Added after step 0 (additive): appends a caller's own record (e.g. a reshard run) to the
   // engine's journal, fsync'd. Opens (and locks) the journal when not open yet.

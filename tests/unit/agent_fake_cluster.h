@@ -17,6 +17,10 @@
 // and a slot the receiver owned and still holds keys of is emptied (dirty slots). Replicas
 // learn slots by gossip like everyone else. Faults (refused commands, lost replies) belong in
 // tests/unit/fault_injection.h, not here.
+//
+// The migration lease's scripts (agent/lease.h) run on a store of their own, one for the whole
+// cluster, answered by any node (no slot routing) and kept out of the nodes' keys so they do
+// not count as data; its TTL does not run down by itself: ExpireLease() ends it.
 
 #include <algorithm>
 #include <array>
@@ -30,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/lease.h"
 #include "cluster/connection.h"
 #include "cluster/key_slot.h"
 #include "cluster/nodes.h"
@@ -223,6 +228,19 @@ class FakeCluster : public cluster::Connector {
     std::lock_guard<std::mutex> lock(mutex_);
     fail_migrates_ = n;
   }
+  // The lease key's value ("" when nobody holds it), and its end as if its TTL ran out.
+  std::string LeaseValue() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return lease_value_;
+  }
+  void ExpireLease() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lease_value_.clear();
+  }
+  std::map<std::string, std::string> LeaseUnreleased() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return lease_unreleased_;
+  }
   // Called before each command; return true to make it fail like a dead connection.
   std::function<bool(const FakeNode&, const cluster::Argv&)> before_command;
 
@@ -290,6 +308,9 @@ class FakeCluster : public cluster::Connector {
   int bumps_ = 0;
   int broadcasts_ = 0;
   int fail_migrates_ = 0;
+  std::string lease_value_;
+  int64_t lease_token_ = 0;
+  std::map<std::string, std::string> lease_unreleased_;  // token -> value
   std::mutex conn_mutex_;
   std::map<cluster::Endpoint, std::unique_ptr<cluster::Connection>> conns_;
 };
@@ -577,6 +598,7 @@ inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a)
     return Arr(out);
   }
   if (c == "MIGRATE") return Migrate(me, a);
+  if (c == "GET" && a[1] == kLeaseKey) return lease_value_.empty() ? Nil() : Str(lease_value_);
   if (c == "DUMP" || c == "GET") {
     auto it = me.keys.find(a[1]);
     if (it == me.keys.end()) return Nil();
@@ -585,6 +607,33 @@ inline cluster::Reply FakeCluster::Command(FakeNode& me, const cluster::Argv& a)
   if (c == "TYPE") return Status(me.keys.count(a[1]) ? "string" : "none");
   if (c == "DEL") return Int(static_cast<int64_t>(me.keys.erase(a[1])));
   if (c == "EXISTS") return Int(static_cast<int64_t>(me.keys.count(a[1])));
+  if (c == "EVAL" && a[1] == kLeaseAcquireScript) {
+    cluster::Reply r;
+    r.type = cluster::Reply::Type::kArray;
+    if (!lease_value_.empty() && lease_value_ != a[8]) {
+      r.elements = {Int(0), Str(lease_value_), Int(std::stoll(a[7]))};
+      return r;
+    }
+    const std::string token = std::to_string(++lease_token_);
+    lease_value_ = "{\"token\":" + token + "," + a[6];
+    std::vector<std::string> dead;
+    for (const auto& [t, v] : lease_unreleased_) dead.push_back(v);
+    lease_unreleased_[token] = lease_value_;
+    r.elements = {Int(1), Str(lease_value_), Arr(dead)};
+    return r;
+  }
+  if (c == "EVAL" && a[1] == kLeaseRenewScript) return Int(lease_value_ == a[4] ? 1 : 0);
+  if (c == "EVAL" && a[1] == kLeaseReleaseScript) {
+    if (a[7] == "1") lease_unreleased_.erase(a[6]);
+    if (lease_value_ != a[5]) return Int(0);
+    lease_value_.clear();
+    return Int(1);
+  }
+  if (c == "EVAL" && a[1] == kLeaseForgetScript) {
+    if (lease_value_ != a[5]) return Int(0);
+    std::erase_if(lease_unreleased_, [&](const auto& e) { return e.first != a[6]; });
+    return Int(1);
+  }
   if (c == "EVAL" && a.size() == 5 && a[2] == "1") {
     // Only the migrator's compare-and-delete script: DEL KEYS[1] when its DUMP is ARGV[1].
     auto it = me.keys.find(a[3]);
