@@ -28,6 +28,7 @@
 #include "agent/plan.h"
 #include "agent/slot_load.h"
 #include "agent/stray_keys.h"
+#include "agent/wall_time.h"
 #include "cluster/connection_pool.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
@@ -472,19 +473,10 @@ std::string RunId() {
   return std::string(buf) + std::to_string(ms);
 }
 
-std::string UtcTime(int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 // How a run ended, for the line that says what this command does with it.
 std::string RunEnding(const JournalRun& run) {
   if (!run.end) return "it never ended: the agent was killed or crashed";
-  return "it ended " + *run.end + (run.end_ms > 0 ? " at " + UtcTime(run.end_ms) : "");
+  return "it ended " + *run.end + (run.end_ms > 0 ? " at " + UtcText(run.end_ms) : "");
 }
 
 // The flock of DIR/daemon.lock (see Queue::Open), held until the returned guard goes.

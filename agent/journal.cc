@@ -1,4 +1,5 @@
 #include "agent/journal.h"
+#include "agent/wall_time.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,12 +14,6 @@
 
 namespace slotguard::agent {
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Errno() { return std::strerror(errno); }
 
@@ -139,7 +134,7 @@ cluster::Result<void> Journal::Append(nlohmann::json record) {
 
 cluster::Result<void> Journal::AppendAll(std::vector<nlohmann::json> records) {
   std::string lines;
-  const int64_t now = NowMs();
+  const int64_t now = UnixMs();
   for (auto& record : records) {
     if (!record.contains("ts")) record["ts"] = now;
     // Replace invalid UTF-8 rather than throw: reasons may quote server replies.

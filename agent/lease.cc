@@ -1,4 +1,5 @@
 #include "agent/lease.h"
+#include "agent/wall_time.h"
 
 #include <limits.h>
 #include <spdlog/spdlog.h>
@@ -12,21 +13,6 @@
 
 namespace slotguard::agent {
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string Utc(int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
 
 std::string HostName() {
   char buf[HOST_NAME_MAX + 1] = {};
@@ -49,7 +35,7 @@ bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefi
 
 std::string LeaseHolder::Describe() const {
   return "host " + host + ", pid " + std::to_string(pid) + ", run " + run + ", journal " + journal +
-         ", since " + Utc(since_ms) + " (token " + std::to_string(token) + ")";
+         ", since " + UtcText(since_ms) + " (token " + std::to_string(token) + ")";
 }
 
 std::string LeaseHolderTail(const LeaseHolder& h) {
@@ -191,7 +177,7 @@ cluster::Result<void> Lease::Acquire(const std::function<bool(const LeaseHolder&
   me.pid = static_cast<int64_t>(::getpid());
   me.run = options_.run;
   me.journal = journal_dir_;
-  me.since_ms = NowMs();
+  me.since_ms = UnixMs();
   auto sent = std::chrono::steady_clock::now();
   auto acquire = [&](const std::string& replaceable) {
     sent = std::chrono::steady_clock::now();

@@ -1,4 +1,5 @@
 #include "agent/queue.h"
+#include "agent/wall_time.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -23,12 +24,6 @@ using nlohmann::json;
 constexpr size_t kMaxHistory = 200;
 constexpr size_t kMaxAlertKeys = 1000;
 constexpr int kFormatVersion = 1;
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -155,7 +150,7 @@ cluster::Result<QueueItem> ItemFromJson(const json& j) {
 Queue::Queue(std::string dir, WallClock wall_clock, int lock_fd)
     : dir_(std::move(dir)),
       path_(dir_ + "/queue.json"),
-      wall_clock_(wall_clock ? std::move(wall_clock) : WallClock(&SystemNowMs)),
+      wall_clock_(wall_clock ? std::move(wall_clock) : WallClock(&UnixMs)),
       lock_fd_(lock_fd) {}
 
 Queue::~Queue() {
