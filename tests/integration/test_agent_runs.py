@@ -11,8 +11,8 @@ ends the hold, so no test depends on timing.
 import re
 import signal
 
-from agent_helpers import (Dataset, agent_bin, compare, journal_dir, master_ids, open_slots,
-                           run_agent, slots_of, snapshot)
+from agent_helpers import (Dataset, agent_bin, assert_cluster_whole, journal_dir, master_ids,
+                           open_slots, run_agent, slots_of, snapshot)
 from harness import Process, wait_for
 
 # 1000 slots in 5 batches of 2 groups: the 5th "after_target_node" is the first group of the
@@ -55,16 +55,6 @@ def keys_via_cluster_client(cluster, before):
     return problems
 
 
-def assert_whole(cluster, data, before, src_port, dst_port):
-    problems = compare(before, snapshot(cluster, data.keys))
-    assert problems == [], problems
-    assert open_slots(cluster, src_port) == ([], [])
-    assert open_slots(cluster, dst_port) == ([], [])
-    chk = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(
-        run_agent("check", cluster.seed)), timeout=30, what="check to pass")
-    assert "[OK] All 16384 slots covered." in chk.stdout
-
-
 def test_ctrl_c_then_the_same_command_resumes_the_run(cluster):
     data = Dataset(small=20000, others=200, big=0, ttl=200).load(cluster)
     before = snapshot(cluster, data.keys)
@@ -91,7 +81,7 @@ def test_ctrl_c_then_the_same_command_resumes_the_run(cluster):
     assert "Done: 600 slots moved" in out, out
     # 1000 in all, as asked: not 1000 more on top of the 400.
     assert moved_to(cluster, dst_port, dst_before) == set(src_before[:1000])
-    assert_whole(cluster, data, before, src_port, dst_port)
+    assert_cluster_whole(cluster, before)
 
     # That run is done: the same command now starts a new one, and says so.
     third = run_agent(*args)
@@ -100,7 +90,7 @@ def test_ctrl_c_then_the_same_command_resumes_the_run(cluster):
     assert re.search(rf"Run {m.group(1)} with these arguments finished \(it ended done at "
                      r"[0-9: -]+ UTC\): starting a new run", out), out
     assert moved_to(cluster, dst_port, dst_before) == set(src_before[:2000])
-    assert_whole(cluster, data, before, src_port, dst_port)
+    assert_cluster_whole(cluster, before)
 
 
 def test_second_ctrl_c_stops_mid_rollback_and_the_rerun_converges(cluster):
@@ -133,4 +123,4 @@ def test_second_ctrl_c_stops_mid_rollback_and_the_rerun_converges(cluster):
     assert "rolled back to the source" in out, out
     assert "3 batch(es), 600 slots left (400 moved before)" in out, out
     assert moved_to(cluster, dst_port, dst_before) == set(src_before[:1000])
-    assert_whole(cluster, data, before, src_port, dst_port)
+    assert_cluster_whole(cluster, before)
