@@ -178,6 +178,8 @@ class EngineImpl {
     // The ends converged with: a promoted replica in place of an end that failed over.
     cluster::Endpoint source;
     cluster::Endpoint target;
+    std::string source_id;
+    std::string target_id;
     int forward = 0;  // slots that ended at the target
     int back = 0;     // slots that ended at the source
     std::vector<std::string> warnings;
@@ -401,9 +403,9 @@ class EngineImpl {
                                                              const StepControl& ctl);
   // `known`: the nodes the batch's preflight read; the first look reads just those, in one
   // round trip (later looks rediscover the cluster).
-  bool WaitConvergence(const BatchInfo& info, const std::vector<cluster::Endpoint>& known,
-                       std::chrono::seconds timeout, GuardMonitor* monitor, const GuardSettings& gs,
-                       std::string& why);
+  bool WaitConvergence(const BatchInfo& info, const std::string& owner_id,
+                       const std::vector<cluster::Endpoint>& known, std::chrono::seconds timeout,
+                       GuardMonitor* monitor, const GuardSettings& gs, std::string& why);
   std::optional<std::string> SettleAt(const BatchInfo& info, bool at_target,
                                       const std::vector<int>& slots, const StepControl& ctl,
                                       std::vector<std::string>& warnings);
@@ -494,7 +496,8 @@ cluster::Result<std::vector<SlotObservation>> EngineImpl::ObserveSlots(
   return out;
 }
 
-bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::vector<cluster::Endpoint>& known,
+bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::string& owner_id,
+                                 const std::vector<cluster::Endpoint>& known,
                                  std::chrono::seconds timeout, GuardMonitor* monitor,
                                  const GuardSettings& gs, std::string& why) {
   const auto deadline = clock_.Now() + timeout;
@@ -520,9 +523,9 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::vector<cluste
       }
       for (int slot : info.slots) {
         if (!ok) break;
-        if (s->judgement.owner[slot] != info.target_id) {
+        if (s->judgement.owner[slot] != owner_id) {
           ok = false;
-          why = "slot " + std::to_string(slot) + " is not yet owned by " + info.target.ToString() +
+          why = "slot " + std::to_string(slot) + " is not yet owned by " + owner_id.substr(0, 8) +
                 " in every view";
         }
       }
@@ -815,6 +818,8 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   }
   out.source = info.source;
   out.target = info.target;
+  out.source_id = info.source_id;
+  out.target_id = info.target_id;
   StepControl ctl = BaseControl(info, others);
   ctl.deadline = deadline;
   // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.
@@ -1140,7 +1145,8 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (!stop_reason) {
     observer_.OnState(batch.id, BatchState::kVerifying);
     std::string why;
-    if (!WaitConvergence(info, endpoints, gs.convergence_timeout, &monitor, gs, why)) {
+    if (!WaitConvergence(info, info.target_id, endpoints, gs.convergence_timeout, &monitor, gs,
+                         why)) {
       if (!monitor.tripped() && !Halted()) {
         bool requested = false;
         {
@@ -1295,6 +1301,13 @@ cluster::Result<RecoveryReport> EngineImpl::Recover() {
                                      ? "finished at the target " + conv.target.ToString()
                                      : "rolled back to the source " + conv.source.ToString()) +
                                 " (" + std::to_string(b->slots.size()) + " slots)");
+      // The two ends agree already; the other nodes learn by gossip. Whatever runs next (a
+      // resumed run's preflight) must find every view agreeing, so wait for it here (bounded).
+      std::string why;
+      if (!WaitConvergence(info, conv.at_target ? conv.target_id : conv.source_id, {},
+                           options_.guards.convergence_timeout, nullptr, GuardSettings{}, why)) {
+        report.messages.push_back("batch " + b->id + ": " + why);
+      }
     } else {
       br.state = BatchState::kFailed;
       if (!JournalError()) (void)Append(EndRecord(b->id, BatchState::kFailed, conv.error));
