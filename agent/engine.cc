@@ -16,6 +16,7 @@
 #include "agent/migrator.h"
 #include "agent/preflight.h"
 #include "agent/recovery.h"
+#include "agent/slot_load.h"
 #include "cluster/connection_pool.h"
 
 namespace slotguard::agent {
@@ -159,6 +160,7 @@ class EngineImpl {
     s.replace = o.replace;
     s.auth = o.credentials;
     s.migrates_per_round = o.migrates_per_round;
+    s.bytes_per_migrate = o.migrate_bytes;
     return s;
   }
 
@@ -235,6 +237,47 @@ class EngineImpl {
       settings_cache_[m->endpoint.ToString()] = ns;
     }
     return out;
+  }
+
+  // The batch's sizes (the plan's, else measured on the source: two pipelined round trips for
+  // all its slots) bound each MIGRATE's bytes and must fit the target's maxmemory (one INFO).
+  cluster::Result<void> SizeUp(const ResolvedBatch& b) {
+    const std::string prefix = "preflight for batch " + b.batch.id + ": ";
+    const std::string target = b.target.ToString() + " (" + b.target_id + ")";
+    auto memory = ReadNodeMemory(connector_.Get(b.target));
+    if (!memory) {
+      return cluster::MakeError(prefix + "cannot read INFO memory of target " + target + ": " +
+                                memory.error().message);
+    }
+    if (memory->maxmemory <= 0 && options_.migrate_bytes <= 0) return {};
+    std::map<int, SlotLoad> loads;
+    std::vector<int> missing;
+    for (int slot : b.batch.slots) {
+      if (auto it = b.batch.loads.find(slot); it != b.batch.loads.end()) {
+        loads[slot] = it->second;
+      } else {
+        missing.push_back(slot);
+      }
+    }
+    if (!missing.empty()) {
+      auto measured = MeasureSlotLoads(connector_.Get(b.source), missing);
+      if (!measured) {
+        return cluster::MakeError(prefix + "cannot measure the slots on source " +
+                                  b.source.ToString() + ": " + measured.error().message);
+      }
+      loads.insert(measured->begin(), measured->end());
+    }
+    int64_t estimated = 0;
+    std::map<int, int64_t> per_key;
+    for (const auto& [slot, load] : loads) {
+      estimated += load.bytes;
+      if (load.keys > 0) per_key[slot] = load.bytes / load.keys;
+    }
+    if (auto why = HeadroomProblem(target, *memory, estimated)) {
+      return cluster::MakeError(prefix + *why);
+    }
+    migrator_.SetKeyBytes(std::move(per_key));
+    return {};
   }
 
   void Warn(const std::string& text) {
@@ -879,6 +922,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   auto preflight = Preflight(*snapshot, *resolved, ReadSettings(*snapshot));
   spdlog::debug("batch {}: preflight done after {:.1f} ms", batch.id, seconds_since() * 1000);
   if (!preflight) return failed(preflight.error());
+  if (auto sized = SizeUp(*resolved); !sized) return failed(sized.error());
+  spdlog::debug("batch {}: sizes and headroom checked after {:.1f} ms", batch.id,
+                seconds_since() * 1000);
 
   BatchOutcome outcome;
   outcome.batch_id = batch.id;

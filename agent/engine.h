@@ -61,6 +61,9 @@ struct EngineOptions {
   // MIGRATE commands per pipelined round trip. Each may wait migrate_timeout on a target that
   // stopped answering before the engine can act on a guard, so this bounds the reaction time.
   int migrates_per_round = 8;
+  // Added (additive): estimated bytes per MIGRATE (0: keys per MIGRATE only), from the slots'
+  // sizes (Batch::loads, else measured in preflight). See MigratorSettings::bytes_per_migrate.
+  int64_t migrate_bytes = 4 << 20;
 };
 
 struct BatchOutcome {
@@ -114,8 +117,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Blocking: preflight, then the batch, journaling every step. A preflight failure is an
-  // error (nothing touched); a guard trip / requested rollback gives kRolledBack; a failure to
-  // even roll back gives kFailed (the journal lets Recover() finish the job).
+  // error (nothing touched; this includes a target whose maxmemory has no room for the batch's
+  // estimated bytes, see HeadroomProblem); a guard trip / requested rollback gives kRolledBack; a
+  // failure to even roll back gives kFailed (the journal lets Recover() finish the job).
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
 
   // Thread-safe: makes the running batch (if any) roll back at its next step.

@@ -279,6 +279,14 @@ Migrator::Migrator(cluster::Connector& connector, Clock& clock, MigratorSettings
       observer_(observer),
       counters_(counters) {}
 
+size_t Migrator::KeysPerMigrate(int slot) const {
+  const auto most = static_cast<size_t>(std::max(1, settings_.keys_per_migrate));
+  auto it = key_bytes_.find(slot);
+  if (settings_.bytes_per_migrate <= 0 || it == key_bytes_.end() || it->second <= 0) return most;
+  const auto fit = static_cast<size_t>(settings_.bytes_per_migrate / it->second);
+  return std::clamp<size_t>(fit, 1, most);
+}
+
 cluster::Argv Migrator::ScanArgv(int slot, size_t skipped) const {
   return {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
           std::to_string(settings_.getkeys_count + skipped)};
@@ -439,8 +447,9 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       if (r.elements.size() < static_cast<size_t>(settings_.getkeys_count) + skip[slot].size()) {
         complete[slot] = 0;
       }
-      for (size_t c = 0; c < keys.size(); c += settings_.keys_per_migrate) {
-        size_t ce = std::min(keys.size(), c + static_cast<size_t>(settings_.keys_per_migrate));
+      const size_t per_migrate = KeysPerMigrate(slot);
+      for (size_t c = 0; c < keys.size(); c += per_migrate) {
+        size_t ce = std::min(keys.size(), c + per_migrate);
         chunks.push_back({slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
         if (complete.count(slot)) ++complete[slot];
       }

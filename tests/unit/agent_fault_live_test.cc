@@ -14,6 +14,7 @@
 
 #include "agent/clock.h"
 #include "agent/engine.h"
+#include "agent/slot_load.h"
 #include "cluster/connection_pool.h"
 #include "cluster/info.h"
 #include "tests/unit/fault_injection.h"
@@ -69,13 +70,13 @@ class LiveFaultTest : public ::testing::Test {
     if (!journal_.empty()) std::filesystem::remove_all(journal_, ec);
   }
 
-  // `per_slot` keys in each of `slots`, written at `owner`.
-  void Load(const Master& owner, const std::vector<int>& slots, int per_slot) {
+  // `per_slot` keys in each of `slots`, written at `owner`; values of `pad` bytes more.
+  void Load(const Master& owner, const std::vector<int>& slots, int per_slot, size_t pad = 0) {
     auto c = cluster_->Connect(owner.index);
     std::vector<cluster::Argv> sets;
     for (const auto& [slot, keys] : LiveCluster::KeysFor(slots, per_slot)) {
       for (const auto& k : keys) {
-        keys_[k] = "v-" + k;
+        keys_[k] = "v-" + k + std::string(pad, 'x');
         sets.push_back({"SET", k, keys_[k]});
       }
     }
@@ -304,6 +305,100 @@ TEST_F(LiveFaultTest, ConflictMidMoveNeverHidesTheMovedKeys) {
   Engine again(connector_, clock_, Options(), observer_);
   auto recovered = again.Recover();
   ASSERT_TRUE(recovered) << recovered.error().message;
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
+// The keys of each MIGRATE the engine sent (its words after KEYS).
+std::vector<size_t> KeysPerMigrate(const std::vector<cluster::testing::FaultHit>& hits) {
+  std::vector<size_t> out;
+  for (const auto& h : hits) {
+    auto at = std::find(h.argv.begin(), h.argv.end(), "KEYS");
+    if (!h.argv.empty() && h.argv[0] == "MIGRATE" && at != h.argv.end()) {
+      out.push_back(static_cast<size_t>(h.argv.end() - at - 1));
+    }
+  }
+  return out;
+}
+
+// Hazard 6, bytes per MIGRATE: a slot of 100 KB values goes 2 keys per MIGRATE under a
+// 256 KiB bound (measured in preflight: the batch carries no sizes), while a slot of small keys
+// in the same batch still goes 100 per MIGRATE.
+TEST_F(LiveFaultTest, BigKeysGoFewPerMigrate) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 2);
+  Load(source, {slots[0]}, 20, 100 * 1024);
+  Load(source, {slots[1]}, 150);
+  FaultRule watch;  // records every MIGRATE
+  watch.node = source.endpoint;
+  watch.pattern = "^MIGRATE ";
+  watch.times = 0;
+  watch.action = FaultAction::kCallback;
+  faults_.Add(watch);
+  auto options = Options();
+  options.migrate_bytes = 256 * 1024;
+  Engine engine(connector_, clock_, options, observer_);
+  auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+  ASSERT_TRUE(outcome) << outcome.error().message;
+  EXPECT_EQ(outcome->state, BatchState::kDone) << outcome->reason;
+  EXPECT_EQ(outcome->keys_moved, 170);
+  const auto sizes = KeysPerMigrate(faults_.hits());
+  ASSERT_FALSE(sizes.empty());
+  // Each big key counts about 100 KB (MEMORY USAGE), so 256 KiB holds 2.
+  EXPECT_EQ(std::count(sizes.begin(), sizes.end(), 2u), 10) << "MIGRATEs of 2 big keys";
+  EXPECT_EQ(std::count(sizes.begin(), sizes.end(), 100u), 1) << "small keys: 100 per MIGRATE";
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
+void SetConfig(cluster::Connection& c, const std::string& name, const std::string& value) {
+  auto r = c.Command({"CONFIG", "SET", name, value});
+  ASSERT_TRUE(r && r->IsOk()) << name << ": " << (r ? r->str : r.error().message);
+}
+
+// maxmemory = the node's used_memory now plus `room` bytes, noeviction.
+void LeaveRoom(cluster::Connection& c, int64_t room) {
+  auto m = ReadNodeMemory(c);
+  ASSERT_TRUE(m) << m.error().message;
+  SetConfig(c, "maxmemory-policy", "noeviction");
+  SetConfig(c, "maxmemory", std::to_string(m->used_memory + room));
+}
+
+// Hazard 6, preflight: a batch whose estimated bytes do not fit the target's maxmemory is
+// refused before anything changes, with the reason named (and, under an evicting policy, that
+// unrelated keys would go).
+TEST_F(LiveFaultTest, PreflightRefusesABatchTheTargetHasNoRoomFor) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 4);
+  Load(source, slots, 10, 64 * 1024);  // about 2.7 MB
+  auto admin = cluster_->Connect(target.index);
+  LeaveRoom(*admin, 1 << 20);
+  {
+    Engine engine(connector_, clock_, Options(), observer_);
+    auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+    ASSERT_FALSE(outcome) << "not refused: " << ToString(outcome->state) << " " << outcome->reason;
+    const std::string& why = outcome.error().message;
+    EXPECT_NE(why.find("preflight for batch b1: target " + target.endpoint.ToString()),
+              std::string::npos)
+        << why;
+    EXPECT_NE(why.find("no memory headroom"), std::string::npos) << why;
+    EXPECT_NE(why.find("maxmemory-policy noeviction"), std::string::npos) << why;
+  }
+  SetConfig(*admin, "maxmemory-policy", "allkeys-lru");
+  {
+    Engine engine(connector_, clock_, Options(), observer_);
+    auto outcome = engine.RunBatch({"b2", source.id, target.id, slots, std::nullopt});
+    ASSERT_FALSE(outcome) << "not refused: " << outcome->reason;
+    EXPECT_NE(outcome.error().message.find("would evict unrelated keys"), std::string::npos)
+        << outcome.error().message;
+  }
+  // Nothing moved: every key at the source, no slot opened.
+  auto src = cluster_->Connect(source.index);
+  for (int slot : slots) {
+    auto n = src->Command({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+    ASSERT_TRUE(n);
+    EXPECT_EQ(n->integer, 10) << "slot " << slot;
+  }
   EXPECT_EQ(cluster_->Whole(keys_), "");
 }
 
