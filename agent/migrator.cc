@@ -552,13 +552,22 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
             failed_pass = true;
             break;
-          case MigrateOutcome::kError:
+          case MigrateOutcome::kError: {
             NoteUnsettled(chunk.keys);
-            CountFailure("error", true, false);
+            // "ERR Target instance replied with error: OOM command not allowed when used
+            // memory > 'maxmemory'": RESTORE is refused there (MIGRATE itself is not).
+            const bool oom = reply.str.find("OOM") != std::string::npos;
+            CountFailure(oom ? "oom" : "error", true, false);
             result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
+            if (oom) {
+              result.target_full = true;
+              result.message =
+                  ends.to.ToString() + " is out of memory (maxmemory reached): " + result.message;
+            }
             failed_pass = true;
             break;
+          }
         }
       }
       // After a failure the round already in flight is still read; no new one is sent.
@@ -660,6 +669,11 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       } else {
         pending.push_back(slot);
       }
+    }
+    if (result.target_full) {
+      // Every key is still where clients find it (the refused ones stayed on ends.from).
+      result.status = MoveResult::Status::kError;
+      return result;
     }
     if (failed_pass) {
       Backoff(++consecutive_failures);
@@ -974,6 +988,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!keys.ok()) {
       result.conflict_keys = keys.conflict_keys;
       result.left_keys = keys.left_keys;
+      result.target_full = keys.target_full;
       return finish(keys.status, keys.message);  // no slot of this group changed owner
     }
     if (!jr) return fail(jr.error().message);

@@ -78,6 +78,9 @@ struct MoveResult {
   std::vector<std::string> conflict_keys;  // BUSYKEY with a different value (kConflict)
   std::vector<std::string> left_keys;      // left on the moving node (kToOwner, different)
   std::vector<std::string> warnings;
+  // The receiving node refused keys with -OOM (maxmemory reached, noeviction): retrying cannot
+  // help until memory is freed there, so the call returned at once (status kError).
+  bool target_full = false;
   std::string message;  // why it stopped / failed
   bool ok() const { return status == Status::kDone; }
 };

@@ -402,5 +402,87 @@ TEST_F(LiveFaultTest, PreflightRefusesABatchTheTargetHasNoRoomFor) {
   EXPECT_EQ(cluster_->Whole(keys_), "");
 }
 
+// Hazard 6, rollback from a full target: the target (noeviction) fills up while the batch's
+// second group moves in, so MIGRATE fails with -OOM half way through it. The rollback used to
+// finish that open group forward first, into the full target, and could not; it must move the
+// first group (owned by the target) back first, which makes room, then finish and return the
+// open one.
+TEST_F(LiveFaultTest, RollbackFromAFullTargetBringsEveryKeyHome) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 4);
+  Load(source, slots, 10, 100 * 1024);  // about 1 MB a slot
+  auto admin = cluster_->Connect(target.index);
+  FaultRule fill;  // when the second group opens, the target has room for about 1.3 slots more
+  fill.node = target.endpoint;
+  fill.pattern = "^CLUSTER SETSLOT " + std::to_string(slots[2]) + " IMPORTING ";
+  fill.action = FaultAction::kCallback;
+  fill.callback = [&] { LeaveRoom(*admin, 1300 * 1024); };
+  faults_.Add(fill);
+  auto options = Options();
+  options.group_slots = 2;
+  options.rollback_timeout = std::chrono::seconds(15);
+  Engine engine(connector_, clock_, options, observer_);
+  auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+  ASSERT_TRUE(outcome) << outcome.error().message;
+  ASSERT_EQ(faults_.hits().size(), 1u) << "the target was not made full";
+  EXPECT_NE(outcome->reason.find("out of memory"), std::string::npos) << outcome->reason;
+  EXPECT_EQ(outcome->state, BatchState::kRolledBack) << outcome->reason;
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
+// Where clients find `key`: at `owner`, following one -ASK.
+std::string ReadFollowingAsk(const LiveCluster& c, int owner, const std::string& key) {
+  auto r = c.Connect(owner)->Command({"GET", key});
+  if (!r) return "(" + r.error().message + ")";
+  if (r->IsError() && r->str.rfind("ASK ", 0) == 0) {
+    auto to = cluster::ParseEndpoint(r->str.substr(r->str.rfind(' ') + 1));
+    if (!to) return "(bad ASK " + r->str + ")";
+    cluster::RedisConnection there(*to);
+    auto a = there.Pipeline({{"ASKING"}, {"GET", key}});
+    if (!a) return "(" + a.error().message + ")";
+    return (*a)[1].IsNil() ? "(nil at " + to->ToString() + ")" : (*a)[1].str;
+  }
+  return r->IsNil() ? "(nil)" : r->str;
+}
+
+// Hazard 6, a target too full for even one slot of the open group: the rollback cannot bring
+// those keys home (only through the target), so it stops with the slots open and says why;
+// every key stays reachable. Once memory is freed the next run converges the batch.
+TEST_F(LiveFaultTest, TargetTooFullForOneSlotLeavesEveryKeyReachable) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 3);
+  Load(source, slots, 10, 100 * 1024);
+  auto admin = cluster_->Connect(target.index);
+  FaultRule fill;  // room for half a slot once the group is open
+  fill.node = source.endpoint;
+  fill.pattern = "^CLUSTER SETSLOT " + std::to_string(slots[0]) + " MIGRATING ";
+  fill.action = FaultAction::kCallback;
+  fill.callback = [&] { LeaveRoom(*admin, 500 * 1024); };
+  faults_.Add(fill);
+  auto options = Options();
+  options.rollback_timeout = std::chrono::seconds(15);
+  {
+    Engine engine(connector_, clock_, options, observer_);
+    auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+    ASSERT_TRUE(outcome) << outcome.error().message;
+    ASSERT_EQ(faults_.hits().size(), 1u) << "the target was not made full";
+    EXPECT_EQ(outcome->state, BatchState::kFailed) << outcome->reason;
+    EXPECT_NE(outcome->reason.find("does not fit there even alone"), std::string::npos)
+        << outcome->reason;
+    EXPECT_NE(outcome->reason.find("every key reachable"), std::string::npos) << outcome->reason;
+  }
+  for (const auto& [key, value] : keys_) {
+    EXPECT_EQ(ReadFollowingAsk(*cluster_, source.index, key), value) << key;
+  }
+  SetConfig(*admin, "maxmemory", "0");
+  faults_.Clear();
+  Engine again(connector_, clock_, options, observer_);
+  auto recovered = again.Recover();
+  ASSERT_TRUE(recovered) << recovered.error().message;
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
 }  // namespace
 }  // namespace slotguard::agent
