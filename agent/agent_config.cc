@@ -139,10 +139,14 @@ class ConfigParser {
   }
 
   void Engine(const YAML::Node& n, EngineSettings& e) {
-    reader_.ExpectMap(n, "engine",
-                      {"pipeline", "migrate_timeout", "getkeys_count", "group_slots", "batch_slots",
-                       "replace", "guards", "throttle_per_slot", "lease_ttl"});
+    reader_.ExpectMap(
+        n, "engine",
+        {"pipeline", "migrate_bytes", "migrate_timeout", "getkeys_count", "group_slots",
+         "batch_slots", "replace", "guards", "throttle_per_slot", "lease_ttl"});
     if (n["pipeline"]) e.pipeline = reader_.Int(n["pipeline"], "engine.pipeline", 1, 100'000);
+    if (n["migrate_bytes"]) {
+      e.migrate_bytes = reader_.Int(n["migrate_bytes"], "engine.migrate_bytes", 0, 1 << 30);
+    }
     if (n["migrate_timeout"]) {
       e.migrate_timeout = reader_.Duration(n["migrate_timeout"], "engine.migrate_timeout",
                                            milliseconds(10), milliseconds(600'000));

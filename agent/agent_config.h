@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,7 +15,8 @@ namespace slotguard::agent {
 
 // Engine settings from agent.yaml. Unset fields keep the engine's defaults (engine.h).
 struct EngineSettings {
-  std::optional<int> pipeline;  // keys per MIGRATE
+  std::optional<int> pipeline;           // keys per MIGRATE
+  std::optional<int64_t> migrate_bytes;  // estimated bytes per MIGRATE (0: pipeline only)
   std::optional<std::chrono::milliseconds> migrate_timeout;
   std::optional<int> getkeys_count;
   std::optional<int> group_slots;

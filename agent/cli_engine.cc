@@ -54,6 +54,7 @@ struct ReshardArgs {
   int getkeys_count = 1000;
   int group_slots = 200;
   int migrates_per_round = 8;
+  int64_t migrate_bytes = 4 << 20;
   bool replace = false;
   bool yes = false;
   bool dry_run = false;
@@ -237,6 +238,7 @@ cluster::Result<void> ValidateArgs(const ReshardArgs& a, const Limits& limits) {
   if (a.migrates_per_round < 1 || a.migrates_per_round > 1000) {
     return cluster::MakeError("--migrates-per-round must be 1-1000");
   }
+  if (a.migrate_bytes < 0) return cluster::MakeError("--migrate-bytes must be >= 0");
   if (a.group_slots < 1 || a.group_slots > 500)
     return cluster::MakeError("--group-slots must be 1-500");
   if (a.migrate_failures < 0) return cluster::MakeError("--guard-migrate-failures must be >= 0");
@@ -321,6 +323,12 @@ cluster::Result<Planned> MakePlan(const ReshardArgs& a, cluster::Connector& conn
   req.id_prefix = id_prefix;
   auto plan = PlanReshard(req, candidates, *loads, *used, limits);
   if (!plan) return tl::unexpected(plan.error());
+  // The engine sizes its MIGRATEs and checks the target's headroom with these samples.
+  for (auto& b : plan->plan.batches) {
+    for (int slot : b.slots) {
+      if (auto it = loads->find(slot); it != loads->end()) b.loads[slot] = it->second;
+    }
+  }
   auto resolved = ValidatePlan(plan->plan, s, limits);
   if (!resolved) return tl::unexpected(resolved.error());
   Planned out{std::move(*plan), std::move(*resolved),
@@ -442,6 +450,7 @@ EngineOptions MakeEngineOptions(const ReshardArgs& a, const Connected& c) {
   o.migrate_timeout = std::chrono::milliseconds(a.timeout_ms);
   o.group_slots = a.group_slots;
   o.migrates_per_round = a.migrates_per_round;
+  o.migrate_bytes = a.migrate_bytes;
   o.replace = a.replace;
   o.journal_dir = a.journal;
   o.guards.coverage_grace = std::chrono::seconds(a.coverage_grace_s);
@@ -906,6 +915,10 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
     sub->add_option("--migrates-per-round", args->migrates_per_round,
                     "MIGRATE commands in flight at once, in two pipelined rounds of half each "
                     "(each may wait --timeout on a dead target before the guards get a say)")
+        ->capture_default_str();
+    sub->add_option("--migrate-bytes", args->migrate_bytes,
+                    "Estimated bytes per MIGRATE, from the slots' sampled key sizes: slots with "
+                    "big keys get fewer keys per MIGRATE, at least 1 (0: --pipeline only)")
         ->capture_default_str();
     sub->add_flag("--replace", args->replace,
                   "On BUSYKEY overwrite the target's key even when its value differs");

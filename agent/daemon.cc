@@ -151,6 +151,7 @@ cluster::Result<void> Daemon::Start() {
   o.journal_dir = config_.journal_dir;
   const EngineSettings& e = config_.engine;
   if (e.pipeline) o.pipeline = *e.pipeline;
+  if (e.migrate_bytes) o.migrate_bytes = *e.migrate_bytes;
   if (e.migrate_timeout) o.migrate_timeout = *e.migrate_timeout;
   if (e.getkeys_count) o.getkeys_count = *e.getkeys_count;
   if (e.group_slots) o.group_slots = *e.group_slots;

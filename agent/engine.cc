@@ -16,6 +16,7 @@
 #include "agent/migrator.h"
 #include "agent/preflight.h"
 #include "agent/recovery.h"
+#include "agent/slot_load.h"
 #include "cluster/connection_pool.h"
 
 namespace slotguard::agent {
@@ -182,6 +183,8 @@ class EngineImpl {
     std::string target_id;
     int forward = 0;  // slots that ended at the target
     int back = 0;     // slots that ended at the source
+    // The target refused keys with -OOM: finishing forward is impossible until memory is freed.
+    bool target_full = false;
     std::vector<std::string> warnings;
     std::string error;
   };
@@ -194,6 +197,7 @@ class EngineImpl {
     s.replace = o.replace;
     s.auth = o.credentials;
     s.migrates_per_round = o.migrates_per_round;
+    s.bytes_per_migrate = o.migrate_bytes;
     return s;
   }
 
@@ -323,6 +327,47 @@ class EngineImpl {
       settings_cache_[m->endpoint.ToString()] = ns;
     }
     return out;
+  }
+
+  // The batch's sizes (the plan's, else measured on the source: two pipelined round trips for
+  // all its slots) bound each MIGRATE's bytes and must fit the target's maxmemory (one INFO).
+  cluster::Result<void> SizeUp(const ResolvedBatch& b) {
+    const std::string prefix = "preflight for batch " + b.batch.id + ": ";
+    const std::string target = b.target.ToString() + " (" + b.target_id + ")";
+    auto memory = ReadNodeMemory(connector_.Get(b.target));
+    if (!memory) {
+      return cluster::MakeError(prefix + "cannot read INFO memory of target " + target + ": " +
+                                memory.error().message);
+    }
+    if (memory->maxmemory <= 0 && options_.migrate_bytes <= 0) return {};
+    std::map<int, SlotLoad> loads;
+    std::vector<int> missing;
+    for (int slot : b.batch.slots) {
+      if (auto it = b.batch.loads.find(slot); it != b.batch.loads.end()) {
+        loads[slot] = it->second;
+      } else {
+        missing.push_back(slot);
+      }
+    }
+    if (!missing.empty()) {
+      auto measured = MeasureSlotLoads(connector_.Get(b.source), missing);
+      if (!measured) {
+        return cluster::MakeError(prefix + "cannot measure the slots on source " +
+                                  b.source.ToString() + ": " + measured.error().message);
+      }
+      loads.insert(measured->begin(), measured->end());
+    }
+    int64_t estimated = 0;
+    std::map<int, int64_t> per_key;
+    for (const auto& [slot, load] : loads) {
+      estimated += load.bytes;
+      if (load.keys > 0) per_key[slot] = load.bytes / load.keys;
+    }
+    if (auto why = HeadroomProblem(target, *memory, estimated)) {
+      return cluster::MakeError(prefix + *why);
+    }
+    migrator_.SetKeyBytes(std::move(per_key));
+    return {};
   }
 
   void Warn(const std::string& text) {
@@ -728,11 +773,14 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
       if (on_plan) on_plan(plan);
     });
     warnings.insert(warnings.end(), out.warnings.begin(), out.warnings.end());
-    if (out.ok || !out.retryable || Halted() || clock_.Now() >= deadline) {
+    const bool full_forward = out.target_full && !back && mode == ConvergeMode::kAuto;
+    if (out.ok || !(out.retryable || full_forward) || Halted() || clock_.Now() >= deadline) {
       out.warnings = std::move(warnings);
       return out;
     }
-    if (back) mode = ConvergeMode::kRollback;
+    // A full target cannot take the rest of the batch: bring it back instead (that frees the
+    // target's memory first, see ConvergeOnce).
+    if (back || out.target_full) mode = ConvergeMode::kRollback;
     spdlog::warn("batch {}: convergence attempt {} did not finish ({}); looking again", info.id,
                  attempt, out.error);
     clock_.SleepFor(std::chrono::milliseconds(100) * std::min(attempt, 10));
@@ -871,7 +919,33 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   const MoveEnds forward{info.source_id, info.source, info.target_id, info.target};
   StepControl finish = ctl;
   finish.step_prefix = "finish_";
-  std::set<int> settled_back;  // slots returned the cold way: no reverse for them
+  StepControl back = ctl;
+  back.step_prefix = "reverse_";
+  std::set<int> handled;  // slots already returned: no reverse for them at the end
+  auto move_back = [&](const std::vector<int>& slots) {
+    if (slots.empty()) return true;
+    auto r =
+        migrator_.MoveSlots(forward.Reversed(), Groups(slots, options_.group_slots), back, nullptr);
+    for (const auto& w : r.warnings) out.warnings.push_back(w);
+    if (!r.ok()) {
+      out.error = "moving slots back to " + info.source.ToString() + ": " + r.message;
+      out.retryable = r.status != MoveResult::Status::kConflict && !r.target_full;
+      return false;
+    }
+    handled.insert(slots.begin(), slots.end());
+    return true;
+  };
+  const std::set<int> to_finish(plan.finish_forward.begin(), plan.finish_forward.end());
+  if (!plan.to_target) {
+    // Slots the target owns go back first: open slots can only come home through the target
+    // (finished forward, then moved back), and a target that filled up (maxmemory, noeviction)
+    // takes their keys only once these have left it.
+    std::vector<int> owned;
+    for (int slot : plan.reverse) {
+      if (!to_finish.count(slot)) owned.push_back(slot);
+    }
+    if (!move_back(owned)) return out;
+  }
   if (!plan.finish_forward.empty()) {
     auto r = migrator_.MoveSlots(forward, Groups(plan.finish_forward, options_.group_slots), finish,
                                  nullptr);
@@ -882,39 +956,55 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
       for (int slot : plan.finish_forward) {
         if (!done.count(slot)) rest.push_back(slot);
       }
-      if (r.status != MoveResult::Status::kConflict || plan.to_target) {
-        out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
-        out.retryable = r.status != MoveResult::Status::kConflict;
-        return out;
-      }
-      out.warnings.push_back(std::to_string(rest.size()) + " slot(s) cannot go forward (" +
-                             r.message + "): returning their keys to the source directly");
-      for (const auto& group : Groups(rest, options_.group_slots)) {
-        if (halted()) return out;
-        if (auto e = SettleAt(info, false, group, ctl, out.warnings)) {
-          out.error = *e;
-          return out;
+      if (r.target_full && !plan.to_target) {
+        // Still no room for the whole open group: one slot at a time, each moved back at once,
+        // so the target holds at most one slot's keys more than it does now.
+        if (!move_back(r.finished)) return out;
+        for (size_t i = 0; i < rest.size(); ++i) {
+          if (halted()) return out;
+          auto one = migrator_.MoveSlots(forward, {{rest[i]}}, finish, nullptr);
+          for (const auto& w : one.warnings) out.warnings.push_back(w);
+          if (!one.ok()) {
+            out.target_full = one.target_full;
+            out.retryable = !one.target_full && one.status != MoveResult::Status::kConflict;
+            out.error = "finishing slot " + std::to_string(rest[i]) + " at " +
+                        info.target.ToString() + " to move it back: " + one.message;
+            if (one.target_full) {
+              out.error += ". Slot " + std::to_string(rest[i]) +
+                           " does not fit there even alone: " + std::to_string(rest.size() - i) +
+                           " slot(s) stay open (MIGRATING on the source, IMPORTING on the target) "
+                           "with every key reachable (-ASK); free memory on " +
+                           info.target.ToString() +
+                           " or raise its maxmemory, then run again with the same journal";
+            }
+            return out;
+          }
+          if (!move_back({rest[i]})) return out;
         }
+      } else if (r.status != MoveResult::Status::kConflict || plan.to_target) {
+        out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
+        out.retryable = r.status != MoveResult::Status::kConflict && !r.target_full;
+        out.target_full = r.target_full;
+        return out;
+      } else {
+        out.warnings.push_back(std::to_string(rest.size()) + " slot(s) cannot go forward (" +
+                               r.message + "): returning their keys to the source directly");
+        for (const auto& group : Groups(rest, options_.group_slots)) {
+          if (halted()) return out;
+          if (auto e = SettleAt(info, false, group, ctl, out.warnings)) {
+            out.error = *e;
+            return out;
+          }
+        }
+        handled.insert(rest.begin(), rest.end());
       }
-      settled_back.insert(rest.begin(), rest.end());
     }
   }
   std::vector<int> reverse;
   for (int slot : plan.reverse) {
-    if (!settled_back.count(slot)) reverse.push_back(slot);
+    if (!handled.count(slot)) reverse.push_back(slot);
   }
-  StepControl back = ctl;
-  back.step_prefix = "reverse_";
-  if (!reverse.empty()) {
-    auto r = migrator_.MoveSlots(forward.Reversed(), Groups(reverse, options_.group_slots), back,
-                                 nullptr);
-    for (const auto& w : r.warnings) out.warnings.push_back(w);
-    if (!r.ok()) {
-      out.error = "moving slots back to " + info.source.ToString() + ": " + r.message;
-      out.retryable = r.status != MoveResult::Status::kConflict;
-      return out;
-    }
-  }
+  if (!move_back(reverse)) return out;
 
   if (halted()) return out;
   // Verify from the nodes themselves.
@@ -1017,6 +1107,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (!preflight) return failed({preflight.error().message + UnreleasedNote()});
   // A clean cluster: whatever earlier holders left open has been converged.
   if (lease_) lease_->ForgetUnreleased();
+  if (auto sized = SizeUp(*resolved); !sized) return failed(sized.error());
+  spdlog::debug("batch {}: sizes and headroom checked after {:.1f} ms", batch.id,
+                seconds_since() * 1000);
 
   BatchOutcome outcome;
   outcome.batch_id = batch.id;

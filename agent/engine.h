@@ -65,6 +65,9 @@ struct EngineOptions {
   // Added (additive): the cluster-wide migration lease (agent/lease.h) RunBatch and Recover take
   // before their first step and check before each one. Off only for tests of other things.
   LeaseOptions lease;
+  // Added (additive): estimated bytes per MIGRATE (0: keys per MIGRATE only), from the slots'
+  // sizes (Batch::loads, else measured in preflight). See MigratorSettings::bytes_per_migrate.
+  int64_t migrate_bytes = 4 << 20;
 };
 
 struct BatchOutcome {
@@ -118,8 +121,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Blocking: preflight, then the batch, journaling every step. A preflight failure is an
-  // error (nothing touched); a guard trip / requested rollback gives kRolledBack; a failure to
-  // even roll back gives kFailed (the journal lets Recover() finish the job).
+  // error (nothing touched; this includes a target whose maxmemory has no room for the batch's
+  // estimated bytes, see HeadroomProblem); a guard trip / requested rollback gives kRolledBack; a
+  // failure to even roll back gives kFailed (the journal lets Recover() finish the job).
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
 
   // Thread-safe: makes the running batch (if any) roll back at its next step.

@@ -52,7 +52,7 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                            .Name("slotguard_agent_migrate_failures_total")
                            .Help("Failed MIGRATE commands by reason")
                            .Register(*registry_);
-  for (const char* r : {"ioerr", "timeout", "busykey", "error"}) {
+  for (const char* r : {"ioerr", "timeout", "busykey", "oom", "error"}) {
     migrate_failure_counters_[r] = &migrate_failures_->Add({{"reason", r}});
   }
   auto& rollbacks = BuildCounter()

@@ -279,6 +279,14 @@ Migrator::Migrator(cluster::Connector& connector, Clock& clock, MigratorSettings
       observer_(observer),
       counters_(counters) {}
 
+size_t Migrator::KeysPerMigrate(int slot) const {
+  const auto most = static_cast<size_t>(std::max(1, settings_.keys_per_migrate));
+  auto it = key_bytes_.find(slot);
+  if (settings_.bytes_per_migrate <= 0 || it == key_bytes_.end() || it->second <= 0) return most;
+  const auto fit = static_cast<size_t>(settings_.bytes_per_migrate / it->second);
+  return std::clamp<size_t>(fit, 1, most);
+}
+
 cluster::Argv Migrator::ScanArgv(int slot, size_t skipped) const {
   return {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
           std::to_string(settings_.getkeys_count + skipped)};
@@ -439,8 +447,9 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       if (r.elements.size() < static_cast<size_t>(settings_.getkeys_count) + skip[slot].size()) {
         complete[slot] = 0;
       }
-      for (size_t c = 0; c < keys.size(); c += settings_.keys_per_migrate) {
-        size_t ce = std::min(keys.size(), c + static_cast<size_t>(settings_.keys_per_migrate));
+      const size_t per_migrate = KeysPerMigrate(slot);
+      for (size_t c = 0; c < keys.size(); c += per_migrate) {
+        size_t ce = std::min(keys.size(), c + per_migrate);
         chunks.push_back({slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
         if (complete.count(slot)) ++complete[slot];
       }
@@ -543,13 +552,22 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
             failed_pass = true;
             break;
-          case MigrateOutcome::kError:
+          case MigrateOutcome::kError: {
             NoteUnsettled(chunk.keys);
-            CountFailure("error", true, false);
+            // "ERR Target instance replied with error: OOM command not allowed when used
+            // memory > 'maxmemory'": RESTORE is refused there (MIGRATE itself is not).
+            const bool oom = reply.str.find("OOM") != std::string::npos;
+            CountFailure(oom ? "oom" : "error", true, false);
             result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
+            if (oom) {
+              result.target_full = true;
+              result.message =
+                  ends.to.ToString() + " is out of memory (maxmemory reached): " + result.message;
+            }
             failed_pass = true;
             break;
+          }
         }
       }
       // After a failure the round already in flight is still read; no new one is sent.
@@ -651,6 +669,11 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       } else {
         pending.push_back(slot);
       }
+    }
+    if (result.target_full) {
+      // Every key is still where clients find it (the refused ones stayed on ends.from).
+      result.status = MoveResult::Status::kError;
+      return result;
     }
     if (failed_pass) {
       Backoff(++consecutive_failures);
@@ -965,6 +988,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!keys.ok()) {
       result.conflict_keys = keys.conflict_keys;
       result.left_keys = keys.left_keys;
+      result.target_full = keys.target_full;
       return finish(keys.status, keys.message);  // no slot of this group changed owner
     }
     if (!jr) return fail(jr.error().message);

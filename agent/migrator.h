@@ -33,6 +33,11 @@ struct MoveEnds {
 struct MigratorSettings {
   int getkeys_count = 1000;  // keys per CLUSTER GETKEYSINSLOT
   int keys_per_migrate = 100;
+  // Estimated bytes per MIGRATE (0: count only). MIGRATE blocks the source until the target
+  // has restored every key it carries: 100 keys of 1 MB block it long enough to look dead to
+  // its replicas and peers. Slots whose keys are big (Migrator::SetKeyBytes) get fewer keys per
+  // MIGRATE, at least one.
+  int64_t bytes_per_migrate = 4 << 20;
   std::chrono::milliseconds migrate_timeout{2000};
   bool replace = false;
   std::optional<cluster::Credentials> auth;  // for MIGRATE's AUTH / AUTH2
@@ -73,6 +78,9 @@ struct MoveResult {
   std::vector<std::string> conflict_keys;  // BUSYKEY with a different value (kConflict)
   std::vector<std::string> left_keys;      // left on the moving node (kToOwner, different)
   std::vector<std::string> warnings;
+  // The receiving node refused keys with -OOM (maxmemory reached, noeviction): retrying cannot
+  // help until memory is freed there, so the call returned at once (status kError).
+  bool target_full = false;
   std::string message;  // why it stopped / failed
   bool ok() const { return status == Status::kDone; }
 };
@@ -119,6 +127,12 @@ class Migrator {
                                                    const StepControl& ctl);
 
   const MigratorSettings& settings() const { return settings_; }
+
+  // Estimated bytes per key by slot (from SlotLoad), for bytes_per_migrate. Slots not listed
+  // are bounded by key count only. Kept until replaced (a rollback uses the batch's).
+  void SetKeyBytes(std::map<int, int64_t> per_key) { key_bytes_ = std::move(per_key); }
+  // Keys per MIGRATE for `slot`: keys_per_migrate, fewer when its keys are big.
+  size_t KeysPerMigrate(int slot) const;
 
   // Forgets the keys of failed MIGRATEs (call when a batch starts). Within a batch they are
   // remembered across calls, so its rollback knows which copies on the target are its own.
@@ -181,6 +195,7 @@ class Migrator {
   // failure left it; dropped once a MIGRATE of that very key succeeds.
   std::map<std::string, std::pair<std::string, std::string>> unsettled_;
   std::vector<std::string> to_baseline_;  // noted, value not read yet
+  std::map<int, int64_t> key_bytes_;      // estimated bytes per key, by slot
 };
 
 // SETSLOT NODE <target> on the target for the slots of a group after the first, in one round

@@ -20,6 +20,12 @@ struct GuardOverrides {
   std::optional<std::chrono::seconds> convergence_timeout;
 };
 
+// Keys and estimated bytes of one slot on its node.
+struct SlotLoad {
+  int64_t keys = 0;
+  int64_t bytes = 0;
+};
+
 // One batch: move `slots` from `from` to `to`. from/to are a node id or "host:port" as given
 // by the user; ValidatePlan resolves them.
 struct Batch {
@@ -28,6 +34,10 @@ struct Batch {
   std::string to;
   std::vector<int> slots;
   std::optional<GuardOverrides> guards;
+  // Added (additive): the slots' sizes as the plan measured them (reshard). The engine bounds
+  // each MIGRATE's bytes and checks the target's memory headroom with them; slots missing here
+  // are measured in preflight. Not journaled: a resumed run measures again.
+  std::map<int, SlotLoad> loads;
 };
 
 struct Plan {
@@ -64,12 +74,6 @@ cluster::Result<ResolvedBatch> ResolveBatch(const Batch& batch, const ClusterSna
                                             const Limits& limits);
 cluster::Result<ResolvedPlan> ValidatePlan(const Plan& plan, const ClusterSnapshot& snapshot,
                                            const Limits& limits);
-
-// Keys and estimated bytes of one slot on its node.
-struct SlotLoad {
-  int64_t keys = 0;
-  int64_t bytes = 0;
-};
 
 struct ReshardRequest {
   std::string from;

@@ -1,5 +1,8 @@
 #include "agent/preflight.h"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace slotguard::agent {
 namespace {
 
@@ -17,7 +20,34 @@ std::string FirstSlots(const std::vector<int>& slots) {
   return out;
 }
 
+std::string Mib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
+
 }  // namespace
+
+std::optional<std::string> HeadroomProblem(const std::string& target, const NodeMemory& memory,
+                                           int64_t estimated_bytes) {
+  if (memory.maxmemory <= 0 || estimated_bytes <= 0) return std::nullopt;
+  const int64_t needed = estimated_bytes + estimated_bytes / 4;
+  const int64_t headroom = memory.maxmemory - memory.maxmemory / 20 - memory.used_memory;
+  if (needed <= headroom) return std::nullopt;
+  const std::string& policy = memory.maxmemory_policy;
+  std::string consequence;
+  if (policy.rfind("allkeys-", 0) == 0 || policy.rfind("volatile-", 0) == 0) {
+    consequence = "the target would evict unrelated keys to make room";
+  } else {
+    consequence = "the target would refuse keys with -OOM part way through the batch";
+  }
+  return "target " + target + " has no memory headroom for the batch: estimated " +
+         Mib(estimated_bytes) + " (" + Mib(needed) + " with a 25% margin), headroom " +
+         Mib(std::max<int64_t>(0, headroom)) + " (maxmemory " + Mib(memory.maxmemory) +
+         " less 5% reserve, used_memory " + Mib(memory.used_memory) + "), maxmemory-policy " +
+         (policy.empty() ? "?" : policy) + ": " + consequence +
+         ". Free memory on the target, raise its maxmemory or move fewer slots";
+}
 
 cluster::Result<PreflightReport> Preflight(const ClusterSnapshot& s, const ResolvedBatch& batch,
                                            const std::map<std::string, NodeSettings>& settings) {

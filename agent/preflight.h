@@ -7,6 +7,7 @@
 
 #include "agent/cluster_snapshot.h"
 #include "agent/plan.h"
+#include "agent/slot_load.h"
 #include "cluster/result.h"
 
 namespace slotguard::agent {
@@ -29,5 +30,16 @@ struct PreflightReport {
 cluster::Result<PreflightReport> Preflight(const ClusterSnapshot& snapshot,
                                            const ResolvedBatch& batch,
                                            const std::map<std::string, NodeSettings>& settings);
+
+// Pure. Why `target` (its name as shown to the operator) has no room for a batch of
+// `estimated_bytes` (the sum of the batch's SlotLoad bytes), nullopt when it has or has no
+// maxmemory. A move fills the target without asking its eviction policy: with an allkeys-* or
+// volatile-* policy it evicts unrelated keys to make room, with noeviction RESTORE fails with
+// -OOM half way through. The estimate comes from a few MEMORY USAGE samples per slot and leaves
+// out the target's per-key overhead (dict entries, slot-to-key index, fragmentation), so it
+// must fit with a quarter to spare, and a twentieth of maxmemory stays free for the clients'
+// own writes and buffers while the batch moves.
+std::optional<std::string> HeadroomProblem(const std::string& target, const NodeMemory& memory,
+                                           int64_t estimated_bytes);
 
 }  // namespace slotguard::agent

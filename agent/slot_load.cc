@@ -23,7 +23,7 @@ cluster::Result<std::vector<cluster::Reply>> Chunked(cluster::Connection& c,
 
 }  // namespace
 
-cluster::Result<int64_t> UsedMemory(cluster::Connection& node) {
+cluster::Result<NodeMemory> ReadNodeMemory(cluster::Connection& node) {
   auto r = node.Command({"INFO", "memory"});
   if (!r) return tl::unexpected(r.error());
   if (r->IsError()) return cluster::MakeError(node.endpoint().ToString() + ": INFO: " + r->str);
@@ -31,40 +31,53 @@ cluster::Result<int64_t> UsedMemory(cluster::Connection& node) {
   if (!info) return tl::unexpected(info.error());
   auto used = info->GetNumber("used_memory");
   if (!used) return cluster::MakeError(node.endpoint().ToString() + ": INFO has no used_memory");
-  return static_cast<int64_t>(*used);
+  NodeMemory m;
+  m.used_memory = static_cast<int64_t>(*used);
+  m.maxmemory = static_cast<int64_t>(info->GetNumber("maxmemory").value_or(0));
+  m.maxmemory_policy = info->Get("maxmemory_policy").value_or("");
+  return m;
+}
+
+cluster::Result<int64_t> UsedMemory(cluster::Connection& node) {
+  auto m = ReadNodeMemory(node);
+  if (!m) return tl::unexpected(m.error());
+  return m->used_memory;
 }
 
 cluster::Result<std::map<int, SlotLoad>> MeasureSlotLoads(cluster::Connection& source,
                                                           const std::vector<int>& slots,
                                                           int sample_keys) {
   std::map<int, SlotLoad> loads;
-  std::vector<cluster::Argv> counts;
-  for (int s : slots) counts.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(s)});
-  auto c = Chunked(source, counts);
+  // COUNTKEYSINSLOT and GETKEYSINSLOT of each slot in one pipeline: an empty slot lists nothing.
+  std::vector<cluster::Argv> cmds;
+  for (int s : slots) {
+    cmds.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(s)});
+    cmds.push_back({"CLUSTER", "GETKEYSINSLOT", std::to_string(s), std::to_string(sample_keys)});
+  }
+  auto c = Chunked(source, cmds);
   if (!c) return tl::unexpected(c.error());
-  std::vector<int> with_keys;
+  std::map<int, const cluster::Reply*> listed;
   for (size_t i = 0; i < slots.size(); ++i) {
-    if ((*c)[i].IsError()) {
-      return cluster::MakeError(source.endpoint().ToString() + ": COUNTKEYSINSLOT " +
-                                std::to_string(slots[i]) + ": " + (*c)[i].str);
+    const auto& count = (*c)[2 * i];
+    const auto& list = (*c)[2 * i + 1];
+    for (const auto* r : {&count, &list}) {
+      if (r->IsError()) {
+        return cluster::MakeError(source.endpoint().ToString() + ": " +
+                                  (r == &count ? "COUNT" : "GET") + "KEYSINSLOT " +
+                                  std::to_string(slots[i]) + ": " + r->str);
+      }
     }
-    loads[slots[i]].keys = (*c)[i].integer;
-    if ((*c)[i].integer > 0) with_keys.push_back(slots[i]);
+    loads[slots[i]].keys = count.integer;
+    if (count.integer > 0) listed[slots[i]] = &list;
   }
-  if (with_keys.empty()) return loads;
+  if (listed.empty()) return loads;
 
-  std::vector<cluster::Argv> lists;
-  for (int s : with_keys) {
-    lists.push_back({"CLUSTER", "GETKEYSINSLOT", std::to_string(s), std::to_string(sample_keys)});
-  }
-  auto l = Chunked(source, lists);
-  if (!l) return tl::unexpected(l.error());
   std::vector<cluster::Argv> usage;
   std::vector<int> owner;  // slot of each MEMORY USAGE
-  for (size_t i = 0; i < with_keys.size(); ++i) {
-    for (const auto& k : (*l)[i].elements) {
+  for (const auto& [slot, list] : listed) {
+    for (const auto& k : list->elements) {
       usage.push_back({"MEMORY", "USAGE", k.str, "SAMPLES", "5"});
-      owner.push_back(with_keys[i]);
+      owner.push_back(slot);
     }
   }
   auto u = Chunked(source, usage);

@@ -23,7 +23,7 @@ TEST(AgentMetricsTest, EveryPinnedSeriesExistsFromTheStart) {
   EXPECT_THAT(text, HasSubstr("slotguard_agent_approval_wait_seconds 0"));
   EXPECT_THAT(text, HasSubstr("# TYPE slotguard_agent_slots_migrated_total counter"));
   EXPECT_THAT(text, HasSubstr("# TYPE slotguard_agent_keys_migrated_total counter"));
-  for (const char* r : {"ioerr", "timeout", "busykey", "error"}) {
+  for (const char* r : {"ioerr", "timeout", "busykey", "oom", "error"}) {
     EXPECT_THAT(text, HasSubstr(std::string("slotguard_agent_migrate_failures_total{reason=\"") +
                                 r + "\"} 0"));
   }

@@ -14,6 +14,7 @@
 
 #include "agent/clock.h"
 #include "agent/engine.h"
+#include "agent/slot_load.h"
 #include "cluster/connection_pool.h"
 #include "cluster/info.h"
 #include "tests/unit/fault_injection.h"
@@ -69,13 +70,13 @@ class LiveFaultTest : public ::testing::Test {
     if (!journal_.empty()) std::filesystem::remove_all(journal_, ec);
   }
 
-  // `per_slot` keys in each of `slots`, written at `owner`.
-  void Load(const Master& owner, const std::vector<int>& slots, int per_slot) {
+  // `per_slot` keys in each of `slots`, written at `owner`; values of `pad` bytes more.
+  void Load(const Master& owner, const std::vector<int>& slots, int per_slot, size_t pad = 0) {
     auto c = cluster_->Connect(owner.index);
     std::vector<cluster::Argv> sets;
     for (const auto& [slot, keys] : LiveCluster::KeysFor(slots, per_slot)) {
       for (const auto& k : keys) {
-        keys_[k] = "v-" + k;
+        keys_[k] = "v-" + k + std::string(pad, 'x');
         sets.push_back({"SET", k, keys_[k]});
       }
     }
@@ -347,6 +348,182 @@ TEST_F(LiveFaultTest, DeadTargetBeforeMigratingEndsPromptlyWithClientsSafe) {
   }
   faults_.Clear();  // the target answers again
   Engine again(connector_, clock_, Options(), observer_);
+  auto recovered = again.Recover();
+  ASSERT_TRUE(recovered) << recovered.error().message;
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
+// The keys of each MIGRATE the engine sent (its words after KEYS).
+std::vector<size_t> KeysPerMigrate(const std::vector<cluster::testing::FaultHit>& hits) {
+  std::vector<size_t> out;
+  for (const auto& h : hits) {
+    auto at = std::find(h.argv.begin(), h.argv.end(), "KEYS");
+    if (!h.argv.empty() && h.argv[0] == "MIGRATE" && at != h.argv.end()) {
+      out.push_back(static_cast<size_t>(h.argv.end() - at - 1));
+    }
+  }
+  return out;
+}
+
+// Hazard 6, bytes per MIGRATE: a slot of 100 KB values goes 2 keys per MIGRATE under a
+// 256 KiB bound (measured in preflight: the batch carries no sizes), while a slot of small keys
+// in the same batch still goes 100 per MIGRATE.
+TEST_F(LiveFaultTest, BigKeysGoFewPerMigrate) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 2);
+  Load(source, {slots[0]}, 20, 100 * 1024);
+  Load(source, {slots[1]}, 150);
+  FaultRule watch;  // records every MIGRATE
+  watch.node = source.endpoint;
+  watch.pattern = "^MIGRATE ";
+  watch.times = 0;
+  watch.action = FaultAction::kCallback;
+  faults_.Add(watch);
+  auto options = Options();
+  options.migrate_bytes = 256 * 1024;
+  Engine engine(connector_, clock_, options, observer_);
+  auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+  ASSERT_TRUE(outcome) << outcome.error().message;
+  EXPECT_EQ(outcome->state, BatchState::kDone) << outcome->reason;
+  EXPECT_EQ(outcome->keys_moved, 170);
+  const auto sizes = KeysPerMigrate(faults_.hits());
+  ASSERT_FALSE(sizes.empty());
+  // Each big key counts about 100 KB (MEMORY USAGE), so 256 KiB holds 2.
+  EXPECT_EQ(std::count(sizes.begin(), sizes.end(), 2u), 10) << "MIGRATEs of 2 big keys";
+  EXPECT_EQ(std::count(sizes.begin(), sizes.end(), 100u), 1) << "small keys: 100 per MIGRATE";
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
+void SetConfig(cluster::Connection& c, const std::string& name, const std::string& value) {
+  auto r = c.Command({"CONFIG", "SET", name, value});
+  ASSERT_TRUE(r && r->IsOk()) << name << ": " << (r ? r->str : r.error().message);
+}
+
+// maxmemory = the node's used_memory now plus `room` bytes, noeviction.
+void LeaveRoom(cluster::Connection& c, int64_t room) {
+  auto m = ReadNodeMemory(c);
+  ASSERT_TRUE(m) << m.error().message;
+  SetConfig(c, "maxmemory-policy", "noeviction");
+  SetConfig(c, "maxmemory", std::to_string(m->used_memory + room));
+}
+
+// Hazard 6, preflight: a batch whose estimated bytes do not fit the target's maxmemory is
+// refused before anything changes, with the reason named (and, under an evicting policy, that
+// unrelated keys would go).
+TEST_F(LiveFaultTest, PreflightRefusesABatchTheTargetHasNoRoomFor) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 4);
+  Load(source, slots, 10, 64 * 1024);  // about 2.7 MB
+  auto admin = cluster_->Connect(target.index);
+  LeaveRoom(*admin, 1 << 20);
+  {
+    Engine engine(connector_, clock_, Options(), observer_);
+    auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+    ASSERT_FALSE(outcome) << "not refused: " << ToString(outcome->state) << " " << outcome->reason;
+    const std::string& why = outcome.error().message;
+    EXPECT_NE(why.find("preflight for batch b1: target " + target.endpoint.ToString()),
+              std::string::npos)
+        << why;
+    EXPECT_NE(why.find("no memory headroom"), std::string::npos) << why;
+    EXPECT_NE(why.find("maxmemory-policy noeviction"), std::string::npos) << why;
+  }
+  SetConfig(*admin, "maxmemory-policy", "allkeys-lru");
+  {
+    Engine engine(connector_, clock_, Options(), observer_);
+    auto outcome = engine.RunBatch({"b2", source.id, target.id, slots, std::nullopt});
+    ASSERT_FALSE(outcome) << "not refused: " << outcome->reason;
+    EXPECT_NE(outcome.error().message.find("would evict unrelated keys"), std::string::npos)
+        << outcome.error().message;
+  }
+  // Nothing moved: every key at the source, no slot opened.
+  auto src = cluster_->Connect(source.index);
+  for (int slot : slots) {
+    auto n = src->Command({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+    ASSERT_TRUE(n);
+    EXPECT_EQ(n->integer, 10) << "slot " << slot;
+  }
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
+// Hazard 6, rollback from a full target: the target (noeviction) fills up while the batch's
+// second group moves in, so MIGRATE fails with -OOM half way through it. The rollback used to
+// finish that open group forward first, into the full target, and could not; it must move the
+// first group (owned by the target) back first, which makes room, then finish and return the
+// open one.
+TEST_F(LiveFaultTest, RollbackFromAFullTargetBringsEveryKeyHome) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 4);
+  Load(source, slots, 10, 100 * 1024);  // about 1 MB a slot
+  auto admin = cluster_->Connect(target.index);
+  FaultRule fill;  // when the second group opens, the target has room for about 1.3 slots more
+  fill.node = target.endpoint;
+  fill.pattern = "^CLUSTER SETSLOT " + std::to_string(slots[2]) + " IMPORTING ";
+  fill.action = FaultAction::kCallback;
+  fill.callback = [&] { LeaveRoom(*admin, 1300 * 1024); };
+  faults_.Add(fill);
+  auto options = Options();
+  options.group_slots = 2;
+  options.rollback_timeout = std::chrono::seconds(15);
+  Engine engine(connector_, clock_, options, observer_);
+  auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+  ASSERT_TRUE(outcome) << outcome.error().message;
+  ASSERT_EQ(faults_.hits().size(), 1u) << "the target was not made full";
+  EXPECT_NE(outcome->reason.find("out of memory"), std::string::npos) << outcome->reason;
+  EXPECT_EQ(outcome->state, BatchState::kRolledBack) << outcome->reason;
+  EXPECT_EQ(cluster_->Whole(keys_), "");
+}
+
+// Where clients find `key`: at `owner`, following one -ASK.
+std::string ReadFollowingAsk(const LiveCluster& c, int owner, const std::string& key) {
+  auto r = c.Connect(owner)->Command({"GET", key});
+  if (!r) return "(" + r.error().message + ")";
+  if (r->IsError() && r->str.rfind("ASK ", 0) == 0) {
+    auto to = cluster::ParseEndpoint(r->str.substr(r->str.rfind(' ') + 1));
+    if (!to) return "(bad ASK " + r->str + ")";
+    cluster::RedisConnection there(*to);
+    auto a = there.Pipeline({{"ASKING"}, {"GET", key}});
+    if (!a) return "(" + a.error().message + ")";
+    return (*a)[1].IsNil() ? "(nil at " + to->ToString() + ")" : (*a)[1].str;
+  }
+  return r->IsNil() ? "(nil)" : r->str;
+}
+
+// Hazard 6, a target too full for even one slot of the open group: the rollback cannot bring
+// those keys home (only through the target), so it stops with the slots open and says why;
+// every key stays reachable. Once memory is freed the next run converges the batch.
+TEST_F(LiveFaultTest, TargetTooFullForOneSlotLeavesEveryKeyReachable) {
+  const Master& target = masters_.front();
+  const Master& source = masters_.back();
+  const auto slots = FirstSlots(source, 3);
+  Load(source, slots, 10, 100 * 1024);
+  auto admin = cluster_->Connect(target.index);
+  FaultRule fill;  // room for half a slot once the group is open
+  fill.node = source.endpoint;
+  fill.pattern = "^CLUSTER SETSLOT " + std::to_string(slots[0]) + " MIGRATING ";
+  fill.action = FaultAction::kCallback;
+  fill.callback = [&] { LeaveRoom(*admin, 500 * 1024); };
+  faults_.Add(fill);
+  auto options = Options();
+  options.rollback_timeout = std::chrono::seconds(15);
+  {
+    Engine engine(connector_, clock_, options, observer_);
+    auto outcome = engine.RunBatch({"b1", source.id, target.id, slots, std::nullopt});
+    ASSERT_TRUE(outcome) << outcome.error().message;
+    ASSERT_EQ(faults_.hits().size(), 1u) << "the target was not made full";
+    EXPECT_EQ(outcome->state, BatchState::kFailed) << outcome->reason;
+    EXPECT_NE(outcome->reason.find("does not fit there even alone"), std::string::npos)
+        << outcome->reason;
+    EXPECT_NE(outcome->reason.find("every key reachable"), std::string::npos) << outcome->reason;
+  }
+  for (const auto& [key, value] : keys_) {
+    EXPECT_EQ(ReadFollowingAsk(*cluster_, source.index, key), value) << key;
+  }
+  SetConfig(*admin, "maxmemory", "0");
+  faults_.Clear();
+  Engine again(connector_, clock_, options, observer_);
   auto recovered = again.Recover();
   ASSERT_TRUE(recovered) << recovered.error().message;
   EXPECT_EQ(cluster_->Whole(keys_), "");
