@@ -936,16 +936,6 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
     return true;
   };
   const std::set<int> to_finish(plan.finish_forward.begin(), plan.finish_forward.end());
-  if (!plan.to_target) {
-    // Slots the target owns go back first: open slots can only come home through the target
-    // (finished forward, then moved back), and a target that filled up (maxmemory, noeviction)
-    // takes their keys only once these have left it.
-    std::vector<int> owned;
-    for (int slot : plan.reverse) {
-      if (!to_finish.count(slot)) owned.push_back(slot);
-    }
-    if (!move_back(owned)) return out;
-  }
   if (!plan.finish_forward.empty()) {
     auto r = migrator_.MoveSlots(forward, Groups(plan.finish_forward, options_.group_slots), finish,
                                  nullptr);
@@ -957,8 +947,17 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
         if (!done.count(slot)) rest.push_back(slot);
       }
       if (r.target_full && !plan.to_target) {
-        // Still no room for the whole open group: one slot at a time, each moved back at once,
-        // so the target holds at most one slot's keys more than it does now.
+        // The target filled up (maxmemory, noeviction): open slots can only come home through
+        // it (finished forward, then moved back), so the slots it owns go back first to make
+        // room, then the open ones one at a time, each moved back at once, so the target holds
+        // at most one slot's keys more than it does now. Not the first thing tried: a target
+        // whose own view lacks an owner for a slot (after a source failover) answers
+        // CLUSTERDOWN to every MIGRATE until the open slots are finished at it.
+        std::vector<int> owned;
+        for (int slot : plan.reverse) {
+          if (!to_finish.count(slot)) owned.push_back(slot);
+        }
+        if (!move_back(owned)) return out;
         if (!move_back(r.finished)) return out;
         for (size_t i = 0; i < rest.size(); ++i) {
           if (halted()) return out;

@@ -56,6 +56,9 @@ def test_target_failover_mid_move_then_recover(cluster, point):
     wait_for(lambda: rep.info("replication")["slave_repl_offset"]
              >= dst.info("replication")["master_repl_offset"], timeout=20,
              what="the target's replica caught up")
+    # As for the source below: a replica promoted by TAKEOVER claims what its own view gives
+    # its master, so it is forced only once gossip has told it about the target's claims.
+    wait_for(lambda: all_views_agree(cluster), timeout=30, what="every view agrees before the failover")
     rep.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
     wait_for(lambda: role_everywhere(cluster, rep_id) == {"master"}
              and role_everywhere(cluster, dst_id) == {"slave"} and all_views_agree(cluster),
