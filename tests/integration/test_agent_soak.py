@@ -127,7 +127,10 @@ def test_soak_reshard_back_and_forth_with_crashes(cluster):
                 ended[0] += 1
             # TTLs count down while the soak runs: lower by up to that much, never higher.
             elapsed_ms = int((time.time() - started) * 1000)
-            assert_cluster_whole(cluster, before, ttl_tolerance_ms=elapsed_ms + 120000)
+            try:
+                assert_cluster_whole(cluster, before, ttl_tolerance_ms=elapsed_ms + 120000)
+            except AssertionError as e:
+                raise AssertionError(f"after {what}\n{e}") from None
             assert client.errors == [], client.errors[:5]
             assert client.wrong == [], client.wrong[:5]
             runs += 1
