@@ -40,6 +40,29 @@ def role_everywhere(cluster, node_id):
     return roles
 
 
+def take_over(cluster, master_port, master_id, settle=False):
+    """CLUSTER FAILOVER TAKEOVER on `master_id`'s replica once it holds everything it was sent
+    (replication is asynchronous: a takeover before that would lose keys whatever we do) and
+    every view agrees (a replica promoted by TAKEOVER claims what its own view gives its master:
+    forced within milliseconds of a group's hand-over, before gossip told it, it takes the group
+    back and the target deletes its keys, or the shard ends up split between two masters; any
+    real failover takes longer than that gossip). Returns the promoted replica's (port, id)."""
+    rep_port = replica_of(cluster, master_id)
+    rep_id = cluster.node_id(rep_port)
+    master = cluster.client(master_port)
+    rep = cluster.client(rep_port)
+    wait_for(lambda: rep.info("replication")["slave_repl_offset"]
+             >= master.info("replication")["master_repl_offset"], timeout=20,
+             what="the replica caught up")
+    wait_for(lambda: all_views_agree(cluster), timeout=30, what="every view agrees before the failover")
+    rep.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+    wait_for(lambda: role_everywhere(cluster, rep_id) == {"master"}
+             and role_everywhere(cluster, master_id) == {"slave"}
+             and (not settle or all_views_agree(cluster)),
+             timeout=30, what="every node sees the replica promoted")
+    return rep_port, rep_id
+
+
 @pytest.mark.parametrize("point", ["mid_keys", "after_target_node"])
 def test_target_failover_mid_move_then_recover(cluster, point):
     data, before, src_port, src_id, dst_port, dst_id, moving, journal, args = crash_reshard(
@@ -47,22 +70,7 @@ def test_target_failover_mid_move_then_recover(cluster, point):
     mig, _ = open_slots(cluster, src_port)
     assert mig and set(mig) <= set(moving), mig
 
-    # Fail the target over to its replica once the replica holds everything it was sent
-    # (replication is asynchronous: a takeover before that would lose keys whatever we do).
-    rep_port = replica_of(cluster, dst_id)
-    rep_id = cluster.node_id(rep_port)
-    dst = cluster.client(dst_port)
-    rep = cluster.client(rep_port)
-    wait_for(lambda: rep.info("replication")["slave_repl_offset"]
-             >= dst.info("replication")["master_repl_offset"], timeout=20,
-             what="the target's replica caught up")
-    # As for the source below: a replica promoted by TAKEOVER claims what its own view gives
-    # its master, so it is forced only once gossip has told it about the target's claims.
-    wait_for(lambda: all_views_agree(cluster), timeout=30, what="every view agrees before the failover")
-    rep.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
-    wait_for(lambda: role_everywhere(cluster, rep_id) == {"master"}
-             and role_everywhere(cluster, dst_id) == {"slave"} and all_views_agree(cluster),
-             timeout=30, what="every node sees the replica promoted")
+    rep_port, rep_id = take_over(cluster, dst_port, dst_id, settle=True)
     # The state the brief describes: the source still MIGRATES towards the old target, the
     # promoted master imports nothing.
     src_nodes = raw(cluster, src_port).execute_command("CLUSTER", "NODES").decode()
@@ -106,23 +114,7 @@ def test_source_failover_mid_move_then_recover(cluster, point):
     imp_before = open_slots(cluster, dst_port)[1]
     assert imp_before, "the target imports nothing: the crash came too early"
 
-    rep_port = replica_of(cluster, src_id)
-    rep_id = cluster.node_id(rep_port)
-    src = cluster.client(src_port)
-    rep = cluster.client(rep_port)
-    wait_for(lambda: rep.info("replication")["slave_repl_offset"]
-             >= src.info("replication")["master_repl_offset"], timeout=20,
-             what="the source's replica caught up")
-    # A replica promoted by TAKEOVER claims every slot its own view gives its master, at a new
-    # epoch: forced before the target's claim of a finished group has reached it by gossip
-    # (milliseconds), it takes that group back and the target deletes the group's keys (Redis'
-    # dirty-slot rule), whatever the agent does. Measured here: lost keys in about one run in
-    # four without this wait. Any real failover takes longer than the gossip.
-    wait_for(lambda: all_views_agree(cluster), timeout=30, what="every view agrees before the failover")
-    rep.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
-    wait_for(lambda: role_everywhere(cluster, rep_id) == {"master"}
-             and role_everywhere(cluster, src_id) == {"slave"}, timeout=30,
-             what="every node sees the source's replica promoted")
+    rep_port, rep_id = take_over(cluster, src_port, src_id)
     # The state the issue describes: the promoted master is not MIGRATING, the target still
     # imports from the old source, and keys sit on the target in slots it does not own.
     assert open_slots(cluster, rep_port) == ([], [])
