@@ -530,7 +530,13 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             // Listed at the source this pass and now acknowledged: moved, and the target held
             // no copy of them (that would have been BUSYKEY). A key of a failed MIGRATE that a
             // client deleted at the source meanwhile is not listed, so it stays unsettled.
-            for (const auto& k : chunk.keys) unsettled_.erase(k);
+            for (const auto& k : chunk.keys) {
+              unsettled_.erase(k);
+              // The receiving node's copy is ours now: if the key turns up again where it came
+              // from (a failover of the source lets clients recreate it there), that newer copy
+              // wins over ours instead of stopping the move as a conflict.
+              ours_.insert(k);
+            }
             [[fallthrough]];
           case MigrateOutcome::kNoKey: {
             auto n = static_cast<int64_t>(chunk.keys.size());
@@ -595,7 +601,10 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
           break;
         }
         auto outcome = ClassifyMigrateReply(*single);
-        if (outcome == MigrateOutcome::kOk) unsettled_.erase(key);  // this very key moved
+        if (outcome == MigrateOutcome::kOk) {  // this very key moved
+          unsettled_.erase(key);
+          ours_.insert(key);
+        }
         if (outcome == MigrateOutcome::kOk || outcome == MigrateOutcome::kNoKey) {
           ++result.keys;
           if (ctl.on_keys) ctl.on_keys(1);
@@ -622,7 +631,10 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
           case BusyKeyAction::kReplace: {
             auto again = from.Command(MigrateArgv(ends.to, true, {key}));
             auto o = again ? ClassifyMigrateReply(*again) : MigrateOutcome::kError;
-            if (o == MigrateOutcome::kOk) unsettled_.erase(key);
+            if (o == MigrateOutcome::kOk) {
+              unsettled_.erase(key);
+              ours_.insert(key);
+            }
             if (o == MigrateOutcome::kOk || o == MigrateOutcome::kNoKey) {
               ++result.keys;
               if (ctl.on_keys) ctl.on_keys(1);

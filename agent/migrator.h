@@ -134,7 +134,7 @@ class Migrator {
   // Keys per MIGRATE for `slot`: keys_per_migrate, fewer when its keys are big.
   size_t KeysPerMigrate(int slot) const;
 
-  // Forgets the keys of failed MIGRATEs (call when a batch starts). Within a batch they are
+  // Forgets the keys of the batch's MIGRATEs (call when a batch starts). Within a batch they are
   // remembered across calls, so its rollback knows which copies on the target are its own.
   void BeginBatch() {
     ours_.clear();
@@ -190,7 +190,9 @@ class Migrator {
   MigratorSettings settings_;
   EngineObserver& observer_;
   MigrateCounters& counters_;
-  std::set<std::string> ours_;  // keys of this batch's failed MIGRATEs
+  // Keys this batch's MIGRATEs carried, failed or acknowledged: a copy of one of them at the
+  // receiving node is the batch's own doing, never a user's value to protect (DecideBusyKey).
+  std::set<std::string> ours_;
   // Keys of failed MIGRATEs the receiving node holds: that node and its copy's DUMP as the
   // failure left it; dropped once a MIGRATE of that very key succeeds.
   std::map<std::string, std::pair<std::string, std::string>> unsettled_;
