@@ -74,6 +74,11 @@ cmd_up() {
     pw=$(cat "$REDIS_PASSWORD_FILE")
     auth=("requirepass $pw" "masterauth $pw")
   fi
+  # DEBUG (the tests' DEBUG SLEEP) is off by default since 7.0, and 6.2 rejects the directive.
+  local debug=()
+  if ! "${REDIS_SERVER:-redis-server}" --version | grep -q ' v=6\.'; then
+    debug=("enable-debug-command local")
+  fi
   local addrs=()
   for i in $(seq 0 $((total - 1))); do
     local p=$((base + i)) nd="$dir/$((base + i))"
@@ -90,8 +95,7 @@ cmd_up() {
       echo "cluster-node-timeout ${CLUSTER_NODE_TIMEOUT:-5000}"
       echo "appendonly no"
       echo "save \"\""
-      echo "enable-debug-command local"
-      for a in "${auth[@]}"; do echo "$a"; done
+      for a in "${debug[@]}" "${auth[@]}"; do echo "$a"; done
     } > "$nd/redis.conf"
     chmod 600 "$nd/redis.conf"
     "${REDIS_SERVER:-redis-server}" "$nd/redis.conf"

@@ -13,6 +13,7 @@ from agent_helpers import (Dataset, assert_cluster_whole, delete_strays, journal
 from harness import Cluster, require_binary, wait_for
 
 
+@pytest.mark.core
 def test_check_healthy_and_open_slot_and_failed_node(cluster):
     ok = run_agent("check", cluster.seed)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -45,6 +46,7 @@ def test_check_healthy_and_open_slot_and_failed_node(cluster):
     assert flagged.returncode == 1
 
 
+@pytest.mark.core
 def test_check_reports_stranded_keys(cluster):
     require_binary("redis-cli")
     (src_port, src_id), (dst_port, dst_id), _ = master_ids(cluster)
@@ -96,6 +98,7 @@ def auth_cluster():
         os.unlink(path)
 
 
+@pytest.mark.core
 def test_reshard_with_password_and_acl_user(auth_cluster):
     cluster = auth_cluster
     data = Dataset(small=5000, others=50, big=0, ttl=50).load(cluster)

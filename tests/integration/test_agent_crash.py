@@ -15,6 +15,7 @@ from agent_helpers import (Dataset, assert_cluster_whole, crash_reshard, journal
                            open_slots, owner_in_view, run_agent, slots_of, snapshot)
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("point", ["after_importing", "mid_keys", "after_target_node"])
 def test_sigkill_at_point_then_recover(cluster, point):
     data, before, src_port, src_id, dst_port, dst_id, moving, journal, args = crash_reshard(
@@ -58,6 +59,7 @@ def test_sigkill_at_point_then_recover(cluster, point):
     assert_cluster_whole(cluster, before)
 
 
+@pytest.mark.core
 def test_recovery_alone_rolls_back_and_marks_journal(cluster):
     """A crash mid-keys, then `reshard` with other arguments: the open batch is still
     converged (rolled back to the source) before anything else, and the old run abandoned."""

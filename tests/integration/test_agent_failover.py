@@ -63,6 +63,7 @@ def take_over(cluster, master_port, master_id, settle=False):
     return rep_port, rep_id
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("point", ["mid_keys", "after_target_node"])
 def test_target_failover_mid_move_then_recover(cluster, point):
     data, before, src_port, src_id, dst_port, dst_id, moving, journal, args = crash_reshard(

@@ -25,6 +25,7 @@ def slow_failover_cluster():
         c.down()
 
 
+@pytest.mark.core
 def test_sigstop_target_trips_guard_and_rolls_back(slow_failover_cluster):
     cluster = slow_failover_cluster
     data = Dataset(small=30000, others=300, big=1, ttl=300).load(cluster)

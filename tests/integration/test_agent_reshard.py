@@ -7,11 +7,14 @@ errors, zero wrong values, and the cluster whole (assert_cluster_whole: every ke
 its type, value and TTL at its slot's owner, none stranded, nothing open, `check` and
 `redis-cli --cluster check` healthy).
 """
+import pytest
+
 from agent_helpers import (ClientLoad, Dataset, assert_cluster_whole, journal_dir, master_ids,
                            password_env, run_agent, slots_of, snapshot)
 from harness import require_binary
 
 
+@pytest.mark.core
 def test_reshard_2000_slots_under_client_load(cluster):
     require_binary("redis-cli")
     data = Dataset(small=200000, others=2000, big=3, ttl=2000).load(cluster)

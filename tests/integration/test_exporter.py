@@ -36,6 +36,7 @@ def exporter_for():
         e.stop()
 
 
+@pytest.mark.core
 def test_all_nodes_up_covered_consistent_and_promtool_clean(cluster, exporter_for):
     require_binary("promtool")
     exp = exporter_for(cluster)
@@ -83,6 +84,7 @@ def keys_in_slot_of(cluster, port, count):
     return slot
 
 
+@pytest.mark.core
 def test_open_slot_shows_nodes_and_keys_and_agrees_with_cluster_check(cluster, exporter_for):
     source, target = cluster.masters_ports()[:2]
     slot = keys_in_slot_of(cluster, source, 37)

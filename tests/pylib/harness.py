@@ -60,6 +60,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def expected_server():
+    """The server the version matrix runs this test on ("redis-6.2.16", "valkey-8.0.1"), from
+    SLOTGUARD_SERVER; None for the default (whatever redis-server is first on PATH)."""
+    return os.environ.get("SLOTGUARD_SERVER") or None
+
+
+def server_of(info):
+    """"<name>-<version>" of a node from its INFO server fields (Valkey also says
+    redis_version:7.2.4, so its own valkey_version decides)."""
+    name = info.get("server_name", "redis")
+    version = info.get("valkey_version") or info.get("redis_version")
+    return f"{name}-{version}"
+
+
 class Cluster:
     """A real loopback Redis Cluster made by scripts/redis-cluster.sh."""
 
@@ -85,12 +99,26 @@ class Cluster:
             if r.returncode == 0:
                 self.base = base
                 self.ports = ports
+                self._check_server()
                 return
             last = r.stderr
             subprocess.run([CLUSTER_SH, "down", self.dir], capture_output=True)
             shutil.rmtree(self.dir, ignore_errors=True)
             os.makedirs(self.dir)
         raise RuntimeError(f"could not start a cluster: {last}")
+
+    def _check_server(self):
+        """In the version matrix, every node must run the server the test is meant for: a
+        test that silently ran on Debian's default would prove nothing about the others."""
+        want = expected_server()
+        if not want:
+            return
+        for p in self.ports:
+            got = server_of(self.client(p).info("server"))
+            if got != want:
+                self.down()
+                raise RuntimeError(f"node {p} runs {got}, the matrix asked for {want} "
+                                   f"(PATH={os.environ.get('PATH')})")
 
     @property
     def seed(self):
