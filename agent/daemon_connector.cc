@@ -20,6 +20,15 @@ class DaemonConnector::GatedConnection final : public cluster::Connection {
     return inner_.Pipeline(commands);
   }
 
+  cluster::Result<void> Send(const std::vector<cluster::Argv>& commands) override {
+    owner_.BeforeCommands(commands);
+    return inner_.Send(commands);
+  }
+
+  cluster::Result<std::vector<cluster::Reply>> Receive(size_t count) override {
+    return inner_.Receive(count);
+  }
+
   const cluster::Endpoint& endpoint() const override { return inner_.endpoint(); }
 
  private:
@@ -34,9 +43,13 @@ DaemonConnector::DaemonConnector(cluster::Connector& inner, Clock& clock,
 DaemonConnector::~DaemonConnector() = default;
 
 cluster::Connection& DaemonConnector::Get(const cluster::Endpoint& endpoint) {
+  return Lane(endpoint, 0);
+}
+
+cluster::Connection& DaemonConnector::Lane(const cluster::Endpoint& endpoint, size_t lane) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto& slot = connections_[endpoint];
-  if (!slot) slot = std::make_unique<GatedConnection>(*this, inner_.Get(endpoint));
+  auto& slot = connections_[{endpoint, lane}];
+  if (!slot) slot = std::make_unique<GatedConnection>(*this, inner_.Lane(endpoint, lane));
   return *slot;
 }
 

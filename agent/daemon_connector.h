@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "agent/clock.h"
 #include "cluster/connection.h"
@@ -21,6 +22,7 @@ class DaemonConnector final : public cluster::Connector {
   ~DaemonConnector() override;
 
   cluster::Connection& Get(const cluster::Endpoint& endpoint) override;
+  cluster::Connection& Lane(const cluster::Endpoint& endpoint, size_t lane) override;
 
   void SetForward(bool forward) { forward_ = forward; }
 
@@ -34,7 +36,7 @@ class DaemonConnector final : public cluster::Connector {
   std::chrono::milliseconds throttle_;
   std::atomic<bool> forward_{false};
   std::mutex mutex_;
-  std::map<cluster::Endpoint, std::unique_ptr<GatedConnection>> connections_;
+  std::map<std::pair<cluster::Endpoint, size_t>, std::unique_ptr<GatedConnection>> connections_;
 };
 
 }  // namespace slotguard::agent

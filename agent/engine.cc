@@ -194,6 +194,9 @@ class EngineImpl {
     s.getkeys_count = o.getkeys_count;
     s.keys_per_migrate = o.pipeline;
     s.migrate_timeout = o.migrate_timeout;
+    // Connections wait migrate_timeout + 3 s for a reply (cli_engine.cc, daemon.cc): a node
+    // waiting for its replicas must answer -NOREPLICAS well before that.
+    s.setslot_replica_timeout = o.migrate_timeout + std::chrono::milliseconds(1000);
     s.replace = o.replace;
     s.auth = o.credentials;
     s.migrates_per_round = o.migrates_per_round;

@@ -12,7 +12,11 @@
 namespace slotguard::agent {
 namespace {
 
-constexpr const char* kReplicaReply = "Please use SETSLOT only with masters";
+// A demoted node's answer to SETSLOT (Valkey's later wording says "primaries").
+bool IsReplicaReply(const std::string& error) {
+  return error.find("Please use SETSLOT only with masters") != std::string::npos ||
+         error.find("Please use SETSLOT only with primaries") != std::string::npos;
+}
 
 std::optional<std::string> DumpOf(const cluster::Result<std::vector<cluster::Reply>>& replies) {
   if (!replies || replies->size() < 2) return std::nullopt;
@@ -103,7 +107,7 @@ namespace {
 
 // Only the last slot of the slots after the first keeps the importing path (see
 // NodeOnTargetArgv); i indexes slots[1..].
-bool MadeStableFirst(size_t i, size_t n) { return i + 1 < n; }
+bool MadeStableFirst(bool stable_first, size_t i, size_t n) { return stable_first && i + 1 < n; }
 
 std::vector<int> AfterFirst(const std::vector<int>& slots) {
   return slots.size() > 1 ? std::vector<int>(slots.begin() + 1, slots.end()) : std::vector<int>{};
@@ -112,25 +116,26 @@ std::vector<int> AfterFirst(const std::vector<int>& slots) {
 }  // namespace
 
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
-                                            const std::string& target_id) {
+                                            const std::string& target_id, bool stable_first) {
   const std::vector<int> rest = AfterFirst(slots);
   std::vector<cluster::Argv> out;
   out.reserve(rest.size() * 2);
   for (size_t i = 0; i < rest.size(); ++i) {
     const std::string slot = std::to_string(rest[i]);
-    if (MadeStableFirst(i, rest.size())) out.push_back({"CLUSTER", "SETSLOT", slot, "STABLE"});
+    if (MadeStableFirst(stable_first, i, rest.size()))
+      out.push_back({"CLUSTER", "SETSLOT", slot, "STABLE"});
     out.push_back({"CLUSTER", "SETSLOT", slot, "NODE", target_id});
   }
   return out;
 }
 
 std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
-                                              const std::vector<int>& slots) {
+                                              const std::vector<int>& slots, bool stable_first) {
   const std::vector<int> rest = AfterFirst(slots);
   std::map<int, std::string> errors;
   size_t r = 0;
   for (size_t i = 0; i < rest.size(); ++i) {
-    const size_t n = MadeStableFirst(i, rest.size()) ? 2 : 1;
+    const size_t n = MadeStableFirst(stable_first, i, rest.size()) ? 2 : 1;
     for (size_t k = 0; k < n && r < replies.size(); ++k, ++r) {
       if (replies[r].IsError() && !errors.count(rest[i])) errors[rest[i]] = replies[r].str;
     }
@@ -174,6 +179,8 @@ cluster::Result<Migrator::EpochRead> Migrator::ReadEpochs(const MoveEnds& ends,
   auto& to = connector_.Get(ends.to);
   const size_t first = on_target.size();
   on_target.push_back({"CLUSTER", "INFO"});
+  on_target = WithSetSlotTimeout(SupportOf(ends.to), std::move(on_target),
+                                 settings_.setslot_replica_timeout);
   // The source answers while the target works: one round trip for both.
   auto sent_from = from.Send({{"CLUSTER", "INFO"}});
   auto b = to.Pipeline(on_target);
@@ -279,6 +286,24 @@ Migrator::Migrator(cluster::Connector& connector, Clock& clock, MigratorSettings
       observer_(observer),
       counters_(counters) {}
 
+SetSlotSupport Migrator::SupportOf(const cluster::Endpoint& node) {
+  {
+    std::lock_guard<std::mutex> lock(support_mutex_);
+    if (auto it = support_.find(node); it != support_.end()) return it->second;
+  }
+  auto probed = ProbeSetSlotSupport(connector_.Get(node));
+  if (!probed) return {};  // not cached: asked again once the node answers
+  if (probed->replicated) {
+    spdlog::info(
+        "{} replicates CLUSTER SETSLOT to its replicas before running it (Valkey 8): "
+        "SETSLOT gets TIMEOUT {} ms, -NOREPLICAS means its outcome is unknown",
+        node.ToString(), settings_.setslot_replica_timeout.count());
+  }
+  std::lock_guard<std::mutex> lock(support_mutex_);
+  support_[node] = *probed;
+  return *probed;
+}
+
 size_t Migrator::KeysPerMigrate(int slot) const {
   const auto most = static_cast<size_t>(std::max(1, settings_.keys_per_migrate));
   auto it = key_bytes_.find(slot);
@@ -324,17 +349,79 @@ void Migrator::Backoff(int consecutive) {
   clock_.SleepFor(wait);
 }
 
-cluster::Result<std::vector<cluster::Reply>> Migrator::Run(
+cluster::Result<std::vector<cluster::Reply>> Migrator::RunLanes(
     const cluster::Endpoint& node, const std::vector<cluster::Argv>& commands,
-    const StepControl& ctl) {
+    const std::vector<std::vector<size_t>>& lanes) {
+  if (lanes.size() <= 1) return connector_.Get(node).Pipeline(commands);
+  std::vector<bool> sent(lanes.size(), false);
+  std::optional<cluster::Error> failed;
+  for (size_t l = 0; l < lanes.size(); ++l) {
+    std::vector<cluster::Argv> part;
+    for (size_t i : lanes[l]) part.push_back(commands[i]);
+    auto r = connector_.Lane(node, l).Send(part);
+    sent[l] = r.has_value();
+    if (!r && !failed) failed = r.error();
+  }
+  // Every lane's replies are read, even after one failed, so no connection is left with
+  // replies in flight that the next command would take for its own.
+  std::vector<cluster::Reply> out(commands.size());
+  for (size_t l = 0; l < lanes.size(); ++l) {
+    if (!sent[l]) continue;
+    auto r = connector_.Lane(node, l).Receive(lanes[l].size());
+    if (!r) {
+      if (!failed) failed = r.error();
+      continue;
+    }
+    for (size_t k = 0; k < lanes[l].size(); ++k) out[lanes[l][k]] = std::move((*r)[k]);
+  }
+  if (failed) return tl::unexpected(*failed);
+  return out;
+}
+
+cluster::Result<std::vector<cluster::Reply>> Migrator::RunOnce(
+    const cluster::Endpoint& node, const std::vector<cluster::Argv>& commands,
+    const StepControl& ctl, const std::vector<std::vector<size_t>>& lanes) {
   for (int attempt = 1;; ++attempt) {
-    auto replies = connector_.Get(node).Pipeline(commands);
+    auto replies = RunLanes(node, commands, lanes);
     if (replies) return replies;
     if (!ctl.deadline || clock_.Now() >= *ctl.deadline) return replies;
     // A stop (e.g. the engine's RequestStop) ends the retries: the journal has the step.
     if (ctl.stop && ctl.stop()) return replies;
     Backoff(attempt);
   }
+}
+
+cluster::Result<std::vector<cluster::Reply>> Migrator::Run(
+    const cluster::Endpoint& node, const std::vector<cluster::Argv>& commands,
+    const StepControl& ctl) {
+  const SetSlotSupport support = SupportOf(node);
+  const auto shaped = WithSetSlotTimeout(support, commands, settings_.setslot_replica_timeout);
+  const size_t max_lanes = support.replicated ? settings_.setslot_lanes : 1;
+  auto replies = RunOnce(node, shaped, ctl, SplitIntoLanes(shaped, max_lanes));
+  if (!replies || !support.replicated) return replies;
+  // -NOREPLICAS: the node did not run the SETSLOT (a replica may have); -UNBLOCKED: unknown.
+  // Sending it again is what settles both: the node runs it, its replicas are told again, or a
+  // node that turned replica says so. Retried until ctl.deadline, else twice.
+  for (int round = 1;; ++round) {
+    std::vector<size_t> unknown;
+    for (size_t i = 0; i < replies->size(); ++i) {
+      if (SetSlotOutcomeUnknown((*replies)[i])) unknown.push_back(i);
+    }
+    if (unknown.empty()) break;
+    const bool more = ctl.deadline ? clock_.Now() < *ctl.deadline : round <= 2;
+    if (!more || (ctl.stop && ctl.stop())) break;
+    spdlog::warn(
+        "{}: {} of {} SETSLOT commands answered \"{}\" (its replicas did not acknowledge "
+        "within {} ms); sending them again",
+        node.ToString(), unknown.size(), replies->size(), (*replies)[unknown[0]].str,
+        settings_.setslot_replica_timeout.count());
+    std::vector<cluster::Argv> again;
+    for (size_t i : unknown) again.push_back(shaped[i]);
+    auto r = RunOnce(node, again, ctl, SplitIntoLanes(again, max_lanes));
+    if (!r) return r;
+    for (size_t k = 0; k < unknown.size(); ++k) (*replies)[unknown[k]] = std::move((*r)[k]);
+  }
+  return replies;
 }
 
 cluster::Result<std::map<int, std::string>> Migrator::SetSlots(const cluster::Endpoint& node,
@@ -852,7 +939,7 @@ std::vector<std::string> Migrator::NodeOnOthers(const MoveEnds& ends, const std:
       continue;
     }
     for (const auto& [slot, err] : *no) {
-      if (err.find(kReplicaReply) == std::string::npos) {
+      if (!IsReplicaReply(err)) {
         warnings.push_back("SETSLOT " + std::to_string(slot) + " NODE on " + m.ToString() + ": " +
                            err);
       }
@@ -919,7 +1006,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     for (size_t i = 0; i < slots.size(); ++i) {
       const auto& r = replies[first + i];
       if (!r.IsError()) continue;
-      if (tolerate_replica && r.str.find(kReplicaReply) != std::string::npos) continue;
+      if (tolerate_replica && IsReplicaReply(r.str)) continue;
       errors[slots[i]] = r.str;
     }
     return errors;
@@ -1011,7 +1098,9 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     // The first slot's claim bumps the target's epoch; the rest claim at that epoch without a
     // bump, so they go out only once the bump is read back above the source's.
     if (auto claimed = ClaimFirst(ends, g); !claimed) return fail(claimed.error().message);
-    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id);
+    // Where SETSLOT is replicated, STABLE would cost a replica round trip per slot.
+    const bool stable_first = !SupportOf(ends.to).replicated;
+    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id, stable_first);
     const size_t node_cmds = to_cmds.size();
     if (next) {
       auto imp = slot_args(*next, {"IMPORTING", ends.from_id});
@@ -1026,7 +1115,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!to_replies) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + to_replies.error().message);
     }
-    if (auto e = NodeOnTargetErrors(*to_replies, g); !e.empty()) {
+    if (auto e = NodeOnTargetErrors(*to_replies, g, stable_first); !e.empty()) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(e));
     }
     lap(g, "node_target");

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -13,6 +14,7 @@
 #include "agent/clock.h"
 #include "agent/engine_observer.h"
 #include "agent/guards.h"
+#include "agent/setslot_support.h"
 #include "cluster/connection.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
@@ -44,6 +46,11 @@ struct MigratorSettings {
   int migrates_per_round = 8;  // MIGRATE commands in flight at once (two rounds of half)
   int slots_per_scan = 128;    // GETKEYSINSLOT commands per pipelined round trip
   std::chrono::milliseconds epoch_fence_timeout{10000};  // see Migrator::AwaitEpochFence
+  // How long a node that replicates SETSLOT (Valkey 8) may wait for its replicas before it
+  // answers -NOREPLICAS: below the connection's read timeout, so the answer arrives first.
+  std::chrono::milliseconds setslot_replica_timeout{2000};
+  // Connections per such node that SETSLOTs are spread over (SplitIntoLanes).
+  size_t setslot_lanes = 200;
 };
 
 // One step about to run on some slots, for the journal.
@@ -121,7 +128,9 @@ class Migrator {
                                                        const std::vector<std::string>& args,
                                                        const StepControl& ctl);
 
-  // Pipelined commands with the same retry rule as SetSlots.
+  // Pipelined commands with the same retry rule as SetSlots. On a node that replicates SETSLOT
+  // (Valkey 8), each SETSLOT gets TIMEOUT and one whose outcome is unknown (-NOREPLICAS,
+  // -UNBLOCKED) is sent again (until ctl.deadline, else twice); its last reply is returned.
   cluster::Result<std::vector<cluster::Reply>> Run(const cluster::Endpoint& node,
                                                    const std::vector<cluster::Argv>& commands,
                                                    const StepControl& ctl);
@@ -142,10 +151,23 @@ class Migrator {
     to_baseline_.clear();
   }
 
+  // How `node` executes SETSLOT, probed once per node (COMMAND DOCS); a node that cannot be
+  // asked counts as not replicating (a later SETSLOT to it fails on its own).
+  SetSlotSupport SupportOf(const cluster::Endpoint& node);
+
   // True when `key` has the same type and contents on both nodes (ASKING reads).
   bool SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b, const std::string& key);
 
  private:
+  // Run without the SETSLOT handling: transport failures retried until ctl.deadline.
+  cluster::Result<std::vector<cluster::Reply>> RunOnce(
+      const cluster::Endpoint& node, const std::vector<cluster::Argv>& commands,
+      const StepControl& ctl, const std::vector<std::vector<size_t>>& lanes);
+  // One attempt: each lane (SplitIntoLanes) pipelined on its own connection, all sent before
+  // any reply is read; the replies in the order of `commands`.
+  cluster::Result<std::vector<cluster::Reply>> RunLanes(
+      const cluster::Endpoint& node, const std::vector<cluster::Argv>& commands,
+      const std::vector<std::vector<size_t>>& lanes);
   cluster::Argv ScanArgv(int slot, size_t skipped) const;
   cluster::Argv MigrateArgv(const cluster::Endpoint& to, bool replace,
                             const std::vector<std::string>& keys) const;
@@ -198,6 +220,8 @@ class Migrator {
   std::map<std::string, std::pair<std::string, std::string>> unsettled_;
   std::vector<std::string> to_baseline_;  // noted, value not read yet
   std::map<int, int64_t> key_bytes_;      // estimated bytes per key, by slot
+  std::mutex support_mutex_;              // SupportOf runs from NodeOnOthers' thread too
+  std::map<cluster::Endpoint, SetSlotSupport> support_;
 };
 
 // SETSLOT NODE <target> on the target for the slots of a group after the first, in one round
@@ -208,15 +232,17 @@ class Migrator {
 // next SETSLOT round from ~15 ms to ~130 ms for 2000 slots). So only the first slot keeps the
 // importing path (the bump, before any other slot changes hands: from then on the target's
 // claim outranks the source's) and the last (its PONG tells every node, replicas too, about the
-// whole group); every slot between is made STABLE right before its NODE. A client sent to the
-// target with ASKING between the two gets MOVED to the source, which sends it back with ASK.
-// Safe only after Migrator::ClaimFirst: these claims (all but the last) carry no bump and would
-// lose to the source's if the target's epoch were not above it.
+// whole group); every slot between is made STABLE right before its NODE (`stable_first`; off
+// where SETSLOT is replicated, Valkey 8: there each STABLE costs a replica round trip). A client
+// sent to the target with ASKING between the two gets MOVED to the source, which sends it back with
+// ASK. Safe only after Migrator::ClaimFirst: these claims (all but the last) carry no bump and
+// would lose to the source's if the target's epoch were not above it.
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
-                                            const std::string& target_id);
+                                            const std::string& target_id, bool stable_first = true);
 // The error replies of NodeOnTargetArgv's commands, by slot.
 std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
-                                              const std::vector<int>& slots);
+                                              const std::vector<int>& slots,
+                                              bool stable_first = true);
 
 // Why the target cannot be given the slots yet, from both nodes' CLUSTER INFO: the epoch bump of
 // SETSLOT NODE must put the target's config epoch above the source's, which the target can only

@@ -89,6 +89,13 @@ class Connector {
  public:
   virtual ~Connector() = default;
   virtual Connection& Get(const Endpoint& endpoint) = 0;
+  // The `lane`th connection to `endpoint`, for commands that should run side by side on one
+  // node (lane 0 is Get's). A connector that keeps one connection per node returns that one for
+  // every lane: the commands then run one after another, which is correct, only slower.
+  virtual Connection& Lane(const Endpoint& endpoint, size_t lane) {
+    (void)lane;
+    return Get(endpoint);
+  }
 };
 
 }  // namespace slotguard::cluster

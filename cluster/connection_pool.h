@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "cluster/connection.h"
 
@@ -15,13 +16,14 @@ class ConnectionPool final : public Connector {
   explicit ConnectionPool(ConnectOptions options);
 
   Connection& Get(const Endpoint& endpoint) override;
+  Connection& Lane(const Endpoint& endpoint, size_t lane) override;
   // Drops connections to endpoints not in `keep` (nodes that left the cluster).
   void Retain(const std::vector<Endpoint>& keep);
 
  private:
   ConnectOptions options_;
   std::mutex mutex_;
-  std::map<Endpoint, std::unique_ptr<RedisConnection>> connections_;
+  std::map<std::pair<Endpoint, size_t>, std::unique_ptr<RedisConnection>> connections_;
 };
 
 }  // namespace slotguard::cluster
