@@ -74,6 +74,9 @@ cmd_up() {
     pw=$(cat "$REDIS_PASSWORD_FILE")
     auth=("requirepass $pw" "masterauth $pw")
   fi
+  local debug_directive=1 major
+  major=$("${REDIS_SERVER:-redis-server}" --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
+  if [ -n "$major" ] && [ "$major" -lt 7 ]; then debug_directive=0; fi
   local addrs=()
   for i in $(seq 0 $((total - 1))); do
     local p=$((base + i)) nd="$dir/$((base + i))"
@@ -90,7 +93,9 @@ cmd_up() {
       echo "cluster-node-timeout ${CLUSTER_NODE_TIMEOUT:-5000}"
       echo "appendonly no"
       echo "save \"\""
-      echo "enable-debug-command local"
+      # DEBUG is off by default since 7.0 and the directive does not exist before: 6.2 refuses
+      # to start on it (and allows DEBUG anyway).
+      [ "$debug_directive" = 1 ] && echo "enable-debug-command local"
       for a in "${auth[@]}"; do echo "$a"; done
     } > "$nd/redis.conf"
     chmod 600 "$nd/redis.conf"
