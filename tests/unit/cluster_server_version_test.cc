@@ -65,14 +65,13 @@ TEST_P(RealServers, PredicatesMatchWhatTheServerWrites) {
             cluster_info.find("total_cluster_links_buffer_limit_exceeded") != std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Captured, RealServers,
-                         ::testing::Values(Expected{"redis62", "redis", "6.2.16", "6.2.16", false,
-                                                    false, "redis 6.2.16"},
-                                           Expected{"redis70", "redis", "7.0.15", "7.0.15", false,
-                                                    true, "redis 7.0.15"}),
-                         [](const ::testing::TestParamInfo<Expected>& info) {
-                           return std::string(info.param.prefix);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Captured, RealServers,
+    ::testing::Values(Expected{"redis62", "redis", "6.2.16", "6.2.16", false, false,
+                               "redis 6.2.16"},
+                      Expected{"redis70", "redis", "7.0.15", "7.0.15", false, true, "redis 7.0.15"},
+                      Expected{"redis72", "redis", "7.2.6", "7.2.6", false, true, "redis 7.2.6"}),
+    [](const ::testing::TestParamInfo<Expected>& info) { return std::string(info.param.prefix); });
 
 TEST(ClusterServerVersion, Numbers) {
   ServerVersion v = MustParse("# Server\r\nredis_version:6.2.16\r\n");
