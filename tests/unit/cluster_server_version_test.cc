@@ -70,7 +70,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Expected{"redis62", "redis", "6.2.16", "6.2.16", false, false,
                                "redis 6.2.16"},
                       Expected{"redis70", "redis", "7.0.15", "7.0.15", false, true, "redis 7.0.15"},
-                      Expected{"redis72", "redis", "7.2.6", "7.2.6", false, true, "redis 7.2.6"}),
+                      Expected{"redis72", "redis", "7.2.6", "7.2.6", false, true, "redis 7.2.6"},
+                      Expected{"valkey80", "valkey", "8.0.1", "7.2.4", true, true,
+                               "valkey 8.0.1 (redis_version 7.2.4)"}),
     [](const ::testing::TestParamInfo<Expected>& info) { return std::string(info.param.prefix); });
 
 TEST(ClusterServerVersion, Numbers) {

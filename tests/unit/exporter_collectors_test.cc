@@ -426,15 +426,35 @@ TEST_P(EveryServer, TheOpenSlotIsSeenOnBothMasters) {
   auto e = Render(CapturedScrape(capture()));
   EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"migrating\"}"), 1);
   EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"importing\"}"), 1);
-  EXPECT_EQ(env.at("migrating_node"), Ports("masters")[0]);
-  EXPECT_EQ(env.at("importing_node"), Ports("masters")[1]);
+  const auto masters = Ports("masters");
+  EXPECT_EQ(env.at("migrating_node"), masters[0]);
+  EXPECT_EQ(env.at("importing_node"), masters[1]);
+}
+
+// Valkey 8 replicates CLUSTER SETSLOT: each replica shows its primary's open slot in its own
+// line. Still one slot open each way; the replicas' own lines are visible per node.
+TEST(ExporterCollectors, ValkeyReplicasShowTheirPrimarysOpenSlot) {
+  const auto env = ::slotguard::testing::ReadEnv("valkey80.env");
+  auto scrape = CapturedScrape("exporter_valkey80.txt");
+  ASSERT_TRUE(scrape.judgement);
+  int on_replicas = 0;
+  for (const auto& open : scrape.judgement->open_slots) {
+    EXPECT_EQ(std::to_string(open.slot), env.at("slot"));
+    on_replicas += env.at("replicas").find(std::to_string(open.node.port)) != std::string::npos;
+  }
+  EXPECT_EQ(scrape.judgement->open_slots.size(), 4u);  // two masters and their two replicas
+  EXPECT_EQ(on_replicas, 2);
+  auto e = Render(scrape);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"migrating\"}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"importing\"}"), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Captured, EveryServer,
     ::testing::Values(ServerCapture{"redis62", "redis", "6.2.16", "6.2.16", false, false, false},
                       ServerCapture{"redis70", "redis", "7.0.15", "7.0.15", true, true, true},
-                      ServerCapture{"redis72", "redis", "7.2.6", "7.2.6", true, true, true}),
+                      ServerCapture{"redis72", "redis", "7.2.6", "7.2.6", true, true, true},
+                      ServerCapture{"valkey80", "valkey", "8.0.1", "7.2.4", true, true, true}),
     [](const ::testing::TestParamInfo<ServerCapture>& info) {
       return std::string(info.param.prefix);
     });
