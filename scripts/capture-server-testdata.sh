@@ -75,7 +75,10 @@ mapfile -t MASTERS < <(for i in 0 1 2 3 4 5; do p=$((BASE + i))
   cli $p role | head -1 | grep -q master && echo $p; done)
 mapfile -t REPLICAS < <(for i in 0 1 2 3 4 5; do p=$((BASE + i))
   cli $p role | head -1 | grep -q slave && echo $p; done)
-[ ${#MASTERS[@]} -eq 3 ] && [ ${#REPLICAS[@]} -eq 3 ] || { echo "capture: expected 3+3" >&2; exit 1; }
+if [ ${#MASTERS[@]} -ne 3 ] || [ ${#REPLICAS[@]} -ne 3 ]; then
+  echo "capture: expected 3+3" >&2
+  exit 1
+fi
 M0=${MASTERS[0]} M1=${MASTERS[1]}
 
 # Traffic and errors, so every nested INFO form shows up.
