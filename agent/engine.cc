@@ -318,7 +318,8 @@ class EngineImpl {
       auto r = connector_.Get(m->endpoint)
                    .Pipeline({{"CONFIG", "GET", "cluster-node-timeout"},
                               {"CONFIG", "GET", "cluster-require-full-coverage"},
-                              {"CONFIG", "GET", "cluster-migration-barrier"}});
+                              {"CONFIG", "GET", "cluster-migration-barrier"},
+                              {"INFO", "server"}});
       if (!r) continue;
       NodeSettings ns;
       ns.cluster_node_timeout_ms = ConfigNumber((*r)[0]);
@@ -326,6 +327,15 @@ class EngineImpl {
         ns.cluster_require_full_coverage = (*r)[1].elements[1].str;
       }
       ns.cluster_migration_barrier = ConfigNumber((*r)[2]);
+      // Read once per master and engine (this cache): logged once, as the first connection.
+      if (!(*r)[3].IsError()) {
+        if (auto server = cluster::ParseServerVersion((*r)[3].str)) {
+          spdlog::info("node {} runs {}", m->endpoint.ToString(), server->ToString());
+          ns.server = std::move(*server);
+        } else {
+          spdlog::warn("node {}: {}", m->endpoint.ToString(), server.error().message);
+        }
+      }
       out[m->endpoint.ToString()] = ns;
       settings_cache_[m->endpoint.ToString()] = ns;
     }

@@ -9,14 +9,17 @@
 #include "agent/plan.h"
 #include "agent/slot_load.h"
 #include "cluster/result.h"
+#include "cluster/server_version.h"
 
 namespace slotguard::agent {
 
-// Settings the runbook wants looked at (CONFIG GET on each master; absent when unreadable).
+// Settings the runbook wants looked at (CONFIG GET and INFO server on each master; absent when
+// unreadable).
 struct NodeSettings {
   std::optional<long> cluster_node_timeout_ms;
   std::optional<std::string> cluster_require_full_coverage;
   std::optional<long> cluster_migration_barrier;
+  std::optional<cluster::ServerVersion> server;  // from INFO server
 };
 
 struct PreflightReport {

@@ -36,12 +36,16 @@ void CollectInfo(const ScrapeResult& scrape, FamilySet& out) {
 
     std::string role = node.info.Get("role").value_or("");
     if (role == "slave") role = "replica";
+    // server_version is the server's own (valkey_version on Valkey, whose redis_version is the
+    // Redis it is compatible with), so it equals redis_version on Redis.
     out.Gauge("redis_instance_info",
-              "Always 1: the node's replication role (master|replica) and Redis version, from "
-              "INFO.",
+              "Always 1: the node's replication role (master|replica), server (redis|valkey), "
+              "its own version and the Redis version it reports, from INFO.",
               {{"node", node.label},
                {"role", role},
-               {"redis_version", node.info.Get("redis_version").value_or("")}},
+               {"redis_version", node.info.Get("redis_version").value_or("")},
+               {"server_name", node.server ? node.server->name() : ""},
+               {"server_version", node.server ? node.server->version() : ""}},
               1);
     GaugeFromField(node, out, "uptime_in_seconds", "redis_uptime_in_seconds",
                    "Seconds since the redis-server process started.");

@@ -60,6 +60,7 @@ NodeResult NodeResultFromText(const cluster::Endpoint& dialed, std::string_view 
   r.endpoint = dialed;
   r.label = myself->endpoint.ToString();
   r.up = true;
+  if (auto server = cluster::ServerVersionFromInfo(*info)) r.server = std::move(*server);
   r.info = std::move(*info);
   r.cluster_info = std::move(*cluster_info);
   cluster::NodesView view;

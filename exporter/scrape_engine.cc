@@ -224,6 +224,17 @@ void ScrapeEngine::LogTransitions(const ScrapeResult& result) {
       spdlog::warn("node {} down: {}", n.label, n.error);
     }
   }
+  for (const auto& n : result.nodes) {
+    if (!n.up || !n.server) continue;
+    std::string server = n.server->ToString();
+    auto [it, first] = last_server_.emplace(n.label, server);
+    if (first) {
+      spdlog::info("node {} runs {}", n.label, server);
+    } else if (it->second != server) {
+      spdlog::info("node {} runs {} (was {})", n.label, server, it->second);
+      it->second = std::move(server);
+    }
+  }
 }
 
 }  // namespace slotguard::exporter

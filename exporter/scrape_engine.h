@@ -54,6 +54,9 @@ class ScrapeEngine {
   std::vector<cluster::Endpoint> known_;
   std::map<cluster::Endpoint, std::shared_ptr<NodeState>> states_;
   std::map<std::string, bool> last_up_;  // by label, to log only changes
+  // By label: the server and version last logged ("redis 7.2.6"), to log each node's once and
+  // again only when it changes (an upgrade in place).
+  std::map<std::string, std::string> last_server_;
   std::optional<bool> discovery_ok_;
 };
 

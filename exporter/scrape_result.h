@@ -9,6 +9,7 @@
 #include "cluster/endpoint.h"
 #include "cluster/info.h"
 #include "cluster/nodes.h"
+#include "cluster/server_version.h"
 #include "cluster/slot_map.h"
 
 namespace slotguard::exporter {
@@ -27,7 +28,10 @@ struct NodeResult {
   bool up = false;             // answered INFO, CLUSTER INFO and CLUSTER NODES in time
   std::string error;           // why not up (never holds a secret)
   double duration_seconds = 0;
-  cluster::Info info;                      // INFO all
+  cluster::Info info;  // INFO all
+  // Which server and version, from INFO all's server section; unset when INFO has no usable
+  // redis_version (the node is up all the same).
+  std::optional<cluster::ServerVersion> server;
   cluster::Info cluster_info;              // CLUSTER INFO
   std::optional<cluster::NodesView> view;  // CLUSTER NODES
   std::vector<OpenSlotKeys> open_slot_keys;

@@ -1,6 +1,7 @@
 #include "exporter/collectors.h"
 
 #include <algorithm>
+#include <set>
 
 namespace slotguard::exporter {
 namespace {
@@ -26,16 +27,22 @@ void CollectSlots(const ScrapeResult& scrape, FamilySet& out) {
             "Slots the answering nodes assign to different owners (views disagree).", {},
             j.disputed);
 
-  int migrating = 0;
-  int importing = 0;
+  // Each slot once per state: on Valkey 8 a primary's replicas show its open slot in their own
+  // lines too (SETSLOT is replicated), which is still one open slot.
+  std::set<int> migrating;
+  std::set<int> importing;
   for (const auto& open : j.open_slots) {
-    (open.direction == cluster::OpenDirection::kMigrating ? migrating : importing)++;
+    (open.direction == cluster::OpenDirection::kMigrating ? migrating : importing)
+        .insert(open.slot);
   }
   const char* open_help =
       "Open slots by state: a node's own CLUSTER NODES line shows [slot->-id] (migrating) or "
-      "[slot-<-id] (importing). Nonzero outside a resharding means a move was left half done.";
-  out.Gauge("redis_cluster_slots_open", open_help, {{"state", "migrating"}}, migrating);
-  out.Gauge("redis_cluster_slots_open", open_help, {{"state", "importing"}}, importing);
+      "[slot-<-id] (importing); each slot counted once however many nodes show it. Nonzero "
+      "outside a resharding means a move was left half done.";
+  out.Gauge("redis_cluster_slots_open", open_help, {{"state", "migrating"}},
+            static_cast<double>(migrating.size()));
+  out.Gauge("redis_cluster_slots_open", open_help, {{"state", "importing"}},
+            static_cast<double>(importing.size()));
 
   out.Gauge("redis_cluster_config_consistent",
             "1 when every answering node has the same slot configuration (as `redis-cli "

@@ -3,10 +3,14 @@
 #include "agent/engine.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "agent/journal.h"
 #include "agent_fake_cluster.h"
@@ -144,6 +148,40 @@ TEST(AgentEngine, ABatchRightAfterAnotherReusesTheSnapshotThatVerifiedIt) {
   ASSERT_TRUE(b3) << b3.error().message;
   EXPECT_EQ(b3->state, BatchState::kDone) << b3->reason;
   EXPECT_EQ(SnapshotReadsOfReplicas(f.fake), 3 + 3);
+}
+
+// Each master's server is read (INFO server, with its settings) and logged once per engine,
+// however many batches it runs.
+TEST(AgentEngine, EachMastersServerIsReadAndLoggedOnce) {
+  auto previous = spdlog::default_logger();
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  sink->set_pattern("%v");
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  {
+    EngineFixture f;
+    auto engine = f.MakeEngine();
+    ASSERT_TRUE(engine->RunBatch(f.MakeBatch(Range(0, 3), "b1")));
+    f.clock.Advance(std::chrono::seconds(1));  // b2 reads the cluster again
+    ASSERT_TRUE(engine->RunBatch(f.MakeBatch(Range(4, 7), "b2")));
+    std::map<std::string, int> info_server;
+    for (const auto& c : f.fake.log()) {
+      if (c.argv.size() == 2 && c.argv[0] == "INFO" && c.argv[1] == "server") ++info_server[c.node];
+    }
+    EXPECT_EQ(info_server.size(), 3u);  // the masters
+    for (const auto& [node, n] : info_server) EXPECT_EQ(n, 1) << node;
+    for (int n = 0; n < 3; ++n) {
+      const std::string line =
+          "node " + f.fake.node(n).endpoint.ToString() + " runs redis 7.0.15\n";
+      size_t count = 0;
+      for (size_t at = log.str().find(line); at != std::string::npos;
+           at = log.str().find(line, at + 1)) {
+        ++count;
+      }
+      EXPECT_EQ(count, 1u) << log.str();
+    }
+  }
+  spdlog::set_default_logger(previous);
 }
 
 TEST(AgentEngine, MigrateFailuresTripTheGuardAndRollBack) {

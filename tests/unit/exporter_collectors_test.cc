@@ -1,4 +1,5 @@
-// The metric families built from captured redis-server 7.0 output (tests/data/exporter_*.txt).
+// The metric families built from captured server output (tests/data/exporter_*.txt): redis-server
+// 7.0 in detail, then every server users run (Redis 6.2, 7.0, 7.2, Valkey 8).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +10,7 @@
 
 #include "exporter/collectors.h"
 #include "tests/unit/exporter_fixtures.h"
+#include "tests/unit/test_data.h"
 
 namespace slotguard::exporter {
 namespace {
@@ -169,9 +171,10 @@ TEST(ExporterCollectors, InfoCommandstatsErrorstatsKeysAndReplication) {
   // master_repl_offset 41966 minus the replica's acknowledged 41125.
   EXPECT_EQ(e.At("redis_replica_lag_bytes{" + Node(23100) + ",replica=\"127.0.0.1:23105\"}"), 841);
   EXPECT_EQ(e.Count("redis_replica_lag_bytes{" + Node(23103)), 0);  // a replica has none
-  EXPECT_EQ(
-      e.At("redis_instance_info{" + Node(23103) + ",role=\"replica\",redis_version=\"7.0.15\"}"),
-      1);
+  EXPECT_EQ(e.At("redis_instance_info{" + Node(23103) +
+                 ",role=\"replica\",redis_version=\"7.0.15\",server_name=\"redis\","
+                 "server_version=\"7.0.15\"}"),
+            1);
   EXPECT_GT(e.At("redis_memory_used_bytes{" + Node(23100) + "}"), 1e6);
   EXPECT_EQ(e.At("redis_memory_max_bytes{" + Node(23100) + "}"), 0);
   EXPECT_TRUE(e.Has("redis_connected_clients{" + Node(23100) + "}"));
@@ -316,6 +319,145 @@ TEST(ExporterCollectors, FamiliesComeOutOncePerName) {
   EXPECT_TRUE(names.count("redis_up"));
   EXPECT_TRUE(names.count("slotguard_exporter_scrape_duration_seconds"));
 }
+
+// --- Every server users run, from scripts/capture-server-testdata.sh: a 3+3 cluster with one
+// slot migrating from one master to another (tests/data/exporter_<prefix>.txt, <prefix>.env).
+
+struct ServerCapture {
+  const char* prefix;
+  const char* server_name;
+  const char* server_version;
+  const char* redis_version;
+  bool latency_stats;  // INFO latencystats (7.0+)
+  bool links_field;    // CLUSTER INFO total_cluster_links_buffer_limit_exceeded (7.0+)
+  bool subcommands;    // commandstats per subcommand ("cluster|setslot", 7.0+) or one "cluster"
+};
+
+void PrintTo(const ServerCapture& c, std::ostream* os) { *os << c.prefix; }
+
+class EveryServer : public ::testing::TestWithParam<ServerCapture> {
+ protected:
+  std::string capture() const { return std::string("exporter_") + GetParam().prefix + ".txt"; }
+  std::map<std::string, std::string> env() const {
+    return ::slotguard::testing::ReadEnv(std::string(GetParam().prefix) + ".env");
+  }
+  std::vector<std::string> Ports(const std::string& key) const {
+    std::istringstream in(env().at(key));
+    std::vector<std::string> out;
+    for (std::string p; in >> p;) out.push_back("127.0.0.1:" + p);
+    return out;
+  }
+};
+
+TEST_P(EveryServer, EveryNodeUpWithoutErrorAndLabelledWithItsServer) {
+  const ServerCapture& want = GetParam();
+  auto scrape = CapturedScrape(capture());
+  ASSERT_EQ(scrape.nodes.size(), 6u);
+  for (const auto& n : scrape.nodes) {
+    EXPECT_TRUE(n.up) << n.label << ": " << n.error;
+    EXPECT_EQ(n.error, "") << n.label;
+    ASSERT_TRUE(n.server) << n.label;
+    EXPECT_EQ(n.server->name(), want.server_name);
+  }
+  auto e = Render(scrape);
+  const auto masters = Ports("masters");
+  const auto replicas = Ports("replicas");
+  const std::string versions = std::string(",redis_version=\"") + want.redis_version +
+                               "\",server_name=\"" + want.server_name + "\",server_version=\"" +
+                               want.server_version + "\"}";
+  for (const auto& m : masters) {
+    EXPECT_EQ(e.At("redis_instance_info{node=\"" + m + "\",role=\"master\"" + versions), 1);
+  }
+  for (const auto& r : replicas) {
+    EXPECT_EQ(e.At("redis_instance_info{node=\"" + r + "\",role=\"replica\"" + versions), 1);
+  }
+  EXPECT_EQ(e.Count("redis_instance_info{"), 6);
+  EXPECT_EQ(e.At("slotguard_exporter_discovery_ok"), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_covered"), 16384);
+  EXPECT_EQ(e.At("redis_cluster_config_consistent"), 1);
+}
+
+TEST_P(EveryServer, WhatTheServerLacksIsAbsentNotZero) {
+  const ServerCapture& want = GetParam();
+  auto e = Render(CapturedScrape(capture()));
+  // Present on every server.
+  for (const char* family : {"redis_up",
+                             "redis_cluster_state",
+                             "redis_cluster_known_nodes",
+                             "redis_cluster_size",
+                             "redis_cluster_current_epoch",
+                             "redis_cluster_stats_messages_sent_total",
+                             "redis_cluster_node_info",
+                             "redis_cluster_node_slots",
+                             "redis_commands_total",
+                             "redis_commands_duration_seconds_total",
+                             "redis_commands_failed_calls_total",
+                             "redis_commands_rejected_calls_total",
+                             "redis_errors_total",
+                             "redis_memory_used_bytes",
+                             "redis_connected_clients",
+                             "redis_db_keys",
+                             "redis_master_repl_offset",
+                             "redis_connected_slaves",
+                             "redis_replica_lag_bytes",
+                             "redis_uptime_in_seconds",
+                             "redis_instance_info"}) {
+    EXPECT_TRUE(e.type.count(family)) << family;
+  }
+  EXPECT_EQ(e.type.count("redis_latency_percentiles_usec"), want.latency_stats ? 1u : 0u);
+  EXPECT_EQ(e.Count("redis_latency_percentiles_usec") > 0, want.latency_stats);
+  EXPECT_EQ(e.type.count("redis_cluster_total_cluster_links_buffer_limit_exceeded_total"),
+            want.links_field ? 1u : 0u);
+  // Every family a server has is well formed, whatever it lacks.
+  for (const auto& [name, type] : e.type) {
+    const bool total = name.size() > 6 && name.substr(name.size() - 6) == "_total";
+    EXPECT_EQ(type == "counter", total) << name << " is a " << type;
+    EXPECT_FALSE(e.help.at(name).empty()) << name;
+  }
+  const std::string m0 = "node=\"" + Ports("masters")[0] + "\"";
+  EXPECT_EQ(e.At("redis_commands_failed_calls_total{" + m0 + ",cmd=\"migrate\"}"), 1);
+  EXPECT_EQ(e.At("redis_errors_total{" + m0 + ",err=\"IOERR\"}"), 1);
+  EXPECT_EQ(e.Has("redis_commands_total{" + m0 + ",cmd=\"cluster|setslot\"}"), want.subcommands);
+  EXPECT_EQ(e.Has("redis_commands_total{" + m0 + ",cmd=\"cluster\"}"), !want.subcommands);
+}
+
+TEST_P(EveryServer, TheOpenSlotIsSeenOnBothMasters) {
+  const auto env = this->env();
+  auto e = Render(CapturedScrape(capture()));
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"migrating\"}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"importing\"}"), 1);
+  const auto masters = Ports("masters");
+  EXPECT_EQ(env.at("migrating_node"), masters[0]);
+  EXPECT_EQ(env.at("importing_node"), masters[1]);
+}
+
+// Valkey 8 replicates CLUSTER SETSLOT: each replica shows its primary's open slot in its own
+// line. Still one slot open each way; the replicas' own lines are visible per node.
+TEST(ExporterCollectors, ValkeyReplicasShowTheirPrimarysOpenSlot) {
+  const auto env = ::slotguard::testing::ReadEnv("valkey80.env");
+  auto scrape = CapturedScrape("exporter_valkey80.txt");
+  ASSERT_TRUE(scrape.judgement);
+  int on_replicas = 0;
+  for (const auto& open : scrape.judgement->open_slots) {
+    EXPECT_EQ(std::to_string(open.slot), env.at("slot"));
+    on_replicas += env.at("replicas").find(std::to_string(open.node.port)) != std::string::npos;
+  }
+  EXPECT_EQ(scrape.judgement->open_slots.size(), 4u);  // two masters and their two replicas
+  EXPECT_EQ(on_replicas, 2);
+  auto e = Render(scrape);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"migrating\"}"), 1);
+  EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"importing\"}"), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Captured, EveryServer,
+    ::testing::Values(ServerCapture{"redis62", "redis", "6.2.16", "6.2.16", false, false, false},
+                      ServerCapture{"redis70", "redis", "7.0.15", "7.0.15", true, true, true},
+                      ServerCapture{"redis72", "redis", "7.2.6", "7.2.6", true, true, true},
+                      ServerCapture{"valkey80", "valkey", "8.0.1", "7.2.4", true, true, true}),
+    [](const ::testing::TestParamInfo<ServerCapture>& info) {
+      return std::string(info.param.prefix);
+    });
 
 }  // namespace
 }  // namespace slotguard::exporter

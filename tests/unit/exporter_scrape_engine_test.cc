@@ -1,11 +1,14 @@
 // The scrape engine against a fake cluster made of captured replies: discovery from a seed,
-// joins and departures, dead and stuck nodes, seed fallback, concurrent scrapes.
+// joins and departures, dead and stuck nodes, seed fallback, concurrent scrapes, what it logs.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "exporter/scrape_engine.h"
@@ -317,6 +320,51 @@ TEST_F(ExporterScrapeEngine, ConcurrentScrapesAllSucceedAndNeverShareAConnection
   for (auto& t : threads) t.join();
   EXPECT_EQ(complete, 20);
   EXPECT_FALSE(fake_->overlapped());
+}
+
+// spdlog's default logger writes into a string for the lifetime of this object.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink->set_pattern("%v");
+    auto logger = std::make_shared<spdlog::logger>("captured", sink);
+    logger->set_level(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  int Count(const std::string& line) const {
+    std::istringstream in(out_.str());
+    int n = 0;
+    for (std::string l; std::getline(in, l);) n += l == line;
+    return n;
+  }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::ostringstream out_;
+};
+
+TEST_F(ExporterScrapeEngine, EachNodesServerIsLoggedOnceAndAgainWhenItChanges) {
+  CapturedLog log;
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Factory());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(UpCount(engine.Scrape()), 6);
+  for (int port = 23100; port <= 23105; ++port) {
+    EXPECT_EQ(log.Count("node " + Addr(port) + " runs redis 7.0.15"), 1) << log.text();
+  }
+  // Upgraded in place to Valkey 8: said once more, with what it was.
+  auto node = testing::LoadCapture("exporter_healthy.txt").at(Addr(23102));
+  const std::string old_version = "redis_version:7.0.15";
+  node.info.replace(node.info.find(old_version), old_version.size(),
+                    "server_name:valkey\r\nredis_version:7.2.4\r\nvalkey_version:8.0.1");
+  fake_->Answer(Addr(23102), node);
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(UpCount(engine.Scrape()), 6);
+  EXPECT_EQ(log.Count("node " + Addr(23102) +
+                      " runs valkey 8.0.1 (redis_version 7.2.4) (was redis 7.0.15)"),
+            1)
+      << log.text();
+  EXPECT_EQ(log.Count("node " + Addr(23101) + " runs redis 7.0.15"), 1);
 }
 
 }  // namespace
