@@ -9,6 +9,8 @@ PACKAGES=(
   prometheus-cpp-dev libcivetweb-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
   libexpected-dev
+  # the servers of the version matrix (scripts/build-servers.sh, BUILD_TLS=yes)
+  libssl-dev
   # runtime for tests and the demo
   redis-server redis-tools prometheus prometheus-alertmanager python3 python3-redis
   python3-pytest python3-yaml curl procps iproute2 docker-compose
