@@ -16,13 +16,13 @@
 #include "agent/migrator.h"
 #include "agent/preflight.h"
 #include "agent/recovery.h"
+#include "agent/setslot_support.h"
 #include "agent/slot_load.h"
 #include "cluster/connection_pool.h"
 
 namespace slotguard::agent {
 namespace {
 
-constexpr const char* kReplicaReply = "Please use SETSLOT only with masters";
 constexpr const char* kStoppedReason =
     "stopped on request (the agent is shutting down); the journal keeps the batch open and the "
     "next start converges it";
@@ -615,7 +615,7 @@ std::optional<std::string> CheckSetSlots(const cluster::Result<std::map<int, std
                                          const std::string& what, const cluster::Endpoint& node) {
   if (!r) return what + " on " + node.ToString() + ": " + r.error().message;
   for (const auto& [slot, err] : *r) {
-    if (err.find(kReplicaReply) != std::string::npos) continue;
+    if (IsReplicaReply(err)) continue;
     return what + " " + std::to_string(slot) + " on " + node.ToString() + ": " + err;
   }
   return std::nullopt;
@@ -949,6 +949,32 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
     return true;
   };
   const std::set<int> to_finish(plan.finish_forward.begin(), plan.finish_forward.end());
+  // After a failover of the source, the target's own view may name no owner for a slot it
+  // imports: it ignored the promoted replica's claim (a node importing a slot takes no claim
+  // for it), then dropped the former source's slots once that turned replica. Such a node
+  // answers CLUSTERDOWN even to the RESTORE-ASKING of MIGRATE, so finishing forward could never
+  // deliver a key. Naming the source as the owner there says what every other node says.
+  std::vector<int> unowned;
+  for (int slot : plan.finish_forward) {
+    if (obs.at(slot).owner_in_target_view.empty()) unowned.push_back(slot);
+  }
+  if (!unowned.empty()) {
+    if (auto j = Append(StepRecord(info.id, "owner_at_target", unowned)); !j) {
+      out.error = j.error().message;
+      return out;
+    }
+    spdlog::warn(
+        "batch {}: {} names no owner for {} slot(s) it imports (first {}): SETSLOT NODE "
+        "{} there, so MIGRATE can deliver to it",
+        info.id, info.target.ToString(), unowned.size(), unowned.front(), info.source.ToString());
+    if (auto e =
+            CheckSetSlots(migrator_.SetSlots(info.target, unowned, {"NODE", info.source_id}, ctl),
+                          "SETSLOT NODE (the source)", info.target)) {
+      out.error = *e;
+      out.retryable = true;
+      return out;
+    }
+  }
   if (!plan.finish_forward.empty()) {
     auto r = migrator_.MoveSlots(forward, Groups(plan.finish_forward, options_.group_slots), finish,
                                  nullptr);
@@ -1201,10 +1227,13 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   spdlog::debug("batch {}: guards armed after {:.1f} ms", batch.id, seconds_since() * 1000);
   observer_.OnState(batch.id, BatchState::kMigrating);
 
-  // Test hook "mid_keys": die once half of the batch's keys have moved.
+  // Test hook "mid_keys": die (or pause) once half of the batch's keys have moved.
   int64_t keys_expected = 0;
   int64_t keys_seen = 0;
-  if (crash_at_ == "mid_keys") {
+  const bool mid_keys_hook =
+      crash_at_ == "mid_keys" || std::any_of(pauses_.begin(), pauses_.end(),
+                                             [](const auto& p) { return p.point == "mid_keys"; });
+  if (mid_keys_hook) {
     std::vector<cluster::Argv> count;
     for (int slot : info.slots)
       count.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});

@@ -12,12 +12,6 @@
 namespace slotguard::agent {
 namespace {
 
-// A demoted node's answer to SETSLOT (Valkey's later wording says "primaries").
-bool IsReplicaReply(const std::string& error) {
-  return error.find("Please use SETSLOT only with masters") != std::string::npos ||
-         error.find("Please use SETSLOT only with primaries") != std::string::npos;
-}
-
 std::optional<std::string> DumpOf(const cluster::Result<std::vector<cluster::Reply>>& replies) {
   if (!replies || replies->size() < 2) return std::nullopt;
   const auto& r = (*replies)[1];
@@ -775,7 +769,14 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       return result;
     }
     if (failed_pass) {
-      Backoff(++consecutive_failures);
+      ++consecutive_failures;
+      if (consecutive_failures == 1 || consecutive_failures % 10 == 0) {
+        spdlog::warn("moving the keys of {} slot(s) {} -> {}: {} (pass {} failed, retrying)",
+                     pending.size(), ends.from.ToString(), ends.to.ToString(),
+                     result.message.empty() ? "a MIGRATE failed" : result.message,
+                     consecutive_failures);
+      }
+      Backoff(consecutive_failures);
     } else {
       consecutive_failures = 0;
     }

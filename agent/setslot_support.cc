@@ -69,6 +69,11 @@ bool SetSlotOutcomeUnknown(const cluster::Reply& reply) {
   return reply.str.rfind("NOREPLICAS", 0) == 0 || reply.str.rfind("UNBLOCKED", 0) == 0;
 }
 
+bool IsReplicaReply(const std::string& error) {
+  return error.find("Please use SETSLOT only with masters") != std::string::npos ||
+         error.find("Please use SETSLOT only with primaries") != std::string::npos;
+}
+
 std::vector<std::vector<size_t>> SplitIntoLanes(const std::vector<cluster::Argv>& commands,
                                                 size_t max_lanes) {
   std::vector<std::vector<size_t>> lanes;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "cluster/connection.h"
@@ -37,6 +38,10 @@ std::vector<cluster::Argv> WithSetSlotTimeout(const SetSlotSupport& support,
 // primary did not execute it, a replica may have) and -UNBLOCKED (CLIENT UNBLOCK, or the
 // primary turned replica while it waited). The state must be read again, never assumed.
 bool SetSlotOutcomeUnknown(const cluster::Reply& reply);
+
+// True for a demoted node's answer to SETSLOT ("Please use SETSLOT only with masters", or
+// "primaries" in later Valkey wording): its new master learns the change by gossip.
+bool IsReplicaReply(const std::string& error);
 
 // Splits a pipeline for a node that replicates SETSLOT into lanes (indices into `commands`)
 // that may run side by side, one connection each: such a node blocks each SETSLOT until its

@@ -42,7 +42,12 @@ def test_sigkill_at_point_then_recover(cluster, point):
         # the source still MIGRATES the first (its SETSLOT NODE never came); the journal got no
         # further than the records written before that round trip.
         assert owner_in_view(cluster, dst_port, first_group[0]) == dst_id
-        assert set(moving[100:200]) <= set(dst_imp) and set(mig) == set(first_group)
+        assert set(moving[100:200]) <= set(dst_imp)
+        if cluster.replicates_setslot():
+            # Valkey 8: the source clears MIGRATING by itself once it sees the target's claim.
+            assert set(mig) <= set(first_group)
+        else:
+            assert set(mig) == set(first_group)
         steps = [json.loads(line) for line in open(f"{journal}/journal.jsonl")]
         node_target = [r["slots"] for r in steps if r.get("step") == "node_target"]
         assert node_target == [first_group], node_target

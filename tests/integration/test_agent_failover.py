@@ -75,8 +75,14 @@ def test_target_failover_mid_move_then_recover(cluster, point):
     # The state the brief describes: the source still MIGRATES towards the old target, the
     # promoted master imports nothing.
     src_nodes = raw(cluster, src_port).execute_command("CLUSTER", "NODES").decode()
-    assert f"->-{dst_id}]" in src_nodes
-    assert open_slots(cluster, rep_port) == ([], [])
+    if cluster.replicates_setslot():
+        # Valkey 8 replicated IMPORTING to the promoted replica, and the source's MIGRATING
+        # follows the failover to it.
+        assert f"->-{rep_id}]" in src_nodes
+        assert set(mig) <= set(open_slots(cluster, rep_port)[1])
+    else:
+        assert f"->-{dst_id}]" in src_nodes
+        assert open_slots(cluster, rep_port) == ([], [])
     if point == "after_target_node":
         # The first group's SETSLOT NODE reached the old target: the new master owns it.
         assert set(moving[:100]) <= set(slots_of(cluster, rep_port))
@@ -165,3 +171,68 @@ def test_live_source_failover_is_seen_and_converged(cluster):
     assert "failed over: converging with its promoted replica" in out, out
     assert role_everywhere(cluster, rep_id) == {"master"}
     assert_cluster_whole(cluster, before)
+
+
+def gone_from(client, key):
+    """True when a MIGRATING node no longer has `key` (it answers -ASK for it)."""
+    import redis
+    try:
+        return client.exists(key) == 0
+    except redis.exceptions.ResponseError as e:
+        return str(e).startswith("ASK")
+
+
+def test_source_failover_forks_a_moved_key_and_the_clients_copy_wins(cluster):
+    """Issue 8 (found by the soak): the source fails over while keys are half moved. MIGRATING is
+    not replicated (7.x), so the promoted source owns the slot outright and takes a client's
+    write of a key the batch already moved: the key now exists twice, the batch's older copy
+    at the target and the client's newer one at the promoted source. The running agent rolls
+    back; the client's value must be the one left, and the target's stale copy must not stay
+    behind as a stray."""
+    data = Dataset(small=20000, others=200, big=0, ttl=300).load(cluster)
+    before = snapshot(cluster, data.keys)
+    (src_port, src_id), (dst_port, dst_id), _ = master_ids(cluster)
+    args = ["reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", "300",
+            "--batch-slots", "300", "--group-slots", "300", "--journal", journal_dir()]
+    agent = Process([agent_bin(), *args], env={"SLOTGUARD_TEST_PAUSE_AT": "mid_keys:20000"})
+    try:
+        wait_for(lambda: "paused at mid_keys" in agent.output(), timeout=60,
+                 what="the agent paused with half of the keys moved")
+        # A key the batch has moved: at the target (ASKING: the slot is IMPORTING there), gone
+        # from the source.
+        target = raw(cluster, dst_port)
+        moved = None
+        for slot in range(0, 300):
+            for k in target.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 10):
+                k = k.decode()
+                if k in data.keys and gone_from(raw(cluster, src_port), k):
+                    moved = k
+                    break
+            if moved:
+                break
+        assert moved, "no moved key found at the target"
+        rep_port = replica_of(cluster, src_id)
+        rep_id = cluster.node_id(rep_port)
+        cluster.client(rep_port).execute_command("CLUSTER", "FAILOVER")
+        wait_for(lambda: cluster.client(rep_port).info("replication")["role"] == "master",
+                 timeout=60, what="the source's replica promoted")
+        # The promoted source owns the slot and is not MIGRATING: it takes the write.
+        raw(cluster, rep_port).delete(moved)
+        raw(cluster, rep_port).set(moved, "the client's newer value")
+        pl = target.pipeline(transaction=False)
+        pl.execute_command("ASKING")
+        pl.exists(moved)
+        assert pl.execute()[1] == 1, "the fork was not made"
+        before[moved] = (b"string", b"the client's newer value", -1)
+        try:
+            wait_for(lambda: not agent.alive(), timeout=120, what="the agent finished")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; its output:\n{agent.output()}") from None
+    finally:
+        out = agent.output()
+        code = agent.stop(signal.SIGKILL)
+    assert code == 2, out
+    assert "now a replica (failed over)" in out, out
+    assert role_everywhere(cluster, rep_id) == {"master"}
+    assert_cluster_whole(cluster, before)  # no stray: the target's stale copy is gone
+    assert raw(cluster, rep_port).get(moved) == b"the client's newer value"

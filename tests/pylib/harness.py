@@ -74,6 +74,14 @@ def server_of(info):
     return f"{name}-{version}"
 
 
+def valkey8(info):
+    """True for Valkey 8+, whose primaries replicate CLUSTER SETSLOT to their replicas (which
+    then show the open slot too), move an open slot's state to a failed-over end's replacement,
+    and clear MIGRATING by themselves once the target claims the slot."""
+    version = info.get("valkey_version")
+    return bool(version) and int(str(version).split(".")[0]) >= 8
+
+
 class Cluster:
     """A real loopback Redis Cluster made by scripts/redis-cluster.sh."""
 
@@ -119,6 +127,10 @@ class Cluster:
                 self.down()
                 raise RuntimeError(f"node {p} runs {got}, the matrix asked for {want} "
                                    f"(PATH={os.environ.get('PATH')})")
+
+    def replicates_setslot(self):
+        """Whether this cluster's server is Valkey 8+ (see valkey8)."""
+        return valkey8(self.client(self.base).info("server"))
 
     @property
     def seed(self):
