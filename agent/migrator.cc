@@ -227,13 +227,26 @@ cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const Step
 cluster::Result<void> Migrator::ClaimFirst(const MoveEnds& ends, const std::vector<int>& group) {
   const std::string first = std::to_string(group.front());
   auto read = ReadEpochs(ends, {{"CLUSTER", "SETSLOT", first, "NODE", ends.to_id}});
+  // -NOREPLICAS (Valkey 8): the target did not run it, a replica may have; sent again like
+  // every other SETSLOT (Migrator::Run), twice.
+  for (int again = 1; again <= 2 && read && !read->target_replies.empty() &&
+                      SetSlotOutcomeUnknown(read->target_replies[0]);
+       ++again) {
+    spdlog::warn("{}: SETSLOT {} NODE answered \"{}\"; sending it again", ends.to.ToString(), first,
+                 read->target_replies[0].str);
+    read = ReadEpochs(ends, {{"CLUSTER", "SETSLOT", first, "NODE", ends.to_id}});
+  }
   if (!read) {
     return cluster::MakeError("SETSLOT " + first + " NODE on " + ends.to.ToString() +
                               " (whether it ran is unknown): " + read.error().message);
   }
   if (read->target_replies.empty() || read->target_replies[0].IsError()) {
+    const bool unknown =
+        !read->target_replies.empty() && SetSlotOutcomeUnknown(read->target_replies[0]);
     return cluster::MakeError(
-        "SETSLOT NODE on " + ends.to.ToString() + " refused: slot " + first + ": " +
+        "SETSLOT NODE on " + ends.to.ToString() +
+        (unknown ? " left unknown (its replicas did not acknowledge it)" : " refused") + ": slot " +
+        first + ": " +
         (read->target_replies.empty() ? std::string("no reply") : read->target_replies[0].str));
   }
   auto problem = ClaimOutranksProblem(read->source, read->target);

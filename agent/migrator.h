@@ -50,7 +50,7 @@ struct MigratorSettings {
   // answers -NOREPLICAS: below the connection's read timeout, so the answer arrives first.
   std::chrono::milliseconds setslot_replica_timeout{2000};
   // Connections per such node that SETSLOTs are spread over (SplitIntoLanes).
-  size_t setslot_lanes = 200;
+  size_t setslot_lanes = 32;
 };
 
 // One step about to run on some slots, for the journal.

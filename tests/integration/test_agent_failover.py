@@ -69,7 +69,10 @@ def test_target_failover_mid_move_then_recover(cluster, point):
     data, before, src_port, src_id, dst_port, dst_id, moving, journal, args = crash_reshard(
         cluster, point, 300, Dataset(small=20000, others=200, big=0, ttl=300))
     mig, _ = open_slots(cluster, src_port)
-    assert mig and set(mig) <= set(moving), mig
+    # Valkey 8's source clears MIGRATING by itself once it sees the target claim the slot.
+    if not (cluster.replicates_setslot() and point == "after_target_node"):
+        assert mig and set(mig) <= set(moving), mig
+    assert set(mig) <= set(moving), mig
 
     rep_port, rep_id = take_over(cluster, dst_port, dst_id, settle=True)
     # The state the brief describes: the source still MIGRATES towards the old target, the
@@ -78,7 +81,7 @@ def test_target_failover_mid_move_then_recover(cluster, point):
     if cluster.replicates_setslot():
         # Valkey 8 replicated IMPORTING to the promoted replica, and the source's MIGRATING
         # follows the failover to it.
-        assert f"->-{rep_id}]" in src_nodes
+        assert not mig or f"->-{rep_id}]" in src_nodes
         assert set(mig) <= set(open_slots(cluster, rep_port)[1])
     else:
         assert f"->-{dst_id}]" in src_nodes

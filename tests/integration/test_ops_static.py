@@ -532,3 +532,28 @@ def test_compose_commands_use_existing_flags():
             if arg.startswith("--"):
                 flag = arg.split("=")[0]
                 assert flag in r.stdout, f"{service}: {binary} has no flag {flag}"
+
+
+def test_readme_support_table_matches_the_ci_matrix():
+    """The README's server table lists exactly the servers CI runs: Debian's redis-server and
+    every server scripts/build-servers.sh builds (the matrix of tests/CMakeLists.txt), and its
+    description of the core set names every test file that has a `core` test."""
+    readme = open(os.path.join(SOURCE_DIR, "README.md")).read()
+    section = readme.split("### Supported servers", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| Server") and "---" not in line]
+    listed = {(r.split("|")[1].strip().lower(), r.split("|")[2].strip()) for r in rows}
+    build = open(os.path.join(SOURCE_DIR, "scripts", "build-servers.sh")).read()
+    servers = re.search(r"^SERVERS=\(([^)]*)\)", build, re.M).group(1).split()
+    built = {tuple(s.rsplit("-", 1)) for s in servers}
+    debian = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    default = ("redis", re.search(r"v=([0-9.]+)", debian).group(1))
+    assert listed == built | {default}, (listed, built, default)
+    cmake = open(os.path.join(SOURCE_DIR, "tests", "CMakeLists.txt")).read()
+    assert "matrix.${server}" in cmake and "-m core" in cmake
+    core_files = sorted(
+        os.path.basename(f) for f in glob.glob(os.path.join(SOURCE_DIR, "tests", "integration",
+                                                            "test_*.py"))
+        if re.search(r"^@pytest\.mark\.core", open(f).read(), re.M))
+    for f in core_files:
+        assert f"`{f}`" in section, f"{f} has core tests the README's core set does not name"

@@ -60,6 +60,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+def server_bin_dir(name):
+    """The bin directory of a server scripts/build-servers.sh has built ("redis-7.2.6"), or
+    None when it is not built."""
+    r = subprocess.run([os.path.join(SOURCE_DIR, "scripts", "build-servers.sh"), "--list"],
+                       capture_output=True, text=True, timeout=60)
+    for line in r.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key == name and os.path.isfile(os.path.join(value, "redis-server")):
+            return value
+    return None
+
+
+def require_server(name):
+    """server_bin_dir(name), skipping (outside CI) or failing (in CI, where scripts/test.sh
+    builds every server) when it is not built."""
+    import pytest
+    bin_dir = server_bin_dir(name)
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not built; scripts/test.sh runs scripts/build-servers.sh")
+        pytest.skip(f"{name} not built (scripts/build-servers.sh builds it)")
+    return bin_dir
+
+
 def expected_server():
     """The server the version matrix runs this test on ("redis-6.2.16", "valkey-8.0.1"), from
     SLOTGUARD_SERVER; None for the default (whatever redis-server is first on PATH)."""

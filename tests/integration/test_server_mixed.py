@@ -1,0 +1,110 @@
+"""A cluster in the middle of a rolling upgrade: Debian's Redis 7.0.15 being replaced node by
+node with 7.2.6 (the way operators upgrade: replicas first, then each master fails over onto
+its upgraded replica and is restarted on the new version itself).
+
+Half way (one shard fully on 7.2, the others still 7.0 masters with 7.2 replicas) slots are
+moved both ways between a 7.0 and a 7.2 master under a RedisCluster client: zero client errors,
+every key intact, `check` healthy; the exporter reports both versions.
+
+Needs the 7.2.6 build of scripts/build-servers.sh (skipped without it outside CI).
+"""
+import os
+import subprocess
+import time
+
+import pytest
+
+from agent_helpers import (ClientLoad, Dataset, assert_cluster_whole, journal_dir, master_ids,
+                           raw, run_agent, slots_of, snapshot)
+from exporter_support import Exporter
+from harness import Cluster, require_server, wait_for
+
+NEW = "redis-7.2.6"
+
+
+def version_of(cluster, port):
+    return cluster.client(port).info("server")["redis_version"]
+
+
+def restart_on(cluster, port, bin_dir):
+    """Stops the node and starts it again from its own config on `bin_dir`'s redis-server; it
+    keeps its node id (nodes.conf) and resyncs from its master."""
+    cluster.client(port).execute_command("SHUTDOWN", "NOSAVE")
+    wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
+                                    capture_output=True).returncode != 0,
+             timeout=30, what=f"node {port} stopped")
+    conf = os.path.join(cluster.dir, str(port), "redis.conf")
+    subprocess.run([os.path.join(bin_dir, "redis-server"), conf], check=True)
+    wait_for(lambda: version_of(cluster, port).startswith("7.2."), timeout=30,
+             what=f"node {port} up on 7.2")
+
+
+def synced(cluster, port):
+    info = cluster.client(port).info("replication")
+    return info["role"] == "slave" and info.get("master_link_status") == "up"
+
+
+def cluster_ok(cluster):
+    return all(cluster.client(p).execute_command("CLUSTER", "INFO").find("cluster_state:ok") >= 0
+               for p in cluster.ports)
+
+
+def test_rolling_upgrade_70_to_72_moves_slots_both_ways(monkeypatch):
+    bin_dir = require_server(NEW)
+    # Debian's 7.0.15 first on PATH for the start, whatever the matrix put there.
+    monkeypatch.setenv("PATH", "/usr/bin" + os.pathsep + os.environ["PATH"])
+    monkeypatch.delenv("SLOTGUARD_SERVER", raising=False)
+    cluster = Cluster(masters=3, replicas=1)
+    try:
+        assert {version_of(cluster, p)[:4] for p in cluster.ports} == {"7.0."}
+        data = Dataset(small=20000, others=200, big=1, ttl=300).load(cluster)
+        masters = master_ids(cluster)
+        # Replicas first.
+        for p in cluster.replica_ports():
+            restart_on(cluster, p, bin_dir)
+            wait_for(lambda: synced(cluster, p), timeout=60, what=f"replica {p} in sync")
+        # Then the first shard's master: fail over onto its 7.2 replica, upgrade the old one.
+        old_port, old_id = masters[0]
+        rep = next(p for p in cluster.replica_ports()
+                   if cluster.client(p).info("replication").get("master_port") == old_port)
+        cluster.client(rep).execute_command("CLUSTER", "FAILOVER")
+        wait_for(lambda: cluster.client(rep).info("replication")["role"] == "master",
+                 timeout=60, what="the 7.2 replica promoted")
+        restart_on(cluster, old_port, bin_dir)
+        wait_for(lambda: synced(cluster, old_port), timeout=60, what="the old master in sync")
+        wait_for(lambda: cluster_ok(cluster), timeout=60, what="cluster_state:ok everywhere")
+
+        versions = {p: version_of(cluster, p) for p in cluster.ports}
+        assert sorted(v[:4] for v in versions.values()) == ["7.0.", "7.0.", "7.2.", "7.2.",
+                                                            "7.2.", "7.2."], versions
+        new_master = rep
+        new_id = cluster.node_id(new_master)
+        old_master, old_master_id = masters[1]  # still 7.0
+        assert versions[new_master].startswith("7.2.") and versions[old_master].startswith("7.0.")
+
+        before = snapshot(cluster, data.keys)
+        moving = slots_of(cluster, old_master)[:300]
+        client = ClientLoad(cluster, moving, data.keys).start()
+        try:
+            for src, dst, n in ((old_master_id, new_id, 300), (new_id, old_master_id, 300)):
+                r = run_agent("reshard", cluster.seed, "--from", src, "--to", dst, "--slots",
+                              str(n), "--journal", journal_dir())
+                assert r.returncode == 0, r.stdout + r.stderr
+            time.sleep(0.5)  # a last few client operations on the settled layout
+        finally:
+            client.stop()
+        assert client.errors == [], client.errors[:5]
+        assert client.wrong == [], client.wrong[:5]
+        assert_cluster_whole(cluster, before)
+
+        # The exporter tells the versions apart.
+        exp = Exporter(["--redis.addr", cluster.seed])
+        try:
+            s = exp.scrape()
+            seen = {ls["redis_version"][:4] for n, ls, _ in s.series
+                    if n == "redis_instance_info"}
+            assert seen == {"7.0.", "7.2."}, seen
+        finally:
+            exp.stop()
+    finally:
+        cluster.down()
