@@ -942,7 +942,7 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
     for (const auto& w : r.warnings) out.warnings.push_back(w);
     if (!r.ok()) {
       out.error = "moving slots back to " + info.source.ToString() + ": " + r.message;
-      out.retryable = r.status != MoveResult::Status::kConflict && !r.target_full;
+      out.retryable = r.retryable();
       return false;
     }
     handled.insert(slots.begin(), slots.end());
@@ -1004,7 +1004,7 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
           for (const auto& w : one.warnings) out.warnings.push_back(w);
           if (!one.ok()) {
             out.target_full = one.target_full;
-            out.retryable = !one.target_full && one.status != MoveResult::Status::kConflict;
+            out.retryable = one.retryable();
             out.error = "finishing slot " + std::to_string(rest[i]) + " at " +
                         info.target.ToString() + " to move it back: " + one.message;
             if (one.target_full) {
@@ -1021,7 +1021,7 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
         }
       } else if (r.status != MoveResult::Status::kConflict || plan.to_target) {
         out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
-        out.retryable = r.status != MoveResult::Status::kConflict && !r.target_full;
+        out.retryable = r.retryable();
         out.target_full = r.target_full;
         return out;
       } else {

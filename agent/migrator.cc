@@ -657,6 +657,11 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             // "ERR Target instance replied with error: OOM command not allowed when used
             // memory > 'maxmemory'": RESTORE is refused there (MIGRATE itself is not).
             const bool oom = reply.str.find("OOM") != std::string::npos;
+            // "ERR Target instance replied with error: ERR DUMP payload version or checksum
+            // are wrong": the target runs an older RDB format than the source.
+            if (reply.str.find("payload version") != std::string::npos) {
+              result.unreadable = true;
+            }
             CountFailure(oom ? "oom" : "error", true, false);
             result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
@@ -776,7 +781,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         pending.push_back(slot);
       }
     }
-    if (result.target_full) {
+    if (result.target_full || result.unreadable) {
       // Every key is still where clients find it (the refused ones stayed on ends.from).
       result.status = MoveResult::Status::kError;
       return result;
@@ -1102,6 +1107,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
       result.conflict_keys = keys.conflict_keys;
       result.left_keys = keys.left_keys;
       result.target_full = keys.target_full;
+      result.unreadable = keys.unreadable;
       return finish(keys.status, keys.message);  // no slot of this group changed owner
     }
     if (!jr) return fail(jr.error().message);

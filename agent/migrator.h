@@ -88,7 +88,12 @@ struct MoveResult {
   // The receiving node refused keys with -OOM (maxmemory reached, noeviction): retrying cannot
   // help until memory is freed there, so the call returned at once (status kError).
   bool target_full = false;
+  // The receiving node cannot read the keys' RDB format (it runs an older server): no retry
+  // can help until it is upgraded, so the call returned at once (status kError).
+  bool unreadable = false;
   std::string message;  // why it stopped / failed
+  // Whether trying the same move again later may succeed.
+  bool retryable() const { return status != Status::kConflict && !target_full && !unreadable; }
   bool ok() const { return status == Status::kDone; }
 };
 

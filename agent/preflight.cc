@@ -130,6 +130,31 @@ cluster::Result<PreflightReport> Preflight(const ClusterSnapshot& s, const Resol
   }
 
   PreflightReport report;
+  // MIGRATE carries the source's RDB format; a node refuses a newer one than its own.
+  const auto source_settings = settings.find(batch.source.ToString());
+  const auto target_settings = settings.find(target->endpoint.ToString());
+  if (source_settings != settings.end() && target_settings != settings.end() &&
+      source_settings->second.server && target_settings->second.server) {
+    const auto& from = *source_settings->second.server;
+    const auto& to = *target_settings->second.server;
+    const auto name = [](const cluster::ServerVersion& v) {
+      return v.ToString() + ", RDB format " + std::to_string(v.RdbVersion());
+    };
+    if (from.RdbVersion() > to.RdbVersion()) {
+      return fail("source " + Name(s, batch.source_id) + " runs " + name(from) + ", target " +
+                  Name(s, batch.target_id) + " runs " + name(to) +
+                  ": the target cannot read the keys MIGRATE would carry (\"DUMP payload "
+                  "version or checksum are wrong\"); upgrade the target first, or move the "
+                  "slots to a master on the source's version");
+    }
+    if (from.RdbVersion() < to.RdbVersion()) {
+      report.warnings.push_back(
+          "target " + Name(s, batch.target_id) + " runs " + name(to) + ", newer than source " +
+          Name(s, batch.source_id) + " (" + name(from) +
+          "): a rollback cannot move keys back to the source, it stops with the slots open "
+          "(every key still reachable) until the source is upgraded");
+    }
+  }
   // One line per setting, naming every node that has it.
   std::map<long, std::string> timeouts;
   std::string full_coverage;

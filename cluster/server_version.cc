@@ -46,7 +46,12 @@ bool ServerVersion::Number::AtLeast(int want_major, int want_minor, int want_pat
   return std::tie(major, minor, patch) >= std::tie(want_major, want_minor, want_patch);
 }
 
-bool ServerVersion::ReplicatesSetSlot() const { return IsValkey() && number_.AtLeast(8, 0); }
+int ServerVersion::RdbVersion() const {
+  if (redis_number_.AtLeast(7, 4)) return 12;
+  if (redis_number_.AtLeast(7, 2)) return 11;
+  if (redis_number_.AtLeast(7, 0)) return 10;
+  return 9;
+}
 
 bool ServerVersion::HasLatencyStats() const { return redis_number_.AtLeast(7, 0); }
 

@@ -39,10 +39,11 @@ class ServerVersion {
   bool IsValkey() const { return name_ == "valkey"; }
 
   // Capabilities.
-  // A primary sends CLUSTER SETSLOT to its replicas and waits for their acknowledgement before
-  // executing it; it takes a TIMEOUT argument and may answer -NOREPLICAS without executing
-  // (Valkey >= 8.0).
-  bool ReplicatesSetSlot() const;
+  // The RDB format version its DUMP/MIGRATE payloads carry: 9 (6.x), 10 (7.0), 11 (7.2 and
+  // Valkey 8, whose redis_version is 7.2.4), 12 (7.4+). A node refuses RESTORE of a payload
+  // newer than its own ("DUMP payload version or checksum are wrong"), so MIGRATE cannot move
+  // keys to a node whose format is older. Not probed: only a write (RESTORE) would tell.
+  int RdbVersion() const;
   // INFO latencystats (latency_percentiles_usec_<cmd>) exists (Redis >= 7.0, so Valkey).
   bool HasLatencyStats() const;
   // CLUSTER INFO writes total_cluster_links_buffer_limit_exceeded and CLUSTER LINKS exists

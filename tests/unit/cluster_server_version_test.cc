@@ -26,7 +26,7 @@ struct Expected {
   const char* name;
   const char* version;
   const char* redis_version;
-  bool replicates_setslot;
+  int rdb_version;
   bool latency_stats;
   const char* log_line;
 };
@@ -47,7 +47,7 @@ TEST_P(RealServers, InfoServerAndInfoAllAgree) {
     EXPECT_EQ(v.version(), want.version);
     EXPECT_EQ(v.redis_version(), want.redis_version);
     EXPECT_EQ(v.IsValkey(), std::string(want.name) == "valkey");
-    EXPECT_EQ(v.ReplicatesSetSlot(), want.replicates_setslot);
+    EXPECT_EQ(v.RdbVersion(), want.rdb_version);
     EXPECT_EQ(v.HasLatencyStats(), want.latency_stats);
     EXPECT_EQ(v.HasClusterLinks(), want.latency_stats);  // both came with 7.0
     EXPECT_EQ(v.ToString(), want.log_line);
@@ -67,11 +67,10 @@ TEST_P(RealServers, PredicatesMatchWhatTheServerWrites) {
 
 INSTANTIATE_TEST_SUITE_P(
     Captured, RealServers,
-    ::testing::Values(Expected{"redis62", "redis", "6.2.16", "6.2.16", false, false,
-                               "redis 6.2.16"},
-                      Expected{"redis70", "redis", "7.0.15", "7.0.15", false, true, "redis 7.0.15"},
-                      Expected{"redis72", "redis", "7.2.6", "7.2.6", false, true, "redis 7.2.6"},
-                      Expected{"valkey80", "valkey", "8.0.1", "7.2.4", true, true,
+    ::testing::Values(Expected{"redis62", "redis", "6.2.16", "6.2.16", 9, false, "redis 6.2.16"},
+                      Expected{"redis70", "redis", "7.0.15", "7.0.15", 10, true, "redis 7.0.15"},
+                      Expected{"redis72", "redis", "7.2.6", "7.2.6", 11, true, "redis 7.2.6"},
+                      Expected{"valkey80", "valkey", "8.0.1", "7.2.4", 11, true,
                                "valkey 8.0.1 (redis_version 7.2.4)"}),
     [](const ::testing::TestParamInfo<Expected>& info) { return std::string(info.param.prefix); });
 
@@ -90,19 +89,17 @@ TEST(ClusterServerVersion, Numbers) {
   EXPECT_EQ(MustParse("redis_version:255.255.255\n").number().major, 255);  // unstable
   auto rc = MustParse("server_name:valkey\nredis_version:7.2.4\nvalkey_version:8.0.0-rc1\n");
   EXPECT_EQ(rc.version(), "8.0.0-rc1");
-  EXPECT_TRUE(rc.ReplicatesSetSlot());
+  EXPECT_EQ(rc.RdbVersion(), 11);
 }
 
 TEST(ClusterServerVersion, ValkeyIsToldByServerNameNotByRedisVersion) {
   // Valkey 7.2 (the first release) has no SETSLOT replication; its redis_version is 7.2.4 too.
   auto v72 = MustParse("server_name:valkey\r\nredis_version:7.2.4\r\nvalkey_version:7.2.7\r\n");
   EXPECT_TRUE(v72.IsValkey());
-  EXPECT_FALSE(v72.ReplicatesSetSlot());
   EXPECT_TRUE(v72.HasLatencyStats());
   auto v81 = MustParse("server_name:valkey\r\nredis_version:7.2.4\r\nvalkey_version:8.1.0\r\n");
-  EXPECT_TRUE(v81.ReplicatesSetSlot());
-  // A Redis with a redis_version past 8 does not replicate SETSLOT.
-  EXPECT_FALSE(MustParse("redis_version:8.0.2\r\n").ReplicatesSetSlot());
+  EXPECT_EQ(v81.RdbVersion(), 11);
+  EXPECT_EQ(MustParse("redis_version:7.4.1\r\n").RdbVersion(), 12);
   // server_name in any case; an empty one is Redis.
   EXPECT_EQ(MustParse("server_name:Valkey\nredis_version:7.2.4\nvalkey_version:8.0.1\n").name(),
             "valkey");
