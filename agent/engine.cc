@@ -1045,6 +1045,27 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   if (!move_back(reverse)) return out;
 
   if (halted()) return out;
+  // Where SETSLOT is replicated (Valkey 8), a replica may keep an open slot its master never
+  // had (-NOREPLICAS): a STABLE at the master, which it replicates, clears it.
+  if (auto snapshot = TakeSnapshot(connector_, Seeds(&info))) {
+    for (const auto& [master, slots] : ReplicaLeftovers(*snapshot, info.slots)) {
+      if (!migrator_.SupportOf(master).replicated) continue;
+      if (auto j = Append(StepRecord(info.id, "stable_for_replicas", slots)); !j) {
+        out.error = j.error().message;
+        return out;
+      }
+      spdlog::warn(
+          "batch {}: replicas of {} show {} slot(s) open that it has not (first {}): "
+          "SETSLOT STABLE there, which its replicas repeat",
+          info.id, master.ToString(), slots.size(), slots.front());
+      if (auto e = CheckSetSlots(migrator_.SetSlots(master, slots, {"STABLE"}, ctl),
+                                 "SETSLOT STABLE", master)) {
+        out.error = *e;
+        out.retryable = true;
+        return out;
+      }
+    }
+  }
   // Verify from the nodes themselves.
   auto verify = ObserveSlots(info, info.slots, ctl);
   if (!verify) {

@@ -1,5 +1,7 @@
 #include "agent/recovery.h"
 
+#include <set>
+
 #include "cluster/slot_map.h"
 
 namespace slotguard::agent {
@@ -150,6 +152,25 @@ ConvergencePlan PlanConvergence(const std::vector<SlotObservation>& slots,
     }
   }
   return plan;
+}
+
+std::map<cluster::Endpoint, std::vector<int>> ReplicaLeftovers(const ClusterSnapshot& snapshot,
+                                                               const std::vector<int>& slots) {
+  const std::set<int> wanted(slots.begin(), slots.end());
+  std::map<std::string, std::set<int>> open_at;  // node id -> its open slots
+  for (const auto& o : snapshot.judgement.open_slots) open_at[o.node_id].insert(o.slot);
+  std::map<cluster::Endpoint, std::set<int>> stable;
+  for (const auto& o : snapshot.judgement.open_slots) {
+    if (!wanted.count(o.slot)) continue;
+    const auto* node = snapshot.FindById(o.node_id);
+    if (node == nullptr || node->flags.master || node->master_id.empty()) continue;
+    const auto* master = snapshot.FindById(node->master_id);
+    if (master == nullptr || open_at[master->id].count(o.slot)) continue;
+    stable[master->endpoint].insert(o.slot);
+  }
+  std::map<cluster::Endpoint, std::vector<int>> out;
+  for (const auto& [endpoint, set] : stable) out[endpoint].assign(set.begin(), set.end());
+  return out;
 }
 
 }  // namespace slotguard::agent

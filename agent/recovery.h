@@ -1,9 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "agent/cluster_snapshot.h"
+#include "cluster/endpoint.h"
 #include "cluster/nodes.h"
 
 namespace slotguard::agent {
@@ -105,5 +108,13 @@ struct ConvergencePlan {
 ConvergencePlan PlanConvergence(const std::vector<SlotObservation>& slots,
                                 const std::string& source_id, const std::string& target_id,
                                 ConvergeMode mode);
+
+// Pure. Open slots among `slots` that a replica shows in its own line while its master does
+// not have them open: Valkey 8 replicas apply a SETSLOT before their primary runs it, and keep
+// it when the primary then answers -NOREPLICAS without running it. By the master's address,
+// the slots to make STABLE there: the master replicates that STABLE, which clears them. A slot
+// the master has open too is left to PlanConvergence.
+std::map<cluster::Endpoint, std::vector<int>> ReplicaLeftovers(const ClusterSnapshot& snapshot,
+                                                               const std::vector<int>& slots);
 
 }  // namespace slotguard::agent

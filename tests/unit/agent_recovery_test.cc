@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_data.h"
+
 namespace slotguard::agent {
 namespace {
 
@@ -251,6 +253,60 @@ TEST(AgentRecovery, AnEndThatNoLongerAnswersIsReplacedByItsFormerReplica) {
       "eeee 127.0.0.1:7004@17004 slave bbbb 0 0 2 connected\n");
   ASSERT_TRUE(b);
   EXPECT_EQ(PromotedMaster(*b, kB, true, {"eeee"}), nullptr);
+}
+
+}  // namespace
+}  // namespace slotguard::agent
+
+namespace slotguard::agent {
+namespace {
+
+// A real Valkey 8.0.1 cluster where a replica kept an open slot its master never ran:
+// SETSLOT 2000 MIGRATING on the master with its replica frozen (-NOREPLICAS), the replica let
+// go afterwards (tests/data/valkey80_replica_leftover*).
+ClusterSnapshot ValkeyLeftover() {
+  std::vector<NodeReport> reports;
+  for (int i = 0; i < 6; ++i) {
+    auto nodes = cluster::ParseClusterNodes(slotguard::testing::ReadData(
+        "valkey80_replica_leftover_nodes_" + std::to_string(i) + ".txt"));
+    EXPECT_TRUE(nodes) << i;
+    const auto* me = cluster::FindMyself(*nodes);
+    NodeReport r;
+    r.endpoint = me->endpoint;
+    r.view = cluster::NodesView{me->id, me->endpoint, *nodes};
+    reports.push_back(std::move(r));
+  }
+  return BuildSnapshot(std::move(reports));
+}
+
+TEST(AgentRecovery, ReplicaLeftoverIsClosedAtItsMaster) {
+  const auto env = slotguard::testing::ReadEnv("valkey80_replica_leftover.env");
+  const int slot = std::stoi(env.at("slot"));
+  auto leftovers = ReplicaLeftovers(ValkeyLeftover(), {slot - 1, slot, slot + 1});
+  ASSERT_EQ(leftovers.size(), 1u);
+  EXPECT_EQ(leftovers.begin()->first.ToString(), env.at("master"));
+  EXPECT_EQ(leftovers.begin()->second, std::vector<int>{slot});
+  // Slots outside the batch are not its business.
+  EXPECT_TRUE(ReplicaLeftovers(ValkeyLeftover(), {slot + 1}).empty());
+}
+
+TEST(AgentRecovery, ASlotOpenOnTheMasterTooIsLeftToThePlan) {
+  // Redis 7.0: replicas never show open slots; the masters' own are PlanConvergence's.
+  std::vector<NodeReport> reports;
+  for (int i = 0; i < 6; ++i) {
+    auto nodes = cluster::ParseClusterNodes(
+        slotguard::testing::ReadData("redis70_open_slot_nodes_" + std::to_string(i) + ".txt"));
+    ASSERT_TRUE(nodes);
+    const auto* me = cluster::FindMyself(*nodes);
+    NodeReport r;
+    r.endpoint = me->endpoint;
+    r.view = cluster::NodesView{me->id, me->endpoint, *nodes};
+    reports.push_back(std::move(r));
+  }
+  const auto env = slotguard::testing::ReadEnv("redis70_open_slot.env");
+  std::vector<int> all(16384);
+  for (int i = 0; i < 16384; ++i) all[i] = i;
+  EXPECT_TRUE(ReplicaLeftovers(BuildSnapshot(std::move(reports)), all).empty());
 }
 
 }  // namespace
