@@ -122,7 +122,10 @@ def test_soak_reshard_back_and_forth_with_crashes(cluster):
                 # Done, rolled back, or (an end turned replica) converged and then refused.
                 assert r.returncode in (0, 1, 2), what
                 if r.returncode == 1:
-                    assert "replica" in out, what
+                    # An end turned replica, or (between two batches) the next batch's
+                    # preflight found the failed-over source no longer owning its slots:
+                    # refused before anything of that batch changed.
+                    assert "replica" in out or "not owned by source" in out, what
                 ended[r.returncode] += 1
             else:
                 assert r.returncode == 0, what
