@@ -1158,6 +1158,15 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   } else {
     snapshot = TakeSnapshot(connector_, options_.seeds);
   }
+  // Two masters with one config epoch (a bump without consensus met another node's): the
+  // servers resolve it themselves at their next ping exchange (the one with the lower node id
+  // bumps, clusterHandleConfigEpochCollision). Wait for that rather than refuse the batch.
+  const auto collision_deadline = clock_.Now() + options_.guards.convergence_timeout;
+  while (snapshot && snapshot->judgement.epoch_collisions > 0 &&
+         clock_.Now() < collision_deadline) {
+    clock_.SleepFor(std::chrono::milliseconds(100));
+    snapshot = TakeSnapshot(connector_, options_.seeds);
+  }
   if (!snapshot) return failed(snapshot.error());
   auto resolved = ResolveBatch(batch, *snapshot, options_.limits);
   if (!resolved) return failed(resolved.error());
