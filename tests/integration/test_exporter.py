@@ -79,6 +79,10 @@ def keys_in_slot_of(cluster, port, count):
         slot = client.execute_command("CLUSTER KEYSLOT", f"{{t{tag}}}")
         if first <= slot <= last:
             break
+    # A node of a loaded machine may briefly say CLUSTERDOWN (a peer it missed pings from):
+    # write once it takes writes again.
+    wait_for(lambda: client.set(f"{{t{tag}}}:k0", "v"), timeout=30,
+             what=f"node {port} taking writes")
     for i in range(count):
         client.set(f"{{t{tag}}}:k{i}", "v")
     assert client.execute_command("CLUSTER COUNTKEYSINSLOT", slot) == count
