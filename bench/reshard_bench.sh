@@ -196,7 +196,9 @@ TOOLS = {
                  "--cluster-to", dst_id, "--cluster-slots", str(SLOTS), "--cluster-yes",
                  "--cluster-pipeline", "1000"],
 }
-TOOLS["reference: bare pipelined protocol, no safety (not a tool)"] = None
+# The bare protocol knows nothing of Valkey 8's replicated SETSLOT: REFERENCE=0 leaves it out.
+if os.environ.get("REFERENCE", "1") != "0":
+    TOOLS["reference: bare pipelined protocol, no safety (not a tool)"] = None
 for variant in AGENT_VARIANTS:
     name = "slotguard-agent reshard" + (" " + " ".join(variant) if variant else " (defaults)")
     TOOLS[name] = lambda variant=variant: agent_move(src_id, dst_id, variant)
@@ -241,7 +243,7 @@ for name in TOOLS:
     lat = clients[name]["lat"]
     print(f"  {name:<55} {med:8.3f} s  {SLOTS / med:8.0f} slots/s  client: {clients[name]['errors']} errors, "
           f"{len(lat)} ops, latency p50 {pct(lat, 0.5):.2f} ms p99 {pct(lat, 0.99):.2f} ms max {pct(lat, 1.0):.1f} ms")
-for name in list(TOOLS)[3:]:
+for name in [n for n in TOOLS if n.startswith("slotguard-agent")]:
     med = statistics.median(results[name])
     # Each run times every tool back to back on the same machine state: the ratio within a run
     # shows how much of the spread is the machine's.

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export KEYS="${KEYS:-100000}" SLOTS="${SLOTS:-2000}" RUNS="${RUNS:-2}" AGENT_VARIANTS=""
+export KEYS="${KEYS:-100000}" SLOTS="${SLOTS:-2000}" RUNS="${RUNS:-2}" AGENT_VARIANTS="" REFERENCE=0
 declare -A BIN=([default]=/usr/bin)
 while IFS='=' read -r name dir; do
   [ -n "$name" ] && BIN[$name]=$dir
