@@ -339,6 +339,7 @@ class ClientLoad:
     def __init__(self, cluster, slots, dataset_keys=(), n_keys=400):
         self.cluster = cluster
         self.errors = []
+        self.error_times = []  # time.time() of each error, for telling fault windows apart
         self.wrong = []
         self.ops = 0
         self.stop_flag = threading.Event()
@@ -385,6 +386,7 @@ class ClientLoad:
                         self.wrong.append((rk, want, got))
                 self.ops += 1
             except Exception as exc:  # every error counts: the test wants none
+                self.error_times.append(time.time())
                 self.errors.append(repr(exc))
             self.latencies.append(time.perf_counter() - t0)
 
@@ -398,6 +400,7 @@ class ClientLoad:
                 if got != v:
                     self.wrong.append((k, v, got))
             except Exception as exc:
+                self.error_times.append(time.time())
                 self.errors.append(repr(exc))
         return self
 
