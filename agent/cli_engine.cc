@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,8 @@
 #include "agent/engine.h"
 #include "agent/journal.h"
 #include "agent/plan.h"
+#include "agent/plan_file.h"
+#include "agent/rebalance.h"
 #include "agent/slot_load.h"
 #include "agent/stray_keys.h"
 #include "agent/wall_time.h"
@@ -65,6 +68,8 @@ struct ReshardArgs {
   int rollback_timeout_s = 300;
   bool new_run = false;
   double lease_ttl_s = 30;
+  // Only converge what the journal has open, then stop (rebalance and drain plan afterwards).
+  bool recover_only = false;
 };
 
 // Ctrl-C / SIGTERM during a reshard: the running batch rolls back (operator), no new batch
@@ -598,7 +603,9 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
           "Abandoning unfinished run %s (%s; %s): its open batches are converged first, then "
           "a new run starts\n",
           run->id.c_str(), RunEnding(*run).c_str(),
-          same ? "--new-run given" : "different arguments");
+          a.recover_only ? "a rebalance plans anew"
+          : same         ? "--new-run given"
+                         : "different arguments");
     }
   } else {
     for (auto it = open_before.runs.rbegin(); it != open_before.runs.rend(); ++it) {
@@ -665,6 +672,11 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
           " is abandoned, so no new run starts: " + j.error().message);
       return kExitError;
     }
+  }
+  if (a.recover_only) {
+    std::printf("Journal %s: nothing left open\n", a.journal.c_str());
+    std::fflush(stdout);
+    return kExitOk;
   }
   if (!run_id.empty()) {
     int done_slots = 0;
@@ -878,6 +890,364 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   return exit;
 }
 
+// ---- rebalance / drain ----
+
+struct RebalanceArgs {
+  ReshardArgs engine;                // connection, batching, MIGRATE, journal and guard settings
+  std::vector<std::string> weights;  // NODE=W
+  bool use_empty_masters = false;
+  double threshold_pct = 2;
+  std::string by = "slots";
+  std::string output;
+};
+
+std::string InMeasure(BalanceMeasure by, double v) {
+  if (by == BalanceMeasure::kMemory) return HumanBytes(static_cast<int64_t>(v));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+cluster::Result<void> WritePlanFile(const std::string& path, const Plan& plan,
+                                    const ClusterSnapshot& s, const std::string& header) {
+  const std::string text = FormatPlanFile(plan, header, [&](const std::string& id) {
+    const auto* n = s.FindById(id);
+    return n ? n->endpoint.ToString() : std::string();
+  });
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return cluster::MakeError("--output " + path + ": " + std::strerror(errno));
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() &&
+                  std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  std::fclose(f);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return cluster::MakeError("--output " + path + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
+// rebalance (drain_address empty) or drain (every slot of that master to the others).
+int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
+  SetupLogging();
+  Limits limits;
+  ReshardArgs base = r.engine;
+  base.slots = 1;  // checked per pair when it runs; here only the shared settings
+  if (auto v = ValidateArgs(base, limits); !v) {
+    Err(v.error().message);
+    return kExitError;
+  }
+  auto by = ParseBalanceMeasure(r.by);
+  if (!by) {
+    Err(by.error().message);
+    return kExitError;
+  }
+  if (!(r.threshold_pct >= 0)) {
+    Err("--threshold must be >= 0 (percent)");
+    return kExitError;
+  }
+  const bool execute = !r.engine.dry_run && r.output.empty();
+  // Whatever the journal has open is converged before the cluster is measured: a plan made
+  // around open slots would name slots their recovery moves.
+  if (execute) {
+    auto records = Journal::Read(base.journal);
+    if (!records) {
+      Err(records.error().message);
+      return kExitError;
+    }
+    if (!ReplayJournal(*records).OpenBatches().empty()) {
+      ReshardArgs recover = base;
+      recover.recover_only = true;
+      if (int rc = RunPlanOrReshard(recover, true); rc != kExitOk) return rc;
+    }
+  }
+  auto c = Connect(base.common, std::chrono::milliseconds(base.timeout_ms + 3000));
+  if (!c) {
+    Err(c.error().message);
+    return kExitError;
+  }
+  auto s = TakeSnapshot(*c->pool, {c->seed});
+  if (!s) {
+    Err(s.error().message);
+    return kExitError;
+  }
+  const auto& j = s->judgement;
+  if (j.views != static_cast<int>(s->reports.size()) || !j.consistent || !j.open_slots.empty() ||
+      j.disputed > 0 || j.uncovered > 0 || !j.failing_node_ids.empty()) {
+    Err("the cluster is not settled (" + std::to_string(j.views) + "/" +
+        std::to_string(s->reports.size()) + " nodes answered, " +
+        std::to_string(j.open_slots.size()) + " open slot(s), " + std::to_string(j.disputed) +
+        " disputed, " + std::to_string(j.uncovered) + " uncovered, " +
+        std::to_string(j.failing_node_ids.size()) +
+        " failing node(s)): see `slotguard-agent check`. Nothing was changed.");
+    return kExitError;
+  }
+  std::vector<MasterShare> masters;
+  for (const auto* n : s->Masters()) {
+    MasterShare m{n->id, n->endpoint.ToString(), {}};
+    for (const auto& range : n->slots) {
+      for (int slot = range.first; slot <= range.last; ++slot) m.slots.push_back(slot);
+    }
+    masters.push_back(std::move(m));
+  }
+  auto find_master = [&](const std::string& node) -> MasterShare* {
+    const auto* n = s->FindNode(node);
+    if (!n) return nullptr;
+    for (auto& m : masters) {
+      if (m.id == n->id) return &m;
+    }
+    return nullptr;
+  };
+  for (const auto& w : r.weights) {
+    const auto eq = w.rfind('=');
+    double weight = -1;
+    try {
+      size_t used = 0;
+      if (eq != std::string::npos) weight = std::stod(w.substr(eq + 1), &used);
+      if (eq == std::string::npos || used != w.size() - eq - 1) weight = -1;
+    } catch (...) {
+      weight = -1;
+    }
+    if (!(weight >= 0)) {
+      Err("--weight " + w + ": expected NODE=W with W a number >= 0 (0 empties the node)");
+      return kExitError;
+    }
+    auto* m = find_master(w.substr(0, eq));
+    if (!m) {
+      Err("--weight " + w + ": " + w.substr(0, eq) +
+          " is not a master of this cluster (give a node id or host:port as CLUSTER NODES "
+          "shows it)");
+      return kExitError;
+    }
+    m->weight = weight;
+  }
+  std::string what = std::string("rebalance by ") + BalanceMeasureName(*by);
+  if (!drain_address.empty()) {
+    auto* m = find_master(drain_address);
+    if (!m) {
+      Err("drain " + drain_address + ": not a master of this cluster");
+      return kExitError;
+    }
+    m->weight = 0;
+    what = "drain of " + m->name + " by " + BalanceMeasureName(*by);
+  }
+
+  // Keys and sampled bytes per slot: the measure for --by keys|memory, and for every plan the
+  // MIGRATE sizing and the hot-slot rule of the slots that move.
+  std::map<int, SlotLoad> loads;
+  std::map<std::string, int64_t> used_memory;
+  auto measure = [&](const MasterShare& m, const std::vector<int>& slots) -> cluster::Result<void> {
+    const auto* n = s->FindById(m.id);
+    auto& conn = c->pool->Get(n->endpoint);
+    auto l = MeasureSlotLoads(conn, slots);
+    if (!l) return tl::unexpected(l.error());
+    loads.insert(l->begin(), l->end());
+    auto used = UsedMemory(conn);
+    if (!used) return tl::unexpected(used.error());
+    used_memory[m.id] = *used;
+    return {};
+  };
+  if (*by != BalanceMeasure::kSlots) {
+    for (const auto& m : masters) {
+      if (m.slots.empty()) continue;
+      if (auto e = measure(m, m.slots); !e) {
+        Err(m.name + ": " + e.error().message);
+        return kExitError;
+      }
+    }
+  }
+  RebalanceOptions options;
+  options.by = *by;
+  options.use_empty_masters = r.use_empty_masters;
+  options.threshold_pct = r.threshold_pct;
+  options.batch_slots = base.batch_slots;
+  options.id_prefix = RunId() + "-rb";
+  auto planned = PlanRebalance(masters, loads, options);
+  if (!planned) {
+    Err(planned.error().message);
+    return kExitError;
+  }
+  std::printf("%s, threshold %.1f%%:\n", what.c_str(), r.threshold_pct);
+  std::printf("%-22s %7s %14s %14s %14s\n", "master", "weight", "now", "share", "after plan");
+  for (const auto& b : planned->masters) {
+    std::printf("%-22s %7.2f %14s %14s %14s%s\n", b.name.c_str(), b.weight,
+                InMeasure(*by, b.before).c_str(),
+                b.taking_part ? InMeasure(*by, b.share).c_str() : "-",
+                InMeasure(*by, b.after).c_str(), b.taking_part ? "" : "  (not taking part)");
+  }
+  if (planned->within_threshold) {
+    std::printf("Every master is within %.1f%% of its share (worst %.1f%%): nothing to move.\n",
+                r.threshold_pct, planned->worst_deviation_pct);
+    return kExitOk;
+  }
+  if (*by == BalanceMeasure::kSlots) {
+    std::map<std::string, std::vector<int>> giving;
+    for (const auto& b : planned->plan.batches) {
+      giving[b.from].insert(giving[b.from].end(), b.slots.begin(), b.slots.end());
+    }
+    for (const auto& m : masters) {
+      if (!giving.count(m.id)) continue;
+      if (auto e = measure(m, giving[m.id]); !e) {
+        Err(m.name + ": " + e.error().message);
+        return kExitError;
+      }
+    }
+    for (auto& b : planned->plan.batches) {
+      for (int slot : b.slots) b.loads[slot] = loads[slot];
+    }
+  }
+  // The runbook's hot-slot rule, per source: a slot over its share of the source's memory
+  // goes alone (the reshard of each pair applies the same rule when it runs).
+  std::vector<int> hot;
+  for (const auto& [id, used] : used_memory) {
+    std::map<int, SlotLoad> own;
+    for (const auto& m : masters) {
+      if (m.id != id) continue;
+      for (int slot : m.slots) {
+        if (auto it = loads.find(slot); it != loads.end()) own[slot] = it->second;
+      }
+    }
+    for (int slot : HotSlots(own, used, limits)) hot.push_back(slot);
+  }
+  Plan plan = SplitHotSlots(planned->plan, hot).plan;
+  std::printf("%-30s %-22s %-22s %6s  %s\n", "batch", "from", "to", "slots", "ranges");
+  for (const auto& b : plan.batches) {
+    std::string ranges = RangesOf(b.slots);
+    if (ranges.size() > 30) ranges = ranges.substr(0, 27) + "...";
+    std::printf("%-30s %-22s %-22s %6zu  %s\n", b.id.c_str(),
+                s->FindById(b.from)->endpoint.ToString().c_str(),
+                s->FindById(b.to)->endpoint.ToString().c_str(), b.slots.size(), ranges.c_str());
+  }
+  const int total = plan.TotalSlots();
+  std::printf("Total: %d slots in %zu batch(es)%s\n", total, plan.batches.size(),
+              hot.empty() ? "" : (", hot slots alone: " + RangesOf(hot)).c_str());
+  std::fflush(stdout);
+  if (!r.output.empty()) {
+    const std::string header = "slotguard-agent " + what + ": " +
+                               std::to_string(plan.TotalSlots()) + " slots in " +
+                               std::to_string(plan.batches.size()) +
+                               " batch(es). Run it: slotguard-agent enqueue " + r.output;
+    if (auto w = WritePlanFile(r.output, plan, *s, header); !w) {
+      Err(w.error().message);
+      return kExitError;
+    }
+    std::printf("Plan written to %s (the daemon runs it: slotguard-agent enqueue %s%s)\n",
+                r.output.c_str(), r.output.c_str(),
+                total > limits.approval_threshold_slots ? ", then approve it" : "");
+    return kExitOk;
+  }
+  if (r.engine.dry_run) {
+    std::printf("Dry run: nothing changed.\n");
+    return kExitOk;
+  }
+  if (total > limits.approval_threshold_slots && !r.engine.yes) {
+    Err("the plan moves " + std::to_string(total) + " slots, over the runbook's " +
+        std::to_string(limits.approval_threshold_slots) +
+        "-slot limit without approval: review it with --dry-run and rerun with --yes to "
+        "approve. Nothing was changed.");
+    return kExitError;
+  }
+  // One guarded, journaled reshard per source and target, one after another: a rerun after
+  // any ending converges what is open and plans what is still uneven.
+  std::vector<std::pair<std::pair<std::string, std::string>, std::vector<int>>> pairs;
+  for (const auto& b : plan.batches) {
+    if (pairs.empty() || pairs.back().first != std::make_pair(b.from, b.to)) {
+      pairs.push_back({{b.from, b.to}, {}});
+    }
+    pairs.back().second.insert(pairs.back().second.end(), b.slots.begin(), b.slots.end());
+  }
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (g_interrupted) {
+      std::printf("Interrupted: %zu of %zu moves not started.\n", pairs.size() - i, pairs.size());
+      return kExitRolledBack;
+    }
+    auto& [ends, slots] = pairs[i];
+    std::sort(slots.begin(), slots.end());
+    std::printf("\nMove %zu of %zu: %zu slots from %s to %s\n", i + 1, pairs.size(), slots.size(),
+                s->FindById(ends.first)->endpoint.ToString().c_str(),
+                s->FindById(ends.second)->endpoint.ToString().c_str());
+    std::fflush(stdout);
+    ReshardArgs a = base;
+    a.slots = 0;
+    a.from = ends.first;
+    a.to = ends.second;
+    a.ranges = RangesOf(slots);
+    a.yes = true;  // approved above, for the whole plan
+    if (int rc = RunPlanOrReshard(a, true); rc != kExitOk) {
+      std::printf("Rebalance stopped at move %zu of %zu; rerun the same command to continue.\n",
+                  i + 1, pairs.size());
+      return rc;
+    }
+  }
+  if (!drain_address.empty()) {
+    auto after = TakeSnapshot(*c->pool, {c->seed});
+    const auto* n = after ? after->FindNode(drain_address) : nullptr;
+    if (n) {
+      size_t owned = 0;
+      for (const auto& range : n->slots) owned += range.last - range.first + 1;
+      if (n->flags.replica) {
+        // Redis (cluster-allow-replica-migration, the default) turns a master that gave away
+        // its last slot into a replica of the node that took it.
+        const auto* m = after->FindById(n->master_id);
+        std::printf("Drained %s: owns %zu slots; the server made it a replica of %s (a master "
+                    "left without slots follows the node that took its last one)\n",
+                    n->endpoint.ToString().c_str(), owned,
+                    m ? m->endpoint.ToString().c_str() : n->master_id.c_str());
+      } else {
+        auto keys = c->pool->Get(n->endpoint).Command({"DBSIZE"});
+        std::printf("Drained %s: owns %zu slots, holds %lld keys\n",
+                    n->endpoint.ToString().c_str(), owned,
+                    keys && keys->type == cluster::Reply::Type::kInteger
+                        ? static_cast<long long>(keys->integer)
+                        : -1LL);
+      }
+    }
+  }
+  std::printf("Rebalance done.\n");
+  return kExitOk;
+}
+
+// Batching, MIGRATE, journal and guard options: reshard, plan, rebalance and drain alike.
+void AddEngineOptions(CLI::App* sub, ReshardArgs& a) {
+  sub->add_option("--batch-slots", a.batch_slots, "Slots per batch (1-500)")->capture_default_str();
+  sub->add_option("--pipeline", a.pipeline, "Keys per MIGRATE")->capture_default_str();
+  sub->add_option("--timeout", a.timeout_ms, "MIGRATE timeout in ms")->capture_default_str();
+  sub->add_option("--getkeys-count", a.getkeys_count, "Keys per CLUSTER GETKEYSINSLOT")
+      ->capture_default_str();
+  sub->add_option("--group-slots", a.group_slots,
+                  "Slots in flight together (one pipelined SETSLOT round per step)")
+      ->capture_default_str();
+  sub->add_option("--migrates-per-round", a.migrates_per_round,
+                  "MIGRATE commands in flight at once, in two pipelined rounds of half each "
+                  "(each may wait --timeout on a dead target before the guards get a say)")
+      ->capture_default_str();
+  sub->add_option("--migrate-bytes", a.migrate_bytes,
+                  "Estimated bytes per MIGRATE, from the slots' sampled key sizes: slots with "
+                  "big keys get fewer keys per MIGRATE, at least 1 (0: --pipeline only)")
+      ->capture_default_str();
+  sub->add_flag("--replace", a.replace,
+                "On BUSYKEY overwrite the target's key even when its value differs");
+  sub->add_flag("--yes", a.yes, "Approve a plan over 1000 slots");
+  sub->add_option("--journal", a.journal, "Journal directory")->capture_default_str();
+  sub->add_flag("--dry-run", a.dry_run, "Print the plan and change nothing");
+  sub->add_option("--guard-coverage-grace", a.coverage_grace_s,
+                  "Seconds coverage may stay below 16384 before rolling back")
+      ->capture_default_str();
+  sub->add_option("--guard-migrate-failures", a.migrate_failures,
+                  "Roll back when MIGRATE failures exceed this")
+      ->capture_default_str();
+  sub->add_option("--guard-convergence-timeout", a.convergence_timeout_s,
+                  "Seconds every node may take to agree after a batch")
+      ->capture_default_str();
+  sub->add_option("--rollback-timeout", a.rollback_timeout_s,
+                  "Seconds a rollback keeps retrying unreachable nodes")
+      ->capture_default_str();
+  sub->add_option("--lease-ttl", a.lease_ttl_s,
+                  "Seconds the cluster-wide migration lease outlives a holder that stopped "
+                  "renewing it (renewed every third of it)")
+      ->capture_default_str();
+}
+
 }  // namespace
 
 void RegisterEngineCommands(CLI::App& app, int& exit_code) {
@@ -903,44 +1273,7 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
     sub->add_option("--to", args->to, "Target master: node id or host:port")->required();
     sub->add_option("--slots", args->slots, "How many slots to move (the source's lowest)");
     sub->add_option("--ranges", args->ranges, "Exactly these slots: A-B,C,...");
-    sub->add_option("--batch-slots", args->batch_slots, "Slots per batch (1-500)")
-        ->capture_default_str();
-    sub->add_option("--pipeline", args->pipeline, "Keys per MIGRATE")->capture_default_str();
-    sub->add_option("--timeout", args->timeout_ms, "MIGRATE timeout in ms")->capture_default_str();
-    sub->add_option("--getkeys-count", args->getkeys_count, "Keys per CLUSTER GETKEYSINSLOT")
-        ->capture_default_str();
-    sub->add_option("--group-slots", args->group_slots,
-                    "Slots in flight together (one pipelined SETSLOT round per step)")
-        ->capture_default_str();
-    sub->add_option("--migrates-per-round", args->migrates_per_round,
-                    "MIGRATE commands in flight at once, in two pipelined rounds of half each "
-                    "(each may wait --timeout on a dead target before the guards get a say)")
-        ->capture_default_str();
-    sub->add_option("--migrate-bytes", args->migrate_bytes,
-                    "Estimated bytes per MIGRATE, from the slots' sampled key sizes: slots with "
-                    "big keys get fewer keys per MIGRATE, at least 1 (0: --pipeline only)")
-        ->capture_default_str();
-    sub->add_flag("--replace", args->replace,
-                  "On BUSYKEY overwrite the target's key even when its value differs");
-    sub->add_flag("--yes", args->yes, "Approve a plan over 1000 slots");
-    sub->add_option("--journal", args->journal, "Journal directory")->capture_default_str();
-    sub->add_flag("--dry-run", args->dry_run, "Print the plan and change nothing");
-    sub->add_option("--guard-coverage-grace", args->coverage_grace_s,
-                    "Seconds coverage may stay below 16384 before rolling back")
-        ->capture_default_str();
-    sub->add_option("--guard-migrate-failures", args->migrate_failures,
-                    "Roll back when MIGRATE failures exceed this")
-        ->capture_default_str();
-    sub->add_option("--guard-convergence-timeout", args->convergence_timeout_s,
-                    "Seconds every node may take to agree after a batch")
-        ->capture_default_str();
-    sub->add_option("--rollback-timeout", args->rollback_timeout_s,
-                    "Seconds a rollback keeps retrying unreachable nodes")
-        ->capture_default_str();
-    sub->add_option("--lease-ttl", args->lease_ttl_s,
-                    "Seconds the cluster-wide migration lease outlives a holder that stopped "
-                    "renewing it (renewed every third of it)")
-        ->capture_default_str();
+    AddEngineOptions(sub, *args);
     if (execute) {
       sub->add_flag("--new-run", args->new_run,
                     "Start a new run even when the journal holds an unfinished run of the same "
@@ -948,6 +1281,47 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
                     "open batches are converged");
     }
     sub->callback([args, execute, &exit_code] { exit_code = RunPlanOrReshard(*args, execute); });
+  }
+
+  for (const bool drain : {false, true}) {
+    auto args = std::make_shared<RebalanceArgs>();
+    auto address = std::make_shared<std::string>();
+    auto* sub =
+        drain ? app.add_subcommand("drain",
+                                   "Move every slot of a master to the other masters (balanced "
+                                   "by --by), for decommissioning; exit 0 when it owns nothing")
+              : app.add_subcommand("rebalance",
+                                   "Even out the masters by slots, keys or memory (weights, "
+                                   "empty masters) in guarded, journaled batches");
+    if (drain) {
+      sub->add_option("node", *address, "The master to empty, HOST:PORT (also the seed)")
+          ->required();
+      args->engine.common.seed.clear();
+      sub->add_option("--user", args->engine.common.user, "ACL user (default: the default user)");
+      sub->add_option("--password-file", args->engine.common.password_file,
+                      "File whose first line is the password (else $REDIS_PASSWORD)");
+    } else {
+      AddCommonOptions(sub, args->engine.common);
+      sub->add_option("--weight", args->weights,
+                      "NODE=W: a master's share relative to the others (default 1; 0 empties "
+                      "it); repeatable");
+      sub->add_option("--threshold", args->threshold_pct,
+                      "Do nothing when every master is within this many percent of its share")
+          ->capture_default_str();
+    }
+    sub->add_flag("--use-empty-masters", args->use_empty_masters,
+                  "Masters without slots take part (a new master is empty)");
+    sub->add_option("--by", args->by,
+                    "What to even out: slots (as redis-cli), keys, or memory (sampled bytes)")
+        ->capture_default_str();
+    sub->add_option("--output", args->output,
+                    "Write the plan as a plan file for the daemon (`enqueue`) instead of running "
+                    "it");
+    AddEngineOptions(sub, args->engine);
+    sub->callback([args, address, drain, &exit_code] {
+      if (drain) args->engine.common.seed = *address;
+      exit_code = RunRebalance(*args, drain ? *address : std::string());
+    });
   }
 }
 

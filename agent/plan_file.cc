@@ -225,3 +225,29 @@ cluster::Result<Plan> ResolvePlanFile(const PlanFile& plan, const ClusterSnapsho
 }
 
 }  // namespace slotguard::agent
+
+namespace slotguard::agent {
+
+std::string FormatPlanFile(const Plan& plan, const std::string& header,
+                           const std::function<std::string(const std::string&)>& describe) {
+  std::string out = "# " + header + "\nbatches:\n";
+  auto node = [&](const std::string& id) {
+    const std::string what = describe(id);
+    return id + (what.empty() ? "" : "  # " + what) + "\n";
+  };
+  for (const auto& b : plan.batches) {
+    out += "  - id: " + b.id + "\n    from: " + node(b.from) + "    to: " + node(b.to) +
+           "    ranges: [";
+    for (size_t i = 0; i < b.slots.size();) {
+      size_t j = i;
+      while (j + 1 < b.slots.size() && b.slots[j + 1] == b.slots[j] + 1) ++j;
+      out += (i ? ", \"" : "\"") + std::to_string(b.slots[i]) +
+             (j > i ? "-" + std::to_string(b.slots[j]) : "") + "\"";
+      i = j + 1;
+    }
+    out += "]\n";
+  }
+  return out;
+}
+
+}  // namespace slotguard::agent

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,5 +45,11 @@ cluster::Result<PlanFile> LoadPlanFile(const std::string& path, int max_batch_sl
 // skipping slots any batch of the plan already names, in file order. Batches with explicit
 // ranges are copied unchanged (ValidatePlan checks them against the cluster afterwards).
 cluster::Result<Plan> ResolvePlanFile(const PlanFile& plan, const ClusterSnapshot& snapshot);
+
+// Pure: `plan` as a plan file ParsePlanFile reads back to the same batches (ids, from, to,
+// explicit ranges). `header` becomes the first comment line; `describe` gives the comment
+// after each node id (its address), "" for none.
+std::string FormatPlanFile(const Plan& plan, const std::string& header,
+                           const std::function<std::string(const std::string&)>& describe);
 
 }  // namespace slotguard::agent

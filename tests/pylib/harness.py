@@ -185,6 +185,39 @@ class Cluster:
         r = self.cli("--cluster", "check", self.seed, check=False)
         return r.returncode, r.stdout + r.stderr
 
+    def add_master(self):
+        """Starts one more node with the settings scripts/redis-cluster.sh gave the others and
+        introduces it with CLUSTER MEET: an empty master, as an operator adds one. Returns its
+        port once every node knows it. `down` stops it with the rest."""
+        for _ in range(50):
+            port = random.randrange(12000, 21000)
+            if port_free(port) and port_free(port + 10000):
+                break
+        else:
+            raise RuntimeError("no free port for another node")
+        template = open(os.path.join(self.dir, str(self.base), "redis.conf")).read()
+        nd = os.path.join(self.dir, str(port))
+        os.makedirs(nd)
+        conf = template.replace(f"port {self.base}\n", f"port {port}\n")
+        conf = conf.replace(os.path.join(self.dir, str(self.base)), nd)
+        with open(os.path.join(nd, "redis.conf"), "w") as f:
+            f.write(conf)
+        subprocess.run(["redis-server", os.path.join(nd, "redis.conf")], check=True, timeout=30)
+        wait_for(lambda: not port_free(port), what=f"node {port} listening")
+        self.client(self.base).execute_command("CLUSTER", "MEET", "127.0.0.1", str(port))
+        self.ports.append(port)
+        addr = self.addr(port)
+
+        def known_everywhere():
+            for p in self.ports:
+                view = self.nodes_text(p)  # redis-py parses it: address -> fields
+                if addr not in view or "handshake" in view[addr]["flags"]:
+                    return False
+            return True
+
+        wait_for(known_everywhere, timeout=60, what=f"every node knows {port}")
+        return port
+
     def pid(self, port):
         return int(open(os.path.join(self.dir, str(port), "redis.pid")).read().strip())
 

@@ -203,3 +203,31 @@ TEST(PlanFileResolveTest, TooFewSlotsAndUnknownNode) {
 
 }  // namespace
 }  // namespace slotguard::agent
+
+namespace slotguard::agent {
+namespace {
+
+TEST(PlanFileFormatTest, ReadsBackAsTheSameBatches) {
+  Plan plan;
+  plan.batches.push_back(Batch{"r1-rb1", "aaaa", "bbbb", {0, 1, 2, 5, 7, 8}, std::nullopt});
+  plan.batches.push_back(Batch{"r1-rb2", "cccc", "bbbb", {16383}, std::nullopt});
+  const std::string text = FormatPlanFile(plan, "made by a test", [](const std::string& id) {
+    return id == "aaaa" ? std::string("127.0.0.1:7000") : std::string();
+  });
+  EXPECT_THAT(text, HasSubstr("# made by a test\n"));
+  EXPECT_THAT(text, HasSubstr("from: aaaa  # 127.0.0.1:7000\n"));
+  EXPECT_THAT(text, HasSubstr("ranges: [\"0-2\", \"5\", \"7-8\"]"));
+  auto parsed = ParsePlanFile(text, "rebalance.yaml");
+  ASSERT_TRUE(parsed) << parsed.error().message << "\n" << text;
+  ASSERT_EQ(parsed->batches.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(parsed->batches[i].batch.id, plan.batches[i].id);
+    EXPECT_EQ(parsed->batches[i].batch.from, plan.batches[i].from);
+    EXPECT_EQ(parsed->batches[i].batch.to, plan.batches[i].to);
+    EXPECT_EQ(parsed->batches[i].batch.slots, plan.batches[i].slots);
+    EXPECT_FALSE(parsed->batches[i].slot_count);
+  }
+}
+
+}  // namespace
+}  // namespace slotguard::agent

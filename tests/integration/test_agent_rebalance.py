@@ -1,0 +1,129 @@
+"""rebalance and drain on real loopback clusters, a RedisCluster client reading and writing
+throughout: a new empty master filled with --use-empty-masters and drained again, and a cluster
+whose slots differ 100x in size balanced by sampled memory."""
+import pytest
+from redis.crc import key_slot
+
+from agent_helpers import (ClientLoad, Dataset, assert_cluster_whole, journal_dir, password_env,
+                           raw, run_agent, slots_of, snapshot)
+from harness import Cluster, require_binary
+
+
+@pytest.fixture
+def three_masters_no_replicas():
+    require_binary("redis-server")
+    c = Cluster(masters=3, replicas=0)
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+def test_rebalance_onto_a_new_master_then_drain_it(cluster):
+    c = cluster
+    env = password_env(c)
+    data = Dataset(small=20000, others=500, big=1, ttl=500).load(c)
+    before = snapshot(c, data.keys)
+    client = ClientLoad(c, range(16384), data.keys).start()
+    journal = journal_dir()
+    try:
+        new = c.add_master()
+        # An empty master takes part only when asked.
+        r = run_agent("rebalance", c.seed, "--journal", journal, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "nothing to move" in r.stdout, r.stdout
+        assert slots_of(c, new) == []
+
+        # 4096 slots, over the runbook's 1000: refused without --yes, nothing changed.
+        r = run_agent("rebalance", c.seed, "--use-empty-masters", "--journal", journal, env=env)
+        assert r.returncode == 1 and "--yes" in r.stderr, r.stdout + r.stderr
+        assert slots_of(c, new) == []
+
+        r = run_agent("rebalance", c.seed, "--use-empty-masters", "--yes", "--journal", journal,
+                      env=env, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        for port in c.masters_ports():
+            assert abs(len(slots_of(c, port)) - 4096) <= 4096 * 0.02, (port, r.stdout)
+        assert_cluster_whole(c, before)
+        r = run_agent("rebalance", c.seed, "--use-empty-masters", "--journal", journal, env=env)
+        assert r.returncode == 0 and "nothing to move" in r.stdout, r.stdout + r.stderr
+
+        r = run_agent("drain", c.addr(new), "--yes", "--journal", journal, env=env, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"Drained {c.addr(new)}: owns 0 slots" in r.stdout, r.stdout
+        assert slots_of(c, new) == []
+        assert_cluster_whole(c, before)
+        for port in c.masters_ports():
+            if port != new:
+                assert abs(len(slots_of(c, port)) - 5461) <= 5461 * 0.02, (port, r.stdout)
+    finally:
+        client.stop()
+    assert client.errors == [], client.errors[:5]
+    assert client.wrong == [], client.wrong[:5]
+
+
+def true_bytes(cluster):
+    """port -> MEMORY USAGE summed over every key the master holds (not sampled)."""
+    out = {}
+    for port in cluster.masters_ports():
+        r = raw(cluster, port)
+        keys = list(r.scan_iter(count=1000))
+        pipe = r.pipeline(transaction=False)
+        for k in keys:
+            pipe.memory_usage(k, samples=0)
+        out[port] = sum(v or 0 for v in pipe.execute())
+    return out
+
+
+def test_rebalance_by_memory_evens_bytes_not_slot_counts(three_masters_no_replicas, tmp_path):
+    c = three_masters_no_replicas
+    env = password_env(c)
+    first = sorted(c.masters_ports())[0]
+    heavy_slots = set(slots_of(c, first)[:300])
+    tags = {}
+    i = 0
+    while len(tags) < len(heavy_slots):
+        tag = f"h{i}"
+        s = key_slot(tag.encode())
+        if s in heavy_slots and s not in tags:
+            tags[s] = tag
+        i += 1
+    rc = c.cluster_client()
+    pipe = rc.pipeline()
+    # About 2 light keys per slot (~100 B a slot) and 5 keys of 4 KB in each heavy slot (~20 KB).
+    for n in range(30000):
+        pipe.set(f"light:{n}", "v" * 16)
+    for s, tag in tags.items():
+        for n in range(5):
+            pipe.set(f"{{{tag}}}:{n}", "x" * 4096)
+    pipe.execute()
+    keys = [f"light:{n}" for n in range(30000)] + [f"{{{t}}}:{n}" for t in tags.values()
+                                                     for n in range(5)]
+    before = snapshot(c, keys)
+    spread = true_bytes(c)
+    assert spread[first] > 2 * min(spread.values()), spread  # the first master is the heavy one
+
+    plan = tmp_path / "rebalance.yaml"
+    r = run_agent("rebalance", c.seed, "--by", "memory", "--threshold", "10", "--output",
+                  str(plan), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = plan.read_text()
+    assert "batches:" in text and "ranges:" in text, text
+    assert slots_of(c, first) and len(slots_of(c, first)) == 5461  # --output changes nothing
+
+    client = ClientLoad(c, range(16384), keys).start()
+    try:
+        r = run_agent("rebalance", c.seed, "--by", "memory", "--threshold", "10", "--yes",
+                      "--journal", journal_dir(), env=env, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        client.stop()
+    assert client.errors == [], client.errors[:5]
+    assert client.wrong == [], client.wrong[:5]
+    assert_cluster_whole(c, before)
+    after = true_bytes(c)
+    mean = sum(after.values()) / len(after)
+    for port, b in after.items():
+        assert abs(b - mean) / mean <= 0.10, (after, r.stdout)
+    counts = {p: len(slots_of(c, p)) for p in c.masters_ports()}
+    assert max(counts.values()) - min(counts.values()) > 200, counts  # balanced by bytes
