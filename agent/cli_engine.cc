@@ -25,6 +25,7 @@
 #include "agent/cli.h"
 #include "agent/cluster_snapshot.h"
 #include "agent/engine.h"
+#include "agent/forget.h"
 #include "agent/journal.h"
 #include "agent/plan.h"
 #include "agent/plan_file.h"
@@ -32,6 +33,7 @@
 #include "agent/slot_load.h"
 #include "agent/stray_keys.h"
 #include "agent/wall_time.h"
+#include "agent/yaml_reader.h"
 #include "cluster/connection_pool.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
@@ -1189,14 +1191,15 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
         // Redis (cluster-allow-replica-migration, the default) turns a master that gave away
         // its last slot into a replica of the node that took it.
         const auto* m = after->FindById(n->master_id);
-        std::printf("Drained %s: owns %zu slots; the server made it a replica of %s (a master "
-                    "left without slots follows the node that took its last one)\n",
-                    n->endpoint.ToString().c_str(), owned,
-                    m ? m->endpoint.ToString().c_str() : n->master_id.c_str());
+        std::printf(
+            "Drained %s: owns %zu slots; the server made it a replica of %s (a master "
+            "left without slots follows the node that took its last one)\n",
+            n->endpoint.ToString().c_str(), owned,
+            m ? m->endpoint.ToString().c_str() : n->master_id.c_str());
       } else {
         auto keys = c->pool->Get(n->endpoint).Command({"DBSIZE"});
-        std::printf("Drained %s: owns %zu slots, holds %lld keys\n",
-                    n->endpoint.ToString().c_str(), owned,
+        std::printf("Drained %s: owns %zu slots, holds %lld keys\n", n->endpoint.ToString().c_str(),
+                    owned,
                     keys && keys->type == cluster::Reply::Type::kInteger
                         ? static_cast<long long>(keys->integer)
                         : -1LL);
@@ -1204,6 +1207,125 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
     }
   }
   std::printf("Rebalance done.\n");
+  return kExitOk;
+}
+
+// ---- forget ----
+
+struct ForgetArgs {
+  CommonArgs common;  // common.seed: the node to forget
+  std::string journal = "./slotguard-journal";
+  std::string min_age = "24h";
+  bool dry_run = false;
+};
+
+int RunForget(const ForgetArgs& a) {
+  SetupLogging();
+  auto min_age = ParseDuration(a.min_age);
+  if (!min_age) {
+    Err("--min-age " + a.min_age + ": " + min_age.error().message);
+    return kExitError;
+  }
+  auto c = Connect(a.common, std::chrono::milliseconds(5000));
+  if (!c) {
+    Err(c.error().message);
+    return kExitError;
+  }
+  auto s = TakeSnapshot(*c->pool, {c->seed});
+  if (!s) {
+    Err(s.error().message);
+    return kExitError;
+  }
+  const auto* n = s->FindNode(c->seed.ToString());
+  if (!n) {
+    Err(c->seed.ToString() + " is not a node of the cluster it answers for");
+    return kExitError;
+  }
+  ForgetFacts f;
+  f.node = n->endpoint.ToString() + " (" + n->id + ")";
+  f.master = n->flags.master;
+  for (const auto& range : n->slots) f.owned_slots += range.last - range.first + 1;
+  for (const auto& other : s->nodes) {
+    if (other.master_id == n->id) ++f.followers;
+  }
+  auto& conn = c->pool->Get(n->endpoint);
+  auto keys = conn.Command({"DBSIZE"});
+  auto clients = conn.Command({"CLIENT", "LIST"});
+  auto own = conn.Command({"CLIENT", "ID"});
+  for (const auto* r : {&keys, &clients, &own}) {
+    if (!*r || (*r)->IsError()) {
+      Err(f.node + ": " + (*r ? (*r)->str : r->error().message));
+      return kExitError;
+    }
+  }
+  f.keys = keys->integer;
+  f.clients = ParseClientList(clients->str);
+  f.own_client_id = own->integer;
+  f.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  f.min_age = *min_age;
+  if (auto records = Journal::Read(a.journal)) {
+    for (const auto& run : ReplayJournal(*records).runs) {
+      if (run.from == n->id && run.end && *run.end == "done") {
+        f.drained_at_ms = std::max(f.drained_at_ms.value_or(0), run.end_ms);
+      }
+    }
+  }
+  if (auto why = ForgetRefusals(f); !why.empty()) {
+    for (const auto& w : why) Err(w);
+    std::fprintf(stderr, "Nothing was changed.\n");
+    return kExitError;
+  }
+  std::vector<const NodeReport*> others;
+  for (const auto& r : s->reports) {
+    if (!(r.endpoint == n->endpoint)) others.push_back(&r);
+  }
+  std::printf("Forgetting %s: CLUSTER FORGET on %zu node(s), then CLUSTER RESET HARD on it\n",
+              f.node.c_str(), others.size());
+  if (a.dry_run) {
+    std::printf("Dry run: nothing changed.\n");
+    return kExitOk;
+  }
+  // Every node bans the forgotten id for 60 s, so gossip cannot bring it back while the rest
+  // forget it too; the reset below must come within that window.
+  std::vector<std::string> failed;
+  for (const auto* r : others) {
+    auto reply = c->pool->Get(r->endpoint).Command({"CLUSTER", "FORGET", n->id});
+    if (!reply || !reply->IsOk()) {
+      failed.push_back(r->endpoint.ToString() + ": " +
+                       (reply ? reply->str : reply.error().message));
+    }
+  }
+  if (!failed.empty()) {
+    for (const auto& w : failed) Err("CLUSTER FORGET on " + w);
+    Err("some nodes still know " + f.node +
+        "; within 60 s the others may learn it again by gossip: rerun forget");
+    return kExitError;
+  }
+  if (auto reset = conn.Command({"CLUSTER", "RESET", "HARD"}); !reset || !reset->IsOk()) {
+    Err("CLUSTER RESET HARD on " + f.node + ": " + (reset ? reset->str : reset.error().message) +
+        " (the others forgot it; reset it by hand before the 60-s ban ends, or it rejoins)");
+    return kExitError;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    bool gone = true;
+    for (const auto* r : others) {
+      auto view = c->pool->Get(r->endpoint).Command({"CLUSTER", "NODES"});
+      gone = gone && view && view->str.find(n->id) == std::string::npos;
+    }
+    if (gone) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      Err("a node still lists " + f.node + " 10 s after CLUSTER FORGET");
+      return kExitError;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::printf(
+      "Forgot %s: no node of the cluster knows it; it was reset and can be shut down "
+      "or added again as a new node.\n",
+      f.node.c_str());
   return kExitOk;
 }
 
@@ -1323,6 +1445,24 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
       exit_code = RunRebalance(*args, drain ? *address : std::string());
     });
   }
+
+  auto forget_args = std::make_shared<ForgetArgs>();
+  auto* forget = app.add_subcommand(
+      "forget",
+      "Remove a drained node from the cluster (CLUSTER FORGET everywhere, then CLUSTER RESET "
+      "HARD on it); refused while it owns a slot, holds a key, has clients or replicas, or was "
+      "drained less than --min-age ago");
+  AddCommonOptions(forget, forget_args->common);
+  forget
+      ->add_option("--journal", forget_args->journal,
+                   "Journal directory of the drain (when it ended)")
+      ->capture_default_str();
+  forget
+      ->add_option("--min-age", forget_args->min_age,
+                   "Observation window after the drain, e.g. 24h, 30m (0s: none)")
+      ->capture_default_str();
+  forget->add_flag("--dry-run", forget_args->dry_run, "Check and say what would be done");
+  forget->callback([forget_args, &exit_code] { exit_code = RunForget(*forget_args); });
 }
 
 }  // namespace slotguard::agent
