@@ -13,9 +13,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -1329,6 +1331,205 @@ int RunForget(const ForgetArgs& a) {
   return kExitOk;
 }
 
+// ---- fix ----
+
+// Repairs what another tool left: every open slot becomes a journaled batch (source: the
+// MIGRATING node or the one the importer names; target: the importer) that the engine's
+// recovery converges, so a killed fix resumes with the same --journal; slots without an owner
+// are assigned only where no node holds keys of them.
+int RunFix(const ReshardArgs& a) {
+  SetupLogging();
+  auto c = Connect(a.common, std::chrono::milliseconds(a.timeout_ms + 3000));
+  if (!c) {
+    Err(c.error().message);
+    return kExitError;
+  }
+  auto s = TakeSnapshot(*c->pool, {c->seed});
+  if (!s) {
+    Err(s.error().message);
+    return kExitError;
+  }
+  auto is_master = [&](const std::string& id) {
+    const auto* n = s->FindById(id);
+    return n && n->flags.master;
+  };
+  // slot -> (source, target) as the masters' open states say.
+  std::map<int, std::pair<std::string, std::string>> ends;
+  std::set<int> contradictory;
+  for (const auto& o : s->judgement.open_slots) {
+    if (!is_master(o.node_id)) continue;  // a replica's copy of its master's state (Valkey 8)
+    auto pair = o.direction == cluster::OpenDirection::kMigrating
+                    ? std::make_pair(o.node_id, o.peer_id)
+                    : std::make_pair(o.peer_id, o.node_id);
+    auto [it, fresh] = ends.emplace(o.slot, pair);
+    if (!fresh && it->second != pair) contradictory.insert(o.slot);
+  }
+  int problems = 0;
+  std::map<std::pair<std::string, std::string>, std::vector<int>> groups;
+  for (const auto& [slot, pair] : ends) {
+    if (contradictory.count(slot)) {
+      ++problems;
+      std::printf(
+          "slot %d: open towards different nodes on different masters: not touched; "
+          "decide by hand (CLUSTER NODES of each shows the [slot->-id] / [slot-<-id])\n",
+          slot);
+      continue;
+    }
+    if (!s->FindById(pair.first) || !s->FindById(pair.second)) {
+      ++problems;
+      std::printf("slot %d: open towards %s, which is not a node of this cluster: not touched\n",
+                  slot, (s->FindById(pair.first) ? pair.second : pair.first).c_str());
+      continue;
+    }
+    groups[pair].push_back(slot);
+  }
+  std::vector<int> unowned;
+  for (int slot : s->judgement.uncovered_slots) {
+    if (!ends.count(slot)) unowned.push_back(slot);
+  }
+  std::map<int, std::vector<std::pair<cluster::Endpoint, int64_t>>> holders;
+  if (!unowned.empty()) {
+    auto stray = CountStrayKeys(*c->pool, *s);
+    for (const auto& e : stray.errors) Err("counting keys: " + e);
+    if (!stray.errors.empty()) return kExitError;
+    std::set<int> wanted(unowned.begin(), unowned.end());
+    for (const auto& h : stray.slots) {
+      if (wanted.count(h.slot)) holders[h.slot].push_back({h.node, h.keys});
+    }
+  }
+  std::vector<int> assignable;
+  for (int slot : unowned) {
+    if (!holders.count(slot)) {
+      assignable.push_back(slot);
+      continue;
+    }
+    ++problems;
+    std::string who;
+    for (const auto& [node, keys] : holders[slot]) {
+      who += (who.empty() ? "" : ", ") + node.ToString() + " " + std::to_string(keys) + " keys";
+    }
+    std::printf(
+        "slot %d: no owner, keys on %s: not assigned. Decide which copy is right, then "
+        "CLUSTER ADDSLOTS %d on that master (and CLUSTER DELSLOTS/keys elsewhere)\n",
+        slot, who.c_str(), slot);
+  }
+  // Unowned, keyless slots go to the master with the fewest slots.
+  const cluster::NodeEntry* least = nullptr;
+  size_t least_slots = 0;
+  for (const auto* m : s->Masters()) {
+    size_t owned = 0;
+    for (const auto& r : m->slots) owned += r.last - r.first + 1;
+    if (!least || owned < least_slots) {
+      least = m;
+      least_slots = owned;
+    }
+  }
+  for (const auto& [pair, slots] : groups) {
+    std::printf(
+        "slots %s: MIGRATING/IMPORTING left open between %s and %s: converge (every key "
+        "brought to the node that will own the slot before any node is made STABLE; "
+        "finished forward or moved back, whichever moves fewer keys)\n",
+        RangesOf(slots).c_str(), s->FindById(pair.first)->endpoint.ToString().c_str(),
+        s->FindById(pair.second)->endpoint.ToString().c_str());
+  }
+  if (!assignable.empty() && least) {
+    std::printf("slots %s: no owner and no key anywhere: CLUSTER ADDSLOTS on %s (fewest slots)\n",
+                RangesOf(assignable).c_str(), least->endpoint.ToString().c_str());
+  }
+  auto records = Journal::Read(a.journal);
+  if (!records) {
+    Err(records.error().message);
+    return kExitError;
+  }
+  const bool resume = !ReplayJournal(*records).OpenBatches().empty();
+  if (groups.empty() && assignable.empty() && !resume) {
+    std::printf(problems ? "Nothing fix may do on its own.\n" : "Nothing to fix.\n");
+    return problems ? kExitError : kExitOk;
+  }
+  if (a.dry_run) {
+    if (resume)
+      std::printf("The journal %s has open batches: they are converged first.\n",
+                  a.journal.c_str());
+    std::printf("Dry run: nothing changed.\n");
+    return problems ? kExitError : kExitOk;
+  }
+  auto daemon_dir = LockDaemonDir(a.journal);
+  if (!daemon_dir) {
+    Err(daemon_dir.error().message);
+    return kExitError;
+  }
+  RealClock clock;
+  ProgressObserver progress(0, false);
+  EngineOptions options = MakeEngineOptions(a, *c);
+  options.lease.run = "fix-" + RunId();
+  Engine engine(*c->pool, clock, std::move(options), progress);
+  // A killed fix left batches open: those slots are the journal's to converge, not new ones.
+  std::set<int> journaled;
+  for (const JournalBatch* b : ReplayJournal(*records).OpenBatches()) {
+    journaled.insert(b->slots.begin(), b->slots.end());
+  }
+  int n = 0;
+  const std::string prefix = "fix-" + RunId() + "-";
+  for (auto& [pair, all] : groups) {
+    std::vector<int> slots;
+    for (int slot : all) {
+      if (!journaled.count(slot)) slots.push_back(slot);
+    }
+    if (slots.empty()) continue;
+    const auto* src = s->FindById(pair.first);
+    const auto* dst = s->FindById(pair.second);
+    std::vector<std::string> src_replicas, dst_replicas;
+    for (const auto& node : s->nodes) {
+      if (node.master_id == src->id) src_replicas.push_back(node.id);
+      if (node.master_id == dst->id) dst_replicas.push_back(node.id);
+    }
+    // Written ahead: recovery converges what the journal says is open, now or after a kill.
+    if (auto j = engine.JournalAppend(BatchRecord(prefix + std::to_string(++n), src->id,
+                                                  src->endpoint, dst->id, dst->endpoint, slots,
+                                                  src_replicas, dst_replicas));
+        !j) {
+      Err("cannot journal the repair, so nothing was changed: " + j.error().message);
+      return kExitError;
+    }
+  }
+  auto rec = engine.Recover();
+  if (!rec) {
+    Err(rec.error().message);
+    return kExitError;
+  }
+  for (const auto& m : rec->messages) std::printf("fix: %s\n", m.c_str());
+  int exit = kExitOk;
+  for (const auto& b : rec->batches) {
+    std::printf("batch %s: %s (%d slot(s) finished at the target, %d moved back)\n",
+                b.batch_id.c_str(), ToString(b.state).c_str(), b.slots_forward, b.slots_back);
+    if (b.state != BatchState::kDone && b.state != BatchState::kRolledBack) exit = kExitError;
+  }
+  if (!assignable.empty() && least) {
+    cluster::Argv add{"CLUSTER", "ADDSLOTS"};
+    for (int slot : assignable) add.push_back(std::to_string(slot));
+    if (auto j = engine.JournalAppend(
+            {{"type", "fix_addslots"}, {"node", least->id}, {"slots", assignable}});
+        !j) {
+      Err("cannot journal CLUSTER ADDSLOTS, so it was not sent: " + j.error().message);
+      return kExitError;
+    }
+    auto r = c->pool->Get(least->endpoint).Command(add);
+    if (!r || !r->IsOk()) {
+      Err("CLUSTER ADDSLOTS on " + least->endpoint.ToString() + ": " +
+          (r ? r->str : r.error().message));
+      exit = kExitError;
+    } else {
+      std::printf("slots %s assigned to %s\n", RangesOf(assignable).c_str(),
+                  least->endpoint.ToString().c_str());
+    }
+  }
+  if (problems) exit = kExitError;
+  std::printf(exit == kExitOk ? "Fixed.\n"
+                              : "Not everything was fixed (see above); `slotguard-agent check` "
+                                "shows the rest.\n");
+  return exit;
+}
+
 // Batching, MIGRATE, journal and guard options: reshard, plan, rebalance and drain alike.
 void AddEngineOptions(CLI::App* sub, ReshardArgs& a) {
   sub->add_option("--batch-slots", a.batch_slots, "Slots per batch (1-500)")->capture_default_str();
@@ -1463,6 +1664,14 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   forget->add_flag("--dry-run", forget_args->dry_run, "Check and say what would be done");
   forget->callback([forget_args, &exit_code] { exit_code = RunForget(*forget_args); });
+  auto fix_args = std::make_shared<ReshardArgs>();
+  auto* fix = app.add_subcommand(
+      "fix",
+      "Repair open slots and unowned slots another tool left (every key to the node that will "
+      "own the slot before any node is made STABLE); journaled, so a killed fix resumes");
+  AddCommonOptions(fix, fix_args->common);
+  AddEngineOptions(fix, *fix_args);
+  fix->callback([fix_args, &exit_code] { exit_code = RunFix(*fix_args); });
 }
 
 }  // namespace slotguard::agent
