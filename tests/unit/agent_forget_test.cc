@@ -8,10 +8,10 @@
 namespace slotguard::agent {
 namespace {
 
+using ::slotguard::testing::ReadData;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-using ::slotguard::testing::ReadData;
 
 TEST(ParseClientList, ReadsARealServersLines) {
   // Redis 6.2.16: the replica's link to its master (M), an application (name app-7) and the
