@@ -300,9 +300,9 @@ TEST(ClusterSlotMap, InternsEachIdOnce) {
   EXPECT_EQ(map.Intern("a"), a);
   EXPECT_EQ(map.Ids().size(), 2u);
   map.Assign(0, 99, a);
-  map.Assign(50, 59, b);  // a later assignment wins
+  map.Assign(50, 59, b);        // a later assignment wins
   map.Assign(16380, 20000, b);  // clamped to the last slot
-  map.Assign(-5, -1, b);  // nothing in range: nothing changes
+  map.Assign(-5, -1, b);        // nothing in range: nothing changes
   EXPECT_EQ(map.Owner(49), "a");
   EXPECT_EQ(map.Owner(50), "b");
   EXPECT_EQ(map.Owner(60), "a");
