@@ -88,10 +88,10 @@ ClusterJudgement JudgeCluster(const std::vector<NodesView>& views) {
   std::vector<const NodesView*> refs;
   refs.reserve(views.size());
   for (const auto& v : views) refs.push_back(&v);
-  return JudgeCluster(refs);
+  return JudgeClusterRefs(refs);
 }
 
-ClusterJudgement JudgeCluster(const std::vector<const NodesView*>& views) {
+ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
   ClusterJudgement j;
   j.views = static_cast<int>(views.size());
 

@@ -91,8 +91,8 @@ struct ClusterJudgement {
 };
 
 ClusterJudgement JudgeCluster(const std::vector<NodesView>& views);
-// The same over views held elsewhere (none null).
-ClusterJudgement JudgeCluster(const std::vector<const NodesView*>& views);
+// JudgeCluster over views held elsewhere (none null).
+ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views);
 
 // `redis-cli --cluster check`'s signature of one view: "id:ranges|id:ranges", sorted.
 std::string ConfigSignature(const std::vector<NodeEntry>& nodes);

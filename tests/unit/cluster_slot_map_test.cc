@@ -375,7 +375,7 @@ TEST(ClusterJudgeCluster, ByPointerIsTheSame) {
   std::vector<const NodesView*> refs;
   for (const auto& v : views) refs.push_back(&v);
   ClusterJudgement a = JudgeCluster(views);
-  ClusterJudgement b = JudgeCluster(refs);
+  ClusterJudgement b = JudgeClusterRefs(refs);
   EXPECT_EQ(a.covered, b.covered);
   EXPECT_EQ(a.open_slots.size(), b.open_slots.size());
   EXPECT_EQ(a.consistent, b.consistent);
