@@ -298,8 +298,12 @@ cluster::Result<Planned> MakePlan(const ReshardArgs& a, cluster::Connector& conn
     candidates = *r;
     want = static_cast<int>(candidates.size());
   } else {
+    const auto from_index = s.judgement.owners.Find(from->id);
     for (int slot = 0; slot < cluster::kSlotCount; ++slot) {
-      if (s.judgement.owner[slot] == from->id) candidates.push_back(slot);
+      if (from_index != cluster::SlotMap::kUnassigned &&
+          s.judgement.owners.OwnerIndex(slot) == from_index) {
+        candidates.push_back(slot);
+      }
     }
     if (static_cast<int>(candidates.size()) < want) {
       return cluster::MakeError("--slots " + std::to_string(want) + ": source " +
@@ -650,7 +654,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
       }
       bool agreed = true;
       for (const JournalBatch* b : open_before.OpenBatches()) {
-        for (int slot : b->slots) agreed = agreed && !snapshot->judgement.owner[slot].empty();
+        for (int slot : b->slots) agreed = agreed && !snapshot->judgement.Owner(slot).empty();
       }
       if (agreed || std::chrono::steady_clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));

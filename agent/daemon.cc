@@ -330,7 +330,7 @@ bool Daemon::RecoverOnce() {
       bool agreed = true;
       for (const auto& item : interrupted) {
         for (int slot : item.batch.slots)
-          agreed = agreed && !snapshot->judgement.owner[slot].empty();
+          agreed = agreed && !snapshot->judgement.Owner(slot).empty();
       }
       if (agreed || std::chrono::steady_clock::now() > deadline) break;
       if (WaitStop(milliseconds(500))) return false;
@@ -358,7 +358,7 @@ void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
   int at_source = 0, at_target = 0;
   std::vector<int> left;
   for (int slot : item.batch.slots) {
-    const std::string& owner = snapshot.judgement.owner[slot];
+    const std::string_view owner = snapshot.judgement.Owner(slot);
     if (source && owner == source->id) {
       ++at_source;
       left.push_back(slot);
@@ -737,7 +737,7 @@ cluster::Result<json> Daemon::Rollback(const std::optional<std::string>& batch) 
   }
   std::vector<int> slots;
   for (int slot : item->batch.slots) {
-    if (snapshot->judgement.owner[slot] == target->id) slots.push_back(slot);
+    if (snapshot->judgement.Owner(slot) == target->id) slots.push_back(slot);
   }
   if (slots.empty()) {
     return cluster::MakeError("batch " + *batch + " has no slot at its target " + item->batch.to +

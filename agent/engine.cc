@@ -581,7 +581,7 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::string& owner
       }
       for (int slot : info.slots) {
         if (!ok) break;
-        if (s->judgement.owner[slot] != owner_id) {
+        if (s->judgement.Owner(slot) != owner_id) {
           ok = false;
           why = "slot " + std::to_string(slot) + " is not yet owned by " + owner_id.substr(0, 8) +
                 " in every view";

@@ -166,10 +166,13 @@ GuardSample TakeGuardSample(cluster::Connector& connector,
       }
     }
   }
+  // Per owner index, whether it is down: the slots are then counted without a string lookup.
+  std::vector<bool> owner_down(j.owners.Ids().size(), false);
+  for (size_t i = 0; i < owner_down.size(); ++i) owner_down[i] = down.count(j.owners.Ids()[i]) > 0;
   int covered = 0;
   for (int slot = 0; slot < cluster::kSlotCount; ++slot) {
-    const auto& owner = j.owner[slot];
-    if (!owner.empty() && !down.count(owner)) ++covered;
+    const auto owner = j.owners.OwnerIndex(slot);
+    if (owner != cluster::SlotMap::kUnassigned && !owner_down[owner]) ++covered;
   }
   s.covered = covered;
   for (const auto& [id, text] : described) s.failing.push_back(text);

@@ -71,12 +71,12 @@ cluster::Result<ResolvedBatch> ResolveBatch(const Batch& batch, const ClusterSna
     if (!seen.insert(slot).second) {
       return cluster::MakeError(name + ": slot " + std::to_string(slot) + " is listed twice");
     }
-    const std::string& owner = snapshot.judgement.owner[slot];
+    const std::string_view owner = snapshot.judgement.Owner(slot);
     if (owner != from->id) {
       std::string who = owner.empty() ? std::string("no agreed owner")
                                       : "is owned by " + (snapshot.FindById(owner)
                                                               ? NodeName(*snapshot.FindById(owner))
-                                                              : owner);
+                                                              : std::string(owner));
       if (owner.empty()) {
         return cluster::MakeError(name + ": slot " + std::to_string(slot) +
                                   " has no agreed owner, so it is not owned by source " +

@@ -208,7 +208,7 @@ cluster::Result<Plan> ResolvePlanFile(const PlanFile& plan, const ClusterSnapsho
       }
       for (int s = 0;
            s < cluster::kSlotCount && static_cast<int>(batch.slots.size()) < *b.slot_count; ++s) {
-        if (snapshot.judgement.owner[s] == source->id && !named.count(s)) {
+        if (snapshot.judgement.Owner(s) == source->id && !named.count(s)) {
           batch.slots.push_back(s);
         }
       }

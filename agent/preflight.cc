@@ -115,7 +115,7 @@ cluster::Result<PreflightReport> Preflight(const ClusterSnapshot& s, const Resol
     return fail("config epoch " + std::to_string(epoch) + " is shared by masters " + who);
   }
   for (int slot : batch.batch.slots) {
-    if (j.owner[slot] != batch.source_id) {
+    if (j.Owner(slot) != batch.source_id) {
       return fail("slot " + std::to_string(slot) + " is not owned by source " +
                   Name(s, batch.source_id));
     }

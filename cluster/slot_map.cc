@@ -14,17 +14,47 @@ std::string RangeText(const SlotRange& r) {
 
 }  // namespace
 
-SlotMap::SlotMap(const std::vector<NodeEntry>& nodes) {
+SlotMap::SlotMap() : owners_(kSlotCount, kUnassigned) {}
+
+SlotMap::SlotMap(const std::vector<NodeEntry>& nodes) : SlotMap() {
   for (const auto& node : nodes) {
-    for (const auto& range : node.slots) {
-      for (int s = range.first; s <= range.last; ++s) owners_[s] = node.id;
-    }
+    if (node.slots.empty()) continue;
+    const Index owner = Intern(node.id);
+    for (const auto& range : node.slots) Assign(range.first, range.last, owner);
   }
 }
 
+SlotMap::Index SlotMap::Find(std::string_view id) const {
+  // A linear search: the table holds the masters of one cluster, tens of ids.
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    if (ids_[i] == id) return static_cast<Index>(i);
+  }
+  return kUnassigned;
+}
+
+SlotMap::Index SlotMap::Intern(std::string_view id) {
+  const Index found = Find(id);
+  if (found != kUnassigned) return found;
+  if (ids_.size() >= kMaxOwners) return kUnassigned;
+  ids_.emplace_back(id);
+  return static_cast<Index>(ids_.size() - 1);
+}
+
+void SlotMap::Assign(int first, int last, Index owner) {
+  first = std::max(first, 0);
+  last = std::min(last, kSlotCount - 1);
+  if (first > last) return;
+  std::fill(owners_.begin() + first, owners_.begin() + last + 1, owner);
+}
+
 int SlotMap::Assigned() const {
-  return static_cast<int>(std::count_if(owners_.begin(), owners_.end(),
-                                        [](const std::string& o) { return !o.empty(); }));
+  return static_cast<int>(kSlotCount - std::count(owners_.begin(), owners_.end(), kUnassigned));
+}
+
+int SlotMap::Count(std::string_view id) const {
+  const Index i = Find(id);
+  if (i == kUnassigned) return 0;
+  return static_cast<int>(std::count(owners_.begin(), owners_.end(), i));
 }
 
 // Mirrors redis-cli's clusterManagerGetConfigSignature: per node line with slots,
@@ -55,47 +85,63 @@ std::string ConfigSignature(const std::vector<NodeEntry>& nodes) {
 }
 
 ClusterJudgement JudgeCluster(const std::vector<NodesView>& views) {
+  std::vector<const NodesView*> refs;
+  refs.reserve(views.size());
+  for (const auto& v : views) refs.push_back(&v);
+  return JudgeClusterRefs(refs);
+}
+
+ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
   ClusterJudgement j;
   j.views = static_cast<int>(views.size());
 
-  // Per view, a pointer to the owner's id per slot (null when unassigned): cheaper than a
-  // SlotMap of string copies, and this runs on every scrape.
-  std::vector<std::array<const std::string*, kSlotCount>> owners(views.size());
+  // Every view's owners as indexes into one table of ids (the judgement's own), so views are
+  // compared slot by slot as integers: the first view is the candidate, each later one is laid
+  // out in `view` and any slot where they differ is disputed.
+  SlotMap& agreed = j.owners;
+  std::vector<SlotMap::Index> view(kSlotCount);
+  std::vector<bool> disputed(kSlotCount, false);
   for (size_t v = 0; v < views.size(); ++v) {
-    owners[v].fill(nullptr);
-    for (const auto& node : views[v].nodes) {
+    if (v > 0) std::fill(view.begin(), view.end(), SlotMap::kUnassigned);
+    for (const auto& node : views[v]->nodes) {
+      if (node.slots.empty()) continue;
+      const SlotMap::Index owner = agreed.Intern(node.id);
       for (const auto& range : node.slots) {
-        for (int s = range.first; s <= range.last; ++s) owners[v][s] = &node.id;
+        if (v == 0) {
+          agreed.Assign(range.first, range.last, owner);
+        } else {
+          const int first = std::max(range.first, 0);
+          const int last = std::min(range.last, kSlotCount - 1);
+          if (first <= last) std::fill(view.begin() + first, view.begin() + last + 1, owner);
+        }
       }
     }
+    if (v == 0) continue;
+    for (int s = 0; s < kSlotCount; ++s) {
+      if (view[s] != agreed.OwnerIndex(s)) disputed[s] = true;
+    }
   }
-  auto same = [](const std::string* a, const std::string* b) {
-    return a == b || (a != nullptr && b != nullptr && *a == *b);
-  };
 
   // Coverage. With no view at all nothing is known to be covered: all slots count as uncovered.
   for (int s = 0; s < kSlotCount; ++s) {
-    const std::string* first = owners.empty() ? nullptr : owners.front()[s];
-    bool agree = true;
-    for (size_t v = 1; v < owners.size() && agree; ++v) agree = same(owners[v][s], first);
-    if (!agree) {
+    if (disputed[s]) {
       ++j.disputed;
       j.disputed_slots.push_back(s);
-    } else if (first == nullptr) {
+      agreed.Assign(s, s, SlotMap::kUnassigned);
+    } else if (agreed.OwnerIndex(s) == SlotMap::kUnassigned) {
       ++j.uncovered;
       j.uncovered_slots.push_back(s);
     } else {
       ++j.covered;
-      j.owner[s] = *first;
     }
   }
 
   // Open slots: only a node's own line carries them.
-  for (const auto& v : views) {
-    const NodeEntry* me = FindMyself(v.nodes);
+  for (const NodesView* v : views) {
+    const NodeEntry* me = FindMyself(v->nodes);
     if (me == nullptr) continue;
-    Endpoint where = v.reporter.host.empty() ? me->endpoint : v.reporter;
-    std::string id = v.reporter_id.empty() ? me->id : v.reporter_id;
+    Endpoint where = v->reporter.host.empty() ? me->endpoint : v->reporter;
+    std::string id = v->reporter_id.empty() ? me->id : v->reporter_id;
     for (const auto& open : me->open_slots) {
       j.open_slots.push_back(OpenSlotState{open.slot, open.direction, id, where, open.peer_id});
     }
@@ -113,9 +159,9 @@ ClusterJudgement JudgeCluster(const std::vector<NodesView>& views) {
   // Consistency as redis-cli --cluster check decides it.
   j.consistent = !views.empty();
   if (!views.empty()) {
-    const std::string first = ConfigSignature(views.front().nodes);
+    const std::string first = ConfigSignature(views.front()->nodes);
     for (size_t i = 1; i < views.size() && j.consistent; ++i) {
-      if (ConfigSignature(views[i].nodes) != first) j.consistent = false;
+      if (ConfigSignature(views[i]->nodes) != first) j.consistent = false;
     }
   }
 
@@ -123,8 +169,8 @@ ClusterJudgement JudgeCluster(const std::vector<NodesView>& views) {
   // did not answer is taken at the highest epoch any view gives it as a master.
   std::map<std::string, uint64_t> master_epoch;
   std::set<std::string> own_line;
-  for (const auto& v : views) {
-    for (const auto& n : v.nodes) {
+  for (const NodesView* v : views) {
+    for (const auto& n : v->nodes) {
       if (!n.flags.master) continue;
       if (n.flags.myself) {
         master_epoch[n.id] = n.config_epoch;
@@ -144,8 +190,8 @@ ClusterJudgement JudgeCluster(const std::vector<NodesView>& views) {
   }
 
   std::set<std::string> failing;
-  for (const auto& v : views) {
-    for (const auto& n : v.nodes) {
+  for (const NodesView* v : views) {
+    for (const auto& n : v->nodes) {
       if (n.flags.fail || n.flags.pfail || n.flags.handshake || n.flags.noaddr) {
         failing.insert(n.id);
       }

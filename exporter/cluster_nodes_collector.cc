@@ -36,11 +36,11 @@ std::string CommonId(const std::vector<Sighting>& seen) {
 
 }  // namespace
 
-void CollectClusterNodes(const ScrapeResult& scrape, const std::vector<NodesView>& views,
+void CollectClusterNodes(const ScrapeResult& scrape, const std::vector<const NodesView*>& views,
                          FamilySet& out) {
   std::map<std::string, std::vector<Sighting>> by_label;
-  for (const auto& view : views) {
-    for (const auto& entry : view.nodes) by_label[EntryLabel(entry)].push_back({&entry, &view});
+  for (const NodesView* view : views) {
+    for (const auto& entry : view->nodes) by_label[EntryLabel(entry)].push_back({&entry, view});
   }
 
   for (const auto& [label, seen] : by_label) {
@@ -98,8 +98,7 @@ void CollectClusterNodes(const ScrapeResult& scrape, const std::vector<NodesView
       slots = own->flags.master ? own->SlotCount() : 0;
     } else if (scrape.judgement) {
       // Not answering: the slots all views agree it owns.
-      slots = static_cast<double>(
-          std::count(scrape.judgement->owner.begin(), scrape.judgement->owner.end(), id));
+      slots = scrape.judgement->owners.Count(id);
     }
     out.Gauge("redis_cluster_node_slots",
               "Slots the node owns, from its own view (0 for a replica; for a node that did not "
@@ -107,11 +106,11 @@ void CollectClusterNodes(const ScrapeResult& scrape, const std::vector<NodesView
               node, slots);
 
     bool link_up = true;
-    for (const auto& view : views) {
-      if (view.reporter_id == id) continue;
-      auto it = std::find_if(view.nodes.begin(), view.nodes.end(),
+    for (const NodesView* view : views) {
+      if (view->reporter_id == id) continue;
+      auto it = std::find_if(view->nodes.begin(), view->nodes.end(),
                              [&](const NodeEntry& n) { return n.id == id; });
-      if (it == view.nodes.end() || !it->link_connected) link_up = false;
+      if (it == view->nodes.end() || !it->link_connected) link_up = false;
     }
     out.Gauge("redis_cluster_node_link_up",
               "1 when every other answering node has its cluster bus link to this node "

@@ -19,8 +19,8 @@ void CollectSelf(const ScrapeResult& scrape, FamilySet& out);
 // Every CLUSTER INFO field of every node, future fields included.
 void CollectClusterInfo(const ScrapeResult& scrape, FamilySet& out);
 // redis_cluster_node_*: every node named in CLUSTER NODES, from all views together.
-void CollectClusterNodes(const ScrapeResult& scrape, const std::vector<cluster::NodesView>& views,
-                         FamilySet& out);
+void CollectClusterNodes(const ScrapeResult& scrape,
+                         const std::vector<const cluster::NodesView*>& views, FamilySet& out);
 // INFO all: commandstats, errorstats, latency percentiles, memory, clients, keys, replication.
 void CollectInfo(const ScrapeResult& scrape, FamilySet& out);
 // Cluster-wide coverage, consistency and open slots, from the judgement of all views.

@@ -5,16 +5,16 @@
 
 namespace slotguard::exporter {
 
-std::vector<cluster::NodesView> MemberViews(const std::vector<cluster::NodesView>& views) {
+ViewRefs MemberViews(const ViewRefs& views) {
   if (views.size() <= 1) return views;
-  std::vector<cluster::NodesView> members;
+  ViewRefs members;
   for (size_t i = 0; i < views.size(); ++i) {
     bool listed = false;
     for (size_t j = 0; j < views.size() && !listed; ++j) {
-      if (i == j || views[j].reporter_id == views[i].reporter_id) continue;
+      if (i == j || views[j]->reporter_id == views[i]->reporter_id) continue;
       listed =
-          std::any_of(views[j].nodes.begin(), views[j].nodes.end(),
-                      [&](const cluster::NodeEntry& n) { return n.id == views[i].reporter_id; });
+          std::any_of(views[j]->nodes.begin(), views[j]->nodes.end(),
+                      [&](const cluster::NodeEntry& n) { return n.id == views[i]->reporter_id; });
     }
     if (listed) members.push_back(views[i]);
   }
@@ -22,11 +22,11 @@ std::vector<cluster::NodesView> MemberViews(const std::vector<cluster::NodesView
   return members.empty() ? views : members;
 }
 
-std::vector<cluster::Endpoint> EndpointsInViews(const std::vector<cluster::NodesView>& views) {
+std::vector<cluster::Endpoint> EndpointsInViews(const ViewRefs& views) {
   std::set<cluster::Endpoint> out;
-  for (const auto& view : views) {
-    if (!view.reporter.host.empty() && view.reporter.port > 0) out.insert(view.reporter);
-    for (const auto& n : view.nodes) {
+  for (const cluster::NodesView* view : views) {
+    if (!view->reporter.host.empty() && view->reporter.port > 0) out.insert(view->reporter);
+    for (const auto& n : view->nodes) {
       if (n.flags.noaddr || n.endpoint.host.empty() || n.endpoint.port <= 0) continue;
       out.insert(n.endpoint);
     }
@@ -34,10 +34,10 @@ std::vector<cluster::Endpoint> EndpointsInViews(const std::vector<cluster::Nodes
   return {out.begin(), out.end()};
 }
 
-std::vector<cluster::NodesView> ClusterViews(const std::vector<NodeResult>& nodes) {
-  std::vector<cluster::NodesView> views;
+ViewRefs ClusterViews(const std::vector<NodeResult>& nodes) {
+  ViewRefs views;
   for (const auto& n : nodes) {
-    if (n.up && n.view) views.push_back(*n.view);
+    if (n.up && n.view) views.push_back(&*n.view);
   }
   return MemberViews(views);
 }

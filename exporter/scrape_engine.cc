@@ -139,17 +139,18 @@ ScrapeResult ScrapeEngine::Scrape() {
       }
     }
   };
+  // Pointers into by_label's values (stable while the map lives): no result is copied.
   auto member_views = [&] {
-    std::vector<NodeResult> answered;
+    ViewRefs answered;
     for (const auto& [label, r] : by_label) {
-      if (r.up && r.view) answered.push_back(r);
+      if (r.up && r.view) answered.push_back(&*r.view);
     }
-    return ClusterViews(answered);
+    return MemberViews(answered);
   };
 
   // Round one reads the known nodes (or the seeds); later rounds read what the answers named
   // that was not read yet. Three rounds cover: known nodes, seeds, newly named nodes.
-  std::vector<cluster::NodesView> views;
+  ViewRefs views;
   for (int round = 0; round < 3 && !targets.empty() && Clock::now() < deadline; ++round) {
     merge(ReadAll(targets, deadline));
     views = member_views();

@@ -15,7 +15,7 @@ ScrapeResult AssembleScrape(std::vector<NodeResult> nodes) {
   result.discovery_ok = !views.empty();
   if (result.discovery_ok) {
     result.judgement =
-        std::make_shared<const cluster::ClusterJudgement>(cluster::JudgeCluster(views));
+        std::make_shared<const cluster::ClusterJudgement>(cluster::JudgeClusterRefs(views));
   }
   return result;
 }

@@ -46,7 +46,7 @@ struct ScrapeResult {
   double duration_seconds = 0;
   bool discovery_ok = false;  // at least one node answered CLUSTER NODES
   int known_nodes = 0;        // nodes known from discovery after this scrape
-  // Set when discovery_ok. Held by pointer: it is half a megabyte (an owner per slot).
+  // Set when discovery_ok. Shared, not copied, by whoever renders or keeps the scrape.
   std::shared_ptr<const cluster::ClusterJudgement> judgement;
 };
 

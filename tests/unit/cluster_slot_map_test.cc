@@ -44,7 +44,9 @@ NodeEntry* Mutable(NodesView& view, const std::string& id) {
 }
 
 // The master that owns `slot` in this view.
-std::string OwnerIn(const NodesView& view, int slot) { return SlotMap(view.nodes).Owner(slot); }
+std::string OwnerIn(const NodesView& view, int slot) {
+  return std::string(SlotMap(view.nodes).Owner(slot));
+}
 
 TEST(ClusterJudgeCluster, RealHealthyCluster) {
   auto views = Views("redis70_healthy_nodes_", 6);
@@ -60,9 +62,9 @@ TEST(ClusterJudgeCluster, RealHealthyCluster) {
   EXPECT_EQ(j.epoch_collisions, 0);  // replicas share their master's epoch: not a collision
   EXPECT_TRUE(j.colliding_epochs.empty());
   EXPECT_TRUE(j.failing_node_ids.empty());
-  EXPECT_EQ(j.owner[0], OwnerIn(views[0], 0));
-  EXPECT_FALSE(j.owner[0].empty());
-  EXPECT_EQ(j.owner[16383], OwnerIn(views[3], 16383));
+  EXPECT_EQ(j.Owner(0), OwnerIn(views[0], 0));
+  EXPECT_FALSE(j.Owner(0).empty());
+  EXPECT_EQ(j.Owner(16383), OwnerIn(views[3], 16383));
   for (const auto& v : views) EXPECT_EQ(SlotMap(v.nodes).Assigned(), kSlotCount);
 }
 
@@ -74,7 +76,7 @@ TEST(ClusterJudgeCluster, RealOpenSlotListsBothSides) {
   auto views = Views("redis70_open_slot_nodes_", 6);
   ClusterJudgement j = JudgeCluster(views);
   EXPECT_EQ(j.covered, kSlotCount);  // the owner does not change while a slot is open
-  EXPECT_EQ(j.owner[slot], source);
+  EXPECT_EQ(j.Owner(slot), source);
   // redis-cli leaves the brackets out of the signature: an open slot is a warning, not an
   // inconsistency.
   EXPECT_TRUE(j.consistent);
@@ -130,7 +132,7 @@ TEST(ClusterJudgeCluster, TwoViewsDisagreeOnOneSlot) {
   EXPECT_THAT(j.disputed_slots, ElementsAre(0));
   EXPECT_EQ(j.covered, kSlotCount - 1);
   EXPECT_EQ(j.uncovered, 0);
-  EXPECT_EQ(j.owner[0], "");
+  EXPECT_EQ(j.Owner(0), "");
   EXPECT_FALSE(j.consistent);
 }
 
@@ -277,6 +279,107 @@ TEST(ClusterSlotMap, OwnersAndAssigned) {
   EXPECT_EQ(map.Owner(9), "a");
   EXPECT_EQ(map.Owner(10), "");
   EXPECT_EQ(map.Owner(16383), "b");
+}
+
+TEST(ClusterSlotMap, StartsUnassigned) {
+  SlotMap map;
+  EXPECT_EQ(map.Assigned(), 0);
+  EXPECT_EQ(map.Owner(0), "");
+  EXPECT_EQ(map.Owner(16383), "");
+  EXPECT_EQ(map.OwnerIndex(100), SlotMap::kUnassigned);
+  EXPECT_TRUE(map.Ids().empty());
+  EXPECT_EQ(map.Find("a"), SlotMap::kUnassigned);
+  EXPECT_EQ(map.Count("a"), 0);
+}
+
+TEST(ClusterSlotMap, InternsEachIdOnce) {
+  SlotMap map;
+  const auto a = map.Intern("a");
+  const auto b = map.Intern("b");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(map.Intern("a"), a);
+  EXPECT_EQ(map.Ids().size(), 2u);
+  map.Assign(0, 99, a);
+  map.Assign(50, 59, b);        // a later assignment wins
+  map.Assign(16380, 20000, b);  // clamped to the last slot
+  map.Assign(-5, -1, b);        // nothing in range: nothing changes
+  EXPECT_EQ(map.Owner(49), "a");
+  EXPECT_EQ(map.Owner(50), "b");
+  EXPECT_EQ(map.Owner(60), "a");
+  EXPECT_EQ(map.Count("a"), 90);
+  EXPECT_EQ(map.Count("b"), 14);
+  EXPECT_EQ(map.Assigned(), 104);
+  map.Assign(0, 16383, SlotMap::kUnassigned);
+  EXPECT_EQ(map.Assigned(), 0);
+  EXPECT_EQ(map.Find("b"), b);  // the table keeps ids that own nothing any more
+}
+
+// `masters` masters splitting the slots evenly, each with one replica; `me` is myself.
+std::string ManyNodes(int masters, int me) {
+  std::string text;
+  const int per = kSlotCount / masters;
+  for (int m = 0; m < masters; ++m) {
+    const int first = m * per;
+    const int last = m == masters - 1 ? kSlotCount - 1 : first + per - 1;
+    const std::string id = "m" + std::to_string(m);
+    text += id + " 127.0.0.1:" + std::to_string(7000 + m) + "@1" + std::to_string(7000 + m) +
+            (m == me ? " myself,master" : " master") + " - 0 0 " + std::to_string(m + 1) +
+            " connected " + std::to_string(first) + "-" + std::to_string(last) + "\n";
+    text += "r" + std::to_string(m) + " 127.0.0.1:" + std::to_string(8000 + m) + "@1" +
+            std::to_string(8000 + m) + " slave " + id + " 0 0 " + std::to_string(m + 1) +
+            " connected\n";
+  }
+  return text;
+}
+
+TEST(ClusterSlotMap, ManyNodes) {
+  auto nodes = ParseClusterNodes(ManyNodes(300, 0));
+  ASSERT_TRUE(nodes);
+  SlotMap map(*nodes);
+  EXPECT_EQ(map.Assigned(), kSlotCount);
+  EXPECT_EQ(map.Ids().size(), 300u);  // replicas own nothing and are not interned
+  const int per = kSlotCount / 300;
+  EXPECT_EQ(map.Owner(0), "m0");
+  EXPECT_EQ(map.Owner(per), "m1");
+  EXPECT_EQ(map.Owner(299 * per), "m299");
+  EXPECT_EQ(map.Owner(16383), "m299");
+  EXPECT_EQ(map.Count("m1"), per);
+  EXPECT_EQ(map.Count("r1"), 0);
+}
+
+TEST(ClusterJudgeCluster, ManyViewsOfManyNodes) {
+  std::vector<NodesView> views;
+  for (int me = 0; me < 25; ++me) views.push_back(ViewOf(ManyNodes(25, me)));
+  ClusterJudgement j = JudgeCluster(views);
+  EXPECT_EQ(j.views, 25);
+  EXPECT_EQ(j.covered, kSlotCount);
+  EXPECT_TRUE(j.consistent);
+  EXPECT_EQ(j.Owner(0), "m0");
+  EXPECT_EQ(j.Owner(16383), "m24");
+  EXPECT_EQ(j.owners.Count("m3"), kSlotCount / 25);
+
+  // One view moves slot 7 to m24: disputed, and no agreed owner; m0 still owns the rest.
+  views[5].nodes[0].slots = {SlotRange{0, 6}, SlotRange{8, kSlotCount / 25 - 1}};
+  views[5].nodes[48].slots.push_back(SlotRange{7, 7});
+  ClusterJudgement moved = JudgeCluster(views);
+  EXPECT_THAT(moved.disputed_slots, ElementsAre(7));
+  EXPECT_EQ(moved.Owner(7), "");
+  EXPECT_EQ(moved.owners.OwnerIndex(7), SlotMap::kUnassigned);
+  EXPECT_EQ(moved.owners.Count("m0"), kSlotCount / 25 - 1);
+  EXPECT_EQ(moved.covered, kSlotCount - 1);
+  EXPECT_FALSE(moved.consistent);
+}
+
+TEST(ClusterJudgeCluster, ByPointerIsTheSame) {
+  auto views = Views("redis70_open_slot_nodes_", 6);
+  std::vector<const NodesView*> refs;
+  for (const auto& v : views) refs.push_back(&v);
+  ClusterJudgement a = JudgeCluster(views);
+  ClusterJudgement b = JudgeClusterRefs(refs);
+  EXPECT_EQ(a.covered, b.covered);
+  EXPECT_EQ(a.open_slots.size(), b.open_slots.size());
+  EXPECT_EQ(a.consistent, b.consistent);
+  for (int s = 0; s < kSlotCount; ++s) ASSERT_EQ(a.Owner(s), b.Owner(s)) << s;
 }
 
 }  // namespace
