@@ -6,12 +6,16 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/yaml_reader.h"
+#include "common/listen_address.h"
+#include "common/logging.h"
+#include "common/yaml_reader.h"
 
 namespace slotguard::agent {
 
 namespace {
 
+using common::YamlFieldError;
+using common::YamlReader;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -40,9 +44,8 @@ class ConfigParser {
     if (root["listen_address"]) {
       const YAML::Node& n = root["listen_address"];
       config.listen_address = reader_.NonEmptyString(n, "listen_address");
-      if (!cluster::ParseEndpoint(config.listen_address)) {
-        reader_.Fail(n, "listen_address",
-                     "expected host:port, got '" + config.listen_address + "'");
+      if (auto address = common::ParseListenAddress(config.listen_address); !address) {
+        reader_.Fail(n, "listen_address", address.error().message);
       }
     }
     config.journal_dir = Resolve(
@@ -202,24 +205,14 @@ class ConfigParser {
 
   void Log(const YAML::Node& n, AgentConfig& config) {
     reader_.ExpectMap(n, "log", {"format", "level"});
-    if (n["format"]) {
-      config.log_format = reader_.NonEmptyString(n["format"], "log.format");
-      if (config.log_format != "text" && config.log_format != "json") {
-        reader_.Fail(n["format"], "log.format",
-                     "must be text or json, got '" + config.log_format + "'");
-      }
-    }
-    if (n["level"]) {
-      config.log_level = reader_.NonEmptyString(n["level"], "log.level");
-      static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-      bool ok = false;
-      for (const char* l : kLevels) ok = ok || config.log_level == l;
-      if (!ok) {
-        reader_.Fail(n["level"], "log.level",
-                     "must be trace, debug, info, warn, error, critical or off, got '" +
-                         config.log_level + "'");
-      }
-    }
+    auto checked = [this, &n](const char* key, auto check) {
+      const std::string path = std::string("log.") + key;
+      auto value = check(reader_.String(n[key], path));
+      if (!value) reader_.Fail(n[key], path, value.error().message);
+      return *value;
+    };
+    if (n["format"]) config.log_format = checked("format", common::CheckLogFormat);
+    if (n["level"]) config.log_level = checked("level", common::CheckLogLevel);
   }
 
   YamlReader reader_;

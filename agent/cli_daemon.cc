@@ -21,6 +21,7 @@
 #include "agent/http_client.h"
 #include "agent/plan_file.h"
 #include "agent/token.h"
+#include "common/logging.h"
 
 namespace slotguard::agent {
 
@@ -172,7 +173,7 @@ void PrintStatus(const json& s) {
 int RunDaemon(const std::string& config_path) {
   auto config = LoadAgentConfig(config_path);
   if (!config) return Fail(config.error().message);
-  SetupLogging(config->log_format, config->log_level);
+  common::SetupLogging("slotguard-agent", config->log_format, config->log_level);
   // Signals are taken by sigwait below; block them before any thread starts so that every
   // thread inherits the mask and none is interrupted mid-step.
   sigset_t signals;

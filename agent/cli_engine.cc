@@ -1,8 +1,5 @@
 // check, reshard and plan: the engine in the foreground.
-#include <fcntl.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,10 +33,13 @@
 #include "agent/slot_load.h"
 #include "agent/stray_keys.h"
 #include "agent/wall_time.h"
-#include "agent/yaml_reader.h"
+#include "common/duration.h"
 #include "cluster/connection_pool.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
+#include "common/file_io.h"
+#include "common/file_lock.h"
+#include "common/logging.h"
 
 namespace slotguard::agent {
 namespace {
@@ -97,16 +98,10 @@ constexpr int kExitInterrupted = 130;  // a second Ctrl-C: stopped without finis
 
 void Err(const std::string& text) { std::fprintf(stderr, "error: %s\n", text.c_str()); }
 
+// The CLI logs text at SLOTGUARD_LOG_LEVEL (default info); the daemon takes both from agent.yaml.
 void SetupLogging() {
-  static bool done = false;
-  if (done) return;
-  done = true;
-  auto logger = spdlog::stderr_color_mt("slotguard-agent");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  if (const char* level = std::getenv("SLOTGUARD_LOG_LEVEL")) {
-    spdlog::set_level(spdlog::level::from_str(level));
-  }
+  const char* level = std::getenv("SLOTGUARD_LOG_LEVEL");
+  common::SetupLogging("slotguard-agent", "text", level ? level : "info");
 }
 
 struct Connected {
@@ -501,22 +496,15 @@ std::string RunEnding(const JournalRun& run) {
   return "it ended " + *run.end + (run.end_ms > 0 ? " at " + UtcText(run.end_ms) : "");
 }
 
-// The flock of DIR/daemon.lock (see Queue::Open), held until the returned guard goes.
-struct DaemonDirLock {
-  int fd = -1;
-  DaemonDirLock() = default;
-  DaemonDirLock(DaemonDirLock&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  ~DaemonDirLock() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-cluster::Result<DaemonDirLock> LockDaemonDir(const std::string& dir) {
-  DaemonDirLock lock;
+// The flock of DIR/daemon.lock (see Queue::Open), held while the returned lock lives; none
+// when the dir never had a daemon (no lock file: nothing to hold).
+cluster::Result<std::optional<common::FileLock>> LockDaemonDir(const std::string& dir) {
   const std::string path = dir + "/daemon.lock";
-  lock.fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (lock.fd < 0) return lock;  // never a daemon's dir (or not yet created): nothing to hold
-  if (::flock(lock.fd, LOCK_EX | LOCK_NB) != 0) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::optional<common::FileLock>();
+  auto lock = common::FileLock::TryAcquire(path);
+  if (!lock) return tl::unexpected(lock.error());
+  if (!*lock) {
     return cluster::MakeError(
         "journal dir " + dir + " belongs to a running slotguard-agent daemon (" + path +
         " is locked): reshard must not write into it. Queue the move on the daemon "
@@ -922,15 +910,8 @@ cluster::Result<void> WritePlanFile(const std::string& path, const Plan& plan,
     const auto* n = s.FindById(id);
     return n ? n->endpoint.ToString() : std::string();
   });
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return cluster::MakeError("--output " + path + ": " + std::strerror(errno));
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() &&
-                  std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  std::fclose(f);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return cluster::MakeError("--output " + path + ": " + std::strerror(errno));
+  if (auto w = common::AtomicRewrite(path, text); !w) {
+    return cluster::MakeError("--output " + path + ": " + w.error().message);
   }
   return {};
 }
@@ -1227,7 +1208,7 @@ struct ForgetArgs {
 
 int RunForget(const ForgetArgs& a) {
   SetupLogging();
-  auto min_age = ParseDuration(a.min_age);
+  auto min_age = common::ParseDuration(a.min_age);
   if (!min_age) {
     Err("--min-age " + a.min_age + ": " + min_age.error().message);
     return kExitError;

@@ -12,28 +12,35 @@ using nlohmann::json;
 
 constexpr size_t kMaxPlanBytes = 4 << 20;
 
-HttpResponse Reply(const cluster::Result<json>& result) {
-  if (!result) return JsonError(422, result.error().message);
-  return HttpResponse{200, "application/json", result->dump()};
+common::HttpResponse Reply(const cluster::Result<json>& result) {
+  if (!result) return common::JsonError(422, result.error().message);
+  return common::HttpResponse{200, "application/json", result->dump()};
 }
 
-// Wraps a handler with the bearer-token check and the JSON body parsing.
-HttpHandler Authorized(std::string token, std::string what,
-                       std::function<HttpResponse(const json& body)> handler) {
-  return [token = std::move(token), what = std::move(what),
-          handler = std::move(handler)](const HttpRequest& request) -> HttpResponse {
-    if (!BearerMatches(request.authorization, token)) {
-      spdlog::warn("control API: refused {} {} without a valid bearer token", request.method,
-                   request.path);
-      return JsonError(401, "missing or wrong bearer token (see control.token_file)");
-    }
+// Wraps a handler with the JSON body parsing (the bearer token was checked by the route's
+// auth hook before the body was read).
+common::HttpHandler Authorized(std::string what,
+                               std::function<common::HttpResponse(const json& body)> handler) {
+  return [what = std::move(what), handler = std::move(handler)](
+             const common::HttpRequest& request) -> common::HttpResponse {
     auto body = ParseJsonObject(request.body);
-    if (!body) return JsonError(400, body.error().message);
-    HttpResponse response = handler(*body);
+    if (!body) return common::JsonError(400, body.error().message);
+    common::HttpResponse response = handler(*body);
     if (request.method != "GET") {
       spdlog::info("control API: {} -> {}", what, response.status);
     }
     return response;
+  };
+}
+
+// Every control route needs "Authorization: Bearer <token>".
+common::HttpAuthHook BearerAuth(std::string token) {
+  return [token = std::move(token)](
+             const common::HttpRequest& request) -> std::optional<common::HttpResponse> {
+    if (BearerMatches(request.authorization, token)) return std::nullopt;
+    spdlog::warn("control API: refused {} {} without a valid bearer token", request.method,
+                 request.path);
+    return common::JsonError(401, "missing or wrong bearer token (see control.token_file)");
   };
 }
 
@@ -54,40 +61,38 @@ cluster::Result<json> ParseJsonObject(const std::string& body) {
   return doc;
 }
 
-std::vector<HttpRoute> ControlRoutes(DaemonControl& daemon, std::string token) {
-  std::vector<HttpRoute> routes;
-  routes.push_back({"GET", "/api/v1/status", Authorized(token, "status", [&daemon](const json&) {
-                      return HttpResponse{200, "application/json", daemon.Status().dump()};
+std::vector<common::HttpRoute> ControlRoutes(DaemonControl& daemon, std::string token) {
+  std::vector<common::HttpRoute> routes;
+  routes.push_back({"GET", "/api/v1/status", Authorized("status", [&daemon](const json&) {
+                      return common::HttpResponse{200, "application/json", daemon.Status().dump()};
                     })});
   routes.push_back({"POST", "/api/v1/plans",
-                    Authorized(token, "enqueue",
+                    Authorized("enqueue",
                                [&daemon](const json& body) {
                                  auto yaml = OptionalString(body, "yaml");
                                  if (!yaml)
-                                   return JsonError(400,
-                                                    "\"yaml\" (the plan file's text) is missing");
+                                   return common::JsonError(
+                                       400, "\"yaml\" (the plan file's text) is missing");
                                  return Reply(daemon.Enqueue(
                                      OptionalString(body, "file").value_or("plan"), *yaml));
                                }),
                     kMaxPlanBytes});
-  routes.push_back(
-      {"POST", "/api/v1/approve", Authorized(token, "approve", [&daemon](const json& body) {
-         auto id = OptionalString(body, "id");
-         if (!id || id->empty()) return JsonError(400, "\"id\" is missing");
-         return Reply(daemon.Approve(*id));
-       })});
-  routes.push_back(
-      {"POST", "/api/v1/pause", Authorized(token, "pause", [&daemon](const json& body) {
-         return Reply(
-             daemon.Pause(OptionalString(body, "reason").value_or("paused by an operator")));
-       })});
-  routes.push_back({"POST", "/api/v1/resume", Authorized(token, "resume", [&daemon](const json&) {
+  routes.push_back({"POST", "/api/v1/approve", Authorized("approve", [&daemon](const json& body) {
+                      auto id = OptionalString(body, "id");
+                      if (!id || id->empty()) return common::JsonError(400, "\"id\" is missing");
+                      return Reply(daemon.Approve(*id));
+                    })});
+  routes.push_back({"POST", "/api/v1/pause", Authorized("pause", [&daemon](const json& body) {
+                      return Reply(daemon.Pause(
+                          OptionalString(body, "reason").value_or("paused by an operator")));
+                    })});
+  routes.push_back({"POST", "/api/v1/resume", Authorized("resume", [&daemon](const json&) {
                       return Reply(daemon.Resume());
                     })});
-  routes.push_back(
-      {"POST", "/api/v1/rollback", Authorized(token, "rollback", [&daemon](const json& body) {
-         return Reply(daemon.Rollback(OptionalString(body, "batch")));
-       })});
+  routes.push_back({"POST", "/api/v1/rollback", Authorized("rollback", [&daemon](const json& body) {
+                      return Reply(daemon.Rollback(OptionalString(body, "batch")));
+                    })});
+  for (auto& route : routes) route.auth = BearerAuth(token);
   return routes;
 }
 

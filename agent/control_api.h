@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/http_server.h"
 #include "cluster/result.h"
+#include "common/http_server.h"
 
 namespace slotguard::agent {
 
@@ -35,7 +35,7 @@ class DaemonControl {
 //   POST /api/v1/pause     {"reason": "..."}        (reason optional)
 //   POST /api/v1/resume
 //   POST /api/v1/rollback  {"batch": "ID"}          (batch optional)
-std::vector<HttpRoute> ControlRoutes(DaemonControl& daemon, std::string token);
+std::vector<common::HttpRoute> ControlRoutes(DaemonControl& daemon, std::string token);
 
 // Parses a JSON request body into an object ({} for an empty body); error = reason for a 400.
 cluster::Result<nlohmann::json> ParseJsonObject(const std::string& body);

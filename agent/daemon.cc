@@ -1,7 +1,5 @@
 #include "agent/daemon.h"
 
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -12,6 +10,7 @@
 #include "agent/plan_file.h"
 #include "agent/slot_load.h"
 #include "agent/token.h"
+#include "common/listen_address.h"
 
 namespace slotguard::agent {
 
@@ -20,21 +19,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// JSON-escapes the log message, so "json" logs stay one valid object per line whatever the
-// message holds (node replies, file names with quotes).
-class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
-    const std::string text(msg.payload.data(), msg.payload.size());
-    const std::string escaped = json(text).dump();  // with the surrounding quotes
-    dest.append(escaped.data(), escaped.data() + escaped.size());
-  }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<JsonEscapedMessage>();
-  }
-};
 
 std::string Describe(const BatchOutcome& o) {
   std::string text = "moved " + std::to_string(o.slots_moved) + " slots, " +
@@ -53,21 +37,6 @@ std::string Describe(const BatchOutcome& o) {
 }
 
 }  // namespace
-
-void SetupLogging(const std::string& format, const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("slotguard-agent");
-  if (format == "json") {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":%*})");
-    logger->set_formatter(std::move(formatter));
-  } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  }
-  logger->set_level(spdlog::level::from_str(level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
-}
 
 // Forwards the engine's reports to the metrics and keeps the daemon's view of the running
 // batch (its phase, persisted in the queue, and the throttle's direction).
@@ -180,15 +149,16 @@ cluster::Result<void> Daemon::Start() {
     had_unfinished_at_start_ = had_unfinished_at_start_ || !item.Terminal();
   }
 
-  std::vector<HttpRoute> routes = ControlRoutes(*this, control_token_);
-  routes.push_back({"GET", "/metrics", [this](const HttpRequest&) { return Metrics(); }});
-  routes.push_back({"GET", "/healthz", [](const HttpRequest&) {
-                      return HttpResponse{200, "text/plain", "ok\n"};
+  std::vector<common::HttpRoute> routes = ControlRoutes(*this, control_token_);
+  routes.push_back({"GET", "/metrics", [this](const common::HttpRequest&) { return Metrics(); }});
+  routes.push_back({"GET", "/healthz", [](const common::HttpRequest&) {
+                      return common::HttpResponse{200, "text/plain", "ok\n"};
                     }});
-  routes.push_back({"GET", "/", [](const HttpRequest&) {
-                      return HttpResponse{200, "text/html",
-                                          "<html><body><h1>slotguard-agent</h1><p><a "
-                                          "href=\"/metrics\">metrics</a></p></body></html>\n"};
+  routes.push_back({"GET", "/", [](const common::HttpRequest&) {
+                      return common::HttpResponse{
+                          200, "text/html",
+                          "<html><body><h1>slotguard-agent</h1><p><a "
+                          "href=\"/metrics\">metrics</a></p></body></html>\n"};
                     }});
   if (config_.webhook.enabled) {
     Webhook::Callbacks callbacks;
@@ -203,15 +173,20 @@ cluster::Result<void> Daemon::Start() {
     callbacks.count = [this](const std::string& result) { metrics_.CountWebhook(result); };
     webhook_ = std::make_unique<Webhook>(webhook_token, config_.webhook.rules, callbacks);
     routes.push_back({"POST", "/api/v1/alertmanager",
-                      [this](const HttpRequest& r) { return webhook_->Handle(r); },
+                      [this](const common::HttpRequest& r) { return webhook_->Handle(r); },
                       config_.webhook.max_body_bytes,
-                      [this](const HttpResponse& response) {
+                      [this](const common::HttpResponse& response) {
                         metrics_.CountWebhook("rejected");
                         spdlog::warn("webhook: rejected a notification: {} (HTTP {})",
                                      response.body, response.status);
-                      }});
+                      },
+                      [this](const common::HttpRequest& r) { return webhook_->Authorize(r); }});
   }
-  auto server = HttpServer::Start(config_.listen_address, std::move(routes));
+  auto listen = common::ParseListenAddress(config_.listen_address);
+  if (!listen) return tl::unexpected(listen.error());
+  // Handlers build a ClusterSnapshot (half a megabyte of slot owners) on their stack: the
+  // server runs them on threads of the default size (common::HttpServerOptions).
+  auto server = common::HttpServer::Start(*listen, std::move(routes));
   if (!server) return tl::unexpected(server.error());
   server_ = std::move(*server);
   RefreshState();
@@ -547,9 +522,10 @@ void Daemon::RefreshState() {
   metrics_.SetState(display);
 }
 
-HttpResponse Daemon::Metrics() {
+common::HttpResponse Daemon::Metrics() {
   RefreshState();
-  return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics_.Serialize()};
+  return common::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                              metrics_.Serialize()};
 }
 
 json Daemon::Status() {

@@ -13,11 +13,11 @@
 #include "agent/control_api.h"
 #include "agent/daemon_connector.h"
 #include "agent/engine.h"
-#include "agent/http_server.h"
 #include "agent/metrics.h"
 #include "agent/queue.h"
 #include "agent/webhook.h"
 #include "cluster/connection_pool.h"
+#include "common/http_server.h"
 
 namespace slotguard::agent {
 
@@ -58,7 +58,7 @@ class Daemon final : public DaemonControl {
   // did, for the API answer and the log.
   std::string RollbackRunning(RollbackTrigger trigger, const std::string& reason);
   void RefreshState();
-  HttpResponse Metrics();
+  common::HttpResponse Metrics();
   bool WaitStop(std::chrono::milliseconds timeout);
 
   AgentConfig config_;
@@ -74,7 +74,7 @@ class Daemon final : public DaemonControl {
   std::mutex control_pool_mutex_;  // the control API's snapshots, one at a time
   std::unique_ptr<cluster::ConnectionPool> control_pool_;
   std::unique_ptr<Webhook> webhook_;
-  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<common::HttpServer> server_;
   std::thread worker_;
 
   std::mutex mutex_;  // guards the fields below and orders "start a batch" vs "roll back"
@@ -90,8 +90,5 @@ class Daemon final : public DaemonControl {
   // Set when the shutdown grace ran out and the engine was asked to stop (Engine::RequestStop).
   std::atomic<bool> interrupted_{false};
 };
-
-// Sets spdlog's default logger: stderr, "text" or one JSON object per line ("json").
-void SetupLogging(const std::string& format, const std::string& level);
 
 }  // namespace slotguard::agent

@@ -1,5 +1,6 @@
 #include "agent/journal.h"
 #include "agent/wall_time.h"
+#include "common/file_io.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -17,63 +18,27 @@ namespace {
 
 std::string Errno() { return std::strerror(errno); }
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 namespace {
 
-void SyncDir(const std::string& dir) {
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
-}
-
-// Rewrites DIR/journal.jsonl with CompactRecords of it: written to a temporary file, made
-// durable, renamed over the journal. A kill -9 at any point leaves the old or the new file
-// whole. Called with the directory locked.
+// Rewrites DIR/journal.jsonl with CompactRecords of it, atomically: a kill -9 at any point
+// leaves the old or the new file whole. Called with the directory locked.
 cluster::Result<void> Compact(const std::string& dir, const std::string& path) {
   auto records = Journal::Read(dir);
   if (!records) return tl::unexpected(records.error());
-  const std::string tmp = path + ".compact";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return cluster::MakeError("journal " + tmp + ": " + Errno());
   std::string lines;
   for (const auto& r : CompactRecords(*records)) {
     lines += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     lines.push_back('\n');
   }
-  const bool ok = WriteAll(fd, lines) && ::fdatasync(fd) == 0;
-  const std::string why = ok ? "" : Errno();
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return cluster::MakeError("journal " + tmp + ": " + why);
+  if (auto r = common::AtomicRewrite(path, lines, ".compact"); !r) {
+    return cluster::MakeError("journal: " + r.error().message);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string e = Errno();
-    ::unlink(tmp.c_str());
-    return cluster::MakeError("journal " + path + ": rename: " + e);
-  }
-  SyncDir(dir);
   return {};
 }
 
@@ -85,31 +50,29 @@ cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
   std::filesystem::create_directories(dir, ec);
   if (ec) return cluster::MakeError("journal dir " + dir + ": " + ec.message());
   const std::string lock_path = dir + "/journal.lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0) return cluster::MakeError("journal lock " + lock_path + ": " + Errno());
-  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(lock_fd);
+  auto lock = common::FileLock::TryAcquire(lock_path);
+  if (!lock) return cluster::MakeError("journal lock: " + lock.error().message);
+  if (!*lock) {
     return cluster::MakeError("journal dir " + dir +
                               " is in use by another slotguard-agent (lock " + lock_path + ")");
   }
   const std::string path = dir + "/journal.jsonl";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    ::close(lock_fd);
-    return cluster::MakeError("journal " + path + ": " + Errno());
-  }
-  std::unique_ptr<Journal> journal(new Journal(dir, path, fd, lock_fd));
+  if (fd < 0) return cluster::MakeError("journal " + path + ": " + Errno());
+  std::unique_ptr<Journal> journal(new Journal(dir, path, fd, std::move(**lock)));
   // A kill -9 mid-write leaves a line without its newline: end it so the next record starts
   // on a line of its own (the torn line is skipped by Read).
   struct stat st {};
   if (::fstat(fd, &st) == 0 && st.st_size > 0) {
     char last = '\n';
     if (::pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') {
-      if (!WriteAll(fd, "\n")) return cluster::MakeError("journal " + path + ": " + Errno());
+      if (auto w = common::WriteAll(fd, "\n"); !w) {
+        return cluster::MakeError("journal " + path + ": " + w.error().message);
+      }
     }
   }
   if (::fdatasync(fd) != 0) return cluster::MakeError("journal " + path + ": fsync: " + Errno());
-  SyncDir(dir);  // the file's directory entry durable too
+  (void)common::SyncDir(dir);  // the file's directory entry durable too (best effort)
   if (auto c = journal->CompactIfOver(compact_above_bytes); !c) return tl::unexpected(c.error());
   return journal;
 }
@@ -156,7 +119,7 @@ cluster::Result<void> Journal::AppendAll(std::vector<nlohmann::json> records) {
     return cluster::MakeError(error);
   };
   // One write(2): a kill -9 tears at most the tail of it, never interleaves.
-  if (!WriteAll(fd_, lines)) return cut_back("write");
+  if (!common::WriteAll(fd_, lines)) return cut_back("write");
   if (::fdatasync(fd_) != 0) return cut_back("fsync");
   return {};
 }

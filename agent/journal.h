@@ -13,6 +13,7 @@
 #include "agent/batch_state.h"
 #include "cluster/endpoint.h"
 #include "cluster/result.h"
+#include "common/file_lock.h"
 
 namespace slotguard::agent {
 
@@ -64,13 +65,13 @@ class Journal {
                                                            int* skipped = nullptr);
 
  private:
-  Journal(std::string dir, std::string path, int fd, int lock_fd)
-      : dir_(std::move(dir)), path_(std::move(path)), fd_(fd), lock_fd_(lock_fd) {}
+  Journal(std::string dir, std::string path, int fd, common::FileLock lock)
+      : dir_(std::move(dir)), path_(std::move(path)), fd_(fd), lock_(std::move(lock)) {}
   std::string dir_;
   std::string path_;
   int fd_ = -1;
-  int lock_fd_ = -1;
-  std::string broken_;  // set when a failed append could not be cut back: appends refused
+  common::FileLock lock_;  // held while the journal is open
+  std::string broken_;     // set when a failed append could not be cut back: appends refused
 };
 
 // One batch as the journal tells it (its latest incarnation when an id is reused).

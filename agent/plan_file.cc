@@ -8,13 +8,15 @@
 #include <set>
 #include <sstream>
 
-#include "agent/yaml_reader.h"
 #include "cluster/nodes.h"
+#include "common/yaml_reader.h"
 
 namespace slotguard::agent {
 
 namespace {
 
+using common::YamlFieldError;
+using common::YamlReader;
 using std::chrono::seconds;
 
 bool ParseSlotNumber(std::string_view text, int& out) {

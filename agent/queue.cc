@@ -1,5 +1,6 @@
 #include "agent/queue.h"
 #include "agent/wall_time.h"
+#include "common/file_io.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -45,20 +46,6 @@ GuardOverrides GuardsFromJson(const json& j) {
     g.convergence_timeout = std::chrono::seconds(j["convergence_timeout_s"].get<int64_t>());
   }
   return g;
-}
-
-// Writes all of `data` to `fd`, retrying short writes.
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 }  // namespace
@@ -147,34 +134,26 @@ cluster::Result<QueueItem> ItemFromJson(const json& j) {
   }
 }
 
-Queue::Queue(std::string dir, WallClock wall_clock, int lock_fd)
+Queue::Queue(std::string dir, WallClock wall_clock, common::FileLock lock)
     : dir_(std::move(dir)),
       path_(dir_ + "/queue.json"),
       wall_clock_(wall_clock ? std::move(wall_clock) : WallClock(&UnixMs)),
-      lock_fd_(lock_fd) {}
+      lock_(std::move(lock)) {}
 
-Queue::~Queue() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
-}
+Queue::~Queue() = default;
 
 cluster::Result<std::unique_ptr<Queue>> Queue::Open(const std::string& dir, WallClock wall_clock) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return cluster::MakeError("cannot create journal dir " + dir + ": " + ec.message());
   const std::string lock_path = dir + "/daemon.lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return cluster::MakeError(Errno("cannot open " + lock_path));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) {
-      return cluster::MakeError("another slotguard-agent daemon already uses the journal dir " +
-                                dir + " (" + lock_path + " is locked)");
-    }
-    errno = err;
-    return cluster::MakeError(Errno("cannot lock " + lock_path));
+  auto lock = common::FileLock::TryAcquire(lock_path);
+  if (!lock) return tl::unexpected(lock.error());
+  if (!*lock) {
+    return cluster::MakeError("another slotguard-agent daemon already uses the journal dir " + dir +
+                              " (" + lock_path + " is locked)");
   }
-  std::unique_ptr<Queue> queue(new Queue(dir, std::move(wall_clock), fd));
+  std::unique_ptr<Queue> queue(new Queue(dir, std::move(wall_clock), std::move(**lock)));
   auto loaded = queue->Load();
   if (!loaded) return tl::unexpected(loaded.error());
   return queue;
@@ -223,26 +202,7 @@ cluster::Result<void> Queue::Persist(const QueueState& state) const {
            {"alert_keys", state.alert_keys},     {"items", json::array()}};
   for (const auto& item : state.items) doc["items"].push_back(ToJson(item));
   const std::string data = doc.dump(1) + "\n";
-  const std::string tmp = path_ + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return cluster::MakeError(Errno("cannot write " + tmp));
-  const bool ok = WriteAll(fd, data) && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) {
-    errno = err;
-    return cluster::MakeError(Errno("cannot write " + tmp));
-  }
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return cluster::MakeError(Errno("cannot rename " + tmp + " to " + path_));
-  }
-  // The rename is durable only once the directory entry is.
-  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return cluster::MakeError(Errno("cannot open " + dir_));
-  const bool synced = ::fsync(dir_fd) == 0;
-  ::close(dir_fd);
-  if (!synced) return cluster::MakeError(Errno("cannot fsync " + dir_));
-  return {};
+  return common::AtomicRewrite(path_, data, ".tmp");
 }
 
 void Queue::TrimHistory(QueueState& state) {

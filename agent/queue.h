@@ -14,6 +14,7 @@
 
 #include "agent/plan.h"
 #include "cluster/result.h"
+#include "common/file_lock.h"
 
 namespace slotguard::agent {
 
@@ -126,7 +127,7 @@ class Queue {
   const std::string& path() const { return path_; }
 
  private:
-  Queue(std::string dir, WallClock wall_clock, int lock_fd);
+  Queue(std::string dir, WallClock wall_clock, common::FileLock lock);
   cluster::Result<void> Load();
   // Applies `change` to a copy of the state, persists it and only then publishes it.
   cluster::Result<void> Mutate(const std::function<cluster::Result<void>(QueueState&)>& change);
@@ -136,7 +137,7 @@ class Queue {
   std::string dir_;
   std::string path_;
   WallClock wall_clock_;
-  int lock_fd_ = -1;
+  common::FileLock lock_;  // held while the queue is open: one daemon per journal dir
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   QueueState state_;

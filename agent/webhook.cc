@@ -255,17 +255,19 @@ void AlertMemory::Add(const std::string& key) {
 Webhook::Webhook(std::string token, WebhookRules rules, Callbacks callbacks)
     : token_(std::move(token)), rules_(std::move(rules)), callbacks_(std::move(callbacks)) {}
 
-HttpResponse Webhook::Handle(const HttpRequest& request) {
-  if (!BearerMatches(request.authorization, token_)) {
-    callbacks_.count("rejected");
-    spdlog::warn("webhook: rejected a notification: missing or wrong bearer token");
-    return JsonError(401, "missing or wrong bearer token");
-  }
+std::optional<common::HttpResponse> Webhook::Authorize(const common::HttpRequest& request) {
+  if (BearerMatches(request.authorization, token_)) return std::nullopt;
+  callbacks_.count("rejected");
+  spdlog::warn("webhook: rejected a notification: missing or wrong bearer token");
+  return common::JsonError(401, "missing or wrong bearer token");
+}
+
+common::HttpResponse Webhook::Handle(const common::HttpRequest& request) {
   auto notification = ParseWebhookNotification(request.body);
   if (!notification) {
     callbacks_.count("rejected");
     spdlog::warn("webhook: rejected a notification: {}", notification.error().message);
-    return JsonError(400, notification.error().message);
+    return common::JsonError(400, notification.error().message);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   WebhookDecision decision = DecideWebhook(*notification, rules_, callbacks_.already_seen);
@@ -273,13 +275,13 @@ HttpResponse Webhook::Handle(const HttpRequest& request) {
     callbacks_.count("ignored");
     spdlog::info("webhook: ignored a notification from receiver '{}' ({} alerts): {}",
                  notification->receiver, notification->alerts.size(), decision.reason);
-    return HttpResponse{200, "application/json",
-                        json{{"result", "ignored"}, {"reason", decision.reason}}.dump()};
+    return common::HttpResponse{200, "application/json",
+                                json{{"result", "ignored"}, {"reason", decision.reason}}.dump()};
   }
   const std::string done = callbacks_.act(decision.reason, decision.new_keys);
   callbacks_.count("accepted");
   spdlog::warn("webhook: accepted a notification: {}; {}", decision.reason, done);
-  return HttpResponse{
+  return common::HttpResponse{
       200, "application/json",
       json{{"result", "accepted"}, {"reason", decision.reason}, {"action", done}}.dump()};
 }

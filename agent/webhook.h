@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/http_server.h"
 #include "cluster/result.h"
+#include "common/http_server.h"
 
 namespace slotguard::agent {
 
@@ -107,7 +107,11 @@ class Webhook {
   };
   Webhook(std::string token, WebhookRules rules, Callbacks callbacks);
 
-  HttpResponse Handle(const HttpRequest& request);
+  // The route's auth hook: the bearer token, checked before the body is read; a refusal is
+  // counted as "rejected".
+  std::optional<common::HttpResponse> Authorize(const common::HttpRequest& request);
+  // A notification whose sender Authorize let through.
+  common::HttpResponse Handle(const common::HttpRequest& request);
 
  private:
   std::string token_;

@@ -1,22 +1,14 @@
 #pragma once
 
-#include <string>
-#include <utility>
-
-#include <tl/expected.hpp>
+#include "common/error.h"
 
 namespace slotguard::cluster {
 
-// An error as a value: what went wrong, phrased for an operator (names the node, file, field).
-struct Error {
-  std::string message;
-};
-
+// The cluster library reports errors with the project's common error type; these names keep
+// its signatures short and let callers mix cluster and common results freely.
+using Error = common::Error;
 template <typename T>
-using Result = tl::expected<T, Error>;
-
-inline tl::unexpected<Error> MakeError(std::string message) {
-  return tl::unexpected<Error>(Error{std::move(message)});
-}
+using Result = common::Result<T>;
+using common::MakeError;
 
 }  // namespace slotguard::cluster

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/logging.h"
 #include "exporter/version.h"
 
 namespace slotguard::exporter {
@@ -68,8 +69,8 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
           ->type_name("FILE");
   auto* listen_opt =
       app.add_option("--web.listen-address", listen_address,
-                     "Address to serve HTTP on, \":port\" for all interfaces or \"ip:port\" "
-                     "[default: :9478]")
+                     "Address to serve HTTP on: \":port\" (every IPv4 address), \"ip:port\" or "
+                     "\"[ipv6]:port\" [default: :9478]")
           ->type_name("ADDR")
           ->check(Validator(CheckListenAddress));
   auto* path_opt = app.add_option("--web.telemetry-path", telemetry_path,
@@ -79,7 +80,8 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   auto* timeout_opt =
       app.add_option("--scrape.timeout", timeout_text,
                      "Deadline for a whole scrape, below Prometheus' 10s, e.g. \"8s\" or "
-                     "\"500ms\"; nodes that have not answered by then are reported with "
+                     "\"500ms\" (a unit is required); nodes that have not answered by then are "
+                     "reported with "
                      "redis_up 0 [default: 8s]")
           ->type_name("DURATION")
           ->check(Validator(ParseScrapeTimeout));
@@ -92,12 +94,12 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   auto* format_opt =
       app.add_option("--log.format", log_format, "Log line format: text or json [default: text]")
           ->type_name("FORMAT")
-          ->check(Validator(CheckLogFormat));
+          ->check(Validator(common::CheckLogFormat));
   auto* level_opt =
       app.add_option("--log.level", log_level,
                      "Lowest level logged: trace, debug, info, warn, error, off [default: info]")
           ->type_name("LEVEL")
-          ->check(Validator(CheckLogLevel));
+          ->check(Validator(common::CheckLogLevel));
 
   try {
     app.parse(argc, argv);

@@ -43,21 +43,17 @@ struct FileSettings {
   std::optional<std::string> log_level;
 };
 
-// Validators shared by the command line and the file; the message names no flag or key (the
-// caller adds "--scrape.timeout" or "config.yaml:7: scrape.timeout").
+// Validators shared by the command line and the file (the log ones are common::CheckLog*); the
+// message names no flag or key (the caller adds "--scrape.timeout" or "config.yaml:7:
+// scrape.timeout").
 cluster::Result<std::chrono::milliseconds> ParseScrapeTimeout(std::string_view text);
 cluster::Result<std::string> CheckRedisAddr(std::string_view text);
 cluster::Result<std::string> CheckListenAddress(std::string_view text);
 cluster::Result<std::string> CheckTelemetryPath(std::string_view text);
-cluster::Result<std::string> CheckLogFormat(std::string_view text);
-cluster::Result<std::string> CheckLogLevel(std::string_view text);
 
 // Parses the YAML text of a config file. `source` names the file in error messages, which read
 // "FILE:LINE: KEY: what is wrong".
 cluster::Result<FileSettings> ParseConfigYaml(std::string_view text, const std::string& source);
 cluster::Result<FileSettings> LoadConfigFile(const std::string& path);
-
-// civetweb's listening_ports value for a --web.listen-address (":9478" -> "9478").
-std::string CivetwebListeningPorts(std::string_view listen_address);
 
 }  // namespace slotguard::exporter

@@ -1,5 +1,4 @@
 #include "agent/agent_config.h"
-#include "agent/yaml_reader.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -91,13 +90,13 @@ TEST(AgentConfigTest, ErrorsNameKeyAndLine) {
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "engine:\n  pipeline: 0\n"),
               HasSubstr("agent.yaml:7: engine.pipeline: must be between 1 and 100000, got 0"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "engine:\n  guards: {enabled: maybe}\n"),
-              HasSubstr("agent.yaml:7: engine.guards.enabled: expected true/false"));
+              HasSubstr("agent.yaml:7: engine.guards.enabled: expected true or false"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "queue:\n  auto_continue: sometimes\n"),
               HasSubstr("agent.yaml:7: queue.auto_continue"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "listen_address: nowhere\n"),
-              HasSubstr("agent.yaml:6: listen_address: expected host:port"));
+              HasSubstr("agent.yaml:6: listen_address: \"nowhere\": expected host:port"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "log: {format: xml}\n"),
-              HasSubstr("agent.yaml:6: log.format: must be text or json"));
+              HasSubstr("agent.yaml:6: log.format: \"xml\": must be text or json"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "webhook: {matchers: ['x=\"y\"']}\n"),
               HasSubstr("webhook.token_file: required when the webhook is enabled"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "webhook: {token_file: t, matchers: ['=y']}\n"),
@@ -115,7 +114,7 @@ TEST(AgentConfigTest, ErrorsNameKeyAndLine) {
   EXPECT_THAT(ErrorOf("redis: {seeds: ['h:1']\n"), HasSubstr("agent.yaml:"));
   EXPECT_THAT(ErrorOf(""), HasSubstr("agent.yaml: the file is empty"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "shutdown_grace: soon\n"),
-              HasSubstr("agent.yaml:6: shutdown_grace: expected a duration"));
+              HasSubstr("agent.yaml:6: shutdown_grace: \"soon\" is not a duration"));
 }
 
 TEST(AgentConfigTest, ShippedConfigParses) {
@@ -132,17 +131,6 @@ TEST(AgentConfigTest, ComposeConfigParses) {
   auto c = LoadAgentConfig(path);
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->listen_address, "0.0.0.0:9479");
-}
-
-TEST(AgentConfigTest, DurationParsing) {
-  EXPECT_EQ(*ParseDuration("250ms"), std::chrono::milliseconds(250));
-  EXPECT_EQ(*ParseDuration("60s"), std::chrono::milliseconds(60000));
-  EXPECT_EQ(*ParseDuration("60"), std::chrono::milliseconds(60000));
-  EXPECT_EQ(*ParseDuration("2m"), std::chrono::milliseconds(120000));
-  EXPECT_EQ(*ParseDuration("1h"), std::chrono::milliseconds(3600000));
-  EXPECT_FALSE(ParseDuration("s"));
-  EXPECT_FALSE(ParseDuration("-1s"));
-  EXPECT_FALSE(ParseDuration("1d"));
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "agent/http_client.h"
-#include "agent/http_server.h"
+#include "common/http_server.h"
 
 namespace slotguard::agent {
 namespace {
@@ -67,12 +67,13 @@ class ControlApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto routes = ControlRoutes(daemon_, "tok3n");
-    routes.push_back({"POST", "/small",
-                      [](const HttpRequest& r) {
-                        return HttpResponse{200, "text/plain", std::to_string(r.body.size())};
-                      },
-                      16});
-    auto server = HttpServer::Start("127.0.0.1:" + std::to_string(FreePort()), routes);
+    routes.push_back(
+        {"POST", "/small",
+         [](const common::HttpRequest& r) {
+           return common::HttpResponse{200, "text/plain", std::to_string(r.body.size())};
+         },
+         16});
+    auto server = common::HttpServer::Start({"127.0.0.1", FreePort()}, routes);
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(*server);
     url_ = "http://127.0.0.1:" + std::to_string(server_->port());
@@ -86,7 +87,7 @@ class ControlApiTest : public ::testing::Test {
   }
 
   FakeDaemon daemon_;
-  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<common::HttpServer> server_;
   std::string url_;
 };
 

@@ -191,12 +191,14 @@ class WebhookHandlerTest : public ::testing::Test {
                      },
                      [this](const std::string& result) { counts_[result]++; }}) {}
 
-  HttpResponse Post(const std::string& auth, const std::string& body) {
-    HttpRequest r;
+  common::HttpResponse Post(const std::string& auth, const std::string& body) {
+    common::HttpRequest r;
     r.method = "POST";
     r.path = "/api/v1/alertmanager";
     r.authorization = auth;
     r.body = body;
+    // As the HTTP server runs them: the auth hook first, then the handler.
+    if (auto refused = webhook_.Authorize(r)) return *refused;
     return webhook_.Handle(r);
   }
 
@@ -215,18 +217,18 @@ TEST_F(WebhookHandlerTest, TokenValidationAndDecisions) {
   EXPECT_TRUE(acted_.empty());
   EXPECT_EQ(counts_["rejected"], 4);
 
-  HttpResponse bad = Post("Bearer s3cret", "{\"version\": \"4\"");
+  common::HttpResponse bad = Post("Bearer s3cret", "{\"version\": \"4\"");
   EXPECT_EQ(bad.status, 400);
   EXPECT_THAT(bad.body, HasSubstr("not valid JSON"));
   EXPECT_EQ(counts_["rejected"], 5);
 
-  HttpResponse ok = Post("Bearer s3cret", firing);
+  common::HttpResponse ok = Post("Bearer s3cret", firing);
   EXPECT_EQ(ok.status, 200);
   EXPECT_THAT(ok.body, HasSubstr("accepted"));
   ASSERT_EQ(acted_.size(), 1u);
   EXPECT_EQ(counts_["accepted"], 1);
 
-  HttpResponse repeat = Post("bearer s3cret", firing);  // scheme is case-insensitive
+  common::HttpResponse repeat = Post("bearer s3cret", firing);  // scheme is case-insensitive
   EXPECT_EQ(repeat.status, 200);
   EXPECT_THAT(repeat.body, HasSubstr("ignored"));
   EXPECT_EQ(Post("Bearer s3cret", Sample("resolved_slots_uncovered.json")).status, 200);

@@ -82,7 +82,8 @@ TEST(PlanFileTest, MissingAndMistypedFields) {
               HasSubstr("plan.yaml:2: batches[0].id: 'bad id' is not a valid id"));
   EXPECT_THAT(
       ErrorOf("batches:\n  - from: a\n    to: b\n    slots: 3\n    guards: {coverage_grace: 5x}\n"),
-      HasSubstr("plan.yaml:5: batches[0].guards.coverage_grace: unknown duration unit 'x'"));
+      HasSubstr("plan.yaml:5: batches[0].guards.coverage_grace: \"5x\" is not a duration like "
+                "250ms, 8s, 5m or 1h (units: ms, s, m, h)"));
   EXPECT_THAT(ErrorOf("batches: {}\n"), HasSubstr("plan.yaml:1: batches: expected a list"));
   EXPECT_THAT(ErrorOf("batches: []\n"), HasSubstr("the plan has no batches"));
 }

@@ -1,9 +1,11 @@
-#include "agent/yaml_reader.h"
+#include "common/yaml_reader.h"
 
 #include <charconv>
 #include <set>
 
-namespace slotguard::agent {
+#include "common/duration.h"
+
+namespace slotguard::common {
 
 namespace {
 
@@ -100,7 +102,7 @@ int64_t YamlReader::Int(const YAML::Node& node, const std::string& path, int64_t
 bool YamlReader::Bool(const YAML::Node& node, const std::string& path) const {
   bool value = false;
   if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
-    Fail(node, path, "expected true/false (or on/off), got " + Describe(node));
+    Fail(node, path, "expected true or false, got " + Describe(node));
   }
   return value;
 }
@@ -119,29 +121,4 @@ std::chrono::milliseconds YamlReader::Duration(const YAML::Node& node, const std
   return *parsed;
 }
 
-cluster::Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr == text.data() || value < 0) {
-    return cluster::MakeError("expected a duration like 250ms, 60s, 5m or 1h, got '" +
-                              std::string(text) + "'");
-  }
-  std::string_view unit(ptr, text.data() + text.size() - ptr);
-  int64_t factor = 0;
-  if (unit.empty() || unit == "s") {
-    factor = 1000;
-  } else if (unit == "ms") {
-    factor = 1;
-  } else if (unit == "m") {
-    factor = 60'000;
-  } else if (unit == "h") {
-    factor = 3'600'000;
-  } else {
-    return cluster::MakeError("unknown duration unit '" + std::string(unit) +
-                              "' (use ms, s, m or h)");
-  }
-  if (value > INT64_MAX / factor) return cluster::MakeError("duration too large");
-  return std::chrono::milliseconds(value * factor);
-}
-
-}  // namespace slotguard::agent
+}  // namespace slotguard::common

@@ -9,14 +9,13 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "cluster/result.h"
-
-namespace slotguard::agent {
+namespace slotguard::common {
 
 // Strict reading of a YAML document for config and plan files: every error names the file,
 // the line and the field ("plan.yaml:7: batches[1].ranges[0]: ..."), unknown and duplicate
-// keys are errors. Internally it throws YamlFieldError; the public parse functions that use it
-// catch that and return a cluster::Error, so no exception leaves them.
+// keys are errors. It throws YamlFieldError; the parse functions that use it catch that and
+// return a common::Error, so no exception leaves them. The one strict reader of the project:
+// exporter.yaml, agent.yaml and plan files all go through it.
 class YamlFieldError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -42,7 +41,7 @@ class YamlReader {
   std::string NonEmptyString(const YAML::Node& node, const std::string& path) const;
   int64_t Int(const YAML::Node& node, const std::string& path, int64_t min, int64_t max) const;
   bool Bool(const YAML::Node& node, const std::string& path) const;
-  // "250ms", "60s", "5m", "1h", or a bare number of seconds.
+  // A duration as ParseDuration reads it ("250ms", "60s", "5m", "1h"; no bare numbers).
   std::chrono::milliseconds Duration(const YAML::Node& node, const std::string& path,
                                      std::chrono::milliseconds min,
                                      std::chrono::milliseconds max) const;
@@ -55,7 +54,4 @@ class YamlReader {
   std::string file_;
 };
 
-// Parses a duration as YamlReader::Duration does; nullopt-like failure as an error message.
-cluster::Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
-
-}  // namespace slotguard::agent
+}  // namespace slotguard::common

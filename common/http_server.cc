@@ -1,0 +1,254 @@
+#include "common/http_server.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace slotguard::common {
+namespace {
+
+// civetweb's feature bit for IPv6 (mg_check_feature).
+constexpr unsigned kFeatureIpv6 = 8;
+
+const char* StatusText(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 422:
+      return "Unprocessable Entity";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return status >= 500 ? "Internal Server Error" : "Error";
+  }
+}
+
+void InitLibraryOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { mg_init_library(0); });
+}
+
+// civetweb says "Failed to setup server ports" whatever went wrong; binding the address
+// ourselves tells a port in use from an address this host does not have.
+std::string WhyNoListen(const ListenAddress& address, const std::string& civetweb_text) {
+  const int family = address.ipv6 ? AF_INET6 : AF_INET;
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return civetweb_text;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as civetweb binds
+  int rc = -1;
+  if (address.ipv6) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(static_cast<uint16_t>(address.port));
+    ::inet_pton(AF_INET6, address.host.c_str(), &sa.sin6_addr);
+    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  } else {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(address.port));
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (!address.host.empty()) ::inet_pton(AF_INET, address.host.c_str(), &sa.sin_addr);
+    rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  }
+  const int err = errno;
+  ::close(fd);
+  const std::string port = std::to_string(address.port);
+  if (rc == 0) return civetweb_text;
+  switch (err) {
+    case EADDRINUSE:
+      return "port " + port + " is already in use (another process listens there)";
+    case EADDRNOTAVAIL:
+      return address.host + " is not an address of this host";
+    case EACCES:
+      return "port " + port + " needs privileges this process does not have";
+    default:
+      return std::strerror(err);
+  }
+}
+
+std::string RequestPath(mg_connection* conn) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  return info && info->local_uri ? info->local_uri : "?";
+}
+
+}  // namespace
+
+HttpResponse JsonError(int status, const std::string& message) {
+  return HttpResponse{status, "application/json", nlohmann::json{{"error", message}}.dump()};
+}
+
+HttpResponse TextError(int status, const std::string& message) {
+  return HttpResponse{status, "text/plain; charset=utf-8", message + "\n"};
+}
+
+void HttpServer::ContextDeleter::operator()(mg_context* context) const { mg_stop(context); }
+
+HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options)) {}
+
+HttpServer::~HttpServer() = default;
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ListenAddress& address,
+                                                      std::vector<HttpRoute> routes,
+                                                      HttpServerOptions options) {
+  InitLibraryOnce();
+  const bool have_ipv6 = mg_check_feature(kFeatureIpv6) != 0;
+  if (address.ipv6 && !have_ipv6) {
+    return MakeError("cannot listen on " + address.ToString() +
+                     ": this build of civetweb has no IPv6 support; listen on an IPv4 address "
+                     "or on \":" +
+                     std::to_string(address.port) + "\" (every IPv4 address)");
+  }
+  std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
+  for (auto& route : routes) server->routes_.emplace(route.path, std::move(route));
+
+  const std::string ports = address.CivetwebPorts(have_ipv6);
+  const std::string workers = std::to_string(server->options_.workers);
+  const std::string request_timeout = std::to_string(server->options_.request_timeout.count());
+  const char* config[] = {"listening_ports", ports.c_str(), "num_threads", workers.c_str(),
+                          "request_timeout_ms", request_timeout.c_str(), "enable_keep_alive", "no",
+                          // Connections beyond the busy workers wait in the kernel, not refused.
+                          "listen_backlog", "1024", nullptr};
+  mg_callbacks callbacks{};
+  mg_init_data init{&callbacks, server.get(), config};
+  unsigned code = 0;
+  char text[256] = {0};
+  mg_error_data error{&code, text, sizeof(text)};
+  mg_context* context = mg_start2(&init, &error);
+  if (context == nullptr) {
+    return MakeError("cannot listen on " + address.ToString() + ": " +
+                     WhyNoListen(address, text[0] ? text : "civetweb failed to start"));
+  }
+  server->context_.reset(context);
+  mg_set_request_handler(context, "/", &HttpServer::Dispatch, server.get());
+  mg_server_port port_info[4];
+  const int n = mg_get_server_ports(context, 4, port_info);
+  if (n > 0) server->port_ = port_info[0].port;
+  return server;
+}
+
+HttpResponse HttpServer::Error(int status, const std::string& message) const {
+  return options_.error_response ? options_.error_response(status, message)
+                                 : JsonError(status, message);
+}
+
+int HttpServer::Dispatch(mg_connection* conn, void* self) {
+  auto* server = static_cast<HttpServer*>(self);
+  HttpResponse response;
+  bool head = false;
+  // Nothing may leave a civetweb callback: every failure becomes a 500.
+  try {
+    response = server->Handle(conn, head);
+  } catch (const std::exception& e) {
+    spdlog::error("HTTP {}: {}", RequestPath(conn), e.what());
+    response = server->Error(500, std::string("internal error: ") + e.what());
+  } catch (...) {
+    spdlog::error("HTTP {}: unknown error", RequestPath(conn));
+    response = server->Error(500, "internal error");
+  }
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            response.status, StatusText(response.status), response.content_type.c_str(),
+            response.body.size());
+  if (!head && !response.body.empty()) mg_write(conn, response.body.data(), response.body.size());
+  return response.status;
+}
+
+HttpResponse HttpServer::Handle(mg_connection* conn, bool& head) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  HttpRequest request;
+  request.method = info->request_method ? info->request_method : "";
+  request.path = info->local_uri ? info->local_uri : "";
+  request.query = info->query_string ? info->query_string : "";
+  if (const char* auth = mg_get_header(conn, "Authorization")) request.authorization = auth;
+  if (const char* type = mg_get_header(conn, "Content-Type")) request.content_type = type;
+  head = request.method == "HEAD";
+  const std::string method = head ? "GET" : request.method;
+
+  auto [first, last] = routes_.equal_range(request.path);
+  if (first == last) return Error(404, "no such endpoint: " + request.path);
+  const HttpRoute* route = nullptr;
+  std::string allowed;
+  for (auto it = first; it != last; ++it) {
+    if (it->second.method == method) route = &it->second;
+    allowed += (allowed.empty() ? "" : ", ") + it->second.method;
+    if (it->second.method == "GET") allowed += ", HEAD";
+  }
+  if (route == nullptr) return Error(405, "use " + allowed + " on " + request.path);
+
+  for (const HttpAuthHook* hook :
+       std::initializer_list<const HttpAuthHook*>{&options_.auth, &route->auth}) {
+    if (!*hook) continue;
+    if (auto refused = (*hook)(request)) return *refused;
+  }
+
+  auto refuse = [route](HttpResponse response) {
+    if (route->on_refused) route->on_refused(response);
+    return response;
+  };
+  const std::string too_large =
+      "body larger than " + std::to_string(route->max_body_bytes) + " bytes";
+  // Refuse oversized bodies before reading them; chunked bodies are cut at the limit + 1.
+  if (info->content_length > static_cast<long long>(route->max_body_bytes)) {
+    return refuse(Error(413, too_large));
+  }
+  // civetweb bounds each read by request_timeout; a client trickling its body a byte at a
+  // time is cut off here, between reads of small pieces.
+  const auto deadline = std::chrono::steady_clock::now() + options_.body_timeout;
+  char buffer[1024];
+  while (true) {
+    const int n = mg_read(conn, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    request.body.append(buffer, static_cast<size_t>(n));
+    if (request.body.size() > route->max_body_bytes) return refuse(Error(413, too_large));
+    if (std::chrono::steady_clock::now() > deadline) {
+      return refuse(Error(408, "the body did not arrive within " +
+                                   std::to_string(options_.body_timeout.count()) + "ms"));
+    }
+  }
+
+  if (!options_.handlers_on_large_stack) return route->handler(request);
+  HttpResponse response;
+  std::exception_ptr failure;
+  std::thread worker([&] {
+    try {
+      response = route->handler(request);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+  return response;
+}
+
+}  // namespace slotguard::common
