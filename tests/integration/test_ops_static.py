@@ -188,6 +188,8 @@ def test_promtool_test_rules():
 def test_every_alert_is_complete_and_tested_both_ways():
     alerts = alerting_rules()
     assert len(alerts) >= 12
+    with open(os.path.join(SOURCE_DIR, "docs", "runbooks.md")) as f:
+        runbooks = f.read()
     firing, silent, exprs_tested = set(), set(), set()
     for path in glob.glob(os.path.join(SOURCE_DIR, "rules", "tests", "*.yml")):
         with open(path) as f:
@@ -203,9 +205,16 @@ def test_every_alert_is_complete_and_tested_both_ways():
         labels, ann = a.get("labels", {}), a.get("annotations", {})
         if labels.get("severity") not in ("critical", "warning", "info"):
             problems.append(f"{name}: severity label missing or unknown")
-        for key in ("summary", "description", "runbook"):
+        for key in ("summary", "description", "runbook_url"):
             if not ann.get(key, "").strip():
                 problems.append(f"{name}: annotation {key} missing")
+        if "runbook" in ann:
+            problems.append(f"{name}: prose `runbook` annotation (use runbook_url)")
+        url = ann.get("runbook_url", "")
+        if not url.startswith("https://") or not url.endswith("/docs/runbooks.md#" + name.lower()):
+            problems.append(f"{name}: runbook_url {url!r} is not docs/runbooks.md#{name.lower()}")
+        if f"\n## {name}\n" not in runbooks:
+            problems.append(f"{name}: no section in docs/runbooks.md")
         want_rollback = name in ROLLBACK_ALERTS
         if (labels.get("slotguard_action") == "rollback") != want_rollback:
             problems.append(f"{name}: slotguard_action=rollback is "
@@ -252,7 +261,146 @@ def test_rules_use_pinned_metric_names():
     assert not bad, "names not in notes/metrics.md nor recording rules:\n" + "\n".join(bad)
 
 
+EXPORTER_SELECTOR = 'job="slotguard-exporter"'
+AGENT_SELECTOR = 'job="slotguard-agent"'
+
+
+def vector_selectors(expr):
+    """(metric name, matchers text or '') for every vector selector of a PromQL expression
+    (function names, keywords, grouping labels and string arguments skipped)."""
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    matchers = []
+
+    def hide(m):
+        matchers.append(m.group(0))
+        return f"\x00{len(matchers) - 1}\x01"
+    s = re.sub(r"\{[^}]*\}", hide, s)
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', s)  # string arguments (label_replace, ...)
+    out = []
+    for m in re.finditer(r"(?<![\w:.$\x00])([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\x00(\d+)\x01)?(\s*\()?",
+                         s):
+        name, idx, call = m.group(1), m.group(2), m.group(3)
+        if call or name.lower() in PROMQL_KEYWORDS:
+            continue
+        out.append((name, matchers[int(idx)] if idx is not None else ""))
+    return out
+
+
+def test_vector_selectors_extractor():
+    assert vector_selectors('sum by (cluster, job) (rate(a_total{job="x", c=~"y"}[5m])) / b') \
+        == [("a_total", '{job="x", c=~"y"}'), ("b", "")]
+    assert vector_selectors('label_replace(x{job="j"} > 3, "source", "agent", "", "")') \
+        == [("x", '{job="j"}')]
+
+
+def test_rules_select_only_slotguard_series():
+    """Every series a rule reads comes through the exporter's or the agent's job selector (so
+    redis_exporter's redis_up, redis_cluster_state, ... never reach them); recording rules'
+    outputs are already selected. rules/render.py can then swap the selectors in one place."""
+    records = recording_rules()
+    bad = []
+    texts = []
+    for g in load_rules()["groups"]:
+        for r in g["rules"]:
+            where = r.get("alert") or r.get("record")
+            texts.append(r["expr"])
+            for name, matchers in vector_selectors(r["expr"]):
+                if name in records:
+                    continue
+                want = AGENT_SELECTOR if name.startswith("slotguard_agent_") or \
+                    (name == "up" and "slotguard-agent" in matchers) else EXPORTER_SELECTOR
+                if want not in matchers:
+                    bad.append(f"{where}: {name}{matchers} lacks {want}")
+            for q in re.findall(r"query\b[^}]*", " ".join(r.get("annotations", {}).values())):
+                for name, matchers in vector_selectors(q.split("`")[1] if "`" in q else q):
+                    if name.startswith("redis_") and EXPORTER_SELECTOR not in matchers:
+                        bad.append(f"{where}: annotation query {name}{matchers} lacks the selector")
+    assert not bad, "\n".join(bad)
+
+
+def test_rules_keep_the_cluster_label():
+    """Every aggregation keeps cluster, job and instance (no `without`, no bare sum); an
+    annotation query names the alert's own cluster."""
+    bad = []
+    for g in load_rules()["groups"]:
+        for r in g["rules"]:
+            where = r.get("alert") or r.get("record")
+            expr = r["expr"]
+            if re.search(r"\bwithout\b", expr):
+                bad.append(f"{where}: aggregates `without`")
+            for agg in re.finditer(r"\b(sum|max|min|avg|count|topk|bottomk)\s*(by\s*\(([^)]*)\))?\s*\(",
+                                   expr):
+                if not agg.group(2):
+                    bad.append(f"{where}: {agg.group(1)} without `by`")
+                    continue
+                labels = {x.strip() for x in agg.group(3).split(",")}
+                if not {"cluster", "job", "instance"} <= labels:
+                    bad.append(f"{where}: {agg.group(0)} drops cluster/job/instance")
+            for text in r.get("annotations", {}).values():
+                if "query" in text and '$labels.cluster' not in text:
+                    bad.append(f"{where}: an annotation query not restricted to $labels.cluster")
+    assert not bad, "\n".join(bad)
+
+
+def test_rule_tests_expect_the_cluster_label():
+    """Every alert the promtool cases expect carries `cluster`, and at least one case has
+    redis_exporter's series (job="redis_exporter") and two clusters."""
+    jobs, clusters = set(), set()
+    for path in glob.glob(os.path.join(SOURCE_DIR, "rules", "tests", "*.yml")):
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        for t in doc["tests"]:
+            for series in t.get("input_series", []):
+                jobs.update(re.findall(r'job="([^"]+)"', series["series"]))
+                clusters.update(re.findall(r'cluster="([^"]+)"', series["series"]))
+            for a in t.get("alert_rule_test", []):
+                for e in a.get("exp_alerts") or []:
+                    assert "cluster" in e["exp_labels"], (path, t["name"], a["alertname"])
+    assert "redis_exporter" in jobs
+    assert len(clusters) >= 2
+
+
+def test_render_swaps_the_selectors_in_one_place(tmp_path):
+    require_binary("promtool")
+    render = os.path.join(SOURCE_DIR, "rules", "render.py")
+    r = run([sys.executable, render, "--exporter-selector", 'job="redis-slotguard"',
+             "--agent-selector", 'job=~"mover-.*"'])
+    assert_ok(r, "rules/render.py")
+    assert EXPORTER_SELECTOR not in r.stdout and AGENT_SELECTOR not in r.stdout
+    out = yaml.safe_load(r.stdout)
+    src = load_rules()
+    n_src = sum(len(g["rules"]) for g in src["groups"])
+    assert sum(len(g["rules"]) for g in out["groups"]) == n_src
+    for g in out["groups"]:
+        for rule in g["rules"]:
+            for name, matchers in vector_selectors(rule["expr"]):
+                if name not in recording_rules():
+                    assert 'job="redis-slotguard"' in matchers or 'job=~"mover-.*"' in matchers, \
+                        (rule, name, matchers)
+    path = tmp_path / "rendered.rules.yml"
+    path.write_text(r.stdout)
+    assert_ok(run(["promtool", "check", "rules", str(path)]), "promtool on the rendered rules")
+    # Unchanged selectors: the source, byte for byte.
+    r = run([sys.executable, render])
+    assert_ok(r, "rules/render.py")
+    assert r.stdout == open(RULES_FILE).read()
+
+
 # --- Prometheus and Alertmanager configs ------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["config/prometheus.yml", "config/compose/prometheus.yml"])
+def test_prometheus_configs_attach_a_cluster_label(path):
+    with open(os.path.join(SOURCE_DIR, path)) as f:
+        cfg = yaml.safe_load(f)
+    jobs = {j["job_name"] for j in cfg["scrape_configs"]}
+    assert jobs == {"slotguard-exporter", "slotguard-agent"}, "the jobs the rules select"
+    for job in cfg["scrape_configs"]:
+        for sc in job["static_configs"]:
+            assert sc.get("labels", {}).get("cluster"), f"{path}: {job['job_name']} has no cluster label"
+    # exporter and agent of one cluster carry the same name
+    names = {sc["labels"]["cluster"] for j in cfg["scrape_configs"] for sc in j["static_configs"]}
+    assert len(names) == 1, names
+
 
 @pytest.mark.parametrize("path,rules_found", [("config/prometheus.yml", True),
                                               ("config/compose/prometheus.yml", False)])
