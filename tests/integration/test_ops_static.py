@@ -144,7 +144,7 @@ def dashboard_exprs(dash):
 
 # Values that make a dashboard expression plain PromQL (Grafana's built-ins and the variables).
 SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
-                 "$instance": ".+", "$node": ".+", "$agent": ".+", "$cmd": ".+"}
+                 "$cluster": ".*", "$job": ".+", "$instance": ".+", "$node": ".+", "$agent": ".+", "$cmd": ".+"}
 
 
 def substitute(expr):
@@ -551,8 +551,11 @@ def test_dashboards_importable_and_provisionable():
         assert d["uid"] == DASHBOARD_UIDS[name]
         assert d.get("id") is None
         assert 36 <= d["schemaVersion"] <= 39
-        assert [i["name"] for i in d["__inputs"]] == ["DS_PROMETHEUS"]
-        assert d["__inputs"][0]["pluginId"] == "prometheus"
+        # No import input nobody references (the datasource variable is the one choice).
+        text = json.dumps(d)
+        for i in d.get("__inputs", []):
+            assert text.count("${" + i["name"] + "}") >= 1, f"{name}: input {i['name']} unused"
+        assert "DS_PROMETHEUS" not in text, f"{name}: dead DS_PROMETHEUS reference"
         req = {(r["type"], r["id"]) for r in d["__requires"]}
         assert ("grafana", "grafana") in req and ("datasource", "prometheus") in req
         used_kinds = {p["type"] for p in all_panels(d) if p["type"] != "row"}
@@ -583,6 +586,58 @@ def test_every_panel_queries_prometheus_through_the_variable():
             assert len(refs) == len(set(refs)), f"{where}: duplicate refIds"
             g = p["gridPos"]
             assert g["x"] + g["w"] <= 24 and g["w"] > 0 and g["h"] > 0, where
+
+
+def test_dashboards_have_the_fields_grafana_requires():
+    """The dashboard JSON model's required fields (Grafana's dashboard schema, v38), panel by
+    panel and variable by variable, and every datasource reference through $datasource."""
+    for name, d in dashboards().items():
+        for key, kind in (("title", str), ("uid", str), ("schemaVersion", int),
+                          ("panels", list), ("templating", dict), ("time", dict),
+                          ("annotations", dict), ("tags", list), ("version", int)):
+            assert isinstance(d.get(key), kind), f"{name}: {key} missing or not {kind.__name__}"
+        assert len(d["uid"]) <= 40
+        for p in all_panels(d):
+            where = f"{name} panel {p.get('id')}"
+            assert isinstance(p.get("id"), int) and isinstance(p.get("type"), str), where
+            assert isinstance(p.get("title"), str) and p["title"], where
+            assert {k: type(v) for k, v in p["gridPos"].items()} == \
+                {"x": int, "y": int, "w": int, "h": int}, where
+        for v in d["templating"]["list"]:
+            assert v.get("name") and v.get("type") in ("datasource", "query"), (name, v)
+            if v["type"] == "query":
+                assert v["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, \
+                    (name, v["name"])
+                assert v["query"]["query"] == v["definition"], (name, v["name"])
+        for a in d["annotations"]["list"]:
+            if a.get("expr"):
+                assert a["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, name
+
+
+def test_dashboards_select_one_cluster():
+    """$job, $cluster and $instance select the cluster's exporter; $agent lists the agents
+    of $cluster only; every query is restricted to $cluster (and, for the exporter's series,
+    to $job and $instance)."""
+    for name, d in dashboards().items():
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        order = [v["name"] for v in d["templating"]["list"]]
+        for needed in ("datasource", "job", "cluster", "instance"):
+            assert needed in variables, f"{name}: no ${needed} variable"
+        assert order.index("job") < order.index("cluster") < order.index("instance")
+        assert '$job' in variables["cluster"]["definition"]
+        assert '$cluster' in variables["instance"]["definition"]
+        assert '$job' in variables["instance"]["definition"]
+        if "agent" in variables:
+            assert 'cluster=~"$cluster"' in variables["agent"]["definition"], name
+            assert order.index("cluster") < order.index("agent")
+        for where, expr in dashboard_exprs(d):
+            for metric, matchers in vector_selectors(expr):
+                assert 'cluster=~"$cluster"' in matchers, f"{name} {where}: {metric}{matchers}"
+                if not metric.startswith(("slotguard_agent_", "slotguard:agent_")):
+                    assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, \
+                        f"{name} {where}: {metric}{matchers}"
+                else:
+                    assert 'instance=~"$agent"' in matchers, f"{name} {where}: {metric}{matchers}"
 
 
 def test_dashboards_show_what_issue_4_asks_for():
