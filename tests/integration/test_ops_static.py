@@ -522,6 +522,86 @@ def test_dockerfile_builds_both_binaries_on_bookworm():
 
 
 
+def cmake_configure_flags(text, build_dir_pattern):
+    """The -D flags of the `cmake -S . -B <dir>` invocation in a shell text (continuations
+    joined)."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    m = re.search(r"cmake -S \S+ -B " + build_dir_pattern + r"((?:\s+-D\S+)+)", joined)
+    assert m, f"no cmake -S . -B {build_dir_pattern} invocation"
+    return set(m.group(1).split())
+
+
+def test_ci_builds_release_the_way_the_dockerfile_does():
+    """scripts/test.sh (CI) configures build-release exactly as the Dockerfile configures the
+    image's build, plus warnings as errors; users' builds have -Werror off by default."""
+    docker = cmake_configure_flags(open(os.path.join(SOURCE_DIR, "Dockerfile")).read(), r"/build")
+    test_sh = open(os.path.join(SOURCE_DIR, "scripts", "test.sh")).read()
+    ci = cmake_configure_flags(test_sh, r"build-release")
+    assert "-DCMAKE_BUILD_TYPE=Release" in docker
+    assert ci - docker == {"-DSLOTGUARD_WERROR=ON"}, (ci, docker)
+    assert docker <= ci
+    assert "--target slotguard-exporter slotguard-agent" in test_sh
+    assert "-DSLOTGUARD_WERROR=ON" in " ".join(cmake_configure_flags(test_sh, r"build\b"))
+    cmake = open(os.path.join(SOURCE_DIR, "CMakeLists.txt")).read()
+    assert re.search(r'option\(SLOTGUARD_WERROR\s+"[^"]*"\s+OFF\)', cmake)
+    assert "-Werror" not in re.sub(r"if\(SLOTGUARD_WERROR\).*?endif\(\)", "", cmake, flags=re.S)
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck():
+    text = open(os.path.join(SOURCE_DIR, "Dockerfile")).read()
+    runtime = text.rsplit("\nFROM ", 1)[1]
+    users = re.findall(r"^USER\s+(\S+)", runtime, re.M)
+    assert users and users[-1] not in ("root", "0", "0:0"), users
+    assert re.search(r"useradd --system .*\b" + re.escape(users[-1]) + r"\b", runtime)
+    hc = re.search(r"^HEALTHCHECK\s+(.*?)CMD\s+(\[.*\])\s*$",
+                   re.sub(r"\\\n\s*", " ", runtime), re.M)
+    assert hc, "no HEALTHCHECK in the runtime stage"
+    cmd = json.loads(hc.group(2))
+    copied = re.search(r"^COPY\s+(\S+)\s+" + re.escape(cmd[0]) + r"\s*$", runtime, re.M)
+    assert copied, f"{cmd[0]} is not copied into the image"
+    assert os.access(os.path.join(SOURCE_DIR, copied.group(1)), os.X_OK)
+    ignored = open(os.path.join(SOURCE_DIR, ".dockerignore")).read().split()
+    assert copied.group(1).split("/")[0] not in ignored
+
+
+def test_container_healthcheck_script(tmp_path):
+    """The HEALTHCHECK script passes on a server answering /healthz "ok" and fails on a closed
+    port and on a server answering something else."""
+    import http.server
+    import threading
+    from harness import free_port
+    script = os.path.join(SOURCE_DIR, "packaging", "docker", "healthcheck.sh")
+
+    def serve(body, status=200):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                payload = body if self.path == "/healthz" else b"not found"
+                self.send_response(status if self.path == "/healthz" else 404)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def check(port):
+        env = dict(os.environ, SLOTGUARD_HEALTH_PORT=str(port))
+        return subprocess.run([script], env=env, capture_output=True, text=True, timeout=20)
+
+    good, bad, failing = serve(b"ok\n"), serve(b"starting\n"), serve(b"ok\n", status=503)
+    try:
+        assert check(good.server_port).returncode == 0
+        assert check(bad.server_port).returncode == 1
+        assert check(failing.server_port).returncode == 1
+        assert check(free_port()).returncode == 1
+    finally:
+        for s in (good, bad, failing):
+            s.shutdown()
+
+
 def test_release_build_has_no_test_hooks(tmp_path):
     """The agent's hidden crash/pause hooks exist only in builds with the tests: a release
     configuration (tests off, as the Dockerfile builds) turns them off."""
