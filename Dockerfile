@@ -1,5 +1,5 @@
 # slotguard-exporter and slotguard-agent in one runtime image (used by docker-compose.yml).
-#   docker build -t slotguard .
+#   docker build --build-arg SLOTGUARD_REVISION="$(git rev-parse --short=12 HEAD)" -t slotguard .
 # Build stage: Debian bookworm's -dev packages (the same ones scripts/install-deps.sh installs),
 # a Release build of the two binaries, tests and benchmarks off. CI (scripts/test.sh) runs the
 # same cmake invocation into build-release/, with -DSLOTGUARD_WERROR=ON.
@@ -13,8 +13,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# .git is not in the build context: the revision build_info reports comes from here
+#   docker build --build-arg SLOTGUARD_REVISION="$(git rev-parse --short=12 HEAD)" -t slotguard .
+ARG SLOTGUARD_REVISION=unknown
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
       -DSLOTGUARD_BUILD_TESTS=OFF -DSLOTGUARD_BUILD_BENCH=OFF -DSLOTGUARD_TEST_HOOKS=OFF \
+      -DSLOTGUARD_REVISION="${SLOTGUARD_REVISION}" \
  && cmake --build /build -j"$(nproc)" --target slotguard-exporter slotguard-agent \
  && strip /build/bin/slotguard-exporter /build/bin/slotguard-agent
 

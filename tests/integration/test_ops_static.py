@@ -535,6 +535,9 @@ def test_ci_builds_release_the_way_the_dockerfile_does():
     """scripts/test.sh (CI) configures build-release exactly as the Dockerfile configures the
     image's build, plus warnings as errors; users' builds have -Werror off by default."""
     docker = cmake_configure_flags(open(os.path.join(SOURCE_DIR, "Dockerfile")).read(), r"/build")
+    # The image gets its git revision as a build argument (no .git in the build context).
+    assert '-DSLOTGUARD_REVISION="${SLOTGUARD_REVISION}"' in docker
+    docker = {f for f in docker if not f.startswith("-DSLOTGUARD_REVISION=")}
     test_sh = open(os.path.join(SOURCE_DIR, "scripts", "test.sh")).read()
     ci = cmake_configure_flags(test_sh, r"build-release")
     assert "-DCMAKE_BUILD_TYPE=Release" in docker
