@@ -447,6 +447,12 @@ def test_amtool_check_config_and_routing(path, agent_host):
 
     with open(os.path.join(SOURCE_DIR, path)) as f:
         cfg = yaml.safe_load(f)
+    # Many clusters: groups are per cluster, so one cluster's rollback alert never waits for
+    # another cluster's group of the same alert name.
+    assert "cluster" in cfg["route"]["group_by"]
+    for route in cfg["route"]["routes"]:
+        if route["receiver"] == "slotguard-agent":
+            assert "cluster" in route["group_by"], route
     agent = next(r for r in cfg["receivers"] if r["name"] == "slotguard-agent")
     hook = agent["webhook_configs"][0]
     assert hook["url"] == f"http://{agent_host}:9479/api/v1/alertmanager"
