@@ -4,12 +4,7 @@
 
 #include <sstream>
 
-#ifndef SLOTGUARD_REVISION
-#define SLOTGUARD_REVISION "unknown"
-#endif
-#ifndef SLOTGUARD_COMPILER
-#define SLOTGUARD_COMPILER "unknown"
-#endif
+#include "slotguard_build_info.h"  // generated: SLOTGUARD_REVISION, SLOTGUARD_COMPILER
 
 namespace slotguard::agent {
 

@@ -1,13 +1,8 @@
 #include "exporter/version.h"
 
-namespace slotguard::exporter {
+#include "slotguard_build_info.h"  // generated: SLOTGUARD_REVISION, SLOTGUARD_COMPILER
 
-#ifndef SLOTGUARD_REVISION
-#define SLOTGUARD_REVISION "unknown"
-#endif
-#ifndef SLOTGUARD_COMPILER
-#define SLOTGUARD_COMPILER "unknown"
-#endif
+namespace slotguard::exporter {
 
 std::string VersionString() { return std::string("slotguard-exporter ") + SLOTGUARD_VERSION; }
 
