@@ -272,7 +272,7 @@ TEST(ExporterCommandLine, EveryFlagHasAnEnvironmentVariable) {
   const auto& s = std::get<Settings>(p.result);
   EXPECT_EQ(s.redis_addrs, (std::vector<std::string>{"10.0.0.1:7000", "10.0.0.2:7000"}));
   EXPECT_EQ(*s.redis_user, "alice");
-  EXPECT_EQ(*s.password_file, "/run/secrets/redis");
+  EXPECT_EQ(s.password_file, "/run/secrets/redis");
   EXPECT_EQ(s.listen_address, "127.0.0.1:9999");
   EXPECT_EQ(s.telemetry_path, "/m");
   EXPECT_EQ(s.scrape_timeout, milliseconds(2000));
