@@ -4,6 +4,8 @@
 
 #include <sstream>
 
+#include "slotguard_build_info.h"  // generated: SLOTGUARD_REVISION, SLOTGUARD_COMPILER
+
 namespace slotguard::agent {
 
 using prometheus::BuildCounter;
@@ -18,6 +20,16 @@ const std::vector<std::string>& AgentMetrics::States() {
 }
 
 AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  BuildGauge()
+      .Name("slotguard_agent_build_info")
+      .Help(
+          "Always 1; the labels say which slotguard-agent build this is (version, git "
+          "revision, compiler)")
+      .Register(*registry_)
+      .Add({{"version", SLOTGUARD_VERSION},
+            {"revision", SLOTGUARD_REVISION},
+            {"compiler", SLOTGUARD_COMPILER}})
+      .Set(1);
   auto& state = BuildGauge()
                     .Name("slotguard_agent_state")
                     .Help("1 for the agent's current state, 0 for the others")

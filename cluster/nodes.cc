@@ -7,10 +7,14 @@
 namespace slotguard::cluster {
 namespace {
 
+// Built by appending: GCC 12 at -O3 reports a false -Wrestrict on `"\"" + std::string(...)`.
 std::string Quote(std::string_view text) {
   constexpr size_t kMaxShown = 60;
-  if (text.size() > kMaxShown) return "\"" + std::string(text.substr(0, kMaxShown)) + "...\"";
-  return "\"" + std::string(text) + "\"";
+  const bool cut = text.size() > kMaxShown;
+  std::string out;
+  out.reserve(kMaxShown + 5);
+  out.append(1, '"').append(cut ? text.substr(0, kMaxShown) : text).append(cut ? "...\"" : "\"");
+  return out;
 }
 
 std::string HexByte(unsigned char u) {

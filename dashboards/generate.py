@@ -8,8 +8,12 @@ The JSON is what users import or provision; this script keeps the two dashboards
 (datasource variable, selectors, units, layout) and is checked by
 tests/integration/test_ops_static.py, so edit here and regenerate.
 
-Every panel's datasource is the `$datasource` variable (type datasource), so a provisioned
-dashboard uses the default Prometheus and an imported one (`__inputs`) asks for it.
+Every panel's and variable's datasource is the `$datasource` variable (type datasource): a
+provisioned or imported dashboard starts on the default Prometheus and the viewer picks
+another in the variable (no `__inputs`: nothing would reference one).
+Many clusters: `$job` (the exporter's scrape job), `$cluster` (the `cluster` target label
+Prometheus attaches, config/prometheus.yml) and `$instance` (that cluster's exporter) select
+the cluster; `$agent` lists only the agents of `$cluster`.
 Metric names are the pinned ones (notes/metrics.md) and the recording rules of
 rules/slotguard.rules.yml.
 """
@@ -21,9 +25,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
 # Selectors shared by the panels. One exporter (instance) watches one cluster.
-E = 'instance=~"$instance"'                      # the cluster's exporter
-N = 'instance=~"$instance", node=~"$node"'       # nodes of that cluster
-A = 'instance=~"$agent"'                         # the agent
+C = 'cluster=~"$cluster"'
+E = f'job=~"$job", {C}, instance=~"$instance"'   # the cluster's exporter
+N = f'{E}, node=~"$node"'                        # nodes of that cluster
+A = f'{C}, instance=~"$agent"'                   # the cluster's agent
 RI = "$__rate_interval"
 
 STATE_MAPPING = [{
@@ -207,10 +212,6 @@ def dashboard(uid, title, description, layout, variables, panel_types, annotatio
                "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
                "name": "Annotations & Alerts", "type": "dashboard"}
     return {
-        "__inputs": [{"name": "DS_PROMETHEUS", "label": "Prometheus",
-                      "description": "The Prometheus that scrapes slotguard-exporter and slotguard-agent",
-                      "type": "datasource", "pluginId": "prometheus",
-                      "pluginName": "Prometheus"}],
         "__requires": requires,
         "annotations": {"list": [builtin, *annotations]},
         "description": description,
@@ -241,11 +242,16 @@ def dashboard(uid, title, description, layout, variables, panel_types, annotatio
 def exporter_vars():
     return [
         datasource_var(),
-        query_var("instance", "Exporter (cluster)",
-                  "label_values(slotguard_exporter_discovery_ok, instance)", multi=False,
+        query_var("job", "Job", "label_values(slotguard_exporter_discovery_ok, job)",
+                  multi=False, description="The scrape job of slotguard-exporter"),
+        query_var("cluster", "Cluster",
+                  'label_values(slotguard_exporter_discovery_ok{job=~"$job"}, cluster)',
+                  multi=False, description="The `cluster` target label of the Redis Cluster"),
+        query_var("instance", "Exporter",
+                  'label_values(slotguard_exporter_discovery_ok{job=~"$job", '
+                  f'{C}}}, instance)', multi=False,
                   description="The slotguard-exporter that watches the cluster"),
-        query_var("node", "Node", 'label_values(redis_up{instance=~"$instance"}, node)',
-                  multi=True),
+        query_var("node", "Node", f'label_values(redis_up{{{E}}}, node)', multi=True),
     ]
 
 
@@ -319,7 +325,7 @@ def cluster_dashboard():
         [{"id": "merge", "options": {}},
          {"id": "organize", "options": {
              "excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True,
-                               "Value #A": True},
+                               "cluster": True, "Value #A": True},
              "indexByName": node_cols,
              "renameByName": {"Value #B": "config epoch", "Value #C": "slots",
                               "Value #D": "answering", "Value #E": "bus links up",
@@ -334,7 +340,7 @@ def cluster_dashboard():
                 [target(f"redis_cluster_node_flag{{{N}}} == 1", instant=True, table=True)],
                 [{"id": "organize", "options": {
                     "excludeByName": {"Time": True, "__name__": True, "job": True,
-                                      "instance": True, "Value": True},
+                                      "instance": True, "cluster": True, "Value": True},
                     "indexByName": {"node": 0, "flag": 1}}}]), 8, 9)
 
     L.row("Gossip and replication")
@@ -487,11 +493,11 @@ def migrations_dashboard():
                              f"[{RI}]))", "{{cmd}}")], unit="ops"), 12, 8)
 
     variables = exporter_vars() + [
-        query_var("agent", "Agent", "label_values(slotguard_agent_queue_slots, instance)",
-                  multi=True, description="The slotguard-agent moving this cluster's slots"),
+        query_var("agent", "Agent",
+                  f"label_values(slotguard_agent_queue_slots{{{C}}}, instance)",
+                  multi=True, description="The slotguard-agents moving this cluster's slots"),
         query_var("cmd", "Command",
-                  'label_values(redis_latency_percentiles_usec{instance=~"$instance"}, cmd)',
-                  multi=True),
+                  f"label_values(redis_latency_percentiles_usec{{{E}}}, cmd)", multi=True),
     ]
     annotations = [{
         "name": "Rollbacks", "datasource": DS, "enable": True, "hide": False,

@@ -32,7 +32,9 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   app.footer(
       "The Redis password is read from --redis.password-file (first line) or from the "
       "REDIS_PASSWORD environment variable; it is never accepted on the command line.\n"
-      "Flags override the same settings from --config. Endpoints: the telemetry path, / (a "
+      "Every flag can also be set by the environment variable shown with it; a flag given on "
+      "the command line wins over the environment, both win over --config. Endpoints: the "
+      "telemetry path, / (a "
       "landing page) and /healthz.");
 
   std::string config_path;
@@ -51,31 +53,38 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
                                     "YAML file with the same settings (redis.addr, redis.user, "
                                     "redis.password_file, web.listen_address, web.telemetry_path, "
                                     "scrape.timeout, scrape.stray_keys, log.format, log.level)")
-                         ->type_name("FILE");
+                         ->type_name("FILE")
+                         ->envname("SLOTGUARD_EXPORTER_CONFIG");
   auto* addr_opt =
       app.add_option("--redis.addr", addrs,
                      "Seed node, host:port or redis://[user@]host:port; repeat the flag for "
                      "more seeds (any one that answers is enough). Required unless the config "
                      "file gives redis.addr")
           ->type_name("ADDR")
+          ->delimiter(',')
+          ->envname("SLOTGUARD_EXPORTER_REDIS_ADDR")
           ->check(Validator(CheckRedisAddr));
   auto* user_opt =
       app.add_option("--redis.user", user, "ACL user name for AUTH (default: the default user)")
-          ->type_name("NAME");
+          ->type_name("NAME")
+          ->envname("SLOTGUARD_EXPORTER_REDIS_USER");
   auto* pwfile_opt =
       app.add_option("--redis.password-file", password_file,
                      "File whose first line is the Redis password (else REDIS_PASSWORD is used "
                      "when set)")
-          ->type_name("FILE");
+          ->type_name("FILE")
+          ->envname("SLOTGUARD_EXPORTER_REDIS_PASSWORD_FILE");
   auto* listen_opt =
       app.add_option("--web.listen-address", listen_address,
-                     "Address to serve HTTP on: \":port\" (every IPv4 address), \"ip:port\" or "
-                     "\"[ipv6]:port\" [default: :9478]")
+                     "Address to serve HTTP on: \":port\" (every IPv4 address) or \"ip:port\" (IPv4: "
+                     "Debian's civetweb has no IPv6) [default: :9478]")
           ->type_name("ADDR")
+          ->envname("SLOTGUARD_EXPORTER_WEB_LISTEN_ADDRESS")
           ->check(Validator(CheckListenAddress));
   auto* path_opt = app.add_option("--web.telemetry-path", telemetry_path,
                                   "Path under which metrics are served [default: /metrics]")
                        ->type_name("PATH")
+                       ->envname("SLOTGUARD_EXPORTER_WEB_TELEMETRY_PATH")
                        ->check(Validator(CheckTelemetryPath));
   auto* timeout_opt =
       app.add_option("--scrape.timeout", timeout_text,
@@ -84,27 +93,33 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
                      "reported with "
                      "redis_up 0 [default: 8s]")
           ->type_name("DURATION")
+          ->envname("SLOTGUARD_EXPORTER_SCRAPE_TIMEOUT")
           ->check(Validator(ParseScrapeTimeout));
-  auto* stray_opt = app.add_flag(
-      "--scrape.stray-keys", stray_keys,
-      "On every master, count the keys it holds in slots it neither owns nor imports "
-      "(CLUSTER COUNTKEYSINSLOT for each such slot, about 11,000 commands per master and "
-      "scrape) and export them as redis_cluster_stray_keys; --scrape.stray-keys=false turns "
-      "it off when the config file turns it on [default: off]");
+  auto* stray_opt =
+      app.add_flag(
+             "--scrape.stray-keys", stray_keys,
+             "On every master, count the keys it holds in slots it neither owns nor imports "
+             "(CLUSTER COUNTKEYSINSLOT for each such slot, about 11,000 commands per master and "
+             "scrape) and export them as redis_cluster_stray_keys; --scrape.stray-keys=false turns "
+             "it off when the config file turns it on [default: off]")
+          ->envname("SLOTGUARD_EXPORTER_SCRAPE_STRAY_KEYS");
   auto* format_opt =
       app.add_option("--log.format", log_format, "Log line format: text or json [default: text]")
           ->type_name("FORMAT")
+          ->envname("SLOTGUARD_EXPORTER_LOG_FORMAT")
           ->check(Validator(common::CheckLogFormat));
   auto* level_opt =
       app.add_option("--log.level", log_level,
                      "Lowest level logged: trace, debug, info, warn, error, off [default: info]")
           ->type_name("LEVEL")
+          ->envname("SLOTGUARD_EXPORTER_LOG_LEVEL")
           ->check(Validator(common::CheckLogLevel));
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return ExitNow{app.exit(e, out, err)};
+    // --help and --version exit 0; every usage error exits 1 (not CLI11's own codes).
+    return ExitNow{app.exit(e, out, err) == 0 ? 0 : 1};
   }
 
   Settings settings;
@@ -124,7 +139,8 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
     if (file->log_format) settings.log_format = *file->log_format;
     if (file->log_level) settings.log_level = *file->log_level;
   }
-  // Flags given on the command line win over the file.
+  // Flags given on the command line (or their SLOTGUARD_EXPORTER_* environment variables, which
+  // CLI11 counts as given when the flag is not) win over the file.
   if (addr_opt->count() > 0) settings.redis_addrs = addrs;
   if (user_opt->count() > 0) settings.redis_user = user;
   if (pwfile_opt->count() > 0) settings.password_file = password_file;

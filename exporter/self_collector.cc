@@ -1,8 +1,15 @@
 #include "exporter/collectors.h"
+#include "exporter/version.h"
 
 namespace slotguard::exporter {
 
 void CollectSelf(const ScrapeResult& scrape, FamilySet& out) {
+  const BuildInfo& build = GetBuildInfo();
+  out.Gauge(
+      "slotguard_exporter_build_info",
+      "Always 1; the labels say which slotguard-exporter build this is (version, git "
+      "revision, compiler).",
+      {{"version", build.version}, {"revision", build.revision}, {"compiler", build.compiler}}, 1);
   out.Gauge("slotguard_exporter_scrape_duration_seconds",
             "Wall time of the last scrape: every node read in parallel, bounded by "
             "--scrape.timeout.",

@@ -3,7 +3,8 @@
 #
 #   scripts/demo.sh
 #
-# Installs what is missing (scripts/install-deps.sh), builds the exporter into build/, starts a
+# Installs what is missing (scripts/install-deps.sh), builds the exporter and the agent into
+# build/ (the README's example session runs build/bin/slotguard-agent next), starts a
 # 3-master/3-replica loopback cluster with a few thousand keys in a temporary directory, starts
 # slotguard-exporter on :9478 (or a free port when 9478 is taken), and prints where to look.
 # Ctrl-C (or SIGTERM) stops everything it started and removes the temporary directory.
@@ -52,9 +53,9 @@ trap 'exit 143' TERM
 say "checking dependencies (scripts/install-deps.sh)"
 scripts/install-deps.sh
 
-say "building slotguard-exporter into $BUILD_DIR/"
+say "building slotguard-exporter and slotguard-agent into $BUILD_DIR/"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target slotguard-exporter >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target slotguard-exporter slotguard-agent >/dev/null
 EXPORTER="$ROOT/$BUILD_DIR/bin/slotguard-exporter"
 case "$BUILD_DIR" in /*) EXPORTER="$BUILD_DIR/bin/slotguard-exporter" ;; esac
 

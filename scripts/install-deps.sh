@@ -14,6 +14,8 @@ PACKAGES=(
   # runtime for tests and the demo
   redis-server redis-tools prometheus prometheus-alertmanager python3 python3-redis
   python3-pytest python3-yaml curl procps iproute2 docker-compose
+  # systemd-analyze verify for packaging/systemd/ (the package is not started)
+  systemd
   # peers for the benchmarks
   prometheus-redis-exporter
 )

@@ -164,6 +164,9 @@ def stack():
             "engine.group_slots": 1,
             "engine.throttle_per_slot": "250ms",
             "log.format": "json",
+            # Prometheus labels every target cluster="e2e" (start_prometheus): the rollback
+            # alert must carry it through the rules for this agent to act on it.
+            "webhook.cluster": "e2e",
         }, workdir=os.path.join(tmp, "agent"))
         agent.start()
 

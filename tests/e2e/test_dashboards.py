@@ -44,6 +44,7 @@ CONDITIONAL_TARGETS = {
 }
 
 BATCH_SLOTS = range(0, 10)
+CLUSTER_LABEL = "e2e-dash"  # the `cluster` target label Prometheus attaches
 HASH_TAG = "{slotguard-e2e}"
 
 
@@ -260,7 +261,8 @@ def stack():
         shutil.copy(RULES_FILE, os.path.join(tmp, "slotguard.rules.yml"))
         prometheus, prom = start_prometheus(
             tmp, ["slotguard.rules.yml"],
-            {"slotguard-exporter": exporter_port, "slotguard-agent": agent_port})
+            {"slotguard-exporter": exporter_port, "slotguard-agent": agent_port},
+            cluster=CLUSTER_LABEL)
         procs.append(prometheus)
 
         def scraped():
@@ -274,7 +276,9 @@ def stack():
         # Activity while Prometheus watches, so rates are not all zero.
         agent_moves_a_batch(cluster, agent_bin, agent_url, control_token, tmp)
         open_slot = leave_a_slot_open(cluster)
-        yield {"prom": prom, "cluster": cluster, "open_slot": open_slot}
+        yield {"prom": prom, "cluster": cluster, "open_slot": open_slot,
+               "cluster_label": CLUSTER_LABEL, "exporter_port": exporter_port,
+               "agent_port": agent_port}
     finally:
         for p in reversed(procs):
             p.stop()
@@ -310,10 +314,41 @@ def test_exemption_list_names_real_targets():
 
 
 def test_variables_resolve(stack):
+    """Every variable finds values; $job and $cluster come from the scrape job and the
+    `cluster` target label, $instance and $agent are this cluster's exporter and agent."""
     prom = stack["prom"]
     for dash in load_dashboards():
-        _, empty = resolve_variables(prom, dash)
+        values, empty = resolve_variables(prom, dash)
         assert not empty, f"{dash['uid']}: variables found nothing: {empty}"
+        assert values["job"] == "slotguard-exporter", values
+        assert values["cluster"] == stack["cluster_label"], values
+        assert values["instance"] == f"127.0.0.1:{stack['exporter_port']}", values
+        if "agent" in values:
+            assert values["agent"] == regex_escape(f"127.0.0.1:{stack['agent_port']}"), values
+
+
+def test_every_panel_uses_the_datasource_variable():
+    """Grafana runs a panel on its datasource: every panel, target, query variable and
+    annotation must use $datasource (a Prometheus datasource variable), or a datasource picked
+    by the viewer would be ignored."""
+    ds = {"type": "prometheus", "uid": "${datasource}"}
+    for dash in load_dashboards():
+        (var,) = [v for v in dash["templating"]["list"] if v["type"] == "datasource"]
+        assert var["name"] == "datasource" and var["query"] == "prometheus"
+        for p in dash["panels"]:
+            for panel in [p, *p.get("panels", [])]:
+                if panel["type"] == "row":
+                    continue
+                assert panel.get("datasource") == ds, (dash["uid"], panel["title"])
+                assert panel["targets"], (dash["uid"], panel["title"])
+                for t in panel["targets"]:
+                    assert t.get("datasource") == ds, (dash["uid"], panel["title"], t["refId"])
+        for v in dash["templating"]["list"]:
+            if v["type"] == "query":
+                assert v["datasource"] == ds, (dash["uid"], v["name"])
+        for a in dash["annotations"]["list"]:
+            if a.get("expr"):
+                assert a["datasource"] == ds, (dash["uid"], a["name"])
 
 
 def test_every_panel_query_runs_and_shows_its_data(stack):

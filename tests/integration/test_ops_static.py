@@ -144,7 +144,7 @@ def dashboard_exprs(dash):
 
 # Values that make a dashboard expression plain PromQL (Grafana's built-ins and the variables).
 SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
-                 "$instance": ".+", "$node": ".+", "$agent": ".+", "$cmd": ".+"}
+                 "$cluster": ".*", "$job": ".+", "$instance": ".+", "$node": ".+", "$agent": ".+", "$cmd": ".+"}
 
 
 def substitute(expr):
@@ -188,6 +188,8 @@ def test_promtool_test_rules():
 def test_every_alert_is_complete_and_tested_both_ways():
     alerts = alerting_rules()
     assert len(alerts) >= 12
+    with open(os.path.join(SOURCE_DIR, "docs", "runbooks.md")) as f:
+        runbooks = f.read()
     firing, silent, exprs_tested = set(), set(), set()
     for path in glob.glob(os.path.join(SOURCE_DIR, "rules", "tests", "*.yml")):
         with open(path) as f:
@@ -203,9 +205,16 @@ def test_every_alert_is_complete_and_tested_both_ways():
         labels, ann = a.get("labels", {}), a.get("annotations", {})
         if labels.get("severity") not in ("critical", "warning", "info"):
             problems.append(f"{name}: severity label missing or unknown")
-        for key in ("summary", "description", "runbook"):
+        for key in ("summary", "description", "runbook_url"):
             if not ann.get(key, "").strip():
                 problems.append(f"{name}: annotation {key} missing")
+        if "runbook" in ann:
+            problems.append(f"{name}: prose `runbook` annotation (use runbook_url)")
+        url = ann.get("runbook_url", "")
+        if not url.startswith("https://") or not url.endswith("/docs/runbooks.md#" + name.lower()):
+            problems.append(f"{name}: runbook_url {url!r} is not docs/runbooks.md#{name.lower()}")
+        if f"\n## {name}\n" not in runbooks:
+            problems.append(f"{name}: no section in docs/runbooks.md")
         want_rollback = name in ROLLBACK_ALERTS
         if (labels.get("slotguard_action") == "rollback") != want_rollback:
             problems.append(f"{name}: slotguard_action=rollback is "
@@ -252,7 +261,146 @@ def test_rules_use_pinned_metric_names():
     assert not bad, "names not in notes/metrics.md nor recording rules:\n" + "\n".join(bad)
 
 
+EXPORTER_SELECTOR = 'job="slotguard-exporter"'
+AGENT_SELECTOR = 'job="slotguard-agent"'
+
+
+def vector_selectors(expr):
+    """(metric name, matchers text or '') for every vector selector of a PromQL expression
+    (function names, keywords, grouping labels and string arguments skipped)."""
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    matchers = []
+
+    def hide(m):
+        matchers.append(m.group(0))
+        return f"\x00{len(matchers) - 1}\x01"
+    s = re.sub(r"\{[^}]*\}", hide, s)
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', s)  # string arguments (label_replace, ...)
+    out = []
+    for m in re.finditer(r"(?<![\w:.$\x00])([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\x00(\d+)\x01)?(\s*\()?",
+                         s):
+        name, idx, call = m.group(1), m.group(2), m.group(3)
+        if call or name.lower() in PROMQL_KEYWORDS:
+            continue
+        out.append((name, matchers[int(idx)] if idx is not None else ""))
+    return out
+
+
+def test_vector_selectors_extractor():
+    assert vector_selectors('sum by (cluster, job) (rate(a_total{job="x", c=~"y"}[5m])) / b') \
+        == [("a_total", '{job="x", c=~"y"}'), ("b", "")]
+    assert vector_selectors('label_replace(x{job="j"} > 3, "source", "agent", "", "")') \
+        == [("x", '{job="j"}')]
+
+
+def test_rules_select_only_slotguard_series():
+    """Every series a rule reads comes through the exporter's or the agent's job selector (so
+    redis_exporter's redis_up, redis_cluster_state, ... never reach them); recording rules'
+    outputs are already selected. rules/render.py can then swap the selectors in one place."""
+    records = recording_rules()
+    bad = []
+    texts = []
+    for g in load_rules()["groups"]:
+        for r in g["rules"]:
+            where = r.get("alert") or r.get("record")
+            texts.append(r["expr"])
+            for name, matchers in vector_selectors(r["expr"]):
+                if name in records:
+                    continue
+                want = AGENT_SELECTOR if name.startswith("slotguard_agent_") or \
+                    (name == "up" and "slotguard-agent" in matchers) else EXPORTER_SELECTOR
+                if want not in matchers:
+                    bad.append(f"{where}: {name}{matchers} lacks {want}")
+            for q in re.findall(r"query\b[^}]*", " ".join(r.get("annotations", {}).values())):
+                for name, matchers in vector_selectors(q.split("`")[1] if "`" in q else q):
+                    if name.startswith("redis_") and EXPORTER_SELECTOR not in matchers:
+                        bad.append(f"{where}: annotation query {name}{matchers} lacks the selector")
+    assert not bad, "\n".join(bad)
+
+
+def test_rules_keep_the_cluster_label():
+    """Every aggregation keeps cluster, job and instance (no `without`, no bare sum); an
+    annotation query names the alert's own cluster."""
+    bad = []
+    for g in load_rules()["groups"]:
+        for r in g["rules"]:
+            where = r.get("alert") or r.get("record")
+            expr = r["expr"]
+            if re.search(r"\bwithout\b", expr):
+                bad.append(f"{where}: aggregates `without`")
+            for agg in re.finditer(r"\b(sum|max|min|avg|count|topk|bottomk)\s*(by\s*\(([^)]*)\))?\s*\(",
+                                   expr):
+                if not agg.group(2):
+                    bad.append(f"{where}: {agg.group(1)} without `by`")
+                    continue
+                labels = {x.strip() for x in agg.group(3).split(",")}
+                if not {"cluster", "job", "instance"} <= labels:
+                    bad.append(f"{where}: {agg.group(0)} drops cluster/job/instance")
+            for text in r.get("annotations", {}).values():
+                if "query" in text and '$labels.cluster' not in text:
+                    bad.append(f"{where}: an annotation query not restricted to $labels.cluster")
+    assert not bad, "\n".join(bad)
+
+
+def test_rule_tests_expect_the_cluster_label():
+    """Every alert the promtool cases expect carries `cluster`, and at least one case has
+    redis_exporter's series (job="redis_exporter") and two clusters."""
+    jobs, clusters = set(), set()
+    for path in glob.glob(os.path.join(SOURCE_DIR, "rules", "tests", "*.yml")):
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        for t in doc["tests"]:
+            for series in t.get("input_series", []):
+                jobs.update(re.findall(r'job="([^"]+)"', series["series"]))
+                clusters.update(re.findall(r'cluster="([^"]+)"', series["series"]))
+            for a in t.get("alert_rule_test", []):
+                for e in a.get("exp_alerts") or []:
+                    assert "cluster" in e["exp_labels"], (path, t["name"], a["alertname"])
+    assert "redis_exporter" in jobs
+    assert len(clusters) >= 2
+
+
+def test_render_swaps_the_selectors_in_one_place(tmp_path):
+    require_binary("promtool")
+    render = os.path.join(SOURCE_DIR, "rules", "render.py")
+    r = run([sys.executable, render, "--exporter-selector", 'job="redis-slotguard"',
+             "--agent-selector", 'job=~"mover-.*"'])
+    assert_ok(r, "rules/render.py")
+    assert EXPORTER_SELECTOR not in r.stdout and AGENT_SELECTOR not in r.stdout
+    out = yaml.safe_load(r.stdout)
+    src = load_rules()
+    n_src = sum(len(g["rules"]) for g in src["groups"])
+    assert sum(len(g["rules"]) for g in out["groups"]) == n_src
+    for g in out["groups"]:
+        for rule in g["rules"]:
+            for name, matchers in vector_selectors(rule["expr"]):
+                if name not in recording_rules():
+                    assert 'job="redis-slotguard"' in matchers or 'job=~"mover-.*"' in matchers, \
+                        (rule, name, matchers)
+    path = tmp_path / "rendered.rules.yml"
+    path.write_text(r.stdout)
+    assert_ok(run(["promtool", "check", "rules", str(path)]), "promtool on the rendered rules")
+    # Unchanged selectors: the source, byte for byte.
+    r = run([sys.executable, render])
+    assert_ok(r, "rules/render.py")
+    assert r.stdout == open(RULES_FILE).read()
+
+
 # --- Prometheus and Alertmanager configs ------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["config/prometheus.yml", "config/compose/prometheus.yml"])
+def test_prometheus_configs_attach_a_cluster_label(path):
+    with open(os.path.join(SOURCE_DIR, path)) as f:
+        cfg = yaml.safe_load(f)
+    jobs = {j["job_name"] for j in cfg["scrape_configs"]}
+    assert jobs == {"slotguard-exporter", "slotguard-agent"}, "the jobs the rules select"
+    for job in cfg["scrape_configs"]:
+        for sc in job["static_configs"]:
+            assert sc.get("labels", {}).get("cluster"), f"{path}: {job['job_name']} has no cluster label"
+    # exporter and agent of one cluster carry the same name
+    names = {sc["labels"]["cluster"] for j in cfg["scrape_configs"] for sc in j["static_configs"]}
+    assert len(names) == 1, names
+
 
 @pytest.mark.parametrize("path,rules_found", [("config/prometheus.yml", True),
                                               ("config/compose/prometheus.yml", False)])
@@ -299,6 +447,12 @@ def test_amtool_check_config_and_routing(path, agent_host):
 
     with open(os.path.join(SOURCE_DIR, path)) as f:
         cfg = yaml.safe_load(f)
+    # Many clusters: groups are per cluster, so one cluster's rollback alert never waits for
+    # another cluster's group of the same alert name.
+    assert "cluster" in cfg["route"]["group_by"]
+    for route in cfg["route"]["routes"]:
+        if route["receiver"] == "slotguard-agent":
+            assert "cluster" in route["group_by"], route
     agent = next(r for r in cfg["receivers"] if r["name"] == "slotguard-agent")
     hook = agent["webhook_configs"][0]
     assert hook["url"] == f"http://{agent_host}:9479/api/v1/alertmanager"
@@ -374,6 +528,89 @@ def test_dockerfile_builds_both_binaries_on_bookworm():
 
 
 
+def cmake_configure_flags(text, build_dir_pattern):
+    """The -D flags of the `cmake -S . -B <dir>` invocation in a shell text (continuations
+    joined)."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    m = re.search(r"cmake -S \S+ -B " + build_dir_pattern + r"((?:\s+-D\S+)+)", joined)
+    assert m, f"no cmake -S . -B {build_dir_pattern} invocation"
+    return set(m.group(1).split())
+
+
+def test_ci_builds_release_the_way_the_dockerfile_does():
+    """scripts/test.sh (CI) configures build-release exactly as the Dockerfile configures the
+    image's build, plus warnings as errors; users' builds have -Werror off by default."""
+    docker = cmake_configure_flags(open(os.path.join(SOURCE_DIR, "Dockerfile")).read(), r"/build")
+    # The image gets its git revision as a build argument (no .git in the build context).
+    assert '-DSLOTGUARD_REVISION="${SLOTGUARD_REVISION}"' in docker
+    docker = {f for f in docker if not f.startswith("-DSLOTGUARD_REVISION=")}
+    test_sh = open(os.path.join(SOURCE_DIR, "scripts", "test.sh")).read()
+    ci = cmake_configure_flags(test_sh, r"build-release")
+    assert "-DCMAKE_BUILD_TYPE=Release" in docker
+    assert ci - docker == {"-DSLOTGUARD_WERROR=ON"}, (ci, docker)
+    assert docker <= ci
+    assert "--target slotguard-exporter slotguard-agent" in test_sh
+    assert "-DSLOTGUARD_WERROR=ON" in " ".join(cmake_configure_flags(test_sh, r"build\b"))
+    cmake = open(os.path.join(SOURCE_DIR, "CMakeLists.txt")).read()
+    assert re.search(r'option\(SLOTGUARD_WERROR\s+"[^"]*"\s+OFF\)', cmake)
+    assert "-Werror" not in re.sub(r"if\(SLOTGUARD_WERROR\).*?endif\(\)", "", cmake, flags=re.S)
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck():
+    text = open(os.path.join(SOURCE_DIR, "Dockerfile")).read()
+    runtime = text.rsplit("\nFROM ", 1)[1]
+    users = re.findall(r"^USER\s+(\S+)", runtime, re.M)
+    assert users and users[-1] not in ("root", "0", "0:0"), users
+    assert re.search(r"useradd --system .*\b" + re.escape(users[-1]) + r"\b", runtime)
+    hc = re.search(r"^HEALTHCHECK\s+(.*?)CMD\s+(\[.*\])\s*$",
+                   re.sub(r"\\\n\s*", " ", runtime), re.M)
+    assert hc, "no HEALTHCHECK in the runtime stage"
+    cmd = json.loads(hc.group(2))
+    copied = re.search(r"^COPY\s+(\S+)\s+" + re.escape(cmd[0]) + r"\s*$", runtime, re.M)
+    assert copied, f"{cmd[0]} is not copied into the image"
+    assert os.access(os.path.join(SOURCE_DIR, copied.group(1)), os.X_OK)
+    ignored = open(os.path.join(SOURCE_DIR, ".dockerignore")).read().split()
+    assert copied.group(1).split("/")[0] not in ignored
+
+
+def test_container_healthcheck_script(tmp_path):
+    """The HEALTHCHECK script passes on a server answering /healthz "ok" and fails on a closed
+    port and on a server answering something else."""
+    import http.server
+    import threading
+    from harness import free_port
+    script = os.path.join(SOURCE_DIR, "packaging", "docker", "healthcheck.sh")
+
+    def serve(body, status=200):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                payload = body if self.path == "/healthz" else b"not found"
+                self.send_response(status if self.path == "/healthz" else 404)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def check(port):
+        env = dict(os.environ, SLOTGUARD_HEALTH_PORT=str(port))
+        return subprocess.run([script], env=env, capture_output=True, text=True, timeout=20)
+
+    good, bad, failing = serve(b"ok\n"), serve(b"starting\n"), serve(b"ok\n", status=503)
+    try:
+        assert check(good.server_port).returncode == 0
+        assert check(bad.server_port).returncode == 1
+        assert check(failing.server_port).returncode == 1
+        assert check(free_port()).returncode == 1
+    finally:
+        for s in (good, bad, failing):
+            s.shutdown()
+
+
 def test_release_build_has_no_test_hooks(tmp_path):
     """The agent's hidden crash/pause hooks exist only in builds with the tests: a release
     configuration (tests off, as the Dockerfile builds) turns them off."""
@@ -403,8 +640,11 @@ def test_dashboards_importable_and_provisionable():
         assert d["uid"] == DASHBOARD_UIDS[name]
         assert d.get("id") is None
         assert 36 <= d["schemaVersion"] <= 39
-        assert [i["name"] for i in d["__inputs"]] == ["DS_PROMETHEUS"]
-        assert d["__inputs"][0]["pluginId"] == "prometheus"
+        # No import input nobody references (the datasource variable is the one choice).
+        text = json.dumps(d)
+        for i in d.get("__inputs", []):
+            assert text.count("${" + i["name"] + "}") >= 1, f"{name}: input {i['name']} unused"
+        assert "DS_PROMETHEUS" not in text, f"{name}: dead DS_PROMETHEUS reference"
         req = {(r["type"], r["id"]) for r in d["__requires"]}
         assert ("grafana", "grafana") in req and ("datasource", "prometheus") in req
         used_kinds = {p["type"] for p in all_panels(d) if p["type"] != "row"}
@@ -435,6 +675,58 @@ def test_every_panel_queries_prometheus_through_the_variable():
             assert len(refs) == len(set(refs)), f"{where}: duplicate refIds"
             g = p["gridPos"]
             assert g["x"] + g["w"] <= 24 and g["w"] > 0 and g["h"] > 0, where
+
+
+def test_dashboards_have_the_fields_grafana_requires():
+    """The dashboard JSON model's required fields (Grafana's dashboard schema, v38), panel by
+    panel and variable by variable, and every datasource reference through $datasource."""
+    for name, d in dashboards().items():
+        for key, kind in (("title", str), ("uid", str), ("schemaVersion", int),
+                          ("panels", list), ("templating", dict), ("time", dict),
+                          ("annotations", dict), ("tags", list), ("version", int)):
+            assert isinstance(d.get(key), kind), f"{name}: {key} missing or not {kind.__name__}"
+        assert len(d["uid"]) <= 40
+        for p in all_panels(d):
+            where = f"{name} panel {p.get('id')}"
+            assert isinstance(p.get("id"), int) and isinstance(p.get("type"), str), where
+            assert isinstance(p.get("title"), str) and p["title"], where
+            assert {k: type(v) for k, v in p["gridPos"].items()} == \
+                {"x": int, "y": int, "w": int, "h": int}, where
+        for v in d["templating"]["list"]:
+            assert v.get("name") and v.get("type") in ("datasource", "query"), (name, v)
+            if v["type"] == "query":
+                assert v["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, \
+                    (name, v["name"])
+                assert v["query"]["query"] == v["definition"], (name, v["name"])
+        for a in d["annotations"]["list"]:
+            if a.get("expr"):
+                assert a["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, name
+
+
+def test_dashboards_select_one_cluster():
+    """$job, $cluster and $instance select the cluster's exporter; $agent lists the agents
+    of $cluster only; every query is restricted to $cluster (and, for the exporter's series,
+    to $job and $instance)."""
+    for name, d in dashboards().items():
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        order = [v["name"] for v in d["templating"]["list"]]
+        for needed in ("datasource", "job", "cluster", "instance"):
+            assert needed in variables, f"{name}: no ${needed} variable"
+        assert order.index("job") < order.index("cluster") < order.index("instance")
+        assert '$job' in variables["cluster"]["definition"]
+        assert '$cluster' in variables["instance"]["definition"]
+        assert '$job' in variables["instance"]["definition"]
+        if "agent" in variables:
+            assert 'cluster=~"$cluster"' in variables["agent"]["definition"], name
+            assert order.index("cluster") < order.index("agent")
+        for where, expr in dashboard_exprs(d):
+            for metric, matchers in vector_selectors(expr):
+                assert 'cluster=~"$cluster"' in matchers, f"{name} {where}: {metric}{matchers}"
+                if not metric.startswith(("slotguard_agent_", "slotguard:agent_")):
+                    assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, \
+                        f"{name} {where}: {metric}{matchers}"
+                else:
+                    assert 'instance=~"$agent"' in matchers, f"{name} {where}: {metric}{matchers}"
 
 
 def test_dashboards_show_what_issue_4_asks_for():

@@ -51,15 +51,17 @@ class PrometheusApi:
         return r["data"]
 
 
-def start_prometheus(tmp, rule_files, targets, alertmanager_port=None):
+def start_prometheus(tmp, rule_files, targets, alertmanager_port=None, cluster="e2e"):
     """Prometheus scraping `targets` ({job: port}) every second, evaluating `rule_files`
-    every second. Returns (Process, PrometheusApi)."""
+    every second. Every target gets the target label cluster=`cluster`, as the shipped
+    config/prometheus.yml attaches it. Returns (Process, PrometheusApi)."""
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": list(rule_files),
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{p}"]}]}
+            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{p}"],
+                                                  "labels": {"cluster": cluster}}]}
             for job, p in targets.items()
         ],
     }

@@ -3,11 +3,30 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <regex>
+
 namespace slotguard::agent {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+TEST(AgentMetricsTest, BuildInfoIsOneWithVersionRevisionAndCompiler) {
+  AgentMetrics m;
+  const std::string text = m.Serialize();
+  EXPECT_THAT(text, HasSubstr("# TYPE slotguard_agent_build_info gauge"));
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(text, match,
+                                std::regex("\nslotguard_agent_build_info\\{([^}]*)\\} (\\S+)\n")))
+      << text;
+  EXPECT_EQ(match[2].str(), "1");
+  const std::string labels = match[1].str();
+  EXPECT_THAT(labels, HasSubstr(std::string("version=\"") + SLOTGUARD_VERSION + "\""));
+  EXPECT_TRUE(std::regex_search(labels, std::regex("revision=\"([0-9a-f]{12}|unknown)\"")))
+      << labels;
+  EXPECT_TRUE(std::regex_search(labels, std::regex("compiler=\"(GNU|Clang|AppleClang) [0-9.]+\"")))
+      << labels;
+}
 
 TEST(AgentMetricsTest, EveryPinnedSeriesExistsFromTheStart) {
   AgentMetrics m;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "exporter/collectors.h"
+#include "exporter/version.h"
 #include "tests/unit/exporter_fixtures.h"
 #include "tests/unit/test_data.h"
 
@@ -91,6 +92,21 @@ TEST(ExporterCollectors, HealthyClusterAllNodesUpAndCovered) {
   EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"migrating\"}"), 0);
   EXPECT_EQ(e.At("redis_cluster_slots_open{state=\"importing\"}"), 0);
   EXPECT_EQ(e.Count("redis_cluster_open_slot_keys"), 0);
+}
+
+TEST(ExporterCollectors, BuildInfoIsOneWithVersionRevisionAndCompiler) {
+  auto e = Render(CapturedScrape(kHealthy));
+  const BuildInfo& b = GetBuildInfo();
+  EXPECT_EQ(b.version, SLOTGUARD_VERSION);
+  // The revision is the configure-time git revision (12 hex digits), "unknown" without git.
+  EXPECT_TRUE(std::regex_match(b.revision, std::regex("[0-9a-f]{12}|unknown"))) << b.revision;
+  EXPECT_TRUE(std::regex_match(b.compiler, std::regex("(GNU|Clang|AppleClang) [0-9.]+")))
+      << b.compiler;
+  EXPECT_EQ(e.type.at("slotguard_exporter_build_info"), "gauge");
+  EXPECT_EQ(e.Count("slotguard_exporter_build_info"), 1);
+  EXPECT_EQ(e.At("slotguard_exporter_build_info{version=\"" + b.version + "\",revision=\"" +
+                 b.revision + "\",compiler=\"" + b.compiler + "\"}"),
+            1);
 }
 
 TEST(ExporterCollectors, NodeInfoRolesSlotsEpochsFromAllViews) {

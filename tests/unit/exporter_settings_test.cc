@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -224,16 +225,88 @@ TEST(ExporterCommandLine, Errors) {
   EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);
   EXPECT_THAT(p.err, HasSubstr("--redis.addr"));
 
+  // Every usage error exits 1, as the README promises (not CLI11's 105, 109, 114).
   p = RunCommandLine({"--redis.addr", "127.0.0.1:7000", "--scrape.timeout", "10s"});
   ASSERT_TRUE(std::holds_alternative<ExitNow>(p.result));
-  EXPECT_NE(std::get<ExitNow>(p.result).code, 0);
+  EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);
   EXPECT_THAT(p.err, HasSubstr("below 10s"));
 
   p = RunCommandLine({"--redis.addr", "nonsense"});
-  EXPECT_NE(std::get<ExitNow>(p.result).code, 0);
+  EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);
 
   p = RunCommandLine({"--redis.addr", "127.0.0.1:7000", "--redis.password", "x"});
-  EXPECT_NE(std::get<ExitNow>(p.result).code, 0);  // no password flag, by design
+  EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);  // no password flag, by design
+
+  p = RunCommandLine({"--redis.addr"});  // a value missing
+  EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);
+  p = RunCommandLine({"--redis.addr", "127.0.0.1:7000", "--log.format", "xml"});
+  EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);
+  p = RunCommandLine({"--redis.addr", "127.0.0.1:7000", "stray-positional"});
+  EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);
+}
+
+// Sets an environment variable for the lifetime of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const std::string& value) : name_(std::move(name)) {
+    ::setenv(name_.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() { ::unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_;
+};
+
+TEST(ExporterCommandLine, EveryFlagHasAnEnvironmentVariable) {
+  ScopedEnv addr("SLOTGUARD_EXPORTER_REDIS_ADDR", "10.0.0.1:7000,10.0.0.2:7000");
+  ScopedEnv user("SLOTGUARD_EXPORTER_REDIS_USER", "alice");
+  ScopedEnv pw("SLOTGUARD_EXPORTER_REDIS_PASSWORD_FILE", "/run/secrets/redis");
+  ScopedEnv listen("SLOTGUARD_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:9999");
+  ScopedEnv path("SLOTGUARD_EXPORTER_WEB_TELEMETRY_PATH", "/m");
+  ScopedEnv timeout("SLOTGUARD_EXPORTER_SCRAPE_TIMEOUT", "2s");
+  ScopedEnv stray("SLOTGUARD_EXPORTER_SCRAPE_STRAY_KEYS", "true");
+  ScopedEnv format("SLOTGUARD_EXPORTER_LOG_FORMAT", "json");
+  ScopedEnv level("SLOTGUARD_EXPORTER_LOG_LEVEL", "debug");
+  auto p = RunCommandLine({});
+  ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
+  const auto& s = std::get<Settings>(p.result);
+  EXPECT_EQ(s.redis_addrs, (std::vector<std::string>{"10.0.0.1:7000", "10.0.0.2:7000"}));
+  EXPECT_EQ(*s.redis_user, "alice");
+  EXPECT_EQ(s.password_file, "/run/secrets/redis");
+  EXPECT_EQ(s.listen_address, "127.0.0.1:9999");
+  EXPECT_EQ(s.telemetry_path, "/m");
+  EXPECT_EQ(s.scrape_timeout, milliseconds(2000));
+  EXPECT_TRUE(s.scrape_stray_keys);
+  EXPECT_EQ(s.log_format, "json");
+  EXPECT_EQ(s.log_level, "debug");
+
+  // A flag wins over its variable.
+  p = RunCommandLine(
+      {"--scrape.timeout", "500ms", "--redis.addr", "10.9.9.9:1", "--scrape.stray-keys=false"});
+  ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
+  EXPECT_EQ(std::get<Settings>(p.result).scrape_timeout, milliseconds(500));
+  EXPECT_EQ(std::get<Settings>(p.result).redis_addrs, std::vector<std::string>{"10.9.9.9:1"});
+  EXPECT_FALSE(std::get<Settings>(p.result).scrape_stray_keys);
+}
+
+TEST(ExporterCommandLine, EnvironmentWinsOverTheConfigFileAndNamesIt) {
+  TempFile file("redis:\n  addr: [10.0.0.1:7000]\nscrape:\n  timeout: 3s\nlog:\n  level: warn\n");
+  ScopedEnv config("SLOTGUARD_EXPORTER_CONFIG", file.path());
+  ScopedEnv timeout("SLOTGUARD_EXPORTER_SCRAPE_TIMEOUT", "1s");
+  auto p = RunCommandLine({});
+  ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
+  const auto& s = std::get<Settings>(p.result);
+  EXPECT_EQ(s.redis_addrs, std::vector<std::string>{"10.0.0.1:7000"});  // the file
+  EXPECT_EQ(s.log_level, "warn");                                       // the file
+  EXPECT_EQ(s.scrape_timeout, milliseconds(1000));                      // the variable
+}
+
+TEST(ExporterCommandLine, BadEnvironmentValueExitsOne) {
+  ScopedEnv timeout("SLOTGUARD_EXPORTER_SCRAPE_TIMEOUT", "12s");
+  auto p = RunCommandLine({"--redis.addr", "127.0.0.1:7000"});
+  ASSERT_TRUE(std::holds_alternative<ExitNow>(p.result));
+  EXPECT_EQ(std::get<ExitNow>(p.result).code, 1);
+  EXPECT_THAT(p.err, HasSubstr("below 10s"));
 }
 
 TEST(ExporterCommandLine, HelpListsEveryFlagAndVersionPrints) {
@@ -245,6 +318,14 @@ TEST(ExporterCommandLine, HelpListsEveryFlagAndVersionPrints) {
         "--web.telemetry-path", "--scrape.timeout", "--scrape.stray-keys", "--log.format",
         "--log.level", "--config", "--version", "REDIS_PASSWORD", ":9478", "/metrics", "8s"}) {
     EXPECT_THAT(p.out, HasSubstr(flag));
+  }
+  for (const char* env :
+       {"SLOTGUARD_EXPORTER_REDIS_ADDR", "SLOTGUARD_EXPORTER_REDIS_USER",
+        "SLOTGUARD_EXPORTER_REDIS_PASSWORD_FILE", "SLOTGUARD_EXPORTER_WEB_LISTEN_ADDRESS",
+        "SLOTGUARD_EXPORTER_WEB_TELEMETRY_PATH", "SLOTGUARD_EXPORTER_SCRAPE_TIMEOUT",
+        "SLOTGUARD_EXPORTER_SCRAPE_STRAY_KEYS", "SLOTGUARD_EXPORTER_LOG_FORMAT",
+        "SLOTGUARD_EXPORTER_LOG_LEVEL", "SLOTGUARD_EXPORTER_CONFIG"}) {
+    EXPECT_THAT(p.out, HasSubstr(env));
   }
   p = RunCommandLine({"--version"});
   EXPECT_EQ(std::get<ExitNow>(p.result).code, 0);
