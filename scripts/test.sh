@@ -9,6 +9,12 @@ scripts/install-deps.sh
 scripts/build-servers.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
+# Hostile input (tests/FAULTS.md): one clang build with ASan+UBSan (build-fuzz) runs the unit
+# tests, then every libFuzzer target for SLOTGUARD_FUZZ_SECONDS each (0 skips the fuzzing).
+scripts/fuzz.sh 0  # configures build-fuzz and builds the fuzz targets
+cmake --build build-fuzz -j"$(nproc)"
+(cd build-fuzz && ctest --output-on-failure --timeout 900 -j2 -R '^unit\.')
+if [ "${SLOTGUARD_FUZZ_SECONDS:-20}" != 0 ]; then scripts/fuzz.sh "${SLOTGUARD_FUZZ_SECONDS:-20}"; fi
 # Integration tests start their own loopback clusters on distinct ports, so they can run
 # side by side; two at a time fits a 2-core machine.
 cd build

@@ -234,5 +234,31 @@ TEST(QueueItemJsonTest, RoundTrip) {
   EXPECT_FALSE(ItemFromJson(nlohmann::json{{"id", "x"}}));
 }
 
+// Found by tests/fuzz/queue_fuzz under UBSan: nlohmann casts 1e300 to int unchecked (undefined
+// behaviour), and a slot out of 0-16383 indexed recovery's per-slot tables out of bounds.
+TEST(QueueFile, NumbersOutOfRangeAreDamageNotUndefinedBehaviour) {
+  const std::string item = R"({"id":"b","from":"a","to":"c","state":"queued","slots":[1])";
+  const auto parse = [](const std::string& text) { return ParseQueueState(text, "queue.json"); };
+  EXPECT_TRUE(parse(R"({"version":1,"items":[)" + item + "}]}"));
+  for (
+      const std::string bad :
+      {R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":[16384]}]})",
+       R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":[-1]}]})",
+       R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":[1e300]}]})",
+       R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":7}]})",
+       R"({"version":1,"items":[)" + item + R"(,"attempts":1e300}]})",
+       R"({"version":1,"items":[)" + item + R"(,"started_at_ms":1.5e19}]})",
+       R"({"version":1,"items":[)" + item + R"(,"guards":{"coverage_grace_s":9e18}}]})",
+       R"({"version":1,"items":[)" + item + R"(,"guards":{"migrate_failures":-1}}]})",
+       R"({"version":1e300,"items":[]})", R"({"version":1,"next_plan_seq":1e300,"items":[]})"}) {
+    auto state = parse(bad);
+    ASSERT_FALSE(state) << bad;
+    EXPECT_THAT(state.error().message, HasSubstr("queue.json")) << bad;
+  }
+  auto state = parse(R"({"version":1,"items":[)" + item + R"(,"attempts":1e300}]})");
+  ASSERT_FALSE(state);
+  EXPECT_THAT(state.error().message, HasSubstr("attempts must be a whole number"));
+}
+
 }  // namespace
 }  // namespace slotguard::agent
