@@ -227,11 +227,8 @@ std::vector<int> Slots(const nlohmann::json& j, const char* key = "slots") {
   if (it == j.end() || !it->is_array()) return out;
   // Only slot numbers: recovery indexes per-slot tables with these (a damaged line may say 1e9).
   for (const auto& v : *it) {
-    const bool slot = v.is_number_unsigned() ? v.get<uint64_t>() < cluster::kSlotCount
-                      : v.is_number_integer()
-                          ? v.get<int64_t>() >= 0 && v.get<int64_t>() < cluster::kSlotCount
-                          : false;
-    if (slot) out.push_back(v.get<int>());
+    if (auto slot = WholeNumber(v, 0, cluster::kSlotCount - 1))
+      out.push_back(static_cast<int>(*slot));
   }
   return out;
 }

@@ -237,27 +237,32 @@ TEST(QueueItemJsonTest, RoundTrip) {
 // Found by tests/fuzz/queue_fuzz under UBSan: nlohmann casts 1e300 to int unchecked (undefined
 // behaviour), and a slot out of 0-16383 indexed recovery's per-slot tables out of bounds.
 TEST(QueueFile, NumbersOutOfRangeAreDamageNotUndefinedBehaviour) {
-  const std::string item = R"({"id":"b","from":"a","to":"c","state":"queued","slots":[1])";
+  // A queue.json of one item with `fields` added.
+  const auto queue = [](const std::string& fields) {
+    return R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued")" + fields +
+           "}]}";
+  };
   const auto parse = [](const std::string& text) { return ParseQueueState(text, "queue.json"); };
-  EXPECT_TRUE(parse(R"({"version":1,"items":[)" + item + "}]}"));
-  for (
-      const std::string bad :
-      {R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":[16384]}]})",
-       R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":[-1]}]})",
-       R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":[1e300]}]})",
-       R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued","slots":7}]})",
-       R"({"version":1,"items":[)" + item + R"(,"attempts":1e300}]})",
-       R"({"version":1,"items":[)" + item + R"(,"started_at_ms":1.5e19}]})",
-       R"({"version":1,"items":[)" + item + R"(,"guards":{"coverage_grace_s":9e18}}]})",
-       R"({"version":1,"items":[)" + item + R"(,"guards":{"migrate_failures":-1}}]})",
-       R"({"version":1e300,"items":[]})", R"({"version":1,"next_plan_seq":1e300,"items":[]})"}) {
-    auto state = parse(bad);
-    ASSERT_FALSE(state) << bad;
-    EXPECT_THAT(state.error().message, HasSubstr("queue.json")) << bad;
+  EXPECT_TRUE(parse(queue(R"(,"slots":[0,16383])")));
+  const std::vector<std::string> bad = {
+      queue(R"(,"slots":[16384])"),
+      queue(R"(,"slots":[-1])"),
+      queue(R"(,"slots":[1e300])"),
+      queue(R"(,"slots":7)"),
+      queue(R"(,"slots":[1],"attempts":1e300)"),
+      queue(R"(,"slots":[1],"started_at_ms":1.5e19)"),
+      queue(R"(,"slots":[1],"guards":{"coverage_grace_s":9e18})"),
+      queue(R"(,"slots":[1],"guards":{"migrate_failures":-1})"),
+      R"({"version":1e300,"items":[]})",
+      R"({"version":1,"next_plan_seq":1e300,"items":[]})",
+  };
+  for (const auto& text : bad) {
+    auto state = parse(text);
+    ASSERT_FALSE(state) << text;
+    EXPECT_THAT(state.error().message, HasSubstr("queue.json")) << text;
   }
-  auto state = parse(R"({"version":1,"items":[)" + item + R"(,"attempts":1e300}]})");
-  ASSERT_FALSE(state);
-  EXPECT_THAT(state.error().message, HasSubstr("attempts must be a whole number"));
+  EXPECT_THAT(parse(queue(R"(,"slots":[1],"attempts":1e300)")).error().message,
+              HasSubstr("attempts must be a whole number"));
 }
 
 }  // namespace
