@@ -119,8 +119,10 @@ void CollectInfo(const ScrapeResult& scrape, FamilySet& out) {
       }
     }
     for (const auto& [command, values] : quantiles) {
-      auto stat = std::find_if(commands.begin(), commands.end(),
-                               [&](const cluster::CommandStat& c) { return c.command == command; });
+      // An init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
+      auto stat = std::find_if(
+          commands.begin(), commands.end(),
+          [&command = command](const cluster::CommandStat& c) { return c.command == command; });
       out.Summary("redis_latency_percentiles_usec",
                   "Latency percentiles of the command in microseconds (INFO latencystats; "
                   "quantile 0.5 = p50), with _count the calls and _sum the microseconds from "

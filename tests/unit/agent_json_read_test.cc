@@ -27,8 +27,9 @@ TEST(JsonRead, NestingIsBoundedBeforeParsing) {
   EXPECT_EQ(ParseJson("{").error().message, "not valid JSON");
 }
 
-// Found by hand after webhook_fuzz: nlohmann parses a 200 KB body of '[' fine, then copies it
-// recursively (the webhook's labels) and the daemon dies of a stack overflow.
+// Found while writing tests/fuzz/webhook_fuzz (its 64 KiB inputs are too short to reach it):
+// nlohmann parses a 200 KB body of '[' fine, then copies it recursively (the webhook's labels)
+// and the daemon dies of a stack overflow.
 TEST(JsonRead, DeeplyNestedBodiesAreRefusedNotACrash) {
   const std::string body =
       R"({"version":"4","alerts":[{"status":"firing","startsAt":"t","labels":)" + Nested(500'000) +

@@ -234,8 +234,8 @@ TEST(QueueItemJsonTest, RoundTrip) {
   EXPECT_FALSE(ItemFromJson(nlohmann::json{{"id", "x"}}));
 }
 
-// Found by tests/fuzz/queue_fuzz under UBSan: nlohmann casts 1e300 to int unchecked (undefined
-// behaviour), and a slot out of 0-16383 indexed recovery's per-slot tables out of bounds.
+// Found while writing tests/fuzz/queue_fuzz: nlohmann casts 1e300 to int unchecked (undefined
+// behaviour, UBSan aborts), and a slot out of 0-16383 indexed recovery's per-slot tables.
 TEST(QueueFile, NumbersOutOfRangeAreDamageNotUndefinedBehaviour) {
   // A queue.json of one item with `fields` added.
   const auto queue = [](const std::string& fields) {
