@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/json_read.h"
 #include "agent/token.h"
 
 namespace slotguard::agent {
@@ -55,9 +56,9 @@ std::optional<std::string> OptionalString(const json& body, const char* key) {
 
 cluster::Result<json> ParseJsonObject(const std::string& body) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
-  json doc = json::parse(body, nullptr, false);
-  if (doc.is_discarded()) return cluster::MakeError("body is not valid JSON");
-  if (!doc.is_object()) return cluster::MakeError("body must be a JSON object");
+  auto doc = ParseJson(body);
+  if (!doc) return cluster::MakeError("body is " + doc.error().message);
+  if (!doc->is_object()) return cluster::MakeError("body must be a JSON object");
   return doc;
 }
 

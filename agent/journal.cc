@@ -1,5 +1,7 @@
 #include "agent/journal.h"
+#include "agent/json_read.h"
 #include "agent/wall_time.h"
+#include "cluster/nodes.h"
 #include "common/file_io.h"
 
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace slotguard::agent {
 namespace {
@@ -124,26 +127,35 @@ cluster::Result<void> Journal::AppendAll(std::vector<nlohmann::json> records) {
   return {};
 }
 
-cluster::Result<std::vector<nlohmann::json>> Journal::Read(const std::string& dir, int* skipped) {
-  const std::string path = dir + "/journal.jsonl";
+std::vector<nlohmann::json> Journal::ParseRecords(std::string_view text, int* skipped) {
   std::vector<nlohmann::json> out;
   if (skipped) *skipped = 0;
-  std::ifstream in(path);
-  if (!in) {
-    if (!std::filesystem::exists(path)) return out;
-    return cluster::MakeError("journal " + path + ": cannot be read");
-  }
-  std::string line;
-  while (std::getline(in, line)) {
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
     if (line.empty()) continue;
-    auto parsed = nlohmann::json::parse(line, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("type")) {
+    auto parsed = ParseJson(line);
+    if (!parsed || !parsed->is_object() || !parsed->contains("type")) {
       if (skipped) ++*skipped;
       continue;
     }
-    out.push_back(std::move(parsed));
+    out.push_back(std::move(*parsed));
   }
   return out;
+}
+
+cluster::Result<std::vector<nlohmann::json>> Journal::Read(const std::string& dir, int* skipped) {
+  const std::string path = dir + "/journal.jsonl";
+  if (skipped) *skipped = 0;
+  std::ifstream in(path);
+  if (!in) {
+    if (!std::filesystem::exists(path)) return std::vector<nlohmann::json>{};
+    return cluster::MakeError("journal " + path + ": cannot be read");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseRecords(text.str(), skipped);
 }
 
 const JournalBatch* JournalState::FindBatch(const std::string& id) const {
@@ -176,8 +188,10 @@ std::vector<int> Slots(const nlohmann::json& j, const char* key = "slots") {
   std::vector<int> out;
   auto it = j.find(key);
   if (it == j.end() || !it->is_array()) return out;
+  // Only slot numbers: recovery indexes per-slot tables with these (a damaged line may say 1e9).
   for (const auto& v : *it) {
-    if (v.is_number_integer()) out.push_back(v.get<int>());
+    if (auto slot = WholeNumber(v, 0, cluster::kSlotCount - 1))
+      out.push_back(static_cast<int>(*slot));
   }
   return out;
 }

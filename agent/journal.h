@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -58,6 +59,10 @@ class Journal {
   // Compacts the file in place (see CompactRecords) when it has grown over `bytes`, so a
   // long-running daemon's journal stays small; appends go on at the end of the new file.
   cluster::Result<void> CompactIfOver(int64_t bytes = kCompactAboveBytes);
+
+  // The records of a journal's text, one JSON object with a "type" per line; other lines
+  // (a torn last line, garbage) are skipped and counted in `skipped` (optional).
+  static std::vector<nlohmann::json> ParseRecords(std::string_view text, int* skipped = nullptr);
 
   // Every parseable record of DIR/journal.jsonl (none when the file does not exist).
   // `skipped` (optional) receives the number of unparseable lines.

@@ -1,4 +1,5 @@
 #include "agent/lease.h"
+#include "agent/json_read.h"
 #include "agent/wall_time.h"
 
 #include <limits.h>
@@ -52,18 +53,31 @@ std::string FormatLeaseHolder(const LeaseHolder& h) {
 }
 
 cluster::Result<LeaseHolder> ParseLeaseHolder(const std::string& value) {
-  auto j = nlohmann::json::parse(value, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
+  auto parsed = ParseJson(value);
+  if (!parsed || !parsed->is_object()) {
     return cluster::MakeError("lease value is not a JSON object: " + value.substr(0, 200));
   }
+  const nlohmann::json& j = *parsed;
+  // Any client of the cluster can write the key: numbers are read checked (1e300 is no int64).
+  const auto number = [&](const char* key, bool required) -> std::optional<int64_t> {
+    auto it = j.find(key);
+    if (it == j.end()) return required ? std::nullopt : std::optional<int64_t>(0);
+    return WholeNumber(*it);
+  };
   LeaseHolder h;
   try {
-    h.token = j.at("token").get<int64_t>();
+    const auto token = number("token", true), pid = number("pid", false),
+               since = number("since_ms", false);
+    if (!token || !pid || !since) {
+      return cluster::MakeError("lease value " + value.substr(0, 200) +
+                                ": token, pid and since_ms must be whole numbers");
+    }
+    h.token = *token;
     h.host = j.value("host", "");
-    h.pid = j.value("pid", int64_t{0});
+    h.pid = *pid;
     h.run = j.value("run", "");
     h.journal = j.value("journal", "");
-    h.since_ms = j.value("since_ms", int64_t{0});
+    h.since_ms = *since;
   } catch (const nlohmann::json::exception& e) {
     return cluster::MakeError("lease value " + value.substr(0, 200) + ": " + e.what());
   }

@@ -1,4 +1,5 @@
 #include "agent/queue.h"
+#include "agent/json_read.h"
 #include "agent/wall_time.h"
 #include "common/file_io.h"
 
@@ -12,9 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 namespace slotguard::agent {
 
@@ -36,14 +39,43 @@ json GuardsToJson(const GuardOverrides& g) {
   return j;
 }
 
+// A damaged or hand-edited queue.json. nlohmann's get<int>() casts a float (1e300) or a too
+// large integer without a check, which is undefined behaviour, so numbers are read with Whole.
+class BadQueueJson : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// `v` as a whole number within [min, max]; anything else throws BadQueueJson naming `what`.
+template <typename T>
+T Whole(const json& v, const std::string& what, T min = std::numeric_limits<T>::min(),
+        T max = std::numeric_limits<T>::max()) {
+  if (auto n = WholeNumber(v, min, max)) return static_cast<T>(*n);
+  throw BadQueueJson(what + " must be a whole number from " + std::to_string(min) + " to " +
+                     std::to_string(max) + ", not " + v.dump());
+}
+
+// The field `key` of object `j` as Whole reads it, `fallback` when absent.
+template <typename T>
+T WholeField(const json& j, const char* key, T fallback, T min = std::numeric_limits<T>::min(),
+             T max = std::numeric_limits<T>::max()) {
+  auto it = j.find(key);
+  return it == j.end() ? fallback : Whole<T>(*it, key, min, max);
+}
+
 GuardOverrides GuardsFromJson(const json& j) {
+  // The bounds a plan file's guards have (plan_file.cc).
   GuardOverrides g;
   if (j.contains("coverage_grace_s")) {
-    g.coverage_grace = std::chrono::seconds(j["coverage_grace_s"].get<int64_t>());
+    g.coverage_grace = std::chrono::seconds(
+        Whole<int64_t>(j["coverage_grace_s"], "guards.coverage_grace_s", 0, 86'400));
   }
-  if (j.contains("migrate_failures")) g.migrate_failures = j["migrate_failures"].get<int>();
+  if (j.contains("migrate_failures")) {
+    g.migrate_failures = Whole<int>(j["migrate_failures"], "guards.migrate_failures", 0, 1'000'000);
+  }
   if (j.contains("convergence_timeout_s")) {
-    g.convergence_timeout = std::chrono::seconds(j["convergence_timeout_s"].get<int64_t>());
+    g.convergence_timeout = std::chrono::seconds(
+        Whole<int64_t>(j["convergence_timeout_s"], "guards.convergence_timeout_s", 1, 86'400));
   }
   return g;
 }
@@ -111,7 +143,10 @@ cluster::Result<QueueItem> ItemFromJson(const json& j) {
     item.batch.id = j.at("id").get<std::string>();
     item.batch.from = j.at("from").get<std::string>();
     item.batch.to = j.at("to").get<std::string>();
-    item.batch.slots = j.at("slots").get<std::vector<int>>();
+    const json& slots = j.at("slots");
+    if (!slots.is_array()) return cluster::MakeError("bad queue item: slots must be an array");
+    // Recovery and rollback index per-slot tables with these.
+    for (const auto& slot : slots) item.batch.slots.push_back(Whole<int>(slot, "slot", 0, 16'383));
     if (j.contains("guards")) item.batch.guards = GuardsFromJson(j["guards"]);
     item.plan_id = j.value("plan_id", "");
     item.plan_file = j.value("plan_file", "");
@@ -121,15 +156,17 @@ cluster::Result<QueueItem> ItemFromJson(const json& j) {
     item.needs_approval = j.value("needs_approval", false);
     item.approved = j.value("approved", false);
     item.rollback_requested = j.value("rollback_requested", false);
-    item.attempts = j.value("attempts", 0);
-    item.enqueued_at_ms = j.value("enqueued_at_ms", int64_t{0});
-    item.approved_at_ms = j.value("approved_at_ms", int64_t{0});
-    item.started_at_ms = j.value("started_at_ms", int64_t{0});
-    item.finished_at_ms = j.value("finished_at_ms", int64_t{0});
+    item.attempts = WholeField<int>(j, "attempts", 0);
+    item.enqueued_at_ms = WholeField<int64_t>(j, "enqueued_at_ms", 0);
+    item.approved_at_ms = WholeField<int64_t>(j, "approved_at_ms", 0);
+    item.started_at_ms = WholeField<int64_t>(j, "started_at_ms", 0);
+    item.finished_at_ms = WholeField<int64_t>(j, "finished_at_ms", 0);
     item.phase = j.value("phase", "");
     item.message = j.value("message", "");
     return item;
   } catch (const json::exception& e) {
+    return cluster::MakeError(std::string("bad queue item: ") + e.what());
+  } catch (const BadQueueJson& e) {
     return cluster::MakeError(std::string("bad queue item: ") + e.what());
   }
 }
@@ -159,6 +196,38 @@ cluster::Result<std::unique_ptr<Queue>> Queue::Open(const std::string& dir, Wall
   return queue;
 }
 
+cluster::Result<QueueState> ParseQueueState(const std::string& text, const std::string& path) {
+  auto parsed = ParseJson(text);
+  if (!parsed || !parsed->is_object()) {
+    return cluster::MakeError(path +
+                              " is damaged (not a JSON object); move it away to start "
+                              "with an empty queue");
+  }
+  json& doc = *parsed;
+  try {
+    QueueState state;
+    if (!doc.contains("version") || !doc["version"].is_number_integer() ||
+        doc["version"] != kFormatVersion) {
+      return cluster::MakeError(path + ": unsupported queue format version " +
+                                doc.value("version", json()).dump());
+    }
+    state.paused = doc.value("paused", false);
+    state.pause_reason = doc.value("pause_reason", "");
+    state.next_plan_seq = WholeField<int64_t>(doc, "next_plan_seq", 1, 1);
+    state.alert_keys = doc.value("alert_keys", std::vector<std::string>{});
+    for (const auto& j : doc.at("items")) {
+      auto item = ItemFromJson(j);
+      if (!item) return cluster::MakeError(path + ": " + item.error().message);
+      state.items.push_back(std::move(*item));
+    }
+    return state;
+  } catch (const json::exception& e) {
+    return cluster::MakeError(path + " is damaged: " + e.what());
+  } catch (const BadQueueJson& e) {
+    return cluster::MakeError(path + " is damaged: " + e.what());
+  }
+}
+
 cluster::Result<void> Queue::Load() {
   std::ifstream in(path_);
   if (!in) {
@@ -167,32 +236,10 @@ cluster::Result<void> Queue::Load() {
   }
   std::stringstream text;
   text << in.rdbuf();
-  json doc = json::parse(text.str(), nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    return cluster::MakeError(path_ +
-                              " is damaged (not a JSON object); move it away to start "
-                              "with an empty queue");
-  }
-  try {
-    QueueState state;
-    if (doc.value("version", 0) != kFormatVersion) {
-      return cluster::MakeError(path_ + ": unsupported queue format version " +
-                                doc.value("version", json()).dump());
-    }
-    state.paused = doc.value("paused", false);
-    state.pause_reason = doc.value("pause_reason", "");
-    state.next_plan_seq = doc.value("next_plan_seq", int64_t{1});
-    state.alert_keys = doc.value("alert_keys", std::vector<std::string>{});
-    for (const auto& j : doc.at("items")) {
-      auto item = ItemFromJson(j);
-      if (!item) return cluster::MakeError(path_ + ": " + item.error().message);
-      state.items.push_back(std::move(*item));
-    }
-    std::lock_guard<std::mutex> lock(mutex_);
-    state_ = std::move(state);
-  } catch (const json::exception& e) {
-    return cluster::MakeError(path_ + " is damaged: " + e.what());
-  }
+  auto state = ParseQueueState(text.str(), path_);
+  if (!state) return tl::unexpected(state.error());
+  std::lock_guard<std::mutex> lock(mutex_);
+  state_ = std::move(*state);
   return {};
 }
 

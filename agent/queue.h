@@ -65,6 +65,9 @@ struct QueueState {
 nlohmann::json ToJson(const QueueItem& item);
 cluster::Result<QueueItem> ItemFromJson(const nlohmann::json& json);
 
+// The state held in a queue.json text; `path` names the file in errors ("... is damaged").
+cluster::Result<QueueState> ParseQueueState(const std::string& text, const std::string& path);
+
 // The daemon's persistent queue of batches and approvals, in `<journal_dir>/queue.json`.
 // Every change writes the whole state to a temp file, fsyncs it, renames it over the old one
 // and fsyncs the directory, so a crash at any moment leaves either the old or the new state.

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "agent/json_read.h"
 #include "agent/token.h"
 
 namespace slotguard::agent {
@@ -145,8 +146,9 @@ std::string WebhookAlert::Name() const {
 }
 
 cluster::Result<WebhookNotification> ParseWebhookNotification(std::string_view body) {
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return cluster::MakeError("body is not valid JSON");
+  auto parsed = ParseJson(body);
+  if (!parsed) return cluster::MakeError("body is " + parsed.error().message);
+  const json& doc = *parsed;
   if (!doc.is_object()) return cluster::MakeError("body must be a JSON object");
   WebhookNotification n;
   auto version = doc.find("version");

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "cluster/reply_reader.h"
+
 namespace slotguard::cluster {
 namespace {
 
@@ -19,37 +21,6 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
   tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
   return tv;
-}
-
-Reply Convert(const redisReply& r) {
-  Reply out;
-  switch (r.type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      out.integer = r.integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      out.elements.reserve(r.elements);
-      for (size_t i = 0; i < r.elements; ++i) out.elements.push_back(Convert(*r.element[i]));
-      break;
-    default:
-      out.type = Reply::Type::kNil;
-      break;
-  }
-  return out;
 }
 
 std::string ContextError(const redisContext* c) {
@@ -182,7 +153,7 @@ Result<std::vector<Reply>> RedisConnection::Receive(size_t count) {
     }
     in_flight_.pop_front();
     ReplyPtr reply(raw);
-    out.push_back(Convert(*reply));
+    out.push_back(ToReply(*reply));
   }
   return out;
 }

@@ -3,11 +3,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <optional>
 
 namespace slotguard::exporter {
 namespace {
+
+// commandstats' calls as a summary's _count. The number comes from a node's INFO text: a
+// negative, NaN or 1e300 must not reach a float-to-integer cast (undefined behaviour).
+uint64_t CallCount(double calls) {
+  if (!(calls >= 0)) return 0;
+  if (calls >= 18446744073709551616.0) return std::numeric_limits<uint64_t>::max();
+  return static_cast<uint64_t>(calls);
+}
 
 // "p50" -> 0.5, "p99.9" -> 0.999 (rounded so it prints as written, not 0.9990000000000001).
 std::optional<double> Quantile(const std::string& percentile) {
@@ -119,14 +128,16 @@ void CollectInfo(const ScrapeResult& scrape, FamilySet& out) {
       }
     }
     for (const auto& [command, values] : quantiles) {
-      auto stat = std::find_if(commands.begin(), commands.end(),
-                               [&](const cluster::CommandStat& c) { return c.command == command; });
+      // An init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
+      auto stat = std::find_if(
+          commands.begin(), commands.end(),
+          [&command = command](const cluster::CommandStat& c) { return c.command == command; });
       out.Summary("redis_latency_percentiles_usec",
                   "Latency percentiles of the command in microseconds (INFO latencystats; "
                   "quantile 0.5 = p50), with _count the calls and _sum the microseconds from "
                   "commandstats.",
                   {{"node", node.label}, {"cmd", command}},
-                  stat == commands.end() ? 0 : static_cast<uint64_t>(stat->calls),
+                  stat == commands.end() ? 0 : CallCount(stat->calls),
                   stat == commands.end() ? 0 : stat->usec, values);
     }
   }

@@ -9,6 +9,8 @@ PACKAGES=(
   prometheus-cpp-dev libcivetweb-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
   libexpected-dev
+  # the ASan+UBSan build and the libFuzzer targets (scripts/fuzz.sh); libFuzzer is in libclang-rt
+  clang libclang-rt-dev
   # the servers of the version matrix (scripts/build-servers.sh, BUILD_TLS=yes)
   libssl-dev
   # runtime for tests and the demo

@@ -21,6 +21,13 @@ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release \
 cmake --build build-release -j"$(nproc)" --target slotguard-exporter slotguard-agent
 build-release/bin/slotguard-exporter --version >/dev/null
 build-release/bin/slotguard-agent --version >/dev/null
+# Hostile input (tests/FAULTS.md): one clang build with ASan+UBSan (build-fuzz) runs the unit
+# tests, then every libFuzzer target for SLOTGUARD_FUZZ_SECONDS each (0 skips the fuzzing):
+# 11 targets x 10 s in CI, two at a time, about a minute of fuzzing (longer by hand).
+scripts/fuzz.sh 0  # configures build-fuzz and builds the fuzz targets
+cmake --build build-fuzz -j"$(nproc)"
+(cd build-fuzz && ctest --output-on-failure --timeout 900 -j2 -R '^unit\.')
+if [ "${SLOTGUARD_FUZZ_SECONDS:-10}" != 0 ]; then scripts/fuzz.sh "${SLOTGUARD_FUZZ_SECONDS:-10}"; fi
 # Integration tests start their own loopback clusters on distinct ports, so they can run
 # side by side; two at a time fits a 2-core machine.
 cd build

@@ -303,5 +303,26 @@ TEST(AgentJournal, MissingFileReadsAsEmpty) {
   EXPECT_TRUE(records->empty());
 }
 
+// A damaged line's slot numbers never reach recovery, which indexes per-slot tables with them.
+TEST(AgentJournal, SlotsOutsideTheClusterAreDropped) {
+  const auto records = Journal::ParseRecords(
+      R"({"type":"batch","batch":"b","slots":[-1,0,16383,16384,1e300,1.5,"7",18446744073709551615]})"
+      "\n"
+      R"({"type":"step","batch":"b","step":"importing","slots":[5,99999]})"
+      "\n");
+  const JournalState state = ReplayJournal(records);
+  ASSERT_EQ(state.batches.size(), 1u);
+  EXPECT_EQ(state.batches[0].slots, (std::vector<int>{0, 16383}));
+  EXPECT_EQ(state.batches[0].touched, (std::set<int>{5}));
+}
+
+TEST(AgentJournal, ParseRecordsSkipsWhatIsNotARecord) {
+  int skipped = 0;
+  const auto records =
+      Journal::ParseRecords("{\"type\":\"run\"}\n\n[1]\n{\"no\":\"type\"}\n{\"type\":", &skipped);
+  EXPECT_EQ(records.size(), 1u);
+  EXPECT_EQ(skipped, 3);
+}
+
 }  // namespace
 }  // namespace slotguard::agent

@@ -234,5 +234,36 @@ TEST(QueueItemJsonTest, RoundTrip) {
   EXPECT_FALSE(ItemFromJson(nlohmann::json{{"id", "x"}}));
 }
 
+// Found while writing tests/fuzz/queue_fuzz: nlohmann casts 1e300 to int unchecked (undefined
+// behaviour, UBSan aborts), and a slot out of 0-16383 indexed recovery's per-slot tables.
+TEST(QueueFile, NumbersOutOfRangeAreDamageNotUndefinedBehaviour) {
+  // A queue.json of one item with `fields` added.
+  const auto queue = [](const std::string& fields) {
+    return R"({"version":1,"items":[{"id":"b","from":"a","to":"c","state":"queued")" + fields +
+           "}]}";
+  };
+  const auto parse = [](const std::string& text) { return ParseQueueState(text, "queue.json"); };
+  EXPECT_TRUE(parse(queue(R"(,"slots":[0,16383])")));
+  const std::vector<std::string> bad = {
+      queue(R"(,"slots":[16384])"),
+      queue(R"(,"slots":[-1])"),
+      queue(R"(,"slots":[1e300])"),
+      queue(R"(,"slots":7)"),
+      queue(R"(,"slots":[1],"attempts":1e300)"),
+      queue(R"(,"slots":[1],"started_at_ms":1.5e19)"),
+      queue(R"(,"slots":[1],"guards":{"coverage_grace_s":9e18})"),
+      queue(R"(,"slots":[1],"guards":{"migrate_failures":-1})"),
+      R"({"version":1e300,"items":[]})",
+      R"({"version":1,"next_plan_seq":1e300,"items":[]})",
+  };
+  for (const auto& text : bad) {
+    auto state = parse(text);
+    ASSERT_FALSE(state) << text;
+    EXPECT_THAT(state.error().message, HasSubstr("queue.json")) << text;
+  }
+  EXPECT_THAT(parse(queue(R"(,"slots":[1],"attempts":1e300)")).error().message,
+              HasSubstr("attempts must be a whole number"));
+}
+
 }  // namespace
 }  // namespace slotguard::agent

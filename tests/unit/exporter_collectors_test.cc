@@ -75,6 +75,23 @@ Exposition Render(const ScrapeResult& scrape) { return Parse(RenderMetrics(scrap
 
 std::string Node(int port) { return "node=\"127.0.0.1:" + std::to_string(port) + "\""; }
 
+// Found with tests/fuzz/exporter_scrape_fuzz under UBSan: "calls=1e300" in a node's
+// commandstats went through an unchecked cast into the latency summary's _count.
+TEST(ExporterCollectors, HostileCallCountsAreClampedNotCast) {
+  auto nodes = testing::LoadCapture(kHealthy);
+  std::vector<NodeResult> results;
+  for (auto [addr, node] : nodes) {
+    for (const char* calls : {"calls=1e300", "calls=-5"}) {
+      auto at = node.info.find("cmdstat_info:calls=");
+      ASSERT_NE(at, std::string::npos);
+      node.info.replace(at + 13, node.info.find(',', at) - at - 13, calls);
+      const std::string text = RenderMetrics(AssembleScrape({testing::CapturedResult(addr, node)}));
+      EXPECT_NE(text.find("redis_latency_percentiles_usec_count{"), std::string::npos);
+    }
+    break;
+  }
+}
+
 TEST(ExporterCollectors, HealthyClusterAllNodesUpAndCovered) {
   auto e = Render(CapturedScrape(kHealthy));
   for (int port = 23100; port <= 23105; ++port) {
