@@ -8,6 +8,7 @@
 
 #include "agent/control_api.h"
 #include "agent/plan_file.h"
+#include "common/http_server.h"
 
 namespace sa = slotguard::agent;
 namespace sc = slotguard::cluster;
@@ -38,18 +39,19 @@ class FakeDaemon final : public sa::DaemonControl {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static FakeDaemon daemon;
-  static const std::vector<sa::HttpRoute> routes = [] {
+  static const std::vector<slotguard::common::HttpRoute> routes = [] {
     spdlog::set_level(spdlog::level::off);
     return sa::ControlRoutes(daemon, "token");
   }();
   if (size == 0) return 0;
-  const sa::HttpRoute& route = routes[data[0] % routes.size()];
-  sa::HttpRequest request;
+  const slotguard::common::HttpRoute& route = routes[data[0] % routes.size()];
+  slotguard::common::HttpRequest request;
   request.method = route.method;
   request.path = route.path;
   request.authorization = "Bearer token";
   request.content_type = "application/json";
   request.body.assign(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (route.auth && route.auth(request)) return 0;  // the bearer token hook, as the server runs it
   (void)route.handler(request);
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/listen_address.h"
 #include "exporter/settings.h"
 
 namespace se = slotguard::exporter;
@@ -15,6 +16,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)se::CheckRedisAddr(text);
   (void)se::CheckListenAddress(text);
   (void)se::CheckTelemetryPath(text);
-  (void)se::CivetwebListeningPorts(text);
+  (void)slotguard::common::ParseListenAddress(text);
   return 0;
 }

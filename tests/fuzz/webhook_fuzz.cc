@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/webhook.h"
+#include "common/http_server.h"
 
 namespace sa = slotguard::agent;
 
@@ -34,12 +35,13 @@ sa::Webhook& Handler() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  sa::HttpRequest request;
+  slotguard::common::HttpRequest request;
   request.method = "POST";
   request.path = "/api/v1/alerts";
   request.authorization = "Bearer token";
   request.content_type = "application/json";
   request.body.assign(reinterpret_cast<const char*>(data), size);
+  if (Handler().Authorize(request)) return 0;  // the token check, as the route runs it first
   (void)Handler().Handle(request);
   return 0;
 }
