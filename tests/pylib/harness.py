@@ -216,6 +216,10 @@ class Cluster:
             return True
 
         wait_for(known_everywhere, timeout=60, what=f"every node knows {port}")
+        # A master that joins without slots reports cluster_state:fail until its rejoin delay
+        # (up to the node timeout) has passed; operators wait for it as `check` would.
+        wait_for(lambda: self.client(port).execute_command("CLUSTER INFO")["cluster_state"] == "ok",
+                 timeout=60, what=f"node {port} cluster_state:ok")
         return port
 
     def pid(self, port):
