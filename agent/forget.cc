@@ -68,8 +68,10 @@ std::vector<std::string> ForgetRefusals(const ForgetFacts& f) {
   std::string clients;
   int n = 0;
   for (const auto& c : f.clients) {
+    // Replication links, and the connections other masters' MIGRATE keeps open to the node
+    // for up to 10 s after their last key (their last command RESTORE-ASKING): not clients.
     if (c.id == f.own_client_id || c.flags.find('M') != std::string::npos ||
-        c.flags.find('S') != std::string::npos) {
+        c.flags.find('S') != std::string::npos || c.cmd == "restore-asking") {
       continue;
     }
     if (n++ < 5) {
