@@ -19,6 +19,7 @@
 #include "agent/setslot_support.h"
 #include "agent/slot_load.h"
 #include "cluster/connection_pool.h"
+#include "cluster/slot_map.h"
 
 namespace slotguard::agent {
 namespace {
@@ -585,6 +586,12 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::string& owner
           ok = false;
           why = "slot " + std::to_string(slot) + " is not yet owned by " + owner_id.substr(0, 8) +
                 " in every view";
+          for (const auto& v : s->views) {
+            if (cluster::SlotMap(v.nodes).Owner(slot) != owner_id) {
+              why += " (not in " + v.reporter.ToString() + "'s)";
+              break;
+            }
+          }
         }
       }
       for (const auto& o : s->judgement.open_slots) {
