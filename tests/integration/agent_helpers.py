@@ -417,6 +417,15 @@ class ClientLoad:
                 self.errors.append(repr(exc))
         return self
 
+    def close(self):
+        """Closes every connection the client holds. RedisCluster.close() leaves the pools of
+        nodes it no longer lists (a master that gave away its last slot) connected."""
+        nodes = self.client.nodes_manager
+        for node in list(nodes.nodes_cache.values()) + list(nodes.startup_nodes.values()):
+            if node.redis_connection:
+                node.redis_connection.connection_pool.disconnect()
+        self.client.close()
+
 
 def password_env(cluster):
     return {"REDIS_PASSWORD": cluster.password} if cluster.password else {}

@@ -1,6 +1,8 @@
 """rebalance and drain on real loopback clusters, a RedisCluster client reading and writing
 throughout: a new empty master filled with --use-empty-masters, drained and forgotten, and a cluster
 whose slots differ 100x in size balanced by sampled memory."""
+import gc
+
 import pytest
 from redis.crc import key_slot
 
@@ -60,15 +62,44 @@ def test_rebalance_onto_a_new_master_then_drain_it(cluster):
                 assert abs(len(slots_of(c, port)) - 5461) <= 5461 * 0.02, (port, r.stdout)
     finally:
         client.stop()
-        client.client.close()  # its connections to the drained node would hold forget back
+        client.close()  # its connections to the drained node would hold forget back
     assert client.errors == [], client.errors[:5]
     assert client.wrong == [], client.wrong[:5]
 
-    # forget: refused within the observation window the journal dates (the client checks
-    # are timing-dependent in CI, lingering connections to the node: unit-tested instead).
+    # forget: refused within the observation window the journal dates, and while an
+    # application still talks to the node; then the node leaves and the rest is a whole 3+3.
     r = run_agent("forget", c.addr(new), "--journal", journal, env=env)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "within the observation window (--min-age 24 h)" in r.stderr, r.stderr
+    # Connections the test's helpers opened to the node close when Python collects their
+    # clients (redis-py's objects hold reference cycles): wait until none is left.
+    wait_for(lambda: forget_dry_run_passes(c, new, journal, env), timeout=60,
+             what="no client of the test left on the drained node")
+    app = c.client(new, client_name="app-still-here")
+    app.ping()
+    r = run_agent("forget", c.addr(new), "--journal", journal, "--min-age", "0s", env=env)
+    assert r.returncode == 1 and "name=app-still-here" in r.stderr, r.stdout + r.stderr
+    app.connection_pool.disconnect()
+    wait_for(lambda: forget_dry_run_passes(c, new, journal, env), timeout=60,
+             what="the application's connection closed")
+    r = run_agent("forget", c.addr(new), "--journal", journal, "--min-age", "0s", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    c.ports.remove(new)
+    for port in c.ports:
+        assert c.addr(new) not in c.nodes_text(port), port
+    assert len(c.ports) == 6 and len(c.masters_ports()) == 3
+    rc, text = c.cluster_check()
+    assert rc == 0, text
+    assert_cluster_whole(c, before)
+
+
+def forget_dry_run_passes(c, node, journal, env):
+    gc.collect()  # closes the sockets of redis-py clients no longer referenced
+    r = run_agent("forget", c.addr(node), "--journal", journal, "--min-age", "0s", "--dry-run",
+                  env=env)
+    if r.returncode != 0:
+        print("forget --dry-run refused:", r.stderr.strip())
+    return r.returncode == 0
 
 
 def true_bytes(cluster):
