@@ -890,6 +890,9 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   out.target_id = info.target_id;
   StepControl ctl = BaseControl(info, others);
   ctl.deadline = deadline;
+  // The move's crash points, named apart ("converge_after_target_node"): a test kills a
+  // rollback or a recovery (fix) at a step, not only a forward move.
+  ctl.crash_point = [this](const char* p) { CrashPoint((std::string("converge_") + p).c_str()); };
   // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.
   ctl.stop = [this]() -> std::optional<std::string> {
     if (Halted()) return std::string(kStoppedReason);

@@ -64,9 +64,17 @@ def test_fix_repairs_a_killed_redis_cli_reshard(cluster):
         assert "Dry run: nothing changed." in r.stdout
         assert raw(c, dst).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == on_dst
 
+        # A fix killed (kill -9) once the slot is the target's but before the source is told:
+        # the journal holds the open batch, and the next fix converges it.
+        r = run_agent("fix", c.seed, "--journal", journal, timeout=600,
+                      env={**env, "SLOTGUARD_TEST_CRASH_AT": "converge_after_target_node"})
+        assert r.returncode == -signal.SIGKILL, r.stdout + r.stderr
+        assert f"[{slot}->-" in raw(c, src).execute_command("CLUSTER", "NODES").decode()
+
         r = run_agent("fix", c.seed, "--journal", journal, env=env, timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "Fixed." in r.stdout, r.stdout
+        assert "finished at the target" in r.stdout + r.stderr, r.stdout + r.stderr
     finally:
         client.stop()
     assert client.errors == [], client.errors[:5]
