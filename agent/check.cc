@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "agent/cluster_health.h"
+
 namespace slotguard::agent {
 namespace {
 
@@ -27,11 +29,6 @@ std::string RangesText(const std::vector<cluster::SlotRange>& ranges) {
   return out;
 }
 
-std::string Describe(const ClusterSnapshot& s, const std::string& id) {
-  if (const auto* n = s.FindById(id)) return n->endpoint.ToString() + " (" + id.substr(0, 8) + ")";
-  return id;
-}
-
 }  // namespace
 
 std::string CheckLine::ToString() const {
@@ -53,7 +50,6 @@ HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
   auto add = [&](CheckLevel level, std::string text) {
     report.lines.push_back({level, std::move(text)});
   };
-  bool healthy = true;
   const auto& j = s.judgement;
 
   std::string using_node = s.views.empty() ? "?" : s.views.front().reporter.ToString();
@@ -77,13 +73,13 @@ HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
   for (const auto& r : s.reports) {
     if (!r.reachable()) {
       add(CheckLevel::kError, "Node " + r.endpoint.ToString() + " is unreachable: " + r.error);
-      healthy = false;
-    } else if (r.cluster_info) {
+    } else if (!r.cluster_info) {
+      add(CheckLevel::kError, "Node " + r.endpoint.ToString() + " did not answer CLUSTER INFO.");
+    } else {
       auto state = r.cluster_info->Get("cluster_state");
-      if (state && *state != "ok") {
-        add(CheckLevel::kError,
-            "Node " + r.endpoint.ToString() + " reports cluster_state:" + *state + ".");
-        healthy = false;
+      if (!state || *state != "ok") {
+        add(CheckLevel::kError, "Node " + r.endpoint.ToString() + " reports cluster_state:" +
+                                    (state ? *state : std::string("?")) + ".");
       }
     }
   }
@@ -92,7 +88,6 @@ HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
     add(CheckLevel::kOk, "All nodes agree about slots configuration.");
   } else {
     add(CheckLevel::kWarning, "Nodes don't agree about configuration!");
-    healthy = false;
   }
 
   // Failing nodes, as flagged by any view.
@@ -112,17 +107,15 @@ HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
     }
     std::string f;
     for (const auto& x : flags) f += (f.empty() ? "" : ",") + x;
-    add(CheckLevel::kError, "Node " + Describe(s, id) + " is flagged " + f + " by " +
+    add(CheckLevel::kError, "Node " + s.Describe(id) + " is flagged " + f + " by " +
                                 std::to_string(views) + " node(s).");
-    healthy = false;
   }
 
   for (const auto& [epoch, ids] : j.colliding_epochs) {
     std::string who;
-    for (const auto& id : ids) who += (who.empty() ? "" : ", ") + Describe(s, id);
+    for (const auto& id : ids) who += (who.empty() ? "" : ", ") + s.Describe(id);
     add(CheckLevel::kWarning,
         "Config epoch collision: epoch " + std::to_string(epoch) + " is used by " + who + ".");
-    healthy = false;
   }
 
   add(CheckLevel::kInfo, ">>> Check for open slots...");
@@ -143,7 +136,6 @@ HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
     add(CheckLevel::kWarning, "The following slots are open: " +
                                   Join(std::vector<int>(open_slots.begin(), open_slots.end())) +
                                   ".");
-    healthy = false;
   }
 
   add(CheckLevel::kInfo, ">>> Check for keys in slots their node does not own...");
@@ -173,11 +165,8 @@ HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
   for (const auto& error : strays.errors) {
     add(CheckLevel::kError, "Keys in slots not owned were not counted on " + error);
   }
-  if (!strays.slots.empty() || !strays.errors.empty()) {
-    healthy = false;
-  } else {
-    add(CheckLevel::kOk, "No master holds keys of a slot it does not own.");
-  }
+  const bool strays_clean = strays.slots.empty() && strays.errors.empty();
+  if (strays_clean) add(CheckLevel::kOk, "No master holds keys of a slot it does not own.");
 
   add(CheckLevel::kInfo, ">>> Check slots coverage...");
   if (j.covered == cluster::kSlotCount) {
@@ -192,9 +181,10 @@ HealthReport JudgeHealth(const ClusterSnapshot& s, const StrayKeys& strays) {
       add(CheckLevel::kInfo,
           "    disputed (" + std::to_string(j.disputed) + "): " + Join(j.disputed_slots));
     }
-    healthy = false;
   }
-  report.healthy = healthy;
+  // The lines above say it in redis-cli's words; whether it is healthy is the one judgement
+  // preflight and rebalance use too, plus the keys in slots their node does not own.
+  report.healthy = AssessHealth(s).empty() && strays_clean;
   return report;
 }
 

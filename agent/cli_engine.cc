@@ -23,6 +23,7 @@
 
 #include "agent/check.h"
 #include "agent/cli.h"
+#include "agent/cluster_health.h"
 #include "agent/cluster_snapshot.h"
 #include "agent/engine.h"
 #include "agent/forget.h"
@@ -960,15 +961,10 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
     Err(s.error().message);
     return kExitError;
   }
-  const auto& j = s->judgement;
-  if (j.views != static_cast<int>(s->reports.size()) || !j.consistent || !j.open_slots.empty() ||
-      j.disputed > 0 || j.uncovered > 0 || !j.failing_node_ids.empty()) {
-    Err("the cluster is not settled (" + std::to_string(j.views) + "/" +
-        std::to_string(s->reports.size()) + " nodes answered, " +
-        std::to_string(j.open_slots.size()) + " open slot(s), " + std::to_string(j.disputed) +
-        " disputed, " + std::to_string(j.uncovered) + " uncovered, " +
-        std::to_string(j.failing_node_ids.size()) +
-        " failing node(s)): see `slotguard-agent check`. Nothing was changed.");
+  if (auto problems = AssessHealth(*s); !problems.empty()) {
+    Err("the cluster is not settled: " + problems.front().text +
+        (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) + " more)" : "") +
+        "; see `slotguard-agent check`. Nothing was changed.");
     return kExitError;
   }
   std::vector<MasterShare> masters;

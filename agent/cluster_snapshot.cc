@@ -15,6 +15,11 @@ const cluster::NodeEntry* ClusterSnapshot::FindById(std::string_view id) const {
   return nullptr;
 }
 
+std::string ClusterSnapshot::Describe(const std::string& id) const {
+  if (const auto* n = FindById(id)) return n->endpoint.ToString() + " (" + id.substr(0, 8) + ")";
+  return id;
+}
+
 const cluster::NodeEntry* ClusterSnapshot::FindNode(std::string_view id_or_address) const {
   if (const auto* n = FindById(id_or_address)) return n;
   auto endpoint = cluster::ParseEndpoint(id_or_address);

@@ -36,6 +36,8 @@ struct ClusterSnapshot {
   const cluster::NodeEntry* FindNode(std::string_view id_or_address) const;
   const cluster::NodeEntry* FindById(std::string_view id) const;
   const NodeReport* ReportFor(const cluster::Endpoint& endpoint) const;
+  // "host:port (first 8 of the id)" for operators; the id alone when unknown.
+  std::string Describe(const std::string& id) const;
   // Masters (by their own or the first view), sorted by address.
   std::vector<const cluster::NodeEntry*> Masters() const;
 };

@@ -3,22 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "agent/cluster_health.h"
+
 namespace slotguard::agent {
 namespace {
-
-std::string Name(const ClusterSnapshot& s, const std::string& id) {
-  if (const auto* n = s.FindById(id)) return n->endpoint.ToString() + " (" + id + ")";
-  return id;
-}
-
-std::string FirstSlots(const std::vector<int>& slots) {
-  std::string out;
-  for (size_t i = 0; i < slots.size() && i < 5; ++i) {
-    out += (i ? "," : "") + std::to_string(slots[i]);
-  }
-  if (slots.size() > 5) out += ",...";
-  return out;
-}
 
 std::string Mib(int64_t bytes) {
   char buf[32];
@@ -53,80 +41,21 @@ cluster::Result<PreflightReport> Preflight(const ClusterSnapshot& s, const Resol
                                            const std::map<std::string, NodeSettings>& settings) {
   const std::string prefix = "preflight for batch " + batch.batch.id + ": ";
   auto fail = [&](const std::string& why) { return cluster::MakeError(prefix + why); };
-  for (const auto& r : s.reports) {
-    if (!r.reachable())
-      return fail("node " + r.endpoint.ToString() + " is unreachable: " + r.error);
-    if (!r.cluster_info) {
-      return fail("node " + r.endpoint.ToString() + " did not answer CLUSTER INFO");
-    }
-    auto state = r.cluster_info->Get("cluster_state");
-    if (!state || *state != "ok") {
-      return fail("node " + r.endpoint.ToString() +
-                  " reports cluster_state:" + (state ? *state : std::string("?")));
-    }
-  }
+  if (auto problems = AssessHealth(s); !problems.empty()) return fail(problems.front().text);
   const auto& j = s.judgement;
-  for (const auto& id : j.failing_node_ids) {
-    for (const auto& v : s.views) {
-      for (const auto& n : v.nodes) {
-        if (n.id != id) continue;
-        std::string flag = n.flags.fail        ? "fail"
-                           : n.flags.pfail     ? "fail?"
-                           : n.flags.handshake ? "handshake"
-                           : n.flags.noaddr    ? "noaddr"
-                                               : "";
-        if (!flag.empty()) {
-          return fail("node " + Name(s, id) + " is flagged " + flag + " by " +
-                      v.reporter.ToString());
-        }
-      }
-    }
-  }
-  if (j.covered != cluster::kSlotCount) {
-    if (!j.disputed_slots.empty()) {
-      return fail(std::to_string(j.disputed) + " slots are disputed between nodes (" +
-                  FirstSlots(j.disputed_slots) + ")");
-    }
-    return fail("only " + std::to_string(j.covered) +
-                " of 16384 slots are covered (uncovered: " + FirstSlots(j.uncovered_slots) + ")");
-  }
-  if (!j.consistent) {
-    std::string first = s.views.empty() ? "" : cluster::ConfigSignature(s.views.front().nodes);
-    for (const auto& v : s.views) {
-      if (cluster::ConfigSignature(v.nodes) != first) {
-        return fail("nodes don't agree about the slot configuration (" + v.reporter.ToString() +
-                    " differs from " + s.views.front().reporter.ToString() + ")");
-      }
-    }
-    return fail("nodes don't agree about the slot configuration");
-  }
-  if (!j.open_slots.empty()) {
-    const auto& o = j.open_slots.front();
-    return fail("slot " + std::to_string(o.slot) + " is open (" +
-                (o.direction == cluster::OpenDirection::kMigrating ? "migrating" : "importing") +
-                " on " + o.node.ToString() + "); " + std::to_string(j.open_slots.size()) +
-                " open slot(s) in all; fix them first (slotguard-agent reshard --journal of the "
-                "run that left them, or redis-cli --cluster fix)");
-  }
-  if (j.epoch_collisions > 0) {
-    const auto& [epoch, ids] = *j.colliding_epochs.begin();
-    std::string who;
-    for (const auto& id : ids) who += (who.empty() ? "" : ", ") + Name(s, id);
-    return fail("config epoch " + std::to_string(epoch) + " is shared by masters " + who);
-  }
   for (int slot : batch.batch.slots) {
     if (j.Owner(slot) != batch.source_id) {
       return fail("slot " + std::to_string(slot) + " is not owned by source " +
-                  Name(s, batch.source_id));
+                  s.Describe(batch.source_id));
     }
   }
   const auto* target = s.FindById(batch.target_id);
   if (target == nullptr || !target->flags.master) {
-    return fail("target " + Name(s, batch.target_id) + " is not a master");
+    return fail("target " + s.Describe(batch.target_id) + " is not a master");
   }
   const auto* target_report = s.ReportFor(target->endpoint);
   if (target_report == nullptr || !target_report->reachable()) {
-    return fail("target " + Name(s, batch.target_id) + " is not reachable");
+    return fail("target " + s.Describe(batch.target_id) + " is not reachable");
   }
 
   PreflightReport report;
@@ -141,16 +70,16 @@ cluster::Result<PreflightReport> Preflight(const ClusterSnapshot& s, const Resol
       return v.ToString() + ", RDB format " + std::to_string(v.RdbVersion());
     };
     if (from.RdbVersion() > to.RdbVersion()) {
-      return fail("source " + Name(s, batch.source_id) + " runs " + name(from) + ", target " +
-                  Name(s, batch.target_id) + " runs " + name(to) +
+      return fail("source " + s.Describe(batch.source_id) + " runs " + name(from) + ", target " +
+                  s.Describe(batch.target_id) + " runs " + name(to) +
                   ": the target cannot read the keys MIGRATE would carry (\"DUMP payload "
                   "version or checksum are wrong\"); upgrade the target first, or move the "
                   "slots to a master on the source's version");
     }
     if (from.RdbVersion() < to.RdbVersion()) {
       report.warnings.push_back(
-          "target " + Name(s, batch.target_id) + " runs " + name(to) + ", newer than source " +
-          Name(s, batch.source_id) + " (" + name(from) +
+          "target " + s.Describe(batch.target_id) + " runs " + name(to) + ", newer than source " +
+          s.Describe(batch.source_id) + " (" + name(from) +
           "): a rollback cannot move keys back to the source, it stops with the slots open "
           "(every key still reachable) until the source is upgraded");
     }

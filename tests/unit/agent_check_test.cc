@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/cluster_health.h"
 #include "agent/stray_keys.h"
 #include "agent_fake_cluster.h"
 
@@ -197,6 +198,68 @@ TEST(AgentCheck, CountStrayKeysReportsAMasterThatStopsAnswering) {
   ASSERT_EQ(strays.errors.size(), 1u);
   EXPECT_EQ(strays.errors[0].rfind("127.0.0.1:7001: ", 0), 0u) << strays.errors[0];
   EXPECT_FALSE(JudgeHealth(*snapshot, strays).healthy);
+}
+
+// AssessHealth is the one judgement behind check, preflight and rebalance.
+bool HasKind(const std::vector<HealthProblem>& ps, HealthProblemKind kind,
+             const std::string& part) {
+  for (const auto& p : ps) {
+    if (p.kind == kind && p.text.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(AgentClusterHealth, AHealthyClusterHasNoProblem) {
+  EXPECT_TRUE(AssessHealth(FromFixture("healthy", 6)).empty());
+}
+
+TEST(AgentClusterHealth, NamesEachProblemWithItsNode) {
+  auto failed = AssessHealth(FromFixture("failed", 5));
+  ASSERT_FALSE(failed.empty());
+  EXPECT_TRUE(HasKind(failed, HealthProblemKind::kFlagged,
+                      "node 127.0.0.1:26165 (072ae2dd) is flagged fail by 127.0.0.1:"));
+  auto dead = AssessHealth(FromFixture("healthy", 6, true));
+  ASSERT_FALSE(dead.empty());
+  EXPECT_EQ(dead.front().kind, HealthProblemKind::kUnreachable);
+  EXPECT_EQ(dead.front().text.rfind("node 127.0.0.1:1 is unreachable: connect to", 0), 0u);
+  auto open = AssessHealth(FromFixture("open_slot", 6));
+  EXPECT_TRUE(HasKind(open, HealthProblemKind::kOpenSlot, "slot 2724 is open (migrating on"));
+  EXPECT_TRUE(HasKind(open, HealthProblemKind::kOpenSlot, "slotguard-agent fix"));
+}
+
+TEST(AgentClusterHealth, DisagreementAndDisputeAreBothSaid) {
+  auto s = FromFixture("healthy", 6);
+  for (auto& n : s.views[1].nodes) {
+    for (auto& range : n.slots) {
+      if (range.first == 0) range.first = 1;
+    }
+  }
+  s.judgement = cluster::JudgeCluster(s.views);
+  auto ps = AssessHealth(s);
+  EXPECT_TRUE(HasKind(ps, HealthProblemKind::kDisputed, "slots are disputed between nodes (0)"));
+  EXPECT_TRUE(HasKind(ps, HealthProblemKind::kDisagree, "differs from"));
+}
+
+// check once called a node that answered CLUSTER NODES but not CLUSTER INFO healthy, where
+// preflight refused it: one judgement now, and check says why.
+TEST(AgentClusterHealth, CheckAndPreflightAgreeOnANodeWithoutClusterInfo) {
+  auto s = FromFixture("healthy", 6);
+  s.reports[2].cluster_info.reset();
+  auto ps = AssessHealth(s);
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps.front().kind, HealthProblemKind::kNoClusterInfo);
+  auto r = JudgeHealth(s, {});
+  EXPECT_FALSE(r.healthy);
+  EXPECT_TRUE(
+      Has(r, "[ERR] Node " + s.reports[2].endpoint.ToString() + " did not answer CLUSTER INFO."));
+}
+
+TEST(AgentClusterHealth, CheckIsHealthyExactlyWhenNothingIsWrong) {
+  for (const auto& [kind, views] :
+       std::vector<std::pair<std::string, int>>{{"healthy", 6}, {"failed", 5}, {"open_slot", 6}}) {
+    auto s = FromFixture(kind, views);
+    EXPECT_EQ(JudgeHealth(s, {}).healthy, AssessHealth(s).empty()) << kind;
+  }
 }
 
 }  // namespace
