@@ -632,21 +632,20 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     }
     for (const auto& m : rec->messages) std::printf("recovery: %s\n", m.c_str());
     std::fflush(stdout);
-    // Right after recovery the other nodes may still be learning the owners by gossip: wait
-    // (bounded) until every recovered slot has an agreed owner, or preflight would refuse it.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (true) {
-      snapshot = TakeSnapshot(*c->pool, {c->seed});
-      if (!snapshot) {
-        Err(snapshot.error().message);
-        return kExitError;
-      }
-      bool agreed = true;
-      for (const JournalBatch* b : open_before.OpenBatches()) {
-        for (int slot : b->slots) agreed = agreed && !snapshot->judgement.Owner(slot).empty();
-      }
-      if (agreed || std::chrono::steady_clock::now() > deadline) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Preflight would refuse a recovered slot that only some views give its owner yet.
+    std::vector<int> recovered;
+    for (const JournalBatch* b : open_before.OpenBatches()) {
+      recovered.insert(recovered.end(), b->slots.begin(), b->slots.end());
+    }
+    snapshot = SnapshotWhenOwnersAgree([&] { return TakeSnapshot(*c->pool, {c->seed}); }, recovered,
+                                       std::chrono::seconds(30),
+                                       [](auto pause) {
+                                         std::this_thread::sleep_for(pause);
+                                         return true;
+                                       });
+    if (!snapshot) {
+      Err(snapshot.error().message);
+      return kExitError;
     }
   }
 

@@ -161,4 +161,22 @@ ClusterSnapshot ReadSnapshot(cluster::Connector& connector,
   return BuildSnapshot(std::move(reports));
 }
 
+cluster::Result<ClusterSnapshot> SnapshotWhenOwnersAgree(
+    const std::function<cluster::Result<ClusterSnapshot>()>& take, const std::vector<int>& slots,
+    std::chrono::milliseconds timeout,
+    const std::function<bool(std::chrono::milliseconds)>& pause) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto snapshot = take();
+    if (!snapshot) return snapshot;
+    const bool agreed = std::all_of(slots.begin(), slots.end(), [&](int slot) {
+      return !snapshot->judgement.Owner(slot).empty();
+    });
+    if (agreed || std::chrono::steady_clock::now() >= deadline ||
+        !pause(std::chrono::milliseconds(200))) {
+      return snapshot;
+    }
+  }
+}
+
 }  // namespace slotguard::agent

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,5 +57,14 @@ ClusterSnapshot ReadSnapshot(cluster::Connector& connector,
 // node. Fails only when no seed answers; unreachable nodes are reported in `reports`.
 cluster::Result<ClusterSnapshot> TakeSnapshot(cluster::Connector& connector,
                                               const std::vector<cluster::Endpoint>& seeds);
+
+// Looks (`take`) until every slot of `slots` has an agreed owner, or `timeout` has passed, and
+// returns the last look either way: right after a batch converged the other nodes still learn
+// its owners by gossip, and what runs next (a preflight, a queue reconciling its items) would
+// misjudge a slot that only some views give its new owner. `pause` waits between looks and
+// returns false to give up early (a daemon stopping). A failed look is returned at once.
+cluster::Result<ClusterSnapshot> SnapshotWhenOwnersAgree(
+    const std::function<cluster::Result<ClusterSnapshot>()>& take, const std::vector<int>& slots,
+    std::chrono::milliseconds timeout, const std::function<bool(std::chrono::milliseconds)>& pause);
 
 }  // namespace slotguard::agent

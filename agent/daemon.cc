@@ -288,28 +288,22 @@ bool Daemon::RecoverOnce() {
     if (item.state == ItemState::kRunning) interrupted.push_back(item);
   }
   if (!interrupted.empty()) {
-    // Right after recovery the other nodes may still be learning the new owners by gossip:
-    // wait (bounded) until every slot of those batches has an agreed owner before judging.
-    const auto deadline = std::chrono::steady_clock::now() + seconds(30);
-    cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("not taken");
-    while (true) {
-      {
-        std::lock_guard<std::mutex> lock(control_pool_mutex_);
-        snapshot = TakeSnapshot(*control_pool_, config_.seeds);
-      }
-      if (!snapshot) {
-        spdlog::error("recovery: cannot read the cluster (retrying in 5s): {}",
-                      snapshot.error().message);
-        return false;
-      }
-      bool agreed = true;
-      for (const auto& item : interrupted) {
-        for (int slot : item.batch.slots)
-          agreed = agreed && !snapshot->judgement.Owner(slot).empty();
-      }
-      if (agreed || std::chrono::steady_clock::now() > deadline) break;
-      if (WaitStop(milliseconds(500))) return false;
+    std::vector<int> slots;
+    for (const auto& item : interrupted) {
+      slots.insert(slots.end(), item.batch.slots.begin(), item.batch.slots.end());
     }
+    auto snapshot = SnapshotWhenOwnersAgree(
+        [&] {
+          std::lock_guard<std::mutex> lock(control_pool_mutex_);
+          return TakeSnapshot(*control_pool_, config_.seeds);
+        },
+        slots, seconds(30), [&](milliseconds pause) { return !WaitStop(pause); });
+    if (!snapshot) {
+      spdlog::error("recovery: cannot read the cluster (retrying in 5s): {}",
+                    snapshot.error().message);
+      return false;
+    }
+    if (WaitStop(milliseconds(0))) return false;
     for (const auto& item : interrupted) Reconcile(item, *snapshot);
   }
   if (had_unfinished_at_start_ && !config_.queue.auto_continue && !queue_->Snapshot().paused) {

@@ -262,5 +262,47 @@ TEST(AgentClusterHealth, CheckIsHealthyExactlyWhenNothingIsWrong) {
   }
 }
 
+// The wait after a recovery: looks again until the slots have an agreed owner, bounded.
+TEST(AgentSnapshotWhenOwnersAgree, LooksUntilTheSlotsHaveOneOwner) {
+  auto healthy = FromFixture("healthy", 6);
+  auto split = healthy;
+  for (auto& n : split.views[1].nodes) {
+    for (auto& range : n.slots) {
+      if (range.first == 0) range.first = 1;
+    }
+  }
+  split.judgement = cluster::JudgeCluster(split.views);
+  ASSERT_TRUE(split.judgement.Owner(0).empty());
+  int looks = 0;
+  auto take = [&]() -> cluster::Result<ClusterSnapshot> { return ++looks < 3 ? split : healthy; };
+  auto no_wait = [](std::chrono::milliseconds) { return true; };
+  auto s = SnapshotWhenOwnersAgree(take, {0, 1}, std::chrono::seconds(60), no_wait);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(looks, 3);
+  EXPECT_FALSE(s->judgement.Owner(0).empty());
+
+  // Never agreed: the last look once the time is up, or when the pause says stop.
+  looks = 0;
+  auto never = [&]() -> cluster::Result<ClusterSnapshot> {
+    ++looks;
+    return split;
+  };
+  s = SnapshotWhenOwnersAgree(never, {0}, std::chrono::milliseconds(0), no_wait);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(looks, 1);
+  EXPECT_TRUE(s->judgement.Owner(0).empty());
+  looks = 0;
+  s = SnapshotWhenOwnersAgree(never, {0}, std::chrono::seconds(60),
+                              [](std::chrono::milliseconds) { return false; });
+  EXPECT_EQ(looks, 1);
+
+  // A failed look ends it at once.
+  s = SnapshotWhenOwnersAgree(
+      [] { return cluster::Result<ClusterSnapshot>(cluster::MakeError("down")); }, {0},
+      std::chrono::seconds(60), no_wait);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message, "down");
+}
+
 }  // namespace
 }  // namespace slotguard::agent
