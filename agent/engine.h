@@ -31,7 +31,7 @@ struct GuardOptions {
   // After a batch, every reachable node must agree on the new owners within this bound.
   std::chrono::seconds convergence_timeout{30};
   std::chrono::milliseconds interval{500};  // how often the guard thread reads the cluster
-  // Added (additive): false switches the coverage and migrate-failure guards off (they never
+  // False switches the coverage and migrate-failure guards off (they never
   // trip, whatever a plan's per-batch overrides say); the agent then relies on Alertmanager and
   // operators. The node-health guard stays on (a node in fail/pfail still rolls the batch back:
   // moving slots onto or off a failing node is never safe), and so does the bounded wait for
@@ -54,7 +54,6 @@ struct EngineOptions {
   std::string journal_dir = "./slotguard-journal";
   GuardOptions guards;
   Limits limits;
-  // Added after step 0 (additive):
   // Rollback and recovery retry unreachable nodes (e.g. a SIGSTOPped target) until then.
   std::chrono::seconds rollback_timeout{300};
   // Timeouts of the guard thread's own connections (when the engine makes them).
@@ -62,10 +61,10 @@ struct EngineOptions {
   // MIGRATE commands per pipelined round trip. Each may wait migrate_timeout on a target that
   // stopped answering before the engine can act on a guard, so this bounds the reaction time.
   int migrates_per_round = 8;
-  // Added (additive): the cluster-wide migration lease (agent/lease.h) RunBatch and Recover take
+  // The cluster-wide migration lease (agent/lease.h) RunBatch and Recover take
   // before their first step and check before each one. Off only for tests of other things.
   LeaseOptions lease;
-  // Added (additive): estimated bytes per MIGRATE (0: keys per MIGRATE only), from the slots'
+  // Estimated bytes per MIGRATE (0: keys per MIGRATE only), from the slots'
   // sizes (Batch::loads, else measured in preflight). See MigratorSettings::bytes_per_migrate.
   int64_t migrate_bytes = 4 << 20;
 };
@@ -80,12 +79,12 @@ struct BatchOutcome {
   std::optional<RollbackTrigger> trigger;
   std::vector<std::string> busy_keys;  // keys that differ on the target (BUSYKEY stop)
   double seconds = 0;
-  // Added after step 0 (additive): preflight warnings (settings) and rollback notes.
+  // Preflight warnings (settings) and rollback notes.
   std::vector<std::string> warnings;
-  // Added (additive): true when RequestStop() ended the batch. state is then kFailed, nothing
+  // True when RequestStop() ended the batch. state is then kFailed, nothing
   // was rolled back and the journal keeps the batch open, so the next Recover() converges it.
   bool stopped = false;
-  // Added (additive): set when a journal record could not be made durable during the batch.
+  // Set when a journal record could not be made durable during the batch.
   // The engine stopped at that record (its step did not run, nor did any later one, rollback
   // included) and wrote no end record: the next Recover() converges the batch.
   std::optional<std::string> journal_error;
@@ -128,7 +127,7 @@ class Engine {
 
   // Thread-safe: makes the running batch (if any) roll back at its next step.
   void RequestRollback(RollbackTrigger trigger, std::string reason);
-  // Added (additive), thread-safe: a rollback of batch `batch_id`. If that batch is running it
+  // Thread-safe: a rollback of batch `batch_id`. If that batch is running it
   // rolls back at its next step; if no batch is running the request is kept for the next
   // RunBatch, which honours it only when it runs that batch (it then rolls back right after
   // preflight). A request for the batch that has just finished (RunBatch returned) is dropped,
@@ -136,7 +135,7 @@ class Engine {
   // unrelated batch.
   void RequestRollback(RollbackTrigger trigger, std::string reason, const std::string& batch_id);
 
-  // Added (additive), thread-safe, sticky: makes the engine stop for good at its next safe gate
+  // Thread-safe, sticky: makes the engine stop for good at its next safe gate
   // (between protocol steps, or between retries of an unreachable node), without rolling
   // anything back and without writing an end record: the journal keeps the batch open, so the
   // next start's Recover() converges it. The running RunBatch returns promptly with
@@ -148,13 +147,13 @@ class Engine {
   // and converges each touched slot to one owner with every key present. Idempotent.
   cluster::Result<RecoveryReport> Recover();
 
-  // Added (additive), from the thread that runs batches: gives the migration lease back (RunBatch
+  // From the thread that runs batches: gives the migration lease back (RunBatch
   // and Recover take it and keep it, so one reshard run holds it across its batches; the daemon
   // calls this between batches). Also done by the destructor. When the engine leaves a batch open,
   // the lease's record of this holder stays, so the next holder is told whose journal converges it.
   void ReleaseLease();
 
-  // Added after step 0 (additive): appends a caller's own record (e.g. a reshard run) to the
+  // appends a caller's own record (e.g. a reshard run) to the
   // engine's journal, fsync'd. Opens (and locks) the journal when not open yet.
   cluster::Result<void> JournalAppend(const nlohmann::json& record);
 

@@ -16,7 +16,7 @@
 
 namespace slotguard::agent {
 
-// Every slotguard_agent_* series of notes/metrics.md, on the daemon's /metrics. As an
+// Every slotguard_agent_* series (README "Metrics"), on the daemon's /metrics. As an
 // EngineObserver it counts what the engine reports; the daemon sets the state and the queue
 // gauges. Label values are created up front so every series exists (at 0) from the start.
 class AgentMetrics final : public EngineObserver {

@@ -34,7 +34,7 @@ struct Batch {
   std::string to;
   std::vector<int> slots;
   std::optional<GuardOverrides> guards;
-  // Added (additive): the slots' sizes as the plan measured them (reshard). The engine bounds
+  // The slots' sizes as the plan measured them (reshard). The engine bounds
   // each MIGRATE's bytes and checks the target's memory headroom with them; slots missing here
   // are measured in preflight. Not journaled: a resumed run measures again.
   std::map<int, SlotLoad> loads;
@@ -103,7 +103,7 @@ cluster::Result<ReshardPlan> PlanReshard(const ReshardRequest& request,
                                          const std::map<int, SlotLoad>& loads,
                                          int64_t source_memory_bytes, const Limits& limits);
 
-// Added (additive): the runbook's hot-slot limit for plans that come from a file.
+// The runbook's hot-slot limit for plans that come from a file.
 // Slots whose estimated bytes exceed limits.hot_slot_fraction of `memory_bytes` (the owner's
 // used_memory); none when memory_bytes is unknown (<= 0).
 std::vector<int> HotSlots(const std::map<int, SlotLoad>& loads, int64_t memory_bytes,
