@@ -191,10 +191,8 @@ cluster::Result<void> Daemon::Start() {
   if (!server) return tl::unexpected(server.error());
   server_ = std::move(*server);
   RefreshState();
-  spdlog::info("slotguard-agent {} listening on {} (journal {}, queue {}, webhook {})",
-               SLOTGUARD_VERSION, config_.listen_address, config_.journal_dir, queue_->path(),
-               config_.webhook.enabled ? "on" : "off");
   // A wrong seed or a shared token would otherwise show only when a batch or an alert needs it.
+  // Logged before the "listening" line: whoever sees that line has seen every warning.
   std::vector<SeedProbe> probes;
   for (const auto& seed : config_.seeds) {
     auto reply = control_pool_->Get(seed).Command({"PING"});
@@ -204,6 +202,9 @@ cluster::Result<void> Daemon::Start() {
   for (const auto& warning : StartupWarnings(config_, control_token_, webhook_token, probes)) {
     spdlog::warn("{}", warning);
   }
+  spdlog::info("slotguard-agent {} listening on {} (journal {}, queue {}, webhook {})",
+               SLOTGUARD_VERSION, config_.listen_address, config_.journal_dir, queue_->path(),
+               config_.webhook.enabled ? "on" : "off");
   worker_ = std::thread([this] { WorkerLoop(); });
   return {};
 }

@@ -417,7 +417,12 @@ def test_enqueue_splits_a_hot_slot_into_its_own_batch(cluster, agent):
 
 
 def test_startup_warns_of_unreachable_seeds_and_a_shared_token(cluster, agent, tmp_path):
+    def started(daemon):  # its start-up warnings come before this line
+        wait_for(lambda: "listening on" in daemon.output(), timeout=30, what="'listening on'")
+        return daemon.output()
+
     # The healthy daemon of the `agent` fixture: separate tokens, seeds that answer.
+    started(agent)
     assert "redis.seeds" not in agent.output() and "same token" not in agent.output(), \
         agent.output()
 
@@ -429,7 +434,7 @@ def test_startup_warns_of_unreachable_seeds_and_a_shared_token(cluster, agent, t
         yaml.safe_dump(bad.config, f)
     try:
         bad.start()  # it still starts: a seed may come up later
-        log = bad.output()
+        log = started(bad)
         assert "no seed in redis.seeds answers" in log, log
         for seed in dead:
             assert seed in log, log
@@ -443,7 +448,7 @@ def test_startup_warns_of_unreachable_seeds_and_a_shared_token(cluster, agent, t
                        workdir=str(tmp_path / "half"))
     try:
         half.start()
-        log = half.output()
+        log = started(half)
         assert f"redis.seeds: {dead[0]}: " in log and "the other seeds answer" in log, log
         assert "no seed in redis.seeds answers" not in log and "same token" not in log, log
     finally:
