@@ -9,6 +9,7 @@
 #include "agent/cluster_snapshot.h"
 #include "agent/plan_file.h"
 #include "agent/slot_load.h"
+#include "agent/startup_checks.h"
 #include "agent/token.h"
 #include "common/listen_address.h"
 
@@ -190,6 +191,17 @@ cluster::Result<void> Daemon::Start() {
   if (!server) return tl::unexpected(server.error());
   server_ = std::move(*server);
   RefreshState();
+  // A wrong seed or a shared token would otherwise show only when a batch or an alert needs it.
+  // Logged before the "listening" line: whoever sees that line has seen every warning.
+  std::vector<SeedProbe> probes;
+  for (const auto& seed : config_.seeds) {
+    auto reply = control_pool_->Get(seed).Command({"PING"});
+    std::string error = !reply ? reply.error().message : reply->IsError() ? reply->str : "";
+    probes.push_back({seed.ToString(), std::move(error)});
+  }
+  for (const auto& warning : StartupWarnings(config_, control_token_, webhook_token, probes)) {
+    spdlog::warn("{}", warning);
+  }
   spdlog::info("slotguard-agent {} listening on {} (journal {}, queue {}, webhook {})",
                SLOTGUARD_VERSION, config_.listen_address, config_.journal_dir, queue_->path(),
                config_.webhook.enabled ? "on" : "off");

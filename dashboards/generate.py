@@ -346,9 +346,9 @@ def cluster_dashboard():
     L.row("Gossip and replication")
     L.add(timeseries("Cluster bus messages per node", "Gossip messages sent and received on "
                      "the cluster bus.",
-                     [target(f"rate(redis_cluster_stats_messages_sent_total{{{N}}}[{RI}])",
+                     [target(f"rate(redis_cluster_messages_sent_total{{{N}}}[{RI}])",
                              "{{node}} sent"),
-                      target(f"rate(redis_cluster_stats_messages_received_total{{{N}}}[{RI}])",
+                      target(f"rate(redis_cluster_messages_received_total{{{N}}}[{RI}])",
                              "{{node}} received")], unit="ops"), 12, 8)
     kinds = [("ping", "sent"), ("pong", "sent"), ("meet", "sent"), ("fail", "sent"),
              ("update", "sent"), ("publish", "sent"), ("ping", "received"),
@@ -356,7 +356,7 @@ def cluster_dashboard():
     L.add(timeseries("Cluster bus messages by type", "Messages per second over the selected "
                      "nodes, by type. fail and update messages mean failovers and slot "
                      "ownership changes.",
-                     [target(f"sum(rate(redis_cluster_stats_messages_{k}_{d}_total{{{N}}}"
+                     [target(f"sum(rate(redis_cluster_stats_messages_{k}_{d}{{{N}}}"
                              f"[{RI}]))", f"{k} {d}") for k, d in kinds], unit="ops"), 12, 8)
     L.add(timeseries("Replica lag", "Bytes each replica is behind its master "
                      "(master_repl_offset minus the replica's acknowledged offset).",

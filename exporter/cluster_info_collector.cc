@@ -28,9 +28,9 @@ const std::map<std::string, std::string, std::less<>>& KnownHelp() {
       {"redis_cluster_size", "Masters serving at least one slot, in this node's view."},
       {"redis_cluster_current_epoch", "The cluster's current epoch as this node knows it."},
       {"redis_cluster_my_epoch", "Config epoch of this node (of its master for a replica)."},
-      {"redis_cluster_stats_messages_sent_total",
+      {"redis_cluster_messages_sent_total",
        "Cluster bus messages sent by this node (CLUSTER INFO cluster_stats_messages_sent)."},
-      {"redis_cluster_stats_messages_received_total",
+      {"redis_cluster_messages_received_total",
        "Cluster bus messages received by this node (CLUSTER INFO "
        "cluster_stats_messages_received)."},
       {"redis_cluster_total_cluster_links_buffer_limit_exceeded_total",
@@ -50,7 +50,8 @@ std::string Help(const std::string& name, const std::string& field, bool counter
     auto underscore = rest.rfind('_');
     if (underscore != std::string::npos) {
       return "Cluster bus " + rest.substr(0, underscore) + " messages " +
-             rest.substr(underscore + 1) + " by this node (CLUSTER INFO " + field + ").";
+             rest.substr(underscore + 1) + " by this node (CLUSTER INFO " + field +
+             "; a counter, named and typed as redis_exporter exports it).";
     }
   }
   return std::string(counter ? "Counter" : "Value") + " of the CLUSTER INFO field " + field +
@@ -72,6 +73,20 @@ void CollectClusterInfo(const ScrapeResult& scrape, FamilySet& out) {
       auto value = node.cluster_info.GetNumber(field.key);
       if (!value) continue;  // only numbers are metrics
       std::string stripped = StartsWith(field.key, "cluster_") ? field.key.substr(8) : field.key;
+      // redis_exporter's names, so its rules and dashboards see these: the two totals as
+      // redis_cluster_messages_{sent,received}_total, the per-type counts as
+      // redis_cluster_stats_messages_<type>_<dir> without _total, typed gauge as redis_exporter
+      // types them (a counter without _total would fail `promtool check metrics`).
+      if (stripped == "stats_messages_sent" || stripped == "stats_messages_received") {
+        const std::string name = "redis_cluster_messages_" + stripped.substr(15) + "_total";
+        out.Counter(name, Help(name, field.key, true), labels, *value);
+        continue;
+      }
+      if (StartsWith(stripped, "stats_messages_")) {
+        const std::string name = "redis_cluster_" + SanitizeMetricName(stripped);
+        out.Gauge(name, Help(name, field.key, true), labels, *value);
+        continue;
+      }
       const bool counter = StartsWith(stripped, "stats_") || StartsWith(stripped, "total_");
       std::string name = "redis_cluster_" + SanitizeMetricName(stripped);
       if (counter) {

@@ -12,7 +12,6 @@ the agent, the agent rolls the batch back and pauses its queue. The test then gi
 back (ADDSLOTS on its owner) and checks every key and `slotguard-agent check`. A notification
 with a wrong token is refused and changes nothing.
 """
-import copy
 import os
 import shutil
 import subprocess
@@ -22,25 +21,19 @@ import urllib.parse
 import urllib.request
 
 import pytest
-import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
-from agent_daemon import AgentDaemon, slot_owner  # noqa: E402
-from prometheus_stack import start_prometheus  # noqa: E402
-from harness import (SOURCE_DIR, Cluster, Process, bin_path, free_port,  # noqa: E402
-                     require_binary, wait_for)
+from agent_daemon import (alertmanager_only_agent, masters_by_first_slot,  # noqa: E402
+                          slot_owner)
+from prometheus_stack import (alertmanager_config, rules_with_short_for,  # noqa: E402
+                              start_prometheus)
+from harness import (Cluster, Process, bin_path, built_binary,  # noqa: E402
+                     free_port, require_binary, wait_for)
 
-RULES_FILE = os.path.join(SOURCE_DIR, "rules", "slotguard.rules.yml")
-ALERTMANAGER_FILE = os.path.join(SOURCE_DIR, "config", "alertmanager.yml")
 BATCH = list(range(0, 300))  # moved from the master owning slot 0
 ROLLBACK_ALERT = "SlotguardSlotsUncovered"
 
-
-def masters_by_first_slot(cluster):
-    ranges = sorted(cluster.client(cluster.base).execute_command("CLUSTER SLOTS"),
-                    key=lambda r: r[0])
-    return [(f"{r[2][0]}:{r[2][1]}", int(r[2][1])) for r in ranges]
 
 
 def load_data(cluster, n=20000):
@@ -91,46 +84,6 @@ def check_data(cluster, expected):
 
 
 
-def rules_with_short_for(tmp):
-    """A copy of the shipped rules where the rollback alert fires after 2 s, not 1 min."""
-    with open(RULES_FILE) as f:
-        rules = yaml.safe_load(f)
-    found = False
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            if rule.get("alert") == ROLLBACK_ALERT:
-                assert rule["labels"].get("slotguard_action") == "rollback", rule
-                rule["for"] = "2s"
-                found = True
-    assert found, f"{ROLLBACK_ALERT} not in {RULES_FILE}"
-    path = os.path.join(tmp, "slotguard.rules.yml")
-    with open(path, "w") as f:
-        yaml.safe_dump(rules, f)
-    return path
-
-
-def alertmanager_config(tmp, agent):
-    """The shipped alertmanager.yml, pointed at this agent and its token file, with short
-    group timings. The routing (which alerts reach the agent) is the shipped one."""
-    with open(ALERTMANAGER_FILE) as f:
-        config = yaml.safe_load(f)
-    config = copy.deepcopy(config)
-    config["route"]["group_wait"] = "1s"
-    config["route"]["group_interval"] = "1s"
-    agent_routes = [r for r in config["route"]["routes"] if r["receiver"] == "slotguard-agent"]
-    assert agent_routes, "alertmanager.yml has no route to the slotguard-agent receiver"
-    for r in agent_routes:
-        r["group_wait"] = "0s"
-        r["group_interval"] = "1s"
-    receiver = next(r for r in config["receivers"] if r["name"] == "slotguard-agent")
-    hook = receiver["webhook_configs"][0]
-    assert hook["url"].endswith("/api/v1/alertmanager"), hook
-    hook["url"] = agent.url + "/api/v1/alertmanager"
-    hook["http_config"]["authorization"]["credentials_file"] = agent.webhook_token_file
-    path = os.path.join(tmp, "alertmanager.yml")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    return path
 
 
 @pytest.fixture
@@ -138,10 +91,7 @@ def stack():
     for tool in ("redis-server", "redis-cli", "prometheus", "prometheus-alertmanager"):
         require_binary(tool)
     for binary in ("slotguard-exporter", "slotguard-agent"):
-        if not os.path.exists(bin_path(binary)):
-            if os.environ.get("CI"):
-                pytest.fail(f"{bin_path(binary)} is not built")
-            pytest.skip(f"{bin_path(binary)} is not built")
+        built_binary(binary)
     cluster = Cluster(masters=3, replicas=1)
     tmp = tempfile.mkdtemp(prefix="slotguard-e2e-rollback-")
     procs = []
@@ -158,27 +108,20 @@ def stack():
                             "--scrape.timeout=800ms"])
         procs.append(exporter)
 
-        agent = AgentDaemon(cluster, overrides={
-            "engine.guards": {"enabled": False},
-            "engine.pipeline": 1,
-            "engine.group_slots": 1,
-            "engine.throttle_per_slot": "250ms",
-            "log.format": "json",
-            # Prometheus labels every target cluster="e2e" (start_prometheus): the rollback
-            # alert must carry it through the rules for this agent to act on it.
-            "webhook.cluster": "e2e",
-        }, workdir=os.path.join(tmp, "agent"))
+        # Prometheus labels every target cluster="e2e" (start_prometheus): the rollback alert
+        # must carry it through the rules for this agent to act on it.
+        agent = alertmanager_only_agent(cluster, "e2e", os.path.join(tmp, "agent"))
         agent.start()
 
         am_port = free_port()
         alertmanager = Process([
-            "prometheus-alertmanager", f"--config.file={alertmanager_config(tmp, agent)}",
+            "prometheus-alertmanager", f"--config.file={alertmanager_config(tmp, [agent])}",
             f"--storage.path={tmp}/am-data", f"--web.listen-address=127.0.0.1:{am_port}",
             "--cluster.listen-address="])
         procs.append(alertmanager)
 
         prometheus, prom = start_prometheus(
-            tmp, [rules_with_short_for(tmp)],
+            tmp, [rules_with_short_for(tmp, [ROLLBACK_ALERT])],
             {"slotguard-exporter": exporter_port, "slotguard-agent": agent.port},
             alertmanager_port=am_port)
         procs.append(prometheus)

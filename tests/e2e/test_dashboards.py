@@ -28,7 +28,7 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
 from prometheus_stack import start_prometheus  # noqa: E402
-from harness import (SOURCE_DIR, Cluster, Process, bin_path, free_port,  # noqa: E402
+from harness import (SOURCE_DIR, Cluster, Process, built_binary, free_port,  # noqa: E402
                      require_binary, wait_for)
 
 DASHBOARD_DIR = os.path.join(SOURCE_DIR, "dashboards")
@@ -199,14 +199,6 @@ def leave_a_slot_open(cluster):
     return slot
 
 
-def built(name):
-    path = bin_path(name)
-    if not os.path.exists(path):
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is not built")
-        pytest.skip(f"{path} is not built")
-    return path
-
 
 def serving(proc, url, needle):
     def check():
@@ -220,8 +212,8 @@ def serving(proc, url, needle):
 def stack():
     require_binary("redis-server")
     require_binary("prometheus")
-    exporter_bin = built("slotguard-exporter")
-    agent_bin = built("slotguard-agent")
+    exporter_bin = built_binary("slotguard-exporter")
+    agent_bin = built_binary("slotguard-agent")
 
     cluster = Cluster(masters=3, replicas=1)
     tmp = tempfile.mkdtemp(prefix="slotguard-e2e-dash-")

@@ -13,7 +13,6 @@ owner on every node) fires SlotguardSlotsUncovered{cluster="beta"}; Alertmanager
 both agents; beta's agent rolls its batch back, alpha's ignores it and finishes its batch. No
 alert carries job="redis_exporter".
 """
-import copy
 import os
 import shutil
 import sys
@@ -25,60 +24,19 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
-from agent_daemon import AgentDaemon, slot_owner  # noqa: E402
-from prometheus_stack import PrometheusApi  # noqa: E402
-from harness import (SOURCE_DIR, Cluster, Process, bin_path, free_port,  # noqa: E402
-                     require_binary, wait_for)
+from agent_daemon import (alertmanager_only_agent, masters_by_first_slot,  # noqa: E402
+                          slot_owner)
+from prometheus_stack import (PrometheusApi, alertmanager_config,  # noqa: E402
+                              rules_with_short_for)
+from harness import (Cluster, Process, bin_path, built_binary,  # noqa: E402
+                     free_port, require_binary, wait_for)
 
-RULES_FILE = os.path.join(SOURCE_DIR, "rules", "slotguard.rules.yml")
-ALERTMANAGER_FILE = os.path.join(SOURCE_DIR, "config", "alertmanager.yml")
 BATCH = list(range(0, 200))
 ROLLBACK_ALERT = "SlotguardSlotsUncovered"
 VICTIM = 16000  # a slot outside BATCH, owned by the third master
 
 
-def masters_by_first_slot(cluster):
-    ranges = sorted(cluster.client(cluster.base).execute_command("CLUSTER SLOTS"),
-                    key=lambda r: r[0])
-    return [(f"{r[2][0]}:{r[2][1]}", int(r[2][1])) for r in ranges]
 
-
-def rules_with_short_for(tmp):
-    with open(RULES_FILE) as f:
-        rules = yaml.safe_load(f)
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            if "alert" in rule and "for" in rule:
-                rule["for"] = "2s"
-    path = os.path.join(tmp, "slotguard.rules.yml")
-    with open(path, "w") as f:
-        yaml.safe_dump(rules, f)
-    return path
-
-
-def alertmanager_config(tmp, agents):
-    """The shipped routing; the agent receiver posts to every agent (each with its token)."""
-    with open(ALERTMANAGER_FILE) as f:
-        config = copy.deepcopy(yaml.safe_load(f))
-    config["route"]["group_wait"] = "1s"
-    config["route"]["group_interval"] = "1s"
-    for r in config["route"]["routes"]:
-        if r["receiver"] == "slotguard-agent":
-            r["group_wait"] = "0s"
-            r["group_interval"] = "1s"
-    receiver = next(r for r in config["receivers"] if r["name"] == "slotguard-agent")
-    template = receiver["webhook_configs"][0]
-    hooks = []
-    for agent in agents:
-        hook = copy.deepcopy(template)
-        hook["url"] = agent.url + "/api/v1/alertmanager"
-        hook["http_config"]["authorization"]["credentials_file"] = agent.webhook_token_file
-        hooks.append(hook)
-    receiver["webhook_configs"] = hooks
-    path = os.path.join(tmp, "alertmanager.yml")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    return path
 
 
 def prometheus_config(tmp, rules, targets, am_port):
@@ -105,10 +63,7 @@ def stack():
                  "prometheus-redis-exporter"):
         require_binary(tool)
     for binary in ("slotguard-exporter", "slotguard-agent"):
-        if not os.path.exists(bin_path(binary)):
-            if os.environ.get("CI"):
-                pytest.fail(f"{bin_path(binary)} is not built")
-            pytest.skip(f"{bin_path(binary)} is not built")
+        built_binary(binary)
     tmp = tempfile.mkdtemp(prefix="slotguard-e2e-two-")
     clusters, agents, procs = {}, {}, []
     try:
@@ -125,14 +80,8 @@ def stack():
             procs.append(Process([bin_path("slotguard-exporter"), f"--redis.addr={cluster.seed}",
                                   f"--web.listen-address=127.0.0.1:{exporter_port}",
                                   "--scrape.timeout=800ms"]))
-            agent = AgentDaemon(cluster, overrides={
-                "engine.guards": {"enabled": False},
-                "engine.pipeline": 1,
-                "engine.group_slots": 1,
-                "engine.throttle_per_slot": "150ms",
-                "log.format": "json",
-                "webhook.cluster": name,
-            }, workdir=os.path.join(tmp, f"agent-{name}"))
+            agent = alertmanager_only_agent(cluster, name, os.path.join(tmp, f"agent-{name}"),
+                                            throttle_per_slot="150ms")
             agent.start()
             agents[name] = agent
             # redis_exporter beside slotguard: one node of this cluster.

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
@@ -413,3 +414,42 @@ def test_enqueue_splits_a_hot_slot_into_its_own_batch(cluster, agent):
              what="the batch and its hot slot's batch to finish")
     assert {slot_owner(cluster, s) for s in range(10)} == {b}
     assert_cluster_whole(cluster, keys)
+
+
+def test_startup_warns_of_unreachable_seeds_and_a_shared_token(cluster, agent, tmp_path):
+    def started(daemon):  # its start-up warnings come before this line
+        wait_for(lambda: "listening on" in daemon.output(), timeout=30, what="'listening on'")
+        return daemon.output()
+
+    # The healthy daemon of the `agent` fixture: separate tokens, seeds that answer.
+    started(agent)
+    assert "redis.seeds" not in agent.output() and "same token" not in agent.output(), \
+        agent.output()
+
+    dead = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    bad = AgentDaemon(cluster, overrides={"redis.seeds": dead}, workdir=str(tmp_path / "bad"))
+    # One token for both: the webhook reads the control token file.
+    bad.config["webhook"]["token_file"] = bad.control_token_file
+    with open(bad.config_path, "w") as f:
+        yaml.safe_dump(bad.config, f)
+    try:
+        bad.start()  # it still starts: a seed may come up later
+        log = started(bad)
+        assert "no seed in redis.seeds answers" in log, log
+        for seed in dead:
+            assert seed in log, log
+        assert "hold the same token" in log, log
+        assert bad.control_token_file in log
+        assert bad.control_token not in log  # the secret itself never
+    finally:
+        bad.stop()
+
+    half = AgentDaemon(cluster, overrides={"redis.seeds": [cluster.seed, dead[0]]},
+                       workdir=str(tmp_path / "half"))
+    try:
+        half.start()
+        log = started(half)
+        assert f"redis.seeds: {dead[0]}: " in log and "the other seeds answer" in log, log
+        assert "no seed in redis.seeds answers" not in log and "same token" not in log, log
+    finally:
+        half.stop()

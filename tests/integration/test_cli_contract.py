@@ -14,16 +14,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
-from harness import SOURCE_DIR, Process, bin_path, free_port, wait_for  # noqa: E402
+from harness import SOURCE_DIR, Process, built_binary, free_port, wait_for  # noqa: E402
 
-
-def binary(name):
-    path = bin_path(name)
-    if not os.path.exists(path):
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is not built")
-        pytest.skip(f"{path} is not built")
-    return path
 
 
 def run(args, env=None):
@@ -44,7 +36,7 @@ def run(args, env=None):
     [],                                                       # no seed
 ])
 def test_exporter_usage_errors_exit_1(args):
-    r = run([binary("slotguard-exporter"), *args])
+    r = run([built_binary("slotguard-exporter"), *args])
     assert r.returncode == 1, (args, r.returncode, r.stderr)
     assert r.stderr.strip(), "an error must say what is wrong"
 
@@ -59,21 +51,21 @@ def test_exporter_usage_errors_exit_1(args):
     ["no-such-command"],
 ])
 def test_agent_usage_errors_exit_1(args):
-    r = run([binary("slotguard-agent"), *args])
+    r = run([built_binary("slotguard-agent"), *args])
     assert r.returncode == 1, (args, r.returncode, r.stderr)
 
 
 @pytest.mark.parametrize("name", ["slotguard-exporter", "slotguard-agent"])
 def test_help_and_version_exit_0(name):
     for flag in ("--help", "--version"):
-        r = run([binary(name), flag])
+        r = run([built_binary(name), flag])
         assert r.returncode == 0, (name, flag, r.stderr)
         assert r.stdout.strip()
 
 
 def exporter_flags_and_envs():
     """(flag, environment variable) for every flag --help lists (CLI11 prints '(Env:NAME)')."""
-    r = run([binary("slotguard-exporter"), "--help"])
+    r = run([built_binary("slotguard-exporter"), "--help"])
     assert r.returncode == 0
     pairs, flag = [], None
     for line in r.stdout.splitlines():
@@ -115,7 +107,7 @@ def scrape(port, path):
 def test_exporter_runs_from_the_environment_flags_win_and_build_info(tmp_path):
     """The exporter started from environment variables only; a flag wins over its variable,
     the variable over --config; /metrics carries slotguard_exporter_build_info."""
-    exporter = binary("slotguard-exporter")
+    exporter = built_binary("slotguard-exporter")
     config = tmp_path / "exporter.yaml"
     config.write_text("web:\n  telemetry_path: /from-file\nlog:\n  level: warn\n")
     port = free_port()

@@ -23,7 +23,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
-from harness import SOURCE_DIR, bin_path  # noqa: E402
+from harness import SOURCE_DIR, built_binary  # noqa: E402
 
 SYSTEMD_DIR = os.path.join(SOURCE_DIR, "packaging", "systemd")
 K8S_DIR = os.path.join(SOURCE_DIR, "packaging", "kubernetes")
@@ -31,21 +31,13 @@ WORKFLOW = os.path.join(SOURCE_DIR, "config", "github-actions-reshard.yml")
 EXPORTER_JOB, AGENT_JOB = "slotguard-exporter", "slotguard-agent"
 
 
-def built(name):
-    path = bin_path(name)
-    if not os.path.exists(path):
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is not built")
-        pytest.skip(f"{path} is not built")
-    return path
-
 
 def run(args, **kw):
     return subprocess.run(args, capture_output=True, text=True, timeout=120, **kw)
 
 
 def help_text(*args):
-    r = run([built("slotguard-agent" if args[0] == "agent" else "slotguard-exporter"),
+    r = run([built_binary("slotguard-agent" if args[0] == "agent" else "slotguard-exporter"),
              *args[1:], "--help"])
     assert r.returncode == 0, (args, r.stderr)
     return r.stdout
@@ -94,7 +86,7 @@ def test_systemd_analyze_verify(unit, tmp_path):
     text = open(os.path.join(SYSTEMD_DIR, unit)).read()
     # verify checks that ExecStart's binary exists: point it at the built one.
     assert f"/usr/local/bin/{binary} " in text
-    text = text.replace(f"/usr/local/bin/{binary}", built(binary))
+    text = text.replace(f"/usr/local/bin/{binary}", built_binary(binary))
     instance = tmp_path / unit.replace("@.", "@shop.")
     instance.write_text(text)
     r = run([analyze, "verify", str(instance)])

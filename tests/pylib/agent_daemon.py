@@ -40,6 +40,13 @@ def slot_owner(cluster, slot):
     return None
 
 
+def masters_by_first_slot(cluster):
+    """[(address, port)] of the masters, ordered by the first slot each owns."""
+    ranges = sorted(cluster.client(cluster.base).execute_command("CLUSTER SLOTS"),
+                    key=lambda r: r[0])
+    return [(f"{r[2][0]}:{r[2][1]}", int(r[2][1])) for r in ranges]
+
+
 class AgentDaemon:
     def __init__(self, cluster, overrides=None, workdir=None):
         self.cluster = cluster
@@ -190,3 +197,17 @@ class AgentDaemon:
         with open(path, "w") as f:
             f.write(text)
         return path
+
+
+def alertmanager_only_agent(cluster, cluster_label, workdir, throttle_per_slot="250ms"):
+    """An AgentDaemon (not started) that only Alertmanager can stop: its own guards off, its
+    webhook acting on alerts labelled cluster=`cluster_label`, and batches slow enough to be
+    caught running (one key per MIGRATE, one slot per step, `throttle_per_slot` before each)."""
+    return AgentDaemon(cluster, overrides={
+        "engine.guards": {"enabled": False},
+        "engine.pipeline": 1,
+        "engine.group_slots": 1,
+        "engine.throttle_per_slot": throttle_per_slot,
+        "log.format": "json",
+        "webhook.cluster": cluster_label,
+    }, workdir=workdir)

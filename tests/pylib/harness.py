@@ -290,3 +290,15 @@ class Process:
 
 def bin_path(name):
     return os.path.join(BIN_DIR, name)
+
+
+def built_binary(name):
+    """The path of a slotguard binary of this build; skips (outside CI) or fails (in CI) when
+    it is not built."""
+    import pytest
+    path = bin_path(name)
+    if not os.path.exists(path):
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is not built")
+        pytest.skip(f"{path} is not built")
+    return path

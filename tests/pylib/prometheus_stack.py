@@ -1,4 +1,5 @@
 """A real Prometheus for the end-to-end tests: started on a free port with a temp config."""
+import copy
 import json
 import os
 import time
@@ -8,7 +9,7 @@ import urllib.request
 
 import yaml
 
-from harness import Process, free_port
+from harness import SOURCE_DIR, Process, free_port
 
 
 class PrometheusApi:
@@ -74,3 +75,54 @@ def start_prometheus(tmp, rule_files, targets, alertmanager_port=None, cluster="
                     f"--storage.tsdb.path={tmp}/prom-data",
                     f"--web.listen-address=127.0.0.1:{port}"])
     return proc, PrometheusApi(port)
+
+
+RULES_FILE = os.path.join(SOURCE_DIR, "rules", "slotguard.rules.yml")
+ALERTMANAGER_FILE = os.path.join(SOURCE_DIR, "config", "alertmanager.yml")
+
+
+def rules_with_short_for(tmp, alerts=None):
+    """A copy of the shipped rules where the alerts named in `alerts` (every alert when None)
+    fire after 2 s instead of minutes. Returns its path."""
+    with open(RULES_FILE) as f:
+        rules = yaml.safe_load(f)
+    found = set()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule and "for" in rule and (alerts is None or rule["alert"] in alerts):
+                rule["for"] = "2s"
+                found.add(rule["alert"])
+    assert alerts is None or found == set(alerts), f"{set(alerts) - found} not in {RULES_FILE}"
+    path = os.path.join(tmp, "slotguard.rules.yml")
+    with open(path, "w") as f:
+        yaml.safe_dump(rules, f)
+    return path
+
+
+def alertmanager_config(tmp, agents):
+    """The shipped alertmanager.yml with short group timings, its agent receiver posting to
+    every agent in `agents` (each with its own webhook token file). The routing (which alerts
+    reach the agents) is the shipped one. Returns its path."""
+    with open(ALERTMANAGER_FILE) as f:
+        config = yaml.safe_load(f)
+    config["route"]["group_wait"] = "1s"
+    config["route"]["group_interval"] = "1s"
+    agent_routes = [r for r in config["route"]["routes"] if r["receiver"] == "slotguard-agent"]
+    assert agent_routes, "alertmanager.yml has no route to the slotguard-agent receiver"
+    for r in agent_routes:
+        r["group_wait"] = "0s"
+        r["group_interval"] = "1s"
+    receiver = next(r for r in config["receivers"] if r["name"] == "slotguard-agent")
+    template = receiver["webhook_configs"][0]
+    assert template["url"].endswith("/api/v1/alertmanager"), template
+    hooks = []
+    for agent in agents:
+        hook = copy.deepcopy(template)
+        hook["url"] = agent.url + "/api/v1/alertmanager"
+        hook["http_config"]["authorization"]["credentials_file"] = agent.webhook_token_file
+        hooks.append(hook)
+    receiver["webhook_configs"] = hooks
+    path = os.path.join(tmp, "alertmanager.yml")
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    return path
