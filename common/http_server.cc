@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +18,10 @@
 #include <thread>
 
 #include "common/basic_auth.h"
+
+// common/openssl_shim: the libssl.so and libcrypto.so civetweb's dlopen gets.
+extern "C" int slotguard_libssl_shim(void);
+extern "C" unsigned long slotguard_libcrypto_shim(void);
 
 namespace slotguard::common {
 namespace {
@@ -57,7 +62,11 @@ const char* StatusText(int status) {
 
 void InitLibraryOnce() {
   static std::once_flag once;
-  std::call_once(once, [] { mg_init_library(0); });
+  std::call_once(once, [] {
+    // Keeps the OpenSSL stand-ins linked in (they must be loaded before civetweb's dlopen).
+    (void)(slotguard_libssl_shim() + slotguard_libcrypto_shim());
+    mg_init_library(0);
+  });
 }
 
 // civetweb says "Failed to setup server ports" whatever went wrong; binding the address
@@ -126,6 +135,9 @@ std::string WithTls(const std::string& ports) {
   return out;
 }
 
+// What civetweb logs while mg_start2 runs on this thread (its reasons for failing to start).
+thread_local std::string* start_log = nullptr;
+
 std::string RequestPath(mg_connection* conn) {
   const mg_request_info* info = mg_get_request_info(conn);
   return info && info->local_uri ? info->local_uri : "?";
@@ -178,18 +190,31 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ListenAddress& addre
   // The certificate, key and client checks are set on civetweb's SSL_CTX by InitTls (civetweb
   // alone wants cert and key in one file and has no RequestClientCert-style modes).
   if (tls) callbacks.init_ssl = &HttpServer::InitTls;
+  // civetweb's own reason for a failed start (a TLS library it cannot load, ...), kept for
+  // the error instead of its bare "Error initializing SSL context".
+  callbacks.log_message = [](const mg_connection*, const char* message) {
+    if (start_log != nullptr) {
+      *start_log += (start_log->empty() ? "" : "; ") + std::string(message);
+    } else {
+      spdlog::debug("civetweb: {}", message);
+    }
+    return 1;
+  };
   mg_init_data init{&callbacks, server.get(), config};
   unsigned code = 0;
   char text[256] = {0};
   mg_error_data error{&code, text, sizeof(text)};
+  std::string civetweb_log;
+  start_log = &civetweb_log;
   mg_context* context = mg_start2(&init, &error);
+  start_log = nullptr;
   if (context == nullptr) {
     if (!server->tls_error_.empty()) {
       return MakeError("cannot serve TLS on " + address.ToString() + ": " + server->tls_error_);
     }
-    if (tls && mg_check_feature(MG_FEATURES_TLS) == 0) {
-      return MakeError("cannot serve TLS on " + address.ToString() +
-                       ": this build of civetweb has no TLS support");
+    if (tls) {
+      return MakeError("cannot serve TLS on " + address.ToString() + ": " +
+                       (civetweb_log.empty() ? std::string(text) : civetweb_log));
     }
     return MakeError("cannot listen on " + address.ToString() + ": " +
                      WhyNoListen(address, text[0] ? text : "civetweb failed to start"));
@@ -212,6 +237,17 @@ int HttpServer::InitTls(void* ssl_ctx, void* self) {
   auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
   const TlsServerConfig& tls = *server->options_.web_config->tls;
   ERR_clear_error();
+  // civetweb 1.15 has already set option bits numbered as in OpenSSL 1.1; under OpenSSL 3 they
+  // include SSL_OP_DISABLE_TLSEXT_CA_NAMES, which makes a TLS 1.3 CertificateRequest carry an
+  // empty CA list that Go clients (Prometheus, Alertmanager) refuse ("tls: unexpected
+  // message"). Start again from the options a fresh OpenSSL context has.
+  {
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> fresh(SSL_CTX_new(TLS_server_method()),
+                                                            &SSL_CTX_free);
+    const uint64_t defaults = fresh ? SSL_CTX_get_options(fresh.get()) : 0;
+    SSL_CTX_clear_options(ctx, SSL_CTX_get_options(ctx));
+    SSL_CTX_set_options(ctx, defaults | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+  }
   auto fail = [server](const std::string& what) {
     const std::string reason = OpenSslError();
     server->tls_error_ = what + (reason.empty() ? "" : " (" + reason + ")");
@@ -221,6 +257,10 @@ int HttpServer::InitTls(void* ssl_ctx, void* self) {
     return fail("cannot load the certificate " + tls.cert_file);
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      return fail("the private key " + tls.key_file + " does not belong to the certificate " +
+                  tls.cert_file);
+    }
     return fail("cannot load the private key " + tls.key_file);
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {

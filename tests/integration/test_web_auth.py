@@ -142,7 +142,7 @@ def test_exporter_tls_and_basic_auth(certs, small_cluster):
         rc, status, out = curl(exporter.url + "/metrics", "--cacert", ca,
                                "-u", "prometheus:" + PASSWORD)
         assert (rc, status) == (0, 200), out
-        assert "redis_cluster_slots_assigned 16384" in out
+        assert "redis_cluster_slots_covered 16384" in out
         # The server's certificate is checked by the client: without the CA curl refuses it.
         rc, status, out = curl(exporter.url + "/healthz", "-u", "prometheus:" + PASSWORD)
         assert rc == 60 and status == 0, out
@@ -171,7 +171,7 @@ def test_exporter_tls_and_basic_auth(certs, small_cluster):
             def scraped():
                 assert prom_proc.alive(), prom_proc.output()
                 up = {r["metric"]["job"]: r["value"][1] for r in prom.result("up")}
-                slots = prom.result('redis_cluster_slots_assigned{job="exporter-tls"}')
+                slots = prom.result('redis_cluster_slots_covered{job="exporter-tls"}')
                 return (up.get("exporter-tls") == "1" and up.get("exporter-wrong-password") == "0"
                         and slots and slots[0]["value"][1] == "16384")
             wait_for(scraped, timeout=60, interval=0.5,
@@ -350,8 +350,12 @@ def test_agent_webhook_over_tls_from_alertmanager(certs, small_cluster):
                       if name == "slotguard_agent_webhook_notifications_total"}
             assert counts.get("rejected", 0) == 0, (counts, alertmanager.output())
             return sum(counts.values()) >= 1
-        wait_for(delivered, timeout=60, interval=0.5,
-                 what="Alertmanager's notification reaching the agent over TLS")
+        try:
+            wait_for(delivered, timeout=60, interval=0.5,
+                     what="Alertmanager's notification reaching the agent over TLS")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nAlertmanager:\n{alertmanager.output()[-3000:]}\n"
+                                 f"agent:\n{agent.output()[-3000:]}") from None
         assert "notification" in agent.output()
     finally:
         if alertmanager:
