@@ -1,6 +1,7 @@
 #include "agent/http_client.h"
 
 #include <civetweb.h>
+#include <signal.h>
 
 #include <memory>
 #include <mutex>
@@ -22,7 +23,12 @@ cluster::Result<HttpClientResponse> HttpRequestTo(
     const std::string& bearer_token, const std::string& json_body,
     std::chrono::milliseconds timeout, const HttpClientTls& tls) {
   static std::once_flag once;
-  std::call_once(once, [] { mg_init_library(0); });
+  std::call_once(once, [] {
+    // An agent that refuses the TLS handshake (no client certificate) closes the socket under
+    // our write: that is an error to report, not a reason to die of SIGPIPE.
+    signal(SIGPIPE, SIG_IGN);
+    mg_init_library(0);
+  });
 
   std::string rest = base_url;
   bool https = false;

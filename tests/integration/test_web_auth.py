@@ -308,6 +308,16 @@ def test_agent_webhook_over_tls_from_alertmanager(certs, small_cluster):
                                "-H", f"Authorization: Bearer {agent.control_token}")
         assert rc != 0 and status == 0, out
 
+        # The control CLI over https: the CA, a client certificate (cert and key in one PEM).
+        pem = os.path.join(tmp, "client.pem")
+        with open(pem, "w") as f:
+            f.write(open(client[0]).read() + open(client[1]).read())
+        r = agent.cli("status", "--json", "--ca-file", ca, "--cert-file", pem)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "items" in json.loads(r.stdout)
+        r = agent.cli("status", "--ca-file", ca)  # no client certificate
+        assert r.returncode == 1 and "the agent at https://" in r.stderr, r.stdout + r.stderr
+
         # A real Alertmanager posts to the webhook over TLS with its client certificate and
         # the bearer token.
         am_port = free_port()
