@@ -15,6 +15,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+import agent_helpers
 from agent_helpers import (ClientLoad, Dataset, assert_cluster_whole, journal_dir, master_ids,
                            run_agent, snapshot)
 from exporter_support import Exporter
@@ -48,7 +49,7 @@ def password_file(password):
 
 
 @pytest.fixture
-def acl_cluster():
+def acl_cluster(monkeypatch):
     c = Cluster(masters=3, replicas=0)
     admin = {p: redis.Redis(host="127.0.0.1", port=p, decode_responses=True, socket_timeout=5)
              for p in c.ports}
@@ -64,12 +65,14 @@ def acl_cluster():
         for p in c.ports:
             redis.Redis(host="127.0.0.1", port=p, username=APP_USER, password=APP_PASS) \
                 .execute_command("ACL", "SETUSER", "default", "off")
-        with pytest.raises(redis.exceptions.ResponseError):
+        with pytest.raises(redis.exceptions.AuthenticationError):
             redis.Redis(host="127.0.0.1", port=c.base).ping()
         # The harness's own reads (snapshot, checks) go as the app user.
         c.client = lambda port, **kw: redis.Redis(
             host="127.0.0.1", port=port, username=APP_USER, password=APP_PASS,
             decode_responses=True, socket_timeout=5, **kw)
+        monkeypatch.setattr(agent_helpers, "raw", lambda cluster, port: redis.Redis(
+            host="127.0.0.1", port=port, username=APP_USER, password=APP_PASS, socket_timeout=10))
         c.cluster_client = lambda **kw: RedisCluster(
             host="127.0.0.1", port=c.base, username=APP_USER, password=APP_PASS,
             decode_responses=True, **kw)
@@ -120,6 +123,15 @@ def test_exporter_as_least_privilege_user(acl_cluster):
             client.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
             cluster.client(dst).execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
             client.delete(key)
+        # Without CLUSTER INFO a node cannot be scraped at all: redis_up 0, and the log line
+        # names CLUSTER INFO (not CLUSTER NODES), once.
+        cluster.client(dst).execute_command("ACL", "SETUSER", "slotguard-exporter", "-cluster|info")
+        for _ in range(3):
+            scrape = exporter.scrape()
+        assert sorted(scrape.values("redis_up")) == [0.0, 1.0, 1.0]
+        lines = [l for l in exporter.output().splitlines() if "down:" in l]
+        assert len(lines) == 1, exporter.output()
+        assert f"127.0.0.1:{dst} down: CLUSTER INFO refused: NOPERM" in lines[0], lines[0]
         assert "exporter-pass" not in exporter.output()
     finally:
         exporter.stop()
@@ -141,7 +153,7 @@ def test_agent_check_and_reshard_as_least_privilege_user(acl_cluster):
         load = ClientLoad(cluster, range(0, 200), data.keys).start()
         try:
             r = run_agent("reshard", cluster.seed, "--from", src_id, "--to", dst_id,
-                          "--slots", "100", *creds, "--journal", journal_dir())
+                          "--slots", "100", *creds, "--journal", journal_dir(), timeout=120)
         finally:
             load.stop()
         assert r.returncode == 0, r.stdout + r.stderr
