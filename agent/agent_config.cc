@@ -38,8 +38,8 @@ class ConfigParser {
       throw YamlFieldError(reader_.file() + ": the file is empty");
     }
     reader_.ExpectMap(root, "",
-                      {"redis", "listen_address", "journal_dir", "control", "webhook", "engine",
-                       "queue", "log", "shutdown_grace"});
+                      {"redis", "listen_address", "web_config_file", "journal_dir", "control",
+                       "webhook", "engine", "queue", "log", "shutdown_grace"});
     Redis(Required(root, "redis", ""), config);
     if (root["listen_address"]) {
       const YAML::Node& n = root["listen_address"];
@@ -47,6 +47,10 @@ class ConfigParser {
       if (auto address = common::ParseListenAddress(config.listen_address); !address) {
         reader_.Fail(n, "listen_address", address.error().message);
       }
+    }
+    if (root["web_config_file"]) {
+      config.web_config_file =
+          Resolve(base_dir_, reader_.NonEmptyString(root["web_config_file"], "web_config_file"));
     }
     config.journal_dir = Resolve(
         base_dir_, reader_.NonEmptyString(Required(root, "journal_dir", ""), "journal_dir"));

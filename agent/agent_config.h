@@ -53,6 +53,8 @@ struct AgentConfig {
   std::string redis_password_file;  // "" = none (REDIS_PASSWORD env is used when set)
   std::chrono::milliseconds connect_timeout{1000};
   std::string listen_address = "127.0.0.1:9479";
+  // exporter-toolkit web config for every HTTP endpoint (TLS, basic auth); absolute, "" = none.
+  std::string web_config_file;
   std::string journal_dir;
   std::string control_token_file;
   WebhookSettings webhook;

@@ -22,6 +22,7 @@
 #include "agent/plan_file.h"
 #include "agent/token.h"
 #include "common/logging.h"
+#include "common/web_config.h"
 
 namespace slotguard::agent {
 
@@ -32,7 +33,9 @@ using nlohmann::json;
 struct ClientOptions {
   std::string agent_url = "http://127.0.0.1:9479";
   std::string token_file;
-  std::string config;  // optional agent.yaml: its listen_address and control.token_file
+  std::string config;     // optional agent.yaml: its listen_address and control.token_file
+  std::string ca_file;    // https: the CA of the agent's certificate
+  std::string cert_file;  // https: client certificate + key (one PEM file)
   bool json_output = false;
 };
 
@@ -46,6 +49,14 @@ void AddClientOptions(CLI::App* cmd, ClientOptions& o) {
   cmd->add_option("--config", o.config,
                   "agent.yaml to take the address and token file from (--agent and "
                   "--token-file win)");
+  cmd->add_option("--ca-file", o.ca_file,
+                  "https:// agents: CA file that signed the agent's certificate (without it the "
+                  "certificate is not verified)")
+      ->envname("SLOTGUARD_AGENT_CA_FILE");
+  cmd->add_option("--cert-file", o.cert_file,
+                  "https:// agents that ask for client certificates: one PEM file holding the "
+                  "client certificate and its key")
+      ->envname("SLOTGUARD_AGENT_CERT_FILE");
   cmd->add_flag("--json", o.json_output, "Print the agent's JSON answer");
 }
 
@@ -73,7 +84,17 @@ std::optional<json> Call(const ClientOptions& o, const std::string& method, cons
     if (url == "http://127.0.0.1:9479") {
       std::string address = config->listen_address;
       if (address.rfind("0.0.0.0:", 0) == 0) address = "127.0.0.1:" + address.substr(8);
-      url = "http://" + address;
+      if (address.rfind(':', 0) == 0) address = "127.0.0.1" + address;
+      bool tls = false;
+      if (!config->web_config_file.empty()) {
+        auto web = common::LoadWebConfig(config->web_config_file);
+        if (!web) {
+          exit_code = Fail("web_config_file: " + web.error().message);
+          return std::nullopt;
+        }
+        tls = web->tls.has_value();
+      }
+      url = (tls ? "https://" : "http://") + address;
     }
   }
   if (token.empty()) {
@@ -89,7 +110,7 @@ std::optional<json> Call(const ClientOptions& o, const std::string& method, cons
     token = *t;
   }
   auto response = HttpRequestTo(url, method, path, token, body.is_null() ? "" : body.dump(),
-                                std::chrono::seconds(60));
+                                std::chrono::seconds(60), HttpClientTls{o.ca_file, o.cert_file});
   if (!response) {
     exit_code = Fail(response.error().message);
     return std::nullopt;

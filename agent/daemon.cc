@@ -187,7 +187,13 @@ cluster::Result<void> Daemon::Start() {
   if (!listen) return tl::unexpected(listen.error());
   // Handlers build a ClusterSnapshot (half a megabyte of slot owners) on their stack: the
   // server runs them on threads of the default size (common::HttpServerOptions).
-  auto server = common::HttpServer::Start(*listen, std::move(routes));
+  common::HttpServerOptions web_options;
+  if (!config_.web_config_file.empty()) {
+    auto web_config = common::LoadWebConfig(config_.web_config_file);
+    if (!web_config) return cluster::MakeError("web_config_file: " + web_config.error().message);
+    web_options.web_config = std::move(*web_config);
+  }
+  auto server = common::HttpServer::Start(*listen, std::move(routes), web_options);
   if (!server) return tl::unexpected(server.error());
   server_ = std::move(*server);
   RefreshState();
@@ -202,9 +208,11 @@ cluster::Result<void> Daemon::Start() {
   for (const auto& warning : StartupWarnings(config_, control_token_, webhook_token, probes)) {
     spdlog::warn("{}", warning);
   }
-  spdlog::info("slotguard-agent {} listening on {} (journal {}, queue {}, webhook {})",
-               SLOTGUARD_VERSION, config_.listen_address, config_.journal_dir, queue_->path(),
-               config_.webhook.enabled ? "on" : "off");
+  spdlog::info("slotguard-agent {} listening on {} ({}; journal {}, queue {}, webhook {})",
+               SLOTGUARD_VERSION, config_.listen_address,
+               web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
+                                      : std::string("plain HTTP"),
+               config_.journal_dir, queue_->path(), config_.webhook.enabled ? "on" : "off");
   worker_ = std::thread([this] { WorkerLoop(); });
   return {};
 }

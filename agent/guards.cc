@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -10,15 +11,29 @@
 #include "cluster/slot_map.h"
 
 namespace slotguard::agent {
+namespace {
+
+// Growth of a counter read from a node's INFO text. The numbers are the node's: NaN, a
+// negative difference (a restarted node) or 1e300 must not reach a float-to-integer cast
+// (undefined behaviour). Capped far below INT64_MAX so the sums below cannot overflow.
+int64_t CounterGrowth(double now, double base) {
+  constexpr int64_t kCap = std::numeric_limits<int64_t>::max() / 4;
+  const double growth = now - base;
+  if (!(growth >= 0)) return 0;
+  if (growth >= static_cast<double>(kCap)) return kCap;
+  return static_cast<int64_t>(growth);
+}
+
+}  // namespace
 
 int64_t GuardEvaluator::MigrateFailures(const GuardSample& s) const {
   int64_t foreign = 0;
   if (s.source_migrate_failed_calls && base_failed_calls_) {
-    auto growth = static_cast<int64_t>(*s.source_migrate_failed_calls - *base_failed_calls_);
+    const int64_t growth = CounterGrowth(*s.source_migrate_failed_calls, *base_failed_calls_);
     foreign = std::max(foreign, growth - s.own_failed);
   }
   if (s.source_ioerr && base_ioerr_) {
-    auto growth = static_cast<int64_t>(*s.source_ioerr - *base_ioerr_);
+    const int64_t growth = CounterGrowth(*s.source_ioerr, *base_ioerr_);
     foreign = std::max(foreign, growth - s.own_ioerr);
   }
   return s.own_counted + std::max<int64_t>(0, foreign);

@@ -1,6 +1,7 @@
 #include "agent/http_client.h"
 
 #include <civetweb.h>
+#include <signal.h>
 
 #include <memory>
 #include <mutex>
@@ -17,21 +18,30 @@ struct ConnectionCloser {
 
 }  // namespace
 
-cluster::Result<HttpClientResponse> HttpRequestTo(const std::string& base_url,
-                                                  const std::string& method,
-                                                  const std::string& path,
-                                                  const std::string& bearer_token,
-                                                  const std::string& json_body,
-                                                  std::chrono::milliseconds timeout) {
+cluster::Result<HttpClientResponse> HttpRequestTo(
+    const std::string& base_url, const std::string& method, const std::string& path,
+    const std::string& bearer_token, const std::string& json_body,
+    std::chrono::milliseconds timeout, const HttpClientTls& tls) {
   static std::once_flag once;
-  std::call_once(once, [] { mg_init_library(0); });
+  std::call_once(once, [] {
+    // An agent that refuses the TLS handshake (no client certificate) closes the socket under
+    // our write: that is an error to report, not a reason to die of SIGPIPE.
+    signal(SIGPIPE, SIG_IGN);
+    mg_init_library(0);
+  });
 
   std::string rest = base_url;
-  constexpr std::string_view kScheme = "http://";
-  if (rest.rfind(kScheme, 0) == 0) {
-    rest = rest.substr(kScheme.size());
+  bool https = false;
+  if (rest.rfind("http://", 0) == 0) {
+    rest = rest.substr(7);
+  } else if (rest.rfind("https://", 0) == 0) {
+    rest = rest.substr(8);
+    https = true;
+    static std::once_flag tls_once;
+    std::call_once(tls_once, [] { mg_init_library(MG_FEATURES_TLS); });
   } else if (rest.find("://") != std::string::npos) {
-    return cluster::MakeError("agent URL " + base_url + ": only http:// is supported");
+    return cluster::MakeError("agent URL " + base_url +
+                              ": only http:// and https:// are supported");
   }
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
   auto endpoint = cluster::ParseEndpoint(rest);
@@ -40,8 +50,18 @@ cluster::Result<HttpClientResponse> HttpRequestTo(const std::string& base_url,
   }
   std::string host = endpoint->host;
   char error[256] = {0};
-  std::unique_ptr<mg_connection, ConnectionCloser> conn(
-      mg_connect_client(host.c_str(), endpoint->port, 0, error, sizeof(error)));
+  std::unique_ptr<mg_connection, ConnectionCloser> conn;
+  if (https) {
+    mg_client_options options{};
+    options.host = host.c_str();
+    options.port = endpoint->port;
+    options.client_cert = tls.cert_file.empty() ? nullptr : tls.cert_file.c_str();
+    options.server_cert = tls.ca_file.empty() ? nullptr : tls.ca_file.c_str();
+    options.host_name = host.c_str();
+    conn.reset(mg_connect_client_secure(&options, error, sizeof(error)));
+  } else {
+    conn.reset(mg_connect_client(host.c_str(), endpoint->port, 0, error, sizeof(error)));
+  }
   if (!conn) {
     return cluster::MakeError("cannot reach the agent at " + base_url + " (" + error +
                               "); is `slotguard-agent run` running there?");

@@ -12,14 +12,18 @@ struct HttpClientResponse {
   std::string body;
 };
 
+// For an https:// agent (its web config turns on TLS).
+struct HttpClientTls {
+  std::string ca_file;    // verifies the agent's certificate; "" = not verified
+  std::string cert_file;  // client certificate and its key in one PEM file; "" = none
+};
+
 // A minimal HTTP/1.1 client (civetweb's) for the control CLI. `base_url` is
-// "http://host:port" (no TLS: the agent listens on loopback or behind a proxy).
+// "http://host:port" or "https://host:port".
 // Fails only when the daemon cannot be reached or answers garbage; HTTP errors are a status.
-cluster::Result<HttpClientResponse> HttpRequestTo(const std::string& base_url,
-                                                  const std::string& method,
-                                                  const std::string& path,
-                                                  const std::string& bearer_token,
-                                                  const std::string& json_body,
-                                                  std::chrono::milliseconds timeout);
+cluster::Result<HttpClientResponse> HttpRequestTo(
+    const std::string& base_url, const std::string& method, const std::string& path,
+    const std::string& bearer_token, const std::string& json_body,
+    std::chrono::milliseconds timeout, const HttpClientTls& tls = {});
 
 }  // namespace slotguard::agent

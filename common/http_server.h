@@ -11,11 +11,14 @@
 
 #include "common/error.h"
 #include "common/listen_address.h"
+#include "common/web_config.h"
 
 struct mg_context;
 struct mg_connection;
 
 namespace slotguard::common {
+
+class BasicAuth;
 
 struct HttpRequest {
   std::string method;
@@ -64,7 +67,12 @@ struct HttpServerOptions {
   // joined before the answer: requests here are rare (scrapes, alerts, control commands).
   // Turn it off once no handler needs more than a few KiB of stack.
   bool handlers_on_large_stack = true;
-  HttpAuthHook auth;  // for every route (web config: TLS client certs, basic auth)
+  HttpAuthHook auth;  // for every route, after the web config's checks
+  // The exporter-toolkit web config: TLS (client certificates are checked in the handshake)
+  // and basic auth. Basic auth guards every route that has no auth hook of its own; a route
+  // with its own hook (the agent's bearer tokens) keeps the Authorization header for that
+  // credential, since a request carries only one, and is covered by TLS and client certs.
+  std::optional<WebConfig> web_config;
   // How the server words the errors it answers itself (404, 405, 413, 500).
   std::function<HttpResponse(int status, const std::string& message)> error_response;
 };
@@ -86,14 +94,17 @@ class HttpServer {
  private:
   explicit HttpServer(HttpServerOptions options);
   static int Dispatch(mg_connection* conn, void* self);
-  HttpResponse Handle(mg_connection* conn, bool& head);
+  HttpResponse Handle(mg_connection* conn, bool& head, bool& challenge);
   HttpResponse Error(int status, const std::string& message) const;
+  static int InitTls(void* ssl_ctx, void* self);
 
   struct ContextDeleter {
     void operator()(mg_context* context) const;
   };
   HttpServerOptions options_;
   std::multimap<std::string, HttpRoute> routes_;  // by path
+  std::unique_ptr<BasicAuth> basic_auth_;         // when the web config has basic_auth_users
+  std::string tls_error_;                         // why InitTls failed, for Start's error
   std::unique_ptr<mg_context, ContextDeleter> context_;
   int port_ = 0;
 };

@@ -43,6 +43,7 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   std::string password_file;
   std::string listen_address;
   std::string telemetry_path;
+  std::string web_config_file;
   std::string timeout_text;
   bool stray_keys = false;
   std::string log_format;
@@ -52,6 +53,7 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   auto* config_opt = app.add_option("--config", config_path,
                                     "YAML file with the same settings (redis.addr, redis.user, "
                                     "redis.password_file, web.listen_address, web.telemetry_path, "
+                                    "web.config_file, "
                                     "scrape.timeout, scrape.stray_keys, log.format, log.level)")
                          ->type_name("FILE")
                          ->envname("SLOTGUARD_EXPORTER_CONFIG");
@@ -87,6 +89,13 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
                        ->type_name("PATH")
                        ->envname("SLOTGUARD_EXPORTER_WEB_TELEMETRY_PATH")
                        ->check(Validator(CheckTelemetryPath));
+  auto* web_config_opt =
+      app.add_option("--web.config.file", web_config_file,
+                     "Prometheus exporter-toolkit web config (YAML): TLS with "
+                     "tls_server_config, optional client certificates, basic_auth_users with "
+                     "bcrypt hashes [default: none: plain HTTP, no auth]")
+          ->type_name("FILE")
+          ->envname("SLOTGUARD_EXPORTER_WEB_CONFIG_FILE");
   auto* timeout_opt =
       app.add_option("--scrape.timeout", timeout_text,
                      "Deadline for a whole scrape, below Prometheus' 10s, e.g. \"8s\" or "
@@ -135,6 +144,7 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
     if (file->password_file) settings.password_file = *file->password_file;
     if (file->listen_address) settings.listen_address = *file->listen_address;
     if (file->telemetry_path) settings.telemetry_path = *file->telemetry_path;
+    if (file->web_config_file) settings.web_config_file = *file->web_config_file;
     if (file->scrape_timeout) settings.scrape_timeout = *file->scrape_timeout;
     if (file->scrape_stray_keys) settings.scrape_stray_keys = *file->scrape_stray_keys;
     if (file->log_format) settings.log_format = *file->log_format;
@@ -147,6 +157,7 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   if (pwfile_opt->count() > 0) settings.password_file = password_file;
   if (listen_opt->count() > 0) settings.listen_address = listen_address;
   if (path_opt->count() > 0) settings.telemetry_path = telemetry_path;
+  if (web_config_opt->count() > 0) settings.web_config_file = web_config_file;
   if (timeout_opt->count() > 0) settings.scrape_timeout = *ParseScrapeTimeout(timeout_text);
   if (stray_opt->count() > 0) settings.scrape_stray_keys = stray_keys;
   if (format_opt->count() > 0) settings.log_format = log_format;

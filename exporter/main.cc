@@ -70,6 +70,14 @@ int Run(const exporter::Settings& settings) {
   }
   common::HttpServerOptions web_options;
   web_options.error_response = common::TextError;
+  if (!settings.web_config_file.empty()) {
+    auto web_config = common::LoadWebConfig(settings.web_config_file);
+    if (!web_config) {
+      spdlog::error("web config: {}", web_config.error().message);
+      return 1;
+    }
+    web_options.web_config = std::move(*web_config);
+  }
   auto server = common::HttpServer::Start(
       *listen,
       exporter::WebRoutes(settings.telemetry_path,
@@ -82,9 +90,13 @@ int Run(const exporter::Settings& settings) {
   std::string seed_list;
   for (const auto& s : seeds) seed_list += (seed_list.empty() ? "" : ",") + s.ToString();
   spdlog::info(
-      "{} listening on {} (metrics at {}), seeds {}, scrape timeout {}ms, stray keys {}, auth {}",
-      exporter::VersionString(), settings.listen_address, settings.telemetry_path, seed_list,
-      settings.scrape_timeout.count(), settings.scrape_stray_keys ? "counted" : "not counted",
+      "{} listening on {} ({}; metrics at {}), seeds {}, scrape timeout {}ms, stray keys {}, "
+      "auth {}",
+      exporter::VersionString(), settings.listen_address,
+      web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
+                             : std::string("plain HTTP"),
+      settings.telemetry_path, seed_list, settings.scrape_timeout.count(),
+      settings.scrape_stray_keys ? "counted" : "not counted",
       *credentials ? (user ? "as user " + *user : std::string("with password"))
                    : std::string("none"));
 

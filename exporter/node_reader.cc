@@ -12,11 +12,18 @@ std::chrono::milliseconds Remaining(Clock::time_point deadline) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
 }
 
+// A refusal as the log shows it; NOPERM (an ACL user without the command) says what to grant.
+std::string Refusal(std::string_view command, const std::string& error) {
+  std::string out = std::string(command) + " refused: " + error;
+  if (error.rfind("NOPERM", 0) == 0) {
+    out += " (the exporter's ACL user needs this command: see README, Least-privilege ACL users)";
+  }
+  return out;
+}
+
 // The text of a bulk/status reply, or why there is none.
 cluster::Result<std::string_view> Text(const Reply& reply, std::string_view command) {
-  if (reply.IsError()) {
-    return cluster::MakeError(std::string(command) + " refused: " + reply.str);
-  }
+  if (reply.IsError()) return cluster::MakeError(Refusal(command, reply.str));
   if (reply.type != Reply::Type::kString && reply.type != Reply::Type::kStatus) {
     return cluster::MakeError(std::string(command) + ": unexpected reply type");
   }
@@ -140,13 +147,22 @@ NodeResult ReadNode(NodeClient& client, const cluster::Endpoint& endpoint,
     const Reply& reply = (*count_replies)[i];
     const bool counted = reply.type == Reply::Type::kInteger;
     if (is_open[slots[i]] && counted) by_slot[slots[i]] = reply.integer;
+    if (is_open[slots[i]] && !counted && result.error.empty()) {
+      // The open slot's key count is left out: say why rather than let it vanish.
+      result.error =
+          reply.IsError()
+              ? Refusal("CLUSTER COUNTKEYSINSLOT " + std::to_string(slots[i]), reply.str)
+              : "CLUSTER COUNTKEYSINSLOT " + std::to_string(slots[i]) + ": not an integer reply";
+    }
     if (!is_stray[slots[i]]) continue;
     if (counted) {
       stray_keys += reply.integer;
     } else if (strays_counted) {
       strays_counted = false;  // a partial sum would read as fewer stray keys than there are
-      result.error = "CLUSTER COUNTKEYSINSLOT " + std::to_string(slots[i]) + ": " +
-                     (reply.IsError() ? reply.str : std::string("not an integer reply"));
+      result.error =
+          reply.IsError()
+              ? Refusal("CLUSTER COUNTKEYSINSLOT " + std::to_string(slots[i]), reply.str)
+              : "CLUSTER COUNTKEYSINSLOT " + std::to_string(slots[i]) + ": not an integer reply";
     }
   }
   if (strays_counted) result.stray_keys = stray_keys;

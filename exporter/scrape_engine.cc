@@ -225,6 +225,19 @@ void ScrapeEngine::LogTransitions(const ScrapeResult& result) {
       spdlog::warn("node {} down: {}", n.label, n.error);
     }
   }
+  // An up node that refused part of the scrape (an ACL user without CLUSTER COUNTKEYSINSLOT):
+  // once when it starts, once when it stops, not on every scrape.
+  for (const auto& n : result.nodes) {
+    if (!n.up) continue;
+    std::string& last = last_partial_error_[n.label];
+    if (n.error == last) continue;
+    if (n.error.empty()) {
+      spdlog::info("node {}: answers the whole scrape again", n.label);
+    } else {
+      spdlog::warn("node {} up, but part of its scrape is missing: {}", n.label, n.error);
+    }
+    last = n.error;
+  }
   for (const auto& n : result.nodes) {
     if (!n.up || !n.server) continue;
     std::string server = n.server->ToString();

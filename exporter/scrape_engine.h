@@ -57,6 +57,8 @@ class ScrapeEngine {
   // By label: the server and version last logged ("redis 7.2.6"), to log each node's once and
   // again only when it changes (an upgrade in place).
   std::map<std::string, std::string> last_server_;
+  // By label: what an up node could not answer (key counts), to log each change once.
+  std::map<std::string, std::string> last_partial_error_;
   std::optional<bool> discovery_ok_;
 };
 

@@ -51,12 +51,15 @@ void ParseRedis(const YamlReader& reader, const YAML::Node& map, FileSettings& o
 }
 
 void ParseWeb(const YamlReader& reader, const YAML::Node& map, FileSettings& out) {
-  reader.ExpectMap(map, "web", {"listen_address", "telemetry_path"});
+  reader.ExpectMap(map, "web", {"listen_address", "telemetry_path", "config_file"});
   if (const YAML::Node v = map["listen_address"]) {
     out.listen_address = Checked(reader, v, "web.listen_address", CheckListenAddress);
   }
   if (const YAML::Node v = map["telemetry_path"]) {
     out.telemetry_path = Checked(reader, v, "web.telemetry_path", CheckTelemetryPath);
+  }
+  if (const YAML::Node v = map["config_file"]) {
+    out.web_config_file = reader.NonEmptyString(v, "web.config_file");
   }
 }
 

@@ -24,6 +24,7 @@ struct Settings {
   std::string password_file;
   std::string listen_address = std::string(kDefaultListenAddress);
   std::string telemetry_path = std::string(kDefaultTelemetryPath);
+  std::string web_config_file;  // exporter-toolkit web config (TLS, basic auth); "" = none
   std::chrono::milliseconds scrape_timeout = kDefaultScrapeTimeout;
   bool scrape_stray_keys = false;  // count keys masters hold in slots they do not own
   std::string log_format = "text";
@@ -37,6 +38,7 @@ struct FileSettings {
   std::optional<std::string> password_file;
   std::optional<std::string> listen_address;
   std::optional<std::string> telemetry_path;
+  std::optional<std::string> web_config_file;
   std::optional<std::chrono::milliseconds> scrape_timeout;
   std::optional<bool> scrape_stray_keys;
   std::optional<std::string> log_format;

@@ -42,6 +42,7 @@ data_seeds() {
     agent_config_fuzz) ls config/agent.yaml ;;
     exporter_settings_fuzz) ls config/exporter.yaml ;;
     plan_file_fuzz) ls config/plan.example.yaml ;;
+    web_config_fuzz) ls config/web.example.yml ;;
   esac
 }
 

@@ -9,10 +9,12 @@ PACKAGES=(
   prometheus-cpp-dev libcivetweb-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
   libexpected-dev
+  # the HTTP layer's TLS and basic auth (OpenSSL, bcrypt via libcrypt); openssl makes the
+  # certificates of test_web_auth.py
+  libssl-dev libcrypt-dev openssl
   # the ASan+UBSan build and the libFuzzer targets (scripts/fuzz.sh); libFuzzer is in libclang-rt
   clang libclang-rt-dev
-  # the servers of the version matrix (scripts/build-servers.sh, BUILD_TLS=yes)
-  libssl-dev
+  # the servers of the version matrix (scripts/build-servers.sh, BUILD_TLS=yes): libssl-dev above
   # runtime for tests and the demo
   redis-server redis-tools prometheus prometheus-alertmanager python3 python3-redis
   python3-pytest python3-yaml curl procps iproute2 docker-compose

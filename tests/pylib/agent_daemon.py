@@ -4,6 +4,7 @@ AgentDaemon writes its own tokens and an agent.yaml derived from the shipped con
 (so the shipped schema is what the tests run), starts the binary, waits for /healthz, and
 offers the control CLI (`cli(...)`), raw HTTP (`http(...)`) and /metrics parsing.
 """
+import base64
 import json
 import os
 import re
@@ -48,12 +49,19 @@ def masters_by_first_slot(cluster):
 
 
 class AgentDaemon:
-    def __init__(self, cluster, overrides=None, workdir=None):
+    def __init__(self, cluster, overrides=None, workdir=None, web_config=None, ssl_context=None,
+                 basic_auth=None):
+        """web_config: a dict written as the agent's web_config_file (TLS, basic auth);
+        ssl_context and basic_auth ((user, password)) are what this object's own requests
+        (health, metrics, http) then present."""
         self.cluster = cluster
+        self.ssl_context = ssl_context
+        self.basic_auth = basic_auth
         self.dir = workdir or tempfile.mkdtemp(prefix="slotguard-agentd-")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if web_config and "tls_server_config" in web_config else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.control_token_file = os.path.join(self.dir, "control-token")
         self.webhook_token_file = os.path.join(self.dir, "webhook-token")
         for path in (self.control_token_file, self.webhook_token_file):
@@ -70,6 +78,10 @@ class AgentDaemon:
         config["journal_dir"] = os.path.join(self.dir, "journal")
         config["control"]["token_file"] = self.control_token_file
         config["webhook"]["token_file"] = self.webhook_token_file
+        if web_config is not None:
+            config["web_config_file"] = os.path.join(self.dir, "web.yml")
+            with open(config["web_config_file"], "w") as f:
+                yaml.safe_dump(web_config, f)
         for key, value in (overrides or {}).items():
             node = config
             parts = key.split(".")
@@ -97,10 +109,18 @@ class AgentDaemon:
         if self.proc and not self.proc.alive():
             raise AssertionError("agent daemon exited:\n" + self.output())
         try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
+            with self._open(urllib.request.Request(self.url + "/healthz"), timeout=2) as r:
                 return r.status == 200
         except (urllib.error.URLError, ConnectionError):
             return False
+
+    def _open(self, req, timeout):
+        """urlopen with this object's TLS context and basic auth, when it has them."""
+        if self.basic_auth is not None and not req.has_header("Authorization"):
+            user, password = self.basic_auth
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        return urllib.request.urlopen(req, timeout=timeout, context=self.ssl_context)
 
     def kill(self):
         """SIGKILL: nothing is flushed or finished, as in a crash."""
@@ -159,7 +179,7 @@ class AgentDaemon:
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            with self._open(req, timeout=30) as r:
                 status, text = r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             status, text = e.code, e.read().decode()
@@ -170,7 +190,7 @@ class AgentDaemon:
 
     def metrics(self):
         """{(name, frozenset(labels.items())): value} of /metrics."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
+        with self._open(urllib.request.Request(self.url + "/metrics"), timeout=5) as r:
             text = r.read().decode()
         out = {}
         for line in text.splitlines():

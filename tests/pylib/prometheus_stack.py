@@ -52,17 +52,20 @@ class PrometheusApi:
         return r["data"]
 
 
-def start_prometheus(tmp, rule_files, targets, alertmanager_port=None, cluster="e2e"):
+def start_prometheus(tmp, rule_files, targets, alertmanager_port=None, cluster="e2e",
+                     scrape_options=None):
     """Prometheus scraping `targets` ({job: port}) every second, evaluating `rule_files`
     every second. Every target gets the target label cluster=`cluster`, as the shipped
-    config/prometheus.yml attaches it. Returns (Process, PrometheusApi)."""
+    config/prometheus.yml attaches it. `scrape_options` ({job: {key: value}}) adds to a job's
+    scrape_config (scheme, tls_config, basic_auth). Returns (Process, PrometheusApi)."""
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": list(rule_files),
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{p}"],
-                                                  "labels": {"cluster": cluster}}]}
+                                                  "labels": {"cluster": cluster}}],
+             **(scrape_options or {}).get(job, {})}
             for job, p in targets.items()
         ],
     }

@@ -37,6 +37,16 @@ TEST(AgentConfigTest, MinimalGetsDefaults) {
   EXPECT_EQ(c->log_format, "text");
 }
 
+TEST(AgentConfigTest, WebConfigFileIsOptionalAndResolved) {
+  auto none = ParseAgentConfig(kMinimal, "agent.yaml", "/etc/sg");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(none->web_config_file, "");  // plain HTTP
+  auto c = ParseAgentConfig(std::string(kMinimal) + "web_config_file: web.yml\n", "agent.yaml",
+                            "/etc/sg");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->web_config_file, "/etc/sg/web.yml");  // relative to the config file
+}
+
 TEST(AgentConfigTest, FullConfig) {
   auto c = ParseAgentConfig(std::string(kMinimal) + R"(listen_address: "0.0.0.0:19479"
 webhook:

@@ -145,9 +145,14 @@ TEST(HttpClientTest, DaemonDownIsAClearError) {
   auto r = HttpRequestTo(url, "GET", "/", "", "", std::chrono::seconds(2));
   ASSERT_FALSE(r);
   EXPECT_THAT(r.error().message, HasSubstr("cannot reach the agent at " + url));
-  auto bad = HttpRequestTo("https://x:1", "GET", "/", "", "", std::chrono::seconds(2));
+  auto bad = HttpRequestTo("ftp://x:1", "GET", "/", "", "", std::chrono::seconds(2));
   ASSERT_FALSE(bad);
-  EXPECT_THAT(bad.error().message, HasSubstr("only http://"));
+  EXPECT_THAT(bad.error().message, HasSubstr("only http:// and https://"));
+  // https:// is tried (the agent's web config may turn TLS on); nothing listens there.
+  const std::string tls_url = "https://127.0.0.1:" + std::to_string(FreePort());
+  auto down = HttpRequestTo(tls_url, "GET", "/", "", "", std::chrono::seconds(2));
+  ASSERT_FALSE(down);
+  EXPECT_THAT(down.error().message, HasSubstr("cannot reach the agent at " + tls_url));
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "agent/clock.h"
 
 namespace slotguard::agent {
@@ -102,6 +104,30 @@ TEST(AgentGuards, ForeignFailuresOnTheSourceCountOnTopOfOurs) {
   s.source_ioerr = 45;  // 4 IOERRs that are not ours
   EXPECT_EQ(g.MigrateFailures(s), 5);
   EXPECT_TRUE(g.Evaluate(s));
+}
+
+// The source's counters come from its INFO text: a huge, NaN or shrinking value must neither
+// reach an unchecked float-to-integer cast (UBSan) nor overflow the sum.
+TEST(AgentGuards, HostileSourceCountersAreClampedNotCast) {
+  FakeClock clock;
+  GuardEvaluator g(GuardSettings{seconds(60), 3, seconds(30)});
+  auto s = Healthy(clock.Now());
+  s.source_migrate_failed_calls = 0;
+  s.source_ioerr = 0;
+  EXPECT_FALSE(g.Evaluate(s));
+  s.own_counted = 1;
+  s.source_migrate_failed_calls = 1e300;
+  s.source_ioerr = std::numeric_limits<double>::infinity();
+  const int64_t huge = g.MigrateFailures(s);
+  EXPECT_GT(huge, int64_t{1} << 60);
+  EXPECT_GT(huge, 0);  // no wrap-around
+  auto trip = g.Evaluate(s);
+  ASSERT_TRUE(trip);
+  EXPECT_EQ(trip->guard, "migrate_failures");
+
+  s.source_migrate_failed_calls = std::numeric_limits<double>::quiet_NaN();
+  s.source_ioerr = -1e300;  // a restarted source: its counters went down
+  EXPECT_EQ(g.MigrateFailures(s), 1);
 }
 
 TEST(AgentGuards, FailingNodeTripsAtOnce) {

@@ -174,6 +174,36 @@ class RefusingClient : public CountingClient {
   }
 };
 
+// An ACL user without CLUSTER COUNTKEYSINSLOT: every count is NOPERM.
+class NoPermCountClient : public CountingClient {
+ public:
+  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
+                                               std::chrono::milliseconds timeout) override {
+    auto r = CountingClient::Pipeline(commands, timeout);
+    if (r && commands.at(0).at(1) == "COUNTKEYSINSLOT") {
+      for (auto& reply : *r) {
+        reply = Error(
+            "NOPERM this user has no permissions to run the 'cluster|countkeysinslot' "
+            "command");
+      }
+    }
+    return r;
+  }
+};
+
+// Found by issue 10: the open slot's key count vanished without a word.
+TEST(ExporterNodeReader, RefusedOpenSlotCountIsNamedNotDropped) {
+  NoPermCountClient client;
+  client.script.push_back(Captured("exporter_open_slot.txt", "127.0.0.1:23100"));
+  auto r = ReadNode(client, kNode, Later());
+  EXPECT_TRUE(r.up);  // the node answered INFO and CLUSTER: only the counts are missing
+  EXPECT_TRUE(r.open_slot_keys.empty());
+  EXPECT_NE(r.error.find("CLUSTER COUNTKEYSINSLOT 3300 refused: NOPERM"), std::string::npos)
+      << r.error;
+  EXPECT_NE(r.error.find("the exporter's ACL user needs this command"), std::string::npos)
+      << r.error;
+}
+
 TEST(ExporterNodeReader, RefusedStrayCountLeavesNoPartialSum) {
   RefusingClient client;
   client.script.push_back(Captured("exporter_healthy.txt", "127.0.0.1:23100"));
@@ -181,7 +211,7 @@ TEST(ExporterNodeReader, RefusedStrayCountLeavesNoPartialSum) {
   auto r = ReadNode(client, kNode, Later(), ReadOptions{true});
   EXPECT_TRUE(r.up);
   EXPECT_FALSE(r.stray_keys.has_value());  // a sum without slot 5464 could read too low
-  EXPECT_NE(r.error.find("COUNTKEYSINSLOT 5464: ERR busy"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("COUNTKEYSINSLOT 5464 refused: ERR busy"), std::string::npos) << r.error;
 }
 
 TEST(ExporterNodeReader, FailedKeyCountLeavesTheNodeUp) {

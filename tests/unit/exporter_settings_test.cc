@@ -88,6 +88,9 @@ log:
 }
 
 TEST(ExporterSettings, SingleAddrAndEmptyFile) {
+  auto web = ParseConfigYaml("web:\n  config_file: /etc/slotguard/web.yml\n", "f.yaml");
+  ASSERT_TRUE(web) << web.error().message;
+  EXPECT_EQ(*web->web_config_file, "/etc/slotguard/web.yml");
   auto s = ParseConfigYaml("redis:\n  addr: 127.0.0.1:7000\n", "f.yaml");
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(*s->redis_addrs, std::vector<std::string>{"127.0.0.1:7000"});
