@@ -389,6 +389,31 @@ class EngineImpl {
     if (warned_.insert(text).second) spdlog::warn("{}", text);
   }
 
+  // MIGRATE runs as the ACL user slotguard connects as, on both ends: the source's MIGRATE,
+  // and on the target SELECT and RESTORE-ASKING over the source's own connection. A refusal
+  // there would come only once slots are open, and then no key could move either way, so the
+  // same commands are tried first where they cannot change anything (a key that does not exist,
+  // a payload that is not one). Only the ACL's answer counts; nullopt when nothing is refused.
+  std::optional<std::string> ProbeMigratePermissions(const ResolvedBatch& batch) {
+    if (!options_.credentials || !options_.credentials->user) return std::nullopt;
+    const std::string probe = "{slotguard}:migrate-permission-probe";
+    const std::vector<std::pair<cluster::Endpoint, cluster::Argv>> tries = {
+        {batch.source,
+         {"MIGRATE", batch.target.host, std::to_string(batch.target.port), "", "0", "1", "KEYS",
+          probe}},
+        {batch.target, {"SELECT", "0"}},
+        {batch.target, {"RESTORE-ASKING", probe, "0", "not-a-dump-payload"}},
+    };
+    for (const auto& [node, argv] : tries) {
+      auto reply = connector_.Get(node).Command(argv);
+      if (!reply || !reply->IsError() || reply->str.rfind("NOPERM", 0) != 0) continue;
+      return "the ACL user " + *options_.credentials->user + " cannot run " + argv[0] + " on " +
+             node.ToString() + ", which moving keys needs (" + reply->str +
+             "): see README \"Least-privilege ACL users\". Nothing was changed.";
+    }
+    return std::nullopt;
+  }
+
   void CrashPoint(const char* point) {
     // Test hook: SLOTGUARD_TEST_PAUSE_AT holds the engine there (for tests that act on the
     // cluster at a known moment, e.g. SIGSTOP the target mid-batch). A stop or rollback asked
@@ -1183,6 +1208,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   auto preflight = Preflight(*snapshot, *resolved, ReadSettings(*snapshot));
   spdlog::debug("batch {}: preflight done after {:.1f} ms", batch.id, seconds_since() * 1000);
   if (!preflight) return failed({preflight.error().message + UnreleasedNote()});
+  if (auto refused = ProbeMigratePermissions(*resolved)) return failed({*refused});
   // A clean cluster: whatever earlier holders left open has been converged.
   if (lease_) lease_->ForgetUnreleased();
   if (auto sized = SizeUp(*resolved); !sized) return failed(sized.error());

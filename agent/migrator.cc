@@ -285,6 +285,17 @@ MigrateOutcome ClassifyMigrateReply(const cluster::Reply& reply) {
   return MigrateOutcome::kError;
 }
 
+bool IsCredentialRefusal(const std::string& error) {
+  for (const char* code : {"NOPERM", "NOAUTH", "WRONGPASS"}) {
+    const auto at = error.find(code);
+    // At the start, or after "replied with error: " when the target refused the source.
+    if (at == 0 || (at != std::string::npos && error.find("replied with error: ") + 20 == at)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Migrator::Migrator(cluster::Connector& connector, Clock& clock, MigratorSettings settings,
                    EngineObserver& observer, MigrateCounters& counters)
     : connector_(connector),
@@ -662,6 +673,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
             if (reply.str.find("payload version") != std::string::npos) {
               result.unreadable = true;
             }
+            result.refused = result.refused || IsCredentialRefusal(reply.str);
             CountFailure(oom ? "oom" : "error", true, false);
             result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
                              ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
@@ -781,7 +793,12 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
         pending.push_back(slot);
       }
     }
-    if (result.target_full || result.unreadable) {
+    if (result.refused) {
+      result.message +=
+          " (the ACL user slotguard connects as, or its password, is refused for "
+          "MIGRATE: see README \"Least-privilege ACL users\"; no retry can help)";
+    }
+    if (result.target_full || result.unreadable || result.refused) {
       // Every key is still where clients find it (the refused ones stayed on ends.from).
       result.status = MoveResult::Status::kError;
       return result;
@@ -1108,6 +1125,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
       result.left_keys = keys.left_keys;
       result.target_full = keys.target_full;
       result.unreadable = keys.unreadable;
+      result.refused = keys.refused;
       return finish(keys.status, keys.message);  // no slot of this group changed owner
     }
     if (!jr) return fail(jr.error().message);

@@ -91,9 +91,15 @@ struct MoveResult {
   // The receiving node cannot read the keys' RDB format (it runs an older server): no retry
   // can help until it is upgraded, so the call returned at once (status kError).
   bool unreadable = false;
+  // A node refused MIGRATE for the credentials slotguard gives it (NOPERM, NOAUTH, WRONGPASS:
+  // the ACL user lacks a permission MIGRATE needs, e.g. +select on the target, or the password
+  // is wrong): no retry can help until the ACL is fixed, so the call returned at once.
+  bool refused = false;
   std::string message;  // why it stopped / failed
   // Whether trying the same move again later may succeed.
-  bool retryable() const { return status != Status::kConflict && !target_full && !unreadable; }
+  bool retryable() const {
+    return status != Status::kConflict && !target_full && !unreadable && !refused;
+  }
   bool ok() const { return status == Status::kDone; }
 };
 
@@ -267,5 +273,9 @@ std::optional<std::string> ClaimOutranksProblem(const cluster::Info& source_info
 // How a MIGRATE reply reads.
 enum class MigrateOutcome { kOk, kNoKey, kBusyKey, kIoErr, kError };
 MigrateOutcome ClassifyMigrateReply(const cluster::Reply& reply);
+
+// Pure. Whether a MIGRATE error is an ACL or password refusal, from the source itself or passed
+// on from the target ("ERR Target instance replied with error: NOPERM ..."): permanent.
+bool IsCredentialRefusal(const std::string& error);
 
 }  // namespace slotguard::agent

@@ -167,3 +167,30 @@ def test_agent_check_and_reshard_as_least_privilege_user(acl_cluster):
     for p in cluster.ports:
         cluster.client(p).execute_command("ACL", "SETUSER", "default", "on")
     assert_cluster_whole(cluster, before)
+
+
+def test_reshard_refuses_before_opening_a_slot_when_migrate_would_be_refused(acl_cluster):
+    """The agent user without +select on the target: MIGRATE's own connection there would be
+    refused (NOPERM) once slots are open, and then no key could move either way. The agent
+    tries the commands MIGRATE runs where they change nothing, and refuses the batch first."""
+    cluster = acl_cluster
+    pw = as_user("slotguard-agent")
+    creds = ["--user", "slotguard-agent", "--password-file", pw]
+    try:
+        data = Dataset(small=2000, others=20, big=0, ttl=20).load(cluster)
+        before = snapshot(cluster, data.keys)
+        (src, src_id), (dst, dst_id), _ = master_ids(cluster)
+        cluster.client(dst).execute_command("ACL", "SETUSER", "slotguard-agent", "-select")
+        r = run_agent("reshard", cluster.seed, "--from", src_id, "--to", dst_id, "--slots", "50",
+                      *creds, "--journal", journal_dir(), timeout=120)
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, out
+        assert (f"the ACL user slotguard-agent cannot run SELECT on 127.0.0.1:{dst}" in out
+                and "NOPERM" in out and "Nothing was changed" in out), out
+        assert "agent-pass" not in out
+        assert "[" not in cluster.client(src).execute_command("CLUSTER", "NODES")  # none open
+    finally:
+        os.unlink(pw)
+    for p in cluster.ports:
+        cluster.client(p).execute_command("ACL", "SETUSER", "default", "on")
+    assert_cluster_whole(cluster, before)

@@ -332,5 +332,27 @@ TEST(AgentMigrator, MigrateArgumentsCarryAuth2ForAnAclUser) {
   EXPECT_EQ(migrates, 2);
 }
 
+// Captured from Redis 7.0 (MIGRATE ... AUTH2 with a user lacking +select on the target, and
+// with a wrong password) and from the source itself (user without +migrate).
+TEST(AgentMigrateReply, CredentialRefusalsArePermanent) {
+  EXPECT_TRUE(IsCredentialRefusal(
+      "ERR Target instance replied with error: NOPERM this user has no permissions to run the "
+      "'select' command"));
+  EXPECT_TRUE(IsCredentialRefusal(
+      "ERR Target instance replied with error: WRONGPASS invalid username-password pair or user "
+      "is disabled."));
+  EXPECT_TRUE(
+      IsCredentialRefusal("NOPERM this user has no permissions to run the 'migrate' command"));
+  EXPECT_TRUE(
+      IsCredentialRefusal("ERR Target instance replied with error: NOAUTH Authentication "
+                          "required."));
+  // Transient or other failures are not: a key named NOPERM, a timeout, OOM.
+  EXPECT_FALSE(IsCredentialRefusal("IOERR error or timeout reading to target instance"));
+  EXPECT_FALSE(IsCredentialRefusal(
+      "ERR Target instance replied with error: OOM command not allowed when used memory > "
+      "'maxmemory'."));
+  EXPECT_FALSE(IsCredentialRefusal("ERR something about key NOPERM"));
+}
+
 }  // namespace
 }  // namespace slotguard::agent
