@@ -64,6 +64,13 @@ Result<SeedAddress> ParseSeedAddress(std::string_view text) {
       text.remove_prefix(at + 1);
     }
   }
+  if (!plain_url && !seed.tls) {
+    if (auto scheme = text.find("://"); scheme != std::string_view::npos) {
+      // Only the scheme is quoted: the rest may hold a password.
+      return MakeError("address scheme \"" + std::string(text.substr(0, scheme)) +
+                       "://\": expected redis:// or rediss:// (TLS)");
+    }
+  }
   auto endpoint = ParseEndpoint(text);
   if (!endpoint) return tl::unexpected(endpoint.error());
   seed.endpoint = *endpoint;

@@ -69,8 +69,12 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsSettings& 
     // The path only, never what is in the file.
     if (auto r = Readable("TLS key file", settings.key_file); !r) return tl::unexpected(r.error());
     if (SSL_CTX_use_PrivateKey_file(ctx.get(), settings.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return MakeError("TLS key file " + settings.key_file + ": " +
-                       TakeOpenSslError("no usable private key in it") +
+      const std::string reason = TakeOpenSslError("no usable private key in it");
+      if (reason == "key values mismatch") {
+        return MakeError("TLS key file " + settings.key_file +
+                         " does not belong to the certificate in " + settings.cert_file);
+      }
+      return MakeError("TLS key file " + settings.key_file + ": " + reason +
                        " (a PEM key without a passphrase is needed)");
     }
     if (SSL_CTX_check_private_key(ctx.get()) != 1) {

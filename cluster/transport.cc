@@ -148,7 +148,11 @@ Result<void> Transport::Handshake(const Endpoint& endpoint, const TlsContext& tl
   if (verify != X509_V_OK) {
     why = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
   }
-  const std::string hint = TlsFailureHint(why, name);
+  // A plain-text node reads the ClientHello as the start of an inline command and waits.
+  const std::string hint = why == "timed out"
+                               ? "no TLS answer from the node: if its port is plain text, use "
+                                 "redis://"
+                               : TlsFailureHint(why, name);
   return MakeError("TLS handshake: " + why + (hint.empty() ? "" : " (" + hint + ")"));
 }
 

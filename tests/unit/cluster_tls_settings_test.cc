@@ -37,7 +37,9 @@ TEST(ClusterTlsSeed, RedissUrlForms) {
   EXPECT_FALSE(ParseSeedAddress("10.0.0.1:7000")->tls);
   EXPECT_FALSE(ParseSeedAddress("rediss://"));
   EXPECT_FALSE(ParseSeedAddress("rediss://host"));
-  EXPECT_FALSE(ParseSeedAddress("redisss://10.0.0.1:7000"));  // not a scheme we know
+  auto unknown = ParseSeedAddress("redisss://10.0.0.1:7000");
+  ASSERT_FALSE(unknown);
+  EXPECT_THAT(unknown.error().message, HasSubstr("\"redisss://\": expected redis:// or rediss://"));
 
   auto password = ParseSeedAddress("rediss://admin:hunter2-secret@10.0.0.1:7000");
   ASSERT_FALSE(password);
