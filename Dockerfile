@@ -9,7 +9,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       cmake g++ make pkg-config \
       prometheus-cpp-dev libcivetweb-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev \
-      nlohmann-json3-dev libcli11-dev libexpected-dev \
+      nlohmann-json3-dev libcli11-dev libexpected-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,7 +28,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libhiredis0.14 \
-      libyaml-cpp0.7 libspdlog1.10 libfmt9 ca-certificates \
+      libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/slotguard --shell /usr/sbin/nologin slotguard \
  && mkdir -p /var/lib/slotguard /etc/slotguard \

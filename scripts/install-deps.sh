@@ -11,7 +11,8 @@ PACKAGES=(
   libexpected-dev
   # the ASan+UBSan build and the libFuzzer targets (scripts/fuzz.sh); libFuzzer is in libclang-rt
   clang libclang-rt-dev
-  # the servers of the version matrix (scripts/build-servers.sh, BUILD_TLS=yes)
+  # TLS to Redis (cluster/transport.cc), and the servers of the version matrix
+  # (scripts/build-servers.sh, BUILD_TLS=yes)
   libssl-dev
   # runtime for tests and the demo
   redis-server redis-tools prometheus prometheus-alertmanager python3 python3-redis

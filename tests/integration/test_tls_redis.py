@@ -21,6 +21,7 @@ from harness import Certificates, Cluster, free_port, port_free, require_binary,
 from exporter_support import EXPORTER, Exporter  # noqa: E402
 from agent_helpers import (ClientLoad, Dataset, assert_cluster_whole, journal_dir,  # noqa: E402
                            master_ids, run_agent, slots_of, snapshot)
+from agent_daemon import AgentDaemon, slot_owner  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +193,42 @@ def test_expired_node_certificate_and_tls_to_a_plain_port(tls_cluster):
     finally:
         expired.stop()
         plain.stop()
+
+
+def test_daemon_moves_a_batch_with_redis_tls_from_agent_yaml(tls_cluster):
+    """agent.yaml: rediss:// seeds and redis.tls (ca_file, cert_file, key_file)."""
+    c = tls_cluster
+    rc = c.cluster_client()
+    pipe = rc.pipeline()
+    for i in range(2000):
+        pipe.set(f"daemon:{i}", f"value-{i}")
+    pipe.execute()
+    before = snapshot(c, [f"daemon:{i}" for i in range(2000)])
+    ranges = sorted(c.client(c.base).execute_command("CLUSTER SLOTS"), key=lambda r: r[0])
+    first = ranges[0][0]
+    a, b = (f"{r[2][0]}:{r[2][1]}" for r in ranges[:2])
+    agent = AgentDaemon(c)
+    agent.start()
+    try:
+        plan = agent.write_plan(
+            f'batches:\n  - {{from: "{a}", to: "{b}", ranges: ["{first}-{first + 99}"]}}\n')
+        r = agent.cli("enqueue", plan)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+        def done():
+            item = agent.item("p1-b1")
+            assert item["state"] not in ("failed", "rolled_back"), item
+            return item["display_state"] == "done"
+
+        wait_for(done, timeout=120, interval=0.2, what="the batch to finish")
+        log = agent.output()
+        assert "redis TLS (CA " + c.certs.ca in log, log[-2000:]
+        assert key_body(c.certs.client_key) not in log
+    finally:
+        agent.stop()
+    assert slot_owner(c, first) == b
+    assert slot_owner(c, first + 99) == b
+    assert_cluster_whole(c, before)
 
 
 def test_reshard_300_slots_under_client_over_tls(tls_cluster):
