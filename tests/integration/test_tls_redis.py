@@ -9,6 +9,7 @@ no client certificate, a name the certificate does not hold, plain text on a TLS
 on a plain one) each end in a message that says what is wrong.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,17 @@ class LoneServer:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=15)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def other_ca():
+    """Certificates from a CA the cluster does not know."""
+    other = Certificates(tempfile.mkdtemp(prefix="slotguard-tls-other-"))
+    try:
+        yield other
+    finally:
+        shutil.rmtree(other.dir, ignore_errors=True)
 
 
 def check(*args):
@@ -95,9 +107,9 @@ def test_exporter_metrics_complete_over_tls(tls_cluster):
         exp.stop()
 
 
-def test_exporter_wrong_ca_logs_the_reason_with_redis_up_0(tls_cluster):
+def test_exporter_wrong_ca_logs_the_reason_with_redis_up_0(tls_cluster, other_ca):
     c = tls_cluster
-    other = Certificates(tempfile.mkdtemp(prefix="slotguard-tls-other-"))
+    other = other_ca
     exp = Exporter(["--redis.addr", c.url, "--tls.ca-file", other.ca, "--tls.cert-file",
                     c.certs.client, "--tls.key-file", c.certs.client_key])
     try:
@@ -133,11 +145,11 @@ def test_agent_check_over_tls(tls_cluster):
     assert key_body(c.certs.client_key) not in out
 
 
-def test_handshake_failures_say_what_is_wrong(tls_cluster):
+def test_handshake_failures_say_what_is_wrong(tls_cluster, other_ca):
     c = tls_cluster
     client = ["--tls.cert-file", c.certs.client, "--tls.key-file", c.certs.client_key]
 
-    other = Certificates(tempfile.mkdtemp(prefix="slotguard-tls-other-"))
+    other = other_ca
     code, out = check(c.url, "--tls.ca-file", other.ca, *client)
     assert code != 0
     assert "certificate verify failed" in out and "not signed by a CA in tls.ca-file" in out, out
