@@ -78,9 +78,10 @@ class ConfigParser {
   }
 
   void Redis(const YAML::Node& n, AgentConfig& config) {
-    reader_.ExpectMap(n, "redis", {"seeds", "user", "password_file", "connect_timeout"});
+    reader_.ExpectMap(n, "redis", {"seeds", "user", "password_file", "connect_timeout", "tls"});
     const YAML::Node seeds = Required(n, "seeds", "redis");
     reader_.ExpectSequence(seeds, "redis.seeds");
+    std::vector<cluster::SeedAddress> seed_addresses;
     if (seeds.size() == 0) reader_.Fail(seeds, "redis.seeds", "needs at least one host:port");
     for (size_t i = 0; i < seeds.size(); ++i) {
       const std::string path = "redis.seeds[" + std::to_string(i) + "]";
@@ -94,7 +95,17 @@ class ConfigParser {
         config.redis_user = seed->user;
       }
       config.seeds.push_back(seed->endpoint);
+      seed_addresses.push_back(*seed);
     }
+    cluster::TlsOverrides tls;
+    if (n["tls"]) tls = Tls(n["tls"]);
+    const cluster::TlsSettings tls_settings = cluster::MergeTls({}, tls);
+    auto resolved =
+        cluster::TlsForSeeds(seed_addresses, tls_settings, tls_settings != cluster::TlsSettings{});
+    if (!resolved)
+      reader_.Fail(n["tls"] ? n["tls"] : seeds, n["tls"] ? "redis.tls" : "redis.seeds",
+                   resolved.error().message);
+    config.tls = *resolved;
     if (n["user"]) config.redis_user = reader_.NonEmptyString(n["user"], "redis.user");
     if (n["password_file"]) {
       config.redis_password_file =
@@ -104,6 +115,27 @@ class ConfigParser {
       config.connect_timeout = reader_.Duration(n["connect_timeout"], "redis.connect_timeout",
                                                 milliseconds(10), milliseconds(60'000));
     }
+  }
+
+  cluster::TlsOverrides Tls(const YAML::Node& n) {
+    reader_.ExpectMap(n, "redis.tls",
+                      {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"});
+    cluster::TlsOverrides tls;
+    auto file = [&](const char* key) -> std::optional<std::string> {
+      if (!n[key]) return std::nullopt;
+      return Resolve(base_dir_, reader_.NonEmptyString(n[key], std::string("redis.tls.") + key));
+    };
+    tls.ca_file = file("ca_file");
+    tls.cert_file = file("cert_file");
+    tls.key_file = file("key_file");
+    if (n["server_name"]) {
+      tls.server_name = reader_.NonEmptyString(n["server_name"], "redis.tls.server_name");
+    }
+    if (n["insecure_skip_verify"]) {
+      tls.insecure_skip_verify =
+          reader_.Bool(n["insecure_skip_verify"], "redis.tls.insecure_skip_verify");
+    }
+    return tls;
   }
 
   void Webhook(const YAML::Node& n, WebhookSettings& webhook) {

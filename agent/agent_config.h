@@ -10,6 +10,7 @@
 #include "agent/webhook.h"
 #include "cluster/endpoint.h"
 #include "cluster/result.h"
+#include "cluster/tls_settings.h"
 
 namespace slotguard::agent {
 
@@ -51,6 +52,8 @@ struct AgentConfig {
   std::vector<cluster::Endpoint> seeds;
   std::optional<std::string> redis_user;
   std::string redis_password_file;  // "" = none (REDIS_PASSWORD env is used when set)
+  // Set when the seeds are rediss://: redis.tls's files, absolute.
+  std::optional<cluster::TlsSettings> tls;
   std::chrono::milliseconds connect_timeout{1000};
   std::string listen_address = "127.0.0.1:9479";
   // exporter-toolkit web config for every HTTP endpoint (TLS, basic auth); absolute, "" = none.

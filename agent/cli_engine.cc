@@ -37,6 +37,8 @@
 #include "cluster/connection_pool.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
+#include "cluster/tls_context.h"
+#include "cluster/tls_settings.h"
 #include "common/duration.h"
 #include "common/file_io.h"
 #include "common/file_lock.h"
@@ -49,6 +51,7 @@ struct CommonArgs {
   std::string seed;
   std::optional<std::string> user;
   std::string password_file;
+  cluster::TlsOverrides tls;  // used when the address is rediss://
 };
 
 struct ReshardArgs {
@@ -108,6 +111,7 @@ void SetupLogging() {
 struct Connected {
   cluster::Endpoint seed;
   std::optional<cluster::Credentials> credentials;
+  std::shared_ptr<const cluster::TlsContext> tls;  // null: plain text
   std::unique_ptr<cluster::ConnectionPool> pool;
 };
 
@@ -117,24 +121,50 @@ cluster::Result<Connected> Connect(const CommonArgs& a, std::chrono::millisecond
   std::optional<std::string> user = a.user ? a.user : seed->user;
   auto creds = cluster::LoadCredentials(user, a.password_file);
   if (!creds) return tl::unexpected(creds.error());
+  const cluster::TlsSettings tls_settings = cluster::MergeTls({}, a.tls);
+  auto tls = cluster::TlsForSeeds({*seed}, tls_settings, tls_settings != cluster::TlsSettings{});
+  if (!tls) return tl::unexpected(tls.error());
   Connected c;
   c.seed = seed->endpoint;
   c.credentials = *creds;
+  if (*tls) {
+    auto context = cluster::TlsContext::Create(**tls);
+    if (!context) return tl::unexpected(context.error());
+    c.tls = *context;
+  }
   cluster::ConnectOptions co;
   co.connect_timeout = std::chrono::milliseconds(2000);
   co.io_timeout = io_timeout;
   co.credentials = *creds;
+  co.tls = c.tls;
   c.pool = std::make_unique<cluster::ConnectionPool>(co);
   return c;
 }
 
 void AddCommonOptions(CLI::App* sub, CommonArgs& a) {
   sub->add_option("address", a.seed,
-                  "Any node of the cluster: HOST:PORT or redis://[user@]HOST:PORT")
+                  "Any node of the cluster: HOST:PORT, redis://[user@]HOST:PORT or "
+                  "rediss://[user@]HOST:PORT (TLS, to every node)")
       ->required();
   sub->add_option("--user", a.user, "ACL user (default: the default user)");
   sub->add_option("--password-file", a.password_file,
                   "File whose first line is the password (else $REDIS_PASSWORD)");
+  sub->add_option("--tls.ca-file", a.tls.ca_file,
+                  "rediss://: CA certificate(s) that sign the nodes' certificates, PEM (default: "
+                  "the system's trust store)")
+      ->type_name("FILE");
+  sub->add_option("--tls.cert-file", a.tls.cert_file,
+                  "rediss://: client certificate, PEM, for tls-auth-clients (with --tls.key-file)")
+      ->type_name("FILE");
+  sub->add_option("--tls.key-file", a.tls.key_file,
+                  "rediss://: the client certificate's private key, PEM, unencrypted")
+      ->type_name("FILE");
+  sub->add_option("--tls.server-name", a.tls.server_name,
+                  "rediss://: name sent as SNI and checked in every node's certificate "
+                  "(default: the node's own address)")
+      ->type_name("NAME");
+  sub->add_flag("--tls.insecure-skip-verify", a.tls.insecure_skip_verify,
+                "rediss://: do not check the nodes' certificates");
 }
 
 // "0-99,200,300-310" -> slots. Errors name the piece that is wrong.
@@ -454,6 +484,7 @@ EngineOptions MakeEngineOptions(const ReshardArgs& a, const Connected& c) {
   EngineOptions o;
   o.seeds = {c.seed};
   o.credentials = c.credentials;
+  o.tls = c.tls;
   o.getkeys_count = a.getkeys_count;
   o.pipeline = a.pipeline;
   o.migrate_timeout = std::chrono::milliseconds(a.timeout_ms);

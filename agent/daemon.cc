@@ -11,6 +11,7 @@
 #include "agent/slot_load.h"
 #include "agent/startup_checks.h"
 #include "agent/token.h"
+#include "cluster/tls_context.h"
 #include "common/listen_address.h"
 
 namespace slotguard::agent {
@@ -109,6 +110,13 @@ cluster::Result<void> Daemon::Start() {
   auto credentials =
       cluster::LoadCredentials(config_.redis_user, config_.redis_password_file, "REDIS_PASSWORD");
   if (!credentials) return cluster::MakeError("redis: " + credentials.error().message);
+  // One OpenSSL context for every connection of the daemon: files are read once, here.
+  std::shared_ptr<const cluster::TlsContext> tls;
+  if (config_.tls) {
+    auto context = cluster::TlsContext::Create(*config_.tls);
+    if (!context) return cluster::MakeError("redis.tls: " + context.error().message);
+    tls = *context;
+  }
 
   auto queue = Queue::Open(config_.journal_dir);
   if (!queue) return tl::unexpected(queue.error());
@@ -118,6 +126,7 @@ cluster::Result<void> Daemon::Start() {
   EngineOptions& o = engine_options_;
   o.seeds = config_.seeds;
   o.credentials = *credentials;
+  o.tls = tls;
   o.journal_dir = config_.journal_dir;
   const EngineSettings& e = config_.engine;
   if (e.pipeline) o.pipeline = *e.pipeline;
@@ -139,6 +148,7 @@ cluster::Result<void> Daemon::Start() {
   connect.connect_timeout = config_.connect_timeout;
   connect.io_timeout = o.migrate_timeout + milliseconds(3000);  // MIGRATE must time out first
   connect.credentials = *credentials;
+  connect.tls = tls;
   engine_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
   connect.io_timeout = milliseconds(5000);
   control_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
@@ -208,11 +218,12 @@ cluster::Result<void> Daemon::Start() {
   for (const auto& warning : StartupWarnings(config_, control_token_, webhook_token, probes)) {
     spdlog::warn("{}", warning);
   }
-  spdlog::info("slotguard-agent {} listening on {} ({}; journal {}, queue {}, webhook {})",
+  spdlog::info("slotguard-agent {} listening on {} ({}; journal {}, queue {}, webhook {}), redis {}",
                SLOTGUARD_VERSION, config_.listen_address,
                web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
                                       : std::string("plain HTTP"),
-               config_.journal_dir, queue_->path(), config_.webhook.enabled ? "on" : "off");
+               config_.journal_dir, queue_->path(), config_.webhook.enabled ? "on" : "off",
+               cluster::DescribeTls(config_.tls));
   worker_ = std::thread([this] { WorkerLoop(); });
   return {};
 }

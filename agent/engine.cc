@@ -83,6 +83,7 @@ class EngineImpl {
       co.connect_timeout = std::chrono::milliseconds(500);
       co.io_timeout = options_.guard_io_timeout;
       co.credentials = options_.credentials;
+      co.tls = options_.tls;
       own_guard_pool_ = std::make_unique<cluster::ConnectionPool>(co);
       guard_connector_ = own_guard_pool_.get();
     }
@@ -97,6 +98,7 @@ class EngineImpl {
         co.connect_timeout = std::chrono::milliseconds(1000);
         co.io_timeout = std::chrono::milliseconds(2000);
         co.credentials = options_.credentials;
+        co.tls = options_.tls;
         own_lease_pool_ = std::make_unique<cluster::ConnectionPool>(co);
         lease_connector = own_lease_pool_.get();
       }

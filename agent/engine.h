@@ -20,6 +20,7 @@
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
 #include "cluster/result.h"
+#include "cluster/tls_context.h"
 
 namespace slotguard::agent {
 
@@ -43,6 +44,8 @@ struct EngineOptions {
   std::vector<cluster::Endpoint> seeds;
   // For MIGRATE's AUTH/AUTH2 (the connections themselves authenticate through the Connector).
   std::optional<cluster::Credentials> credentials;
+  // TLS for the engine's own connections (guards, lease); null: plain text.
+  std::shared_ptr<const cluster::TlsContext> tls;
   int getkeys_count = 1000;  // keys per CLUSTER GETKEYSINSLOT
   int pipeline = 100;        // keys per MIGRATE
   // MIGRATE's own timeout. The Connector's io timeout must be larger (the CLI uses +3 s).

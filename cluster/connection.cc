@@ -1,38 +1,15 @@
 #include "cluster/connection.h"
 
 #include <hiredis/hiredis.h>
-#include <sys/time.h>
 
 #include <algorithm>
 #include <utility>
 
-#include "cluster/reply_reader.h"
-
 namespace slotguard::cluster {
 namespace {
 
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-std::string ContextError(const redisContext* c) {
-  if (c == nullptr) return "out of memory";
-  if (c->err == REDIS_ERR_IO && c->errstr[0] == '\0') return "I/O error";
-  // hiredis reports a read timeout as "Resource temporarily unavailable".
-  std::string msg = c->errstr;
-  if (msg == "Resource temporarily unavailable") msg = "timed out";
-  return msg;
-}
-
-Result<void> AppendArgv(redisContext* c, const Argv& argv) {
+// Appends argv in RESP, formatted by hiredis as its contexts do.
+Result<void> AppendArgv(std::string& out, const Argv& argv) {
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
   ptrs.reserve(argv.size());
@@ -41,18 +18,22 @@ Result<void> AppendArgv(redisContext* c, const Argv& argv) {
     ptrs.push_back(a.data());
     lens.push_back(a.size());
   }
-  if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data()) !=
-      REDIS_OK) {
-    return MakeError(ContextError(c));
-  }
+  char* command = nullptr;
+  const int len =
+      redisFormatCommandArgv(&command, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+  if (len < 0 || command == nullptr) return MakeError("out of memory");
+  out.append(command, static_cast<size_t>(len));
+  redisFreeCommand(command);
   return {};
 }
 
-}  // namespace
-
-void RedisConnection::ContextDeleter::operator()(redisContext* context) const {
-  redisFree(context);
+bool HungUp(const std::string& why) {
+  return why == "Server closed the connection" || why == "Connection reset by peer" ||
+         why == "the server closed the connection" || why == "Broken pipe" ||
+         why.find("unexpected eof") != std::string::npos;
 }
+
+}  // namespace
 
 RedisConnection::RedisConnection(Endpoint endpoint, ConnectOptions options)
     : endpoint_(std::move(endpoint)), options_(std::move(options)) {}
@@ -61,37 +42,80 @@ RedisConnection::~RedisConnection() = default;
 
 void RedisConnection::SetIoTimeout(std::chrono::milliseconds timeout) {
   options_.io_timeout = timeout;
-  if (context_) redisSetTimeout(context_.get(), ToTimeval(timeout));
+  if (transport_ && !transport_->SetIoTimeout(timeout)) Discard();
 }
 
-Result<redisContext*> RedisConnection::EnsureConnected() {
-  if (context_) return context_.get();
-  ContextPtr c(redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
-                                       ToTimeval(options_.connect_timeout)));
-  if (!c || c->err) {
-    return MakeError("connect to " + endpoint_.ToString() + ": " + ContextError(c.get()));
+Result<void> RedisConnection::EnsureConnected() {
+  if (transport_) return {};
+  auto transport = Transport::Connect(endpoint_, options_.connect_timeout, options_.tls.get());
+  if (!transport) {
+    return MakeError("connect to " + endpoint_.ToString() + ": " + transport.error().message);
   }
-  if (redisSetTimeout(c.get(), ToTimeval(options_.io_timeout)) != REDIS_OK) {
-    return MakeError("set timeout on " + endpoint_.ToString() + ": " + ContextError(c.get()));
+  transport_ = std::move(*transport);
+  reader_.emplace();
+  answered_ = false;
+  if (auto r = transport_->SetIoTimeout(options_.io_timeout); !r) {
+    Discard();
+    return MakeError("set timeout on " + endpoint_.ToString() + ": " + r.error().message);
   }
   if (options_.credentials) {
     Argv auth{"AUTH"};
     if (options_.credentials->user) auth.push_back(*options_.credentials->user);
     auth.push_back(options_.credentials->password);
-    if (auto r = AppendArgv(c.get(), auth); !r) return tl::unexpected(r.error());
-    redisReply* raw = nullptr;
-    if (redisGetReply(c.get(), reinterpret_cast<void**>(&raw)) != REDIS_OK) {
-      return MakeError("AUTH to " + endpoint_.ToString() + ": " + ContextError(c.get()));
+    std::string command;
+    if (auto r = AppendArgv(command, auth); !r) {
+      Discard();
+      return tl::unexpected(r.error());
     }
-    ReplyPtr reply(raw);
-    if (reply->type == REDIS_REPLY_ERROR) {
+    auto written = transport_->Write(command);
+    auto reply = written ? ReadReply() : Result<Reply>(MakeError(Explain(written.error().message)));
+    if (!reply) {
+      Discard();
+      return MakeError("AUTH to " + endpoint_.ToString() + ": " + reply.error().message);
+    }
+    if (reply->type == Reply::Type::kError) {
+      Discard();
       // The server's message names the problem, never the password.
-      return MakeError("AUTH to " + endpoint_.ToString() +
-                       " refused: " + std::string(reply->str, reply->len));
+      return MakeError("AUTH to " + endpoint_.ToString() + " refused: " + reply->str);
     }
   }
-  context_ = std::move(c);
-  return context_.get();
+  return {};
+}
+
+std::string RedisConnection::Explain(const std::string& why) {
+  if (answered_ || !HungUp(why)) return why;
+  if (!options_.tls) {
+    // A plain-text client on a TLS port: the node hangs up on what is not a TLS handshake.
+    return why + " before answering anything (if the port speaks TLS, use rediss://)";
+  }
+  const std::string alert = Transport::ProbeTlsRefusal(
+      endpoint_, std::min(options_.connect_timeout, std::chrono::milliseconds(1000)),
+      *options_.tls);
+  if (!alert.empty()) {
+    const std::string hint = TlsFailureHint(alert, endpoint_.host);
+    return why + " before answering anything: " + alert + (hint.empty() ? "" : " (" + hint + ")");
+  }
+  return why +
+         " before answering anything (a node with tls-auth-clients yes does so when it refuses "
+         "the client certificate: check tls.cert-file and tls.key-file)";
+}
+
+Result<Reply> RedisConnection::ReadReply() {
+  // hiredis's own read size: large replies (INFO all, CLUSTER NODES) take a few reads.
+  char buffer[16 * 1024];
+  for (;;) {
+    auto next = reader_->Next();
+    if (!next) return MakeError("protocol error: " + next.error().message);
+    if (*next) {
+      answered_ = true;
+      return std::move(**next);
+    }
+    auto n = transport_->Read(buffer, sizeof(buffer));
+    if (!n) return MakeError(Explain(n.error().message));
+    if (auto fed = reader_->Feed(std::string_view(buffer, *n)); !fed) {
+      return MakeError("protocol error: " + fed.error().message);
+    }
+  }
 }
 
 Result<Reply> RedisConnection::Command(const Argv& argv) {
@@ -115,45 +139,40 @@ Result<std::vector<Reply>> Connection::Receive(size_t count) {
 }
 
 Result<void> RedisConnection::Send(const std::vector<Argv>& commands) {
-  auto c = EnsureConnected();
-  if (!c) return tl::unexpected(c.error());
+  if (auto c = EnsureConnected(); !c) return c;
+  out_.clear();
   for (const auto& argv : commands) {
-    if (auto r = AppendArgv(*c, argv); !r) {
+    if (auto r = AppendArgv(out_, argv); !r) {
       Discard();
       return MakeError(endpoint_.ToString() + ": " + r.error().message);
     }
     in_flight_.push_back(argv.empty() ? std::string() : argv.front());
   }
-  // Blocking context: each redisBufferWrite writes what the socket takes.
-  for (int done = 0; !done;) {
-    if (redisBufferWrite(*c, &done) != REDIS_OK) {
-      std::string why = ContextError(*c);
-      Discard();
-      return MakeError(endpoint_.ToString() + ": " + why);
-    }
+  if (auto w = transport_->Write(out_); !w) {
+    std::string why = Explain(w.error().message);
+    Discard();
+    return MakeError(endpoint_.ToString() + ": " + why);
   }
+  out_.clear();
   return {};
 }
 
 Result<std::vector<Reply>> RedisConnection::Receive(size_t count) {
-  if (!context_ || count > in_flight_.size()) {
+  if (!transport_ || count > in_flight_.size()) {
     Discard();
     return MakeError(endpoint_.ToString() + ": no reply in flight (connection lost)");
   }
   std::vector<Reply> out;
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    redisReply* raw = nullptr;
-    if (redisGetReply(context_.get(), reinterpret_cast<void**>(&raw)) != REDIS_OK ||
-        raw == nullptr) {
-      std::string why = ContextError(context_.get());
+    auto reply = ReadReply();
+    if (!reply) {
       std::string name = in_flight_.front();
       Discard();
-      return MakeError(endpoint_.ToString() + ": " + name + ": " + why);
+      return MakeError(endpoint_.ToString() + ": " + name + ": " + reply.error().message);
     }
     in_flight_.pop_front();
-    ReplyPtr reply(raw);
-    out.push_back(ToReply(*reply));
+    out.push_back(std::move(*reply));
   }
   return out;
 }

@@ -10,9 +10,10 @@
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
 #include "cluster/reply.h"
+#include "cluster/reply_reader.h"
 #include "cluster/result.h"
-
-struct redisContext;
+#include "cluster/tls_context.h"
+#include "cluster/transport.h"
 
 namespace slotguard::cluster {
 
@@ -22,6 +23,9 @@ struct ConnectOptions {
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds io_timeout{2000};
   std::optional<Credentials> credentials;
+  // Null: plain text. Shared by every connection with the same TLS settings (discovered nodes
+  // inherit their seed's).
+  std::shared_ptr<const TlsContext> tls;
 };
 
 // A command channel to one node. Abstract so engines can be tested with a fake.
@@ -47,8 +51,10 @@ class Connection {
   std::deque<Argv> unsent_;  // the default Send/Receive only
 };
 
-// Connection over hiredis. Connects lazily, AUTHs after each connect, and discards a context
-// after any transport error so the next call reconnects. Not thread-safe: one user at a time.
+// Connection over a Transport (a plain or TLS socket), with hiredis's command formatting and
+// reply reader: hiredis 0.14, Debian bookworm's, cannot do TLS itself. Connects lazily, AUTHs
+// after each connect, and drops the transport after any transport error so the next call
+// reconnects. Not thread-safe: one user at a time.
 class RedisConnection final : public Connection {
  public:
   explicit RedisConnection(Endpoint endpoint, ConnectOptions options = {});
@@ -63,25 +69,30 @@ class RedisConnection final : public Connection {
   Result<void> Send(const std::vector<Argv>& commands) override;
   Result<std::vector<Reply>> Receive(size_t count) override;
 
-  // Changes the read/write timeout of the live context and of later reconnects.
+  // Changes the read/write timeout of the live transport and of later reconnects.
   void SetIoTimeout(std::chrono::milliseconds timeout);
 
  private:
-  struct ContextDeleter {
-    void operator()(redisContext* context) const;
-  };
-  using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-
-  Result<redisContext*> EnsureConnected();
+  Result<void> EnsureConnected();
+  // Reads the next reply; the message is the reason only.
+  Result<Reply> ReadReply();
+  // `why` a transport failed, with what an operator should check when the node hung up before
+  // its first reply (a plain-text client on a TLS port, a refused client certificate).
+  std::string Explain(const std::string& why);
   void Discard() {
-    context_.reset();
+    transport_.reset();
+    reader_.reset();
+    out_.clear();
     in_flight_.clear();
   }
 
   Endpoint endpoint_;
   ConnectOptions options_;
-  ContextPtr context_;
+  std::unique_ptr<Transport> transport_;
+  std::optional<ReplyReader> reader_;  // one per transport: a new connection starts clean
+  std::string out_;                    // formatted commands not yet written
   std::deque<std::string> in_flight_;  // names of sent commands whose replies are unread
+  bool answered_ = false;              // the transport has delivered a reply
 };
 
 // Hands out connections by endpoint. Engines borrow them; the connector owns them.

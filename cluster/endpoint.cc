@@ -43,9 +43,12 @@ Result<Endpoint> ParseEndpoint(std::string_view text) {
 
 Result<SeedAddress> ParseSeedAddress(std::string_view text) {
   constexpr std::string_view kScheme = "redis://";
+  constexpr std::string_view kTlsScheme = "rediss://";
   SeedAddress seed;
-  if (text.substr(0, kScheme.size()) == kScheme) {
-    text.remove_prefix(kScheme.size());
+  const bool plain_url = text.substr(0, kScheme.size()) == kScheme;
+  seed.tls = text.substr(0, kTlsScheme.size()) == kTlsScheme;
+  if (plain_url || seed.tls) {
+    text.remove_prefix(plain_url ? kScheme.size() : kTlsScheme.size());
     if (!text.empty() && text.back() == '/') text.remove_suffix(1);
     auto at = text.rfind('@');
     if (at != std::string_view::npos) {
@@ -53,11 +56,19 @@ Result<SeedAddress> ParseSeedAddress(std::string_view text) {
       if (userinfo.find(':') != std::string_view::npos) {
         // Deliberately not echoing the text: it holds a password.
         return MakeError(
-            "a password in a redis:// address is refused (it would show in ps output); use "
+            "a password in a redis:// or rediss:// address is refused (it would show in ps "
+            "output); use "
             "--redis.password-file or REDIS_PASSWORD");
       }
       if (!userinfo.empty()) seed.user = std::string(userinfo);
       text.remove_prefix(at + 1);
+    }
+  }
+  if (!plain_url && !seed.tls) {
+    if (auto scheme = text.find("://"); scheme != std::string_view::npos) {
+      // Only the scheme is quoted: the rest may hold a password.
+      return MakeError("address scheme \"" + std::string(text.substr(0, scheme)) +
+                       "://\": expected redis:// or rediss:// (TLS)");
     }
   }
   auto endpoint = ParseEndpoint(text);

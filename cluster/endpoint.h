@@ -18,12 +18,13 @@ struct Endpoint {
   auto operator<=>(const Endpoint&) const = default;
 };
 
-// A seed as users write it: "host:port", "[v6]:port" or "redis://[user@]host:port".
-// A user in the URL is returned separately; a password in the URL is refused so it never
-// lands in `ps` output.
+// A seed as users write it: "host:port", "[v6]:port", "redis://[user@]host:port" or
+// "rediss://[user@]host:port" (TLS). A user in the URL is returned separately; a password in
+// the URL is refused so it never lands in `ps` output.
 struct SeedAddress {
   Endpoint endpoint;
   std::optional<std::string> user;
+  bool tls = false;  // rediss://
 };
 
 Result<SeedAddress> ParseSeedAddress(std::string_view text);

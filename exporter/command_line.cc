@@ -41,6 +41,11 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   std::vector<std::string> addrs;
   std::string user;
   std::string password_file;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
+  bool tls_insecure = false;
   std::string listen_address;
   std::string telemetry_path;
   std::string web_config_file;
@@ -52,15 +57,16 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   app.set_version_flag("--version", VersionString(), "Print the version and exit");
   auto* config_opt = app.add_option("--config", config_path,
                                     "YAML file with the same settings (redis.addr, redis.user, "
-                                    "redis.password_file, web.listen_address, web.telemetry_path, "
-                                    "web.config_file, "
-                                    "scrape.timeout, scrape.stray_keys, log.format, log.level)")
+                                    "redis.password_file, redis.tls.*, web.listen_address, "
+                                    "web.telemetry_path, web.config_file, scrape.timeout, "
+                                    "scrape.stray_keys, log.format, log.level)")
                          ->type_name("FILE")
                          ->envname("SLOTGUARD_EXPORTER_CONFIG");
   auto* addr_opt =
       app.add_option("--redis.addr", addrs,
-                     "Seed node, host:port or redis://[user@]host:port; repeat the flag for "
-                     "more seeds (any one that answers is enough). Required unless the config "
+                     "Seed node, host:port, redis://[user@]host:port or rediss://[user@]host:port "
+                     "(TLS, to every node); repeat the flag for more seeds (any one that answers "
+                     "is enough). Required unless the config "
                      "file gives redis.addr")
           ->type_name("ADDR")
           ->delimiter(',')
@@ -76,6 +82,31 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
                      "when set)")
           ->type_name("FILE")
           ->envname("SLOTGUARD_EXPORTER_REDIS_PASSWORD_FILE");
+  auto* ca_opt = app.add_option("--tls.ca-file", tls_ca_file,
+                                "CA certificate(s) that sign the nodes' certificates, PEM "
+                                "(rediss:// seeds; default: the system's trust store)")
+                     ->type_name("FILE")
+                     ->envname("SLOTGUARD_EXPORTER_TLS_CA_FILE");
+  auto* cert_opt = app.add_option("--tls.cert-file", tls_cert_file,
+                                  "Client certificate, PEM, for nodes with tls-auth-clients "
+                                  "(with --tls.key-file)")
+                       ->type_name("FILE")
+                       ->envname("SLOTGUARD_EXPORTER_TLS_CERT_FILE");
+  auto* key_opt = app.add_option("--tls.key-file", tls_key_file,
+                                 "The client certificate's private key, PEM, unencrypted")
+                      ->type_name("FILE")
+                      ->envname("SLOTGUARD_EXPORTER_TLS_KEY_FILE");
+  auto* server_name_opt =
+      app.add_option("--tls.server-name", tls_server_name,
+                     "Name sent as SNI and checked in every node's certificate (default: the "
+                     "node's own address, which its certificate must then name)")
+          ->type_name("NAME")
+          ->envname("SLOTGUARD_EXPORTER_TLS_SERVER_NAME");
+  auto* insecure_opt =
+      app.add_flag("--tls.insecure-skip-verify", tls_insecure,
+                   "Do not check the nodes' certificates (encrypts, but anyone in the path can "
+                   "pose as a node) [default: off]")
+          ->envname("SLOTGUARD_EXPORTER_TLS_INSECURE_SKIP_VERIFY");
   auto* listen_opt =
       app.add_option(
              "--web.listen-address", listen_address,
@@ -142,6 +173,7 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
     if (file->redis_addrs) settings.redis_addrs = *file->redis_addrs;
     if (file->redis_user) settings.redis_user = *file->redis_user;
     if (file->password_file) settings.password_file = *file->password_file;
+    settings.tls = file->tls;
     if (file->listen_address) settings.listen_address = *file->listen_address;
     if (file->telemetry_path) settings.telemetry_path = *file->telemetry_path;
     if (file->web_config_file) settings.web_config_file = *file->web_config_file;
@@ -155,6 +187,11 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
   if (addr_opt->count() > 0) settings.redis_addrs = addrs;
   if (user_opt->count() > 0) settings.redis_user = user;
   if (pwfile_opt->count() > 0) settings.password_file = password_file;
+  if (ca_opt->count() > 0) settings.tls.ca_file = tls_ca_file;
+  if (cert_opt->count() > 0) settings.tls.cert_file = tls_cert_file;
+  if (key_opt->count() > 0) settings.tls.key_file = tls_key_file;
+  if (server_name_opt->count() > 0) settings.tls.server_name = tls_server_name;
+  if (insecure_opt->count() > 0) settings.tls.insecure_skip_verify = tls_insecure;
   if (listen_opt->count() > 0) settings.listen_address = listen_address;
   if (path_opt->count() > 0) settings.telemetry_path = telemetry_path;
   if (web_config_opt->count() > 0) settings.web_config_file = web_config_file;

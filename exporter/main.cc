@@ -9,6 +9,8 @@
 
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
+#include "cluster/tls_context.h"
+#include "cluster/tls_settings.h"
 #include "common/http_server.h"
 #include "common/listen_address.h"
 #include "common/logging.h"
@@ -32,6 +34,7 @@ int Run(const exporter::Settings& settings) {
   common::SetupLogging("slotguard-exporter", settings.log_format, settings.log_level);
 
   std::vector<cluster::Endpoint> seeds;
+  std::vector<cluster::SeedAddress> seed_addresses;
   std::optional<std::string> url_user;
   for (const auto& addr : settings.redis_addrs) {
     auto seed = cluster::ParseSeedAddress(addr);
@@ -41,6 +44,24 @@ int Run(const exporter::Settings& settings) {
     }
     if (seed->user && !url_user) url_user = seed->user;
     seeds.push_back(seed->endpoint);
+    seed_addresses.push_back(*seed);
+  }
+  const cluster::TlsSettings tls_settings = cluster::MergeTls({}, settings.tls);
+  auto tls =
+      cluster::TlsForSeeds(seed_addresses, tls_settings, tls_settings != cluster::TlsSettings{});
+  if (!tls) {
+    spdlog::error("--redis.addr, --tls.*: {}", tls.error().message);
+    return 1;
+  }
+  // One OpenSSL context for every node: the CA and the client certificate are read once, here.
+  std::shared_ptr<const cluster::TlsContext> tls_context;
+  if (*tls) {
+    auto context = cluster::TlsContext::Create(**tls);
+    if (!context) {
+      spdlog::error("--tls.*: {}", context.error().message);
+      return 1;
+    }
+    tls_context = *context;
   }
   // --redis.user wins over a user written in a redis:// address.
   const std::optional<std::string> user = settings.redis_user ? settings.redis_user : url_user;
@@ -60,7 +81,7 @@ int Run(const exporter::Settings& settings) {
   signal(SIGPIPE, SIG_IGN);
 
   exporter::ScrapeEngine engine(seeds, settings.scrape_timeout,
-                                exporter::RedisNodeClientFactory(*credentials),
+                                exporter::RedisNodeClientFactory(*credentials, tls_context),
                                 exporter::ReadOptions{settings.scrape_stray_keys});
   // Checked by the command line already; parsed again here for its parts.
   auto listen = common::ParseListenAddress(settings.listen_address);
@@ -91,14 +112,15 @@ int Run(const exporter::Settings& settings) {
   for (const auto& s : seeds) seed_list += (seed_list.empty() ? "" : ",") + s.ToString();
   spdlog::info(
       "{} listening on {} ({}; metrics at {}), seeds {}, scrape timeout {}ms, stray keys {}, "
-      "auth {}",
+      "auth {}, {}",
       exporter::VersionString(), settings.listen_address,
       web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
                              : std::string("plain HTTP"),
       settings.telemetry_path, seed_list, settings.scrape_timeout.count(),
       settings.scrape_stray_keys ? "counted" : "not counted",
       *credentials ? (user ? "as user " + *user : std::string("with password"))
-                   : std::string("none"));
+                   : std::string("none"),
+      cluster::DescribeTls(*tls));
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

@@ -26,7 +26,8 @@ using NodeClientFactory = std::function<std::unique_ptr<NodeClient>(const cluste
 // past its deadline; a live connection just gets its read/write timeout shortened.
 class RedisNodeClient final : public NodeClient {
  public:
-  RedisNodeClient(cluster::Endpoint endpoint, std::optional<cluster::Credentials> credentials);
+  RedisNodeClient(cluster::Endpoint endpoint, std::optional<cluster::Credentials> credentials,
+                  std::shared_ptr<const cluster::TlsContext> tls = nullptr);
 
   cluster::Result<std::vector<cluster::Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
                                                         std::chrono::milliseconds timeout) override;
@@ -34,11 +35,14 @@ class RedisNodeClient final : public NodeClient {
  private:
   cluster::Endpoint endpoint_;
   std::optional<cluster::Credentials> credentials_;
+  std::shared_ptr<const cluster::TlsContext> tls_;  // null: plain text
   std::unique_ptr<cluster::RedisConnection> connection_;
   bool healthy_ = false;  // the last pipeline worked, so the connection is (probably) open
 };
 
-// Makes RedisNodeClients that AUTH with `credentials`.
-NodeClientFactory RedisNodeClientFactory(std::optional<cluster::Credentials> credentials);
+// Makes RedisNodeClients that AUTH with `credentials`, over TLS when `tls` is set: every node
+// discovery finds is reached with the seeds' TLS settings.
+NodeClientFactory RedisNodeClientFactory(std::optional<cluster::Credentials> credentials,
+                                         std::shared_ptr<const cluster::TlsContext> tls = nullptr);
 
 }  // namespace slotguard::exporter

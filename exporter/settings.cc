@@ -30,7 +30,7 @@ std::string Checked(const YamlReader& reader, const YAML::Node& node, const std:
 }
 
 void ParseRedis(const YamlReader& reader, const YAML::Node& map, FileSettings& out) {
-  reader.ExpectMap(map, "redis", {"addr", "user", "password_file"});
+  reader.ExpectMap(map, "redis", {"addr", "user", "password_file", "tls"});
   if (const YAML::Node v = map["addr"]) {
     std::vector<std::string> addrs;
     if (v.IsSequence()) {
@@ -47,6 +47,25 @@ void ParseRedis(const YamlReader& reader, const YAML::Node& map, FileSettings& o
   if (const YAML::Node v = map["user"]) out.redis_user = reader.NonEmptyString(v, "redis.user");
   if (const YAML::Node v = map["password_file"]) {
     out.password_file = reader.NonEmptyString(v, "redis.password_file");
+  }
+  if (const YAML::Node tls = map["tls"]) {
+    reader.ExpectMap(tls, "redis.tls",
+                     {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"});
+    if (const YAML::Node v = tls["ca_file"]) {
+      out.tls.ca_file = reader.NonEmptyString(v, "redis.tls.ca_file");
+    }
+    if (const YAML::Node v = tls["cert_file"]) {
+      out.tls.cert_file = reader.NonEmptyString(v, "redis.tls.cert_file");
+    }
+    if (const YAML::Node v = tls["key_file"]) {
+      out.tls.key_file = reader.NonEmptyString(v, "redis.tls.key_file");
+    }
+    if (const YAML::Node v = tls["server_name"]) {
+      out.tls.server_name = reader.NonEmptyString(v, "redis.tls.server_name");
+    }
+    if (const YAML::Node v = tls["insecure_skip_verify"]) {
+      out.tls.insecure_skip_verify = reader.Bool(v, "redis.tls.insecure_skip_verify");
+    }
   }
 }
 

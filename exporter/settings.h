@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cluster/result.h"
+#include "cluster/tls_settings.h"
 
 namespace slotguard::exporter {
 
@@ -19,9 +20,10 @@ inline constexpr std::chrono::milliseconds kMaxScrapeTimeout{10000};
 // Everything the exporter is told, from flags and/or the YAML file. No secret lives here: only
 // the name of the file holding the password.
 struct Settings {
-  std::vector<std::string> redis_addrs;  // seeds, "host:port" or "redis://[user@]host:port"
+  std::vector<std::string> redis_addrs;  // seeds, "host:port" or "redis[s]://[user@]host:port"
   std::optional<std::string> redis_user;
   std::string password_file;
+  cluster::TlsOverrides tls;  // file names only; used when the seeds are rediss://
   std::string listen_address = std::string(kDefaultListenAddress);
   std::string telemetry_path = std::string(kDefaultTelemetryPath);
   std::string web_config_file;  // exporter-toolkit web config (TLS, basic auth); "" = none
@@ -36,6 +38,7 @@ struct FileSettings {
   std::optional<std::vector<std::string>> redis_addrs;
   std::optional<std::string> redis_user;
   std::optional<std::string> password_file;
+  cluster::TlsOverrides tls;
   std::optional<std::string> listen_address;
   std::optional<std::string> telemetry_path;
   std::optional<std::string> web_config_file;

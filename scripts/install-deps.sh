@@ -14,7 +14,8 @@ PACKAGES=(
   libssl-dev libcrypt-dev openssl
   # the ASan+UBSan build and the libFuzzer targets (scripts/fuzz.sh); libFuzzer is in libclang-rt
   clang libclang-rt-dev
-  # the servers of the version matrix (scripts/build-servers.sh, BUILD_TLS=yes): libssl-dev above
+  # TLS to Redis (cluster/transport.cc) and the servers of the version matrix
+  # (scripts/build-servers.sh, BUILD_TLS=yes): libssl-dev above
   # runtime for tests and the demo
   redis-server redis-tools prometheus prometheus-alertmanager python3 python3-redis
   python3-pytest python3-yaml curl procps iproute2 docker-compose

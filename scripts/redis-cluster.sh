@@ -8,10 +8,14 @@
 #   REDIS_PASSWORD_FILE   when set, every node gets requirepass/masterauth from this file
 #   CLUSTER_NODE_TIMEOUT  cluster-node-timeout in ms (default 5000)
 #   REDIS_SERVER          redis-server binary (default: from PATH)
+#   REDIS_TLS_DIR         when set, every node speaks TLS only (port 0, tls-port BASEPORT+i,
+#                         tls-cluster, tls-replication) with ca.crt, server.crt/.key of this
+#                         directory; redis-cli here uses client.crt/.key
+#   REDIS_TLS_AUTH_CLIENTS  tls-auth-clients (default no; yes: clients need a certificate)
 set -euo pipefail
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 1
 }
 
@@ -24,10 +28,15 @@ port_in_use() {
 
 cli() {
   local port=$1; shift
+  local tls=()
+  if [ -n "${REDIS_TLS_DIR:-}" ]; then
+    tls=(--tls --cacert "$REDIS_TLS_DIR/ca.crt" --cert "$REDIS_TLS_DIR/client.crt"
+         --key "$REDIS_TLS_DIR/client.key")
+  fi
   if [ -n "${REDIS_PASSWORD_FILE:-}" ]; then
-    REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")" redis-cli -p "$port" "$@"
+    REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")" redis-cli "${tls[@]}" -p "$port" "$@"
   else
-    redis-cli -p "$port" "$@"
+    redis-cli "${tls[@]}" -p "$port" "$@"
   fi
 }
 
@@ -83,8 +92,15 @@ cmd_up() {
   for i in $(seq 0 $((total - 1))); do
     local p=$((base + i)) nd="$dir/$((base + i))"
     mkdir -p "$nd"
+    local listen=("port $p")
+    if [ -n "${REDIS_TLS_DIR:-}" ]; then
+      local t=$REDIS_TLS_DIR
+      listen=("port 0" "tls-port $p" "tls-cluster yes" "tls-replication yes"
+              "tls-cert-file $t/server.crt" "tls-key-file $t/server.key"
+              "tls-ca-cert-file $t/ca.crt" "tls-auth-clients ${REDIS_TLS_AUTH_CLIENTS:-no}")
+    fi
     {
-      echo "port $p"
+      for a in "${listen[@]}"; do echo "$a"; done
       echo "bind 127.0.0.1"
       echo "daemonize yes"
       echo "dir $nd"

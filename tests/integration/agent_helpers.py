@@ -60,7 +60,8 @@ def slots_of(cluster, port):
 
 
 def raw(cluster, port):
-    return redis.Redis(host="127.0.0.1", port=port, password=cluster.password, socket_timeout=10)
+    return redis.Redis(host="127.0.0.1", port=port, password=cluster.password, socket_timeout=10,
+                       **cluster._ssl_kw())
 
 
 class Dataset:
@@ -324,7 +325,7 @@ def assert_cluster_whole(cluster, before, timeout=30, ttl_tolerance_ms=120000):
     assert problems == [], problems[:20]
     strays = stray_keys(cluster)
     assert strays == [], f"keys in slots their node does not own (port, slot, keys): {strays[:20]}"
-    chk = run_agent("check", cluster.seed, env=password_env(cluster))
+    chk = run_agent("check", cluster.url, *cluster.tls_flags(), env=password_env(cluster))
     assert chk.returncode == 0, chk.stdout + chk.stderr
     if shutil.which("redis-cli"):
         rc, text = cluster.cluster_check()

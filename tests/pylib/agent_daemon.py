@@ -74,6 +74,11 @@ class AgentDaemon:
         with open(os.path.join(SOURCE_DIR, "config", "agent.yaml")) as f:
             config = yaml.safe_load(f)
         config["redis"]["seeds"] = [cluster.seed, cluster.addr(cluster.ports[1])]
+        if cluster.tls:
+            config["redis"]["seeds"] = [f"rediss://{s}" for s in config["redis"]["seeds"]]
+            config["redis"]["tls"] = {"ca_file": cluster.certs.ca,
+                                      "cert_file": cluster.certs.client,
+                                      "key_file": cluster.certs.client_key}
         config["listen_address"] = f"127.0.0.1:{self.port}"
         config["journal_dir"] = os.path.join(self.dir, "journal")
         config["control"]["token_file"] = self.control_token_file

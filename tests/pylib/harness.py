@@ -106,20 +106,73 @@ def valkey8(info):
     return bool(version) and int(str(version).split(".")[0]) >= 8
 
 
-class Cluster:
-    """A real loopback Redis Cluster made by scripts/redis-cluster.sh."""
+class Certificates:
+    """A test CA and certificates it signs, made with the openssl command: `ca.crt`,
+    `server.crt`/`.key` (the nodes'; IP SAN 127.0.0.1, for server and client use, as nodes
+    also connect to each other) and `client.crt`/`.key`. `issue` makes more: expired ones, other
+    names, or signed by another Certificates' CA."""
 
-    def __init__(self, masters=3, replicas=1, password_file=None, node_timeout=5000):
+    def __init__(self, directory):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.ca = os.path.join(directory, "ca.crt")
+        self.ca_key = os.path.join(directory, "ca.key")
+        self._openssl("req", "-x509", *self._new_key(self.ca_key), "-out", self.ca, "-days", "2",
+                      "-subj", "/CN=slotguard test CA")
+        self.server, self.server_key = self.issue("server")
+        self.client, self.client_key = self.issue("client", san=None)
+
+    @staticmethod
+    def _new_key(path):
+        return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", path]
+
+    @staticmethod
+    def _openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+    def issue(self, name, san="IP:127.0.0.1", days=2):
+        """(cert, key) paths for a new certificate `name`; days < 0 makes it expired already."""
+        crt = os.path.join(self.dir, name + ".crt")
+        key = os.path.join(self.dir, name + ".key")
+        csr = os.path.join(self.dir, name + ".csr")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("extendedKeyUsage=serverAuth,clientAuth\n")
+            if san:
+                f.write(f"subjectAltName={san}\n")
+        self._openssl("req", *self._new_key(key), "-out", csr, "-subj", f"/CN=slotguard {name}")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
+                      "-CAcreateserial", "-out", crt, "-days", str(days), "-extfile", ext)
+        return crt, key
+
+
+class Cluster:
+    """A real loopback Redis Cluster made by scripts/redis-cluster.sh.
+
+    tls="tls" makes every node speak TLS only (port 0, tls-port, tls-cluster, tls-replication)
+    with certificates made here (`self.certs`); tls="mutual" also requires client certificates
+    (tls-auth-clients yes). The clients below then use TLS and the client certificate."""
+
+    def __init__(self, masters=3, replicas=1, password_file=None, node_timeout=5000, tls=None):
+        assert tls in (None, "tls", "mutual")
         self.masters = masters
         self.replicas = replicas
         self.total = masters * (replicas + 1)
         self.password_file = password_file
         self.password = open(password_file).read().strip() if password_file else None
+        self.tls = tls
+        self.certs = None
         self.dir = tempfile.mkdtemp(prefix="slotguard-cluster-")
         env = dict(os.environ)
         env["CLUSTER_NODE_TIMEOUT"] = str(node_timeout)
         if password_file:
             env["REDIS_PASSWORD_FILE"] = password_file
+        if tls:
+            # Outside self.dir, which a failed start empties.
+            self.certs = Certificates(tempfile.mkdtemp(prefix="slotguard-tls-"))
+            env["REDIS_TLS_DIR"] = self.certs.dir
+            env["REDIS_TLS_AUTH_CLIENTS"] = "yes" if tls == "mutual" else "no"
         last = None
         for _ in range(20):
             base = random.randrange(12000, 21000, 10)
@@ -137,6 +190,8 @@ class Cluster:
             subprocess.run([CLUSTER_SH, "down", self.dir], capture_output=True)
             shutil.rmtree(self.dir, ignore_errors=True)
             os.makedirs(self.dir)
+        if self.certs:
+            shutil.rmtree(self.certs.dir, ignore_errors=True)
         raise RuntimeError(f"could not start a cluster: {last}")
 
     def _check_server(self):
@@ -163,22 +218,44 @@ class Cluster:
     def addr(self, port):
         return f"127.0.0.1:{port}"
 
+    @property
+    def url(self):
+        """The seed as our binaries take it: rediss:// on a TLS cluster."""
+        return f"rediss://{self.seed}" if self.tls else self.seed
+
+    def tls_flags(self):
+        """The --tls.* flags of our binaries for this cluster's CA and client certificate."""
+        if not self.tls:
+            return []
+        return ["--tls.ca-file", self.certs.ca, "--tls.cert-file", self.certs.client,
+                "--tls.key-file", self.certs.client_key]
+
+    def _ssl_kw(self):
+        if not self.tls:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": self.certs.ca, "ssl_certfile": self.certs.client,
+                "ssl_keyfile": self.certs.client_key}
+
     def client(self, port, **kw):
         import redis
         return redis.Redis(host="127.0.0.1", port=port, password=self.password,
-                           decode_responses=True, socket_timeout=5, **kw)
+                           decode_responses=True, socket_timeout=5, **self._ssl_kw(), **kw)
 
     def cluster_client(self, **kw):
         from redis.cluster import RedisCluster
         return RedisCluster(host="127.0.0.1", port=self.base, password=self.password,
-                            decode_responses=True, **kw)
+                            decode_responses=True, **self._ssl_kw(), **kw)
 
     def cli(self, *args, check=True, timeout=60):
         env = dict(os.environ)
         if self.password:
             env["REDISCLI_AUTH"] = self.password
-        return subprocess.run(["redis-cli", *args], env=env, capture_output=True, text=True,
-                              check=check, timeout=timeout)
+        tls = []
+        if self.tls:
+            tls = ["--tls", "--cacert", self.certs.ca, "--cert", self.certs.client,
+                   "--key", self.certs.client_key]
+        return subprocess.run(["redis-cli", *tls, *args], env=env, capture_output=True,
+                              text=True, check=check, timeout=timeout)
 
     def cluster_check(self):
         """(exit code, output) of `redis-cli --cluster check` on the seed."""
@@ -254,6 +331,8 @@ class Cluster:
     def down(self):
         subprocess.run([CLUSTER_SH, "down", self.dir], capture_output=True, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.certs:
+            shutil.rmtree(self.certs.dir, ignore_errors=True)
 
 
 class Process:

@@ -127,6 +127,55 @@ TEST(AgentConfigTest, ErrorsNameKeyAndLine) {
               HasSubstr("agent.yaml:6: shutdown_grace: \"soon\" is not a duration"));
 }
 
+TEST(AgentConfigTest, TlsFromRedissSeeds) {
+  auto plain = ParseAgentConfig(kMinimal, "agent.yaml", "/etc/sg");
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_FALSE(plain->tls);
+
+  auto c = ParseAgentConfig(R"(redis:
+  seeds: ["rediss://agent@10.0.0.1:7000", "rediss://10.0.0.2:7000"]
+  tls:
+    ca_file: tls/ca.pem
+    cert_file: /etc/tls/client.pem
+    key_file: tls/client.key
+    server_name: redis.internal
+journal_dir: journal
+control:
+  token_file: control-token
+)",
+                            "agent.yaml", "/etc/sg");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->tls);
+  EXPECT_EQ(c->tls->ca_file, "/etc/sg/tls/ca.pem");  // relative to the config file
+  EXPECT_EQ(c->tls->cert_file, "/etc/tls/client.pem");
+  EXPECT_EQ(c->tls->key_file, "/etc/sg/tls/client.key");
+  EXPECT_EQ(c->tls->server_name, "redis.internal");
+  EXPECT_FALSE(c->tls->insecure_skip_verify);
+  EXPECT_EQ(c->redis_user, "agent");
+
+  auto bare = ParseAgentConfig(
+      "redis:\n  seeds: [\"rediss://10.0.0.1:7000\"]\njournal_dir: j\ncontrol: {token_file: t}\n",
+      "agent.yaml", "/etc/sg");
+  ASSERT_TRUE(bare) << bare.error().message;
+  ASSERT_TRUE(bare->tls);
+  EXPECT_EQ(bare->tls->ca_file, "");  // the system's trust store
+
+  EXPECT_THAT(
+      ErrorOf("redis:\n  seeds: ['h:1']\n  tls: {ca_file: ca.pem}\njournal_dir: j\n"
+              "control: {token_file: t}\n"),
+      HasSubstr("agent.yaml:3: redis.tls: TLS settings are given but no seed is rediss://"));
+  EXPECT_THAT(ErrorOf("redis:\n  seeds: ['rediss://h:1', 'h:2']\njournal_dir: j\n"
+                      "control: {token_file: t}\n"),
+              HasSubstr("agent.yaml:2: redis.seeds: seeds mix rediss://"));
+  EXPECT_THAT(
+      ErrorOf("redis:\n  seeds: ['rediss://h:1']\n  tls: {cert_file: c.pem}\n"
+              "journal_dir: j\ncontrol: {token_file: t}\n"),
+      HasSubstr("agent.yaml:3: redis.tls: a TLS certificate file is given without its key"));
+  EXPECT_THAT(ErrorOf("redis:\n  seeds: ['rediss://h:1']\n  tls: {ca: c.pem}\n"
+                      "journal_dir: j\ncontrol: {token_file: t}\n"),
+              HasSubstr("agent.yaml:3: redis.tls.ca: unknown key"));
+}
+
 TEST(AgentConfigTest, ShippedConfigParses) {
   const std::string path = std::string(SLOTGUARD_TEST_DATA) + "/../../config/agent.yaml";
   auto c = LoadAgentConfig(path);

@@ -214,6 +214,30 @@ TEST(ExporterCommandLine, FlagsOverrideTheFile) {
   EXPECT_EQ(std::get<Settings>(p.result).redis_addrs, std::vector<std::string>{"10.9.9.9:1"});
 }
 
+TEST(ExporterCommandLine, TlsFromFileAndFlagsTheFlagWins) {
+  TempFile file(
+      "redis:\n  addr: [rediss://10.0.0.1:7000]\n  tls:\n    ca_file: /etc/ca.pem\n    "
+      "server_name: redis.internal\n    insecure_skip_verify: true\n");
+  auto p = RunCommandLine({"--config", file.path(), "--tls.server-name", "other.internal",
+                           "--tls.insecure-skip-verify=false", "--tls.cert-file", "/etc/c.pem",
+                           "--tls.key-file", "/etc/c.key"});
+  ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
+  const auto& s = std::get<Settings>(p.result);
+  EXPECT_EQ(s.tls.ca_file, "/etc/ca.pem");         // the file
+  EXPECT_EQ(s.tls.server_name, "other.internal");  // the flag wins
+  EXPECT_EQ(s.tls.insecure_skip_verify, false);    // an explicit false wins too
+  EXPECT_EQ(s.tls.cert_file, "/etc/c.pem");
+  EXPECT_EQ(s.tls.key_file, "/etc/c.key");
+
+  auto bad = ParseConfigYaml("redis:\n  addr: rediss://h:1\n  tls:\n    ca: /x\n", "f.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("f.yaml:4: redis.tls.ca: unknown key"));
+  auto bad_bool = ParseConfigYaml(
+      "redis:\n  addr: rediss://h:1\n  tls:\n    insecure_skip_verify: perhaps\n", "f.yaml");
+  ASSERT_FALSE(bad_bool);
+  EXPECT_THAT(bad_bool.error().message, HasSubstr("f.yaml:4: redis.tls.insecure_skip_verify"));
+}
+
 TEST(ExporterCommandLine, BadConfigFileExitsOneNamingKeyAndLine) {
   TempFile file("redis:\n  addr: [127.0.0.1:7000]\nweb:\n  listen_adress: \":1\"\n");
   auto p = RunCommandLine({"--config", file.path()});
@@ -270,6 +294,11 @@ TEST(ExporterCommandLine, EveryFlagHasAnEnvironmentVariable) {
   ScopedEnv stray("SLOTGUARD_EXPORTER_SCRAPE_STRAY_KEYS", "true");
   ScopedEnv format("SLOTGUARD_EXPORTER_LOG_FORMAT", "json");
   ScopedEnv level("SLOTGUARD_EXPORTER_LOG_LEVEL", "debug");
+  ScopedEnv ca("SLOTGUARD_EXPORTER_TLS_CA_FILE", "/etc/ca.pem");
+  ScopedEnv cert("SLOTGUARD_EXPORTER_TLS_CERT_FILE", "/etc/c.pem");
+  ScopedEnv key("SLOTGUARD_EXPORTER_TLS_KEY_FILE", "/etc/c.key");
+  ScopedEnv server_name("SLOTGUARD_EXPORTER_TLS_SERVER_NAME", "redis.internal");
+  ScopedEnv insecure("SLOTGUARD_EXPORTER_TLS_INSECURE_SKIP_VERIFY", "true");
   auto p = RunCommandLine({});
   ASSERT_TRUE(std::holds_alternative<Settings>(p.result)) << p.err;
   const auto& s = std::get<Settings>(p.result);
@@ -282,6 +311,11 @@ TEST(ExporterCommandLine, EveryFlagHasAnEnvironmentVariable) {
   EXPECT_TRUE(s.scrape_stray_keys);
   EXPECT_EQ(s.log_format, "json");
   EXPECT_EQ(s.log_level, "debug");
+  EXPECT_EQ(s.tls.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(s.tls.cert_file, "/etc/c.pem");
+  EXPECT_EQ(s.tls.key_file, "/etc/c.key");
+  EXPECT_EQ(s.tls.server_name, "redis.internal");
+  EXPECT_EQ(s.tls.insecure_skip_verify, true);
 
   // A flag wins over its variable.
   p = RunCommandLine(
