@@ -218,12 +218,13 @@ cluster::Result<void> Daemon::Start() {
   for (const auto& warning : StartupWarnings(config_, control_token_, webhook_token, probes)) {
     spdlog::warn("{}", warning);
   }
-  spdlog::info("slotguard-agent {} listening on {} ({}; journal {}, queue {}, webhook {}), redis {}",
-               SLOTGUARD_VERSION, config_.listen_address,
-               web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
-                                      : std::string("plain HTTP"),
-               config_.journal_dir, queue_->path(), config_.webhook.enabled ? "on" : "off",
-               cluster::DescribeTls(config_.tls));
+  spdlog::info(
+      "slotguard-agent {} listening on {} ({}; journal {}, queue {}, webhook {}), redis {}",
+      SLOTGUARD_VERSION, config_.listen_address,
+      web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
+                             : std::string("plain HTTP"),
+      config_.journal_dir, queue_->path(), config_.webhook.enabled ? "on" : "off",
+      cluster::DescribeTls(config_.tls));
   worker_ = std::thread([this] { WorkerLoop(); });
   return {};
 }
