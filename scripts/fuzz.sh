@@ -21,6 +21,9 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DSLOTGUARD_FUZZ=ON \
     -DSLOTGUARD_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=None \
     "-DCMAKE_CXX_FLAGS=-O1 -gline-tables-only" >/dev/null
+else
+  # Configured before: again, so a target added since then is known to --target below.
+  cmake -S . -B "$BUILD" >/dev/null
 fi
 
 if [ $# -gt 0 ]; then
