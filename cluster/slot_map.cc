@@ -165,13 +165,21 @@ ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
     }
   }
 
-  // Config epochs among masters. A node's own line is authoritative for its epoch; a node that
-  // did not answer is taken at the highest epoch any view gives it as a master.
+  // Config epochs among masters. A node's own line is authoritative for its role and epoch; a
+  // node that did not answer is taken at the highest epoch any view gives it as a master. A
+  // view that still lists a replica as master carries its master's epoch (a replica's pings
+  // announce its master's configEpoch), which would read as a collision no server resolves.
+  std::set<std::string> own_replica;
+  for (const NodesView* v : views) {
+    for (const auto& n : v->nodes) {
+      if (n.flags.myself && !n.flags.master) own_replica.insert(n.id);
+    }
+  }
   std::map<std::string, uint64_t> master_epoch;
   std::set<std::string> own_line;
   for (const NodesView* v : views) {
     for (const auto& n : v->nodes) {
-      if (!n.flags.master) continue;
+      if (!n.flags.master || own_replica.count(n.id)) continue;
       if (n.flags.myself) {
         master_epoch[n.id] = n.config_epoch;
         own_line.insert(n.id);

@@ -326,10 +326,21 @@ def assert_cluster_whole(cluster, before, timeout=30, ttl_tolerance_ms=120000):
     strays = stray_keys(cluster)
     assert strays == [], f"keys in slots their node does not own (port, slot, keys): {strays[:20]}"
     chk = run_agent("check", cluster.url, *cluster.tls_flags(), env=password_env(cluster))
-    assert chk.returncode == 0, chk.stdout + chk.stderr
+    assert chk.returncode == 0, chk.stdout + chk.stderr + "\n" + _views_text(cluster)
     if shutil.which("redis-cli"):
         rc, text = cluster.cluster_check()
         assert rc == 0, text
+
+
+def _views_text(cluster):
+    """Every node's CLUSTER NODES, for the message of a failed whole-cluster check."""
+    out = []
+    for p in cluster.ports:
+        try:
+            out.append(f"--- CLUSTER NODES of {p}:\n" + cluster.nodes_text(p))
+        except Exception as e:  # a node down is part of the picture
+            out.append(f"--- {p}: {e}")
+    return "\n".join(out)
 
 
 def is_redis_py_ask_bug(exc):

@@ -200,6 +200,22 @@ TEST(ClusterJudgeCluster, EpochFromTheMastersOwnLine) {
   EXPECT_THAT(only_a.colliding_epochs.at(1), ElementsAre("a", "b"));
 }
 
+TEST(ClusterJudgeCluster, ReplicaListedAsMasterElsewhereIsNoCollision) {
+  // c's own line says replica of a; view_a has not learned that yet and lists it as a master
+  // with a's epoch (what c's pings announce).
+  const std::string view_a =
+      "a 127.0.0.1:7000@17000 myself,master - 0 0 8 connected 0-8191\n"
+      "b 127.0.0.1:7001@17001 master - 0 0 2 connected 8192-16383\n"
+      "c 127.0.0.1:7002@17002 master - 0 0 8 connected\n";
+  const std::string view_c =
+      "a 127.0.0.1:7000@17000 master - 0 0 8 connected 0-8191\n"
+      "b 127.0.0.1:7001@17001 master - 0 0 2 connected 8192-16383\n"
+      "c 127.0.0.1:7002@17002 myself,slave a 0 0 8 connected\n";
+  EXPECT_EQ(JudgeCluster({ViewOf(view_a), ViewOf(view_c)}).epoch_collisions, 0);
+  // Without c's own line nothing says it is a replica: a master at a's epoch.
+  EXPECT_EQ(JudgeCluster({ViewOf(view_a)}).epoch_collisions, 2);
+}
+
 TEST(ClusterJudgeCluster, FailingFlagsFromAnyView) {
   const std::string view_a =
       "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n"
