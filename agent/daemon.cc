@@ -220,7 +220,7 @@ cluster::Result<void> Daemon::Start() {
   }
   spdlog::info(
       "slotguard-agent {} listening on {} ({}; journal {}, queue {}, webhook {}), redis {}",
-      SLOTGUARD_VERSION, config_.listen_address,
+      SLOTGUARD_VERSION, server_->address().ToString(),
       web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
                              : std::string("plain HTTP"),
       config_.journal_dir, queue_->path(), config_.webhook.enabled ? "on" : "off",

@@ -224,6 +224,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ListenAddress& addre
   mg_server_port port_info[4];
   const int n = mg_get_server_ports(context, 4, port_info);
   if (n > 0) server->port_ = port_info[0].port;
+  server->address_ = address;
+  server->address_.port = server->port_;
   return server;
 }
 

@@ -90,6 +90,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const { return port_; }
+  // Where it listens, with the port the kernel chose for port 0: what the start-up line logs.
+  const ListenAddress& address() const { return address_; }
 
  private:
   explicit HttpServer(HttpServerOptions options);
@@ -107,6 +109,7 @@ class HttpServer {
   std::string tls_error_;                         // why InitTls failed, for Start's error
   std::unique_ptr<mg_context, ContextDeleter> context_;
   int port_ = 0;
+  ListenAddress address_;
 };
 
 // A JSON error body {"error": message}; the default error_response.

@@ -113,7 +113,7 @@ int Run(const exporter::Settings& settings) {
   spdlog::info(
       "{} listening on {} ({}; metrics at {}), seeds {}, scrape timeout {}ms, stray keys {}, "
       "auth {}, {}",
-      exporter::VersionString(), settings.listen_address,
+      exporter::VersionString(), (*server)->address().ToString(),
       web_options.web_config ? common::DescribeWebConfig(*web_options.web_config)
                              : std::string("plain HTTP"),
       settings.telemetry_path, seed_list, settings.scrape_timeout.count(),

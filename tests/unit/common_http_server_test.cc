@@ -120,6 +120,12 @@ TEST_F(CommonHttpServer, ServerWideHookAndErrorWording) {
   EXPECT_THAT(missing, HasSubstr("no such endpoint: /nothing\n"));
 }
 
+TEST_F(CommonHttpServer, AddressNamesThePortTheKernelChose) {
+  Start();  // on 127.0.0.1:0
+  ASSERT_GT(server_->port(), 0);
+  EXPECT_EQ(server_->address().ToString(), "127.0.0.1:" + std::to_string(server_->port()));
+}
+
 TEST_F(CommonHttpServer, PortInUseAndIpv6AreToldApart) {
   Start();
   auto again = HttpServer::Start({"127.0.0.1", server_->port()}, {});
