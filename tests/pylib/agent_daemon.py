@@ -4,11 +4,13 @@ AgentDaemon writes its own tokens and an agent.yaml derived from the shipped con
 (so the shipped schema is what the tests run), starts the binary, waits for /healthz, and
 offers the control CLI (`cli(...)`), raw HTTP (`http(...)`) and /metrics parsing.
 """
+import atexit
 import base64
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -57,7 +59,11 @@ class AgentDaemon:
         self.cluster = cluster
         self.ssl_context = ssl_context
         self.basic_auth = basic_auth
-        self.dir = workdir or tempfile.mkdtemp(prefix="slotguard-agentd-")
+        if workdir is None:
+            # Kept until the test process ends (a test reads its journal after stop()).
+            workdir = tempfile.mkdtemp(prefix="slotguard-agentd-")
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         scheme = "https" if web_config and "tls_server_config" in web_config else "http"
