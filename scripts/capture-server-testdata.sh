@@ -19,51 +19,11 @@
 #   <prefix>.env               which node is which, the open slot and its key count
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-tests/data}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+# shellcheck source=scripts/capture-lib.sh
+. scripts/capture-lib.sh
+capture_start "${1:-tests/data}" 42000 300
 
-command -v redis-server >/dev/null || { echo "capture: redis-server not on PATH" >&2; exit 1; }
-command -v redis-cli >/dev/null || { echo "capture: redis-cli not on PATH" >&2; exit 1; }
-
-WORK=$(mktemp -d /tmp/slotguard-capture.XXXXXX)
-cleanup() { scripts/redis-cluster.sh down "$WORK" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-export CLUSTER_NODE_TIMEOUT=2000
-BASE=
-for _ in $(seq 20); do
-  b=$(( (RANDOM % 300) * 10 + 42000 ))
-  if scripts/redis-cluster.sh up "$WORK" "$b" 3 1 >"$WORK.up.log" 2>&1; then BASE=$b; break; fi
-  grep -qE 'in use|did not start' "$WORK.up.log" || { cat "$WORK.up.log" >&2; exit 1; }
-  scripts/redis-cluster.sh down "$WORK" >/dev/null 2>&1 || true
-done
-rm -f "$WORK.up.log"
-[ -n "$BASE" ] || { echo "capture: no free base port found" >&2; exit 1; }
-
-cli() { local p=$1; shift; redis-cli -p "$p" "$@"; }
-# Raw reply bytes (CRLF intact; redis-cli would translate them): one RESP bulk-string reply.
-raw() {
-  python3 - "$@" <<'EOF'
-import socket, sys
-port, args = int(sys.argv[1]), [a.encode() for a in sys.argv[2:]]
-req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-s = socket.create_connection(("127.0.0.1", port))
-s.sendall(req)
-buf = b""
-while b"\r\n" not in buf:
-    buf += s.recv(65536)
-head, rest = buf.split(b"\r\n", 1)
-if head[:1] != b"$":
-    sys.exit("unexpected reply: %r" % head)
-n = int(head[1:])
-while len(rest) < n + 2:
-    rest += s.recv(65536)
-sys.stdout.buffer.write(rest[:n])
-EOF
-}
 field() { raw "$1" INFO server | tr -d '\r' | sed -n "s/^$2://p"; }
-
 name=$(field "$BASE" server_name)
 name=${name:-redis}
 own=$(field "$BASE" "${name}_version")
@@ -71,30 +31,10 @@ own=${own:-$(field "$BASE" redis_version)}
 PREFIX="$name$(echo "$own" | cut -d. -f1)$(echo "$own" | cut -d. -f2)"
 echo "capture: $name $own -> prefix $PREFIX, ports $BASE-$((BASE + 5))" >&2
 
-mapfile -t MASTERS < <(for i in 0 1 2 3 4 5; do p=$((BASE + i))
-  cli $p role | head -1 | grep -q master && echo $p; done)
-mapfile -t REPLICAS < <(for i in 0 1 2 3 4 5; do p=$((BASE + i))
-  cli $p role | head -1 | grep -q slave && echo $p; done)
-if [ ${#MASTERS[@]} -ne 3 ] || [ ${#REPLICAS[@]} -ne 3 ]; then
-  echo "capture: expected 3+3" >&2
-  exit 1
-fi
-M0=${MASTERS[0]} M1=${MASTERS[1]}
-
-# Traffic and errors, so every nested INFO form shows up.
-for i in $(seq 300); do cli -c -p "$M0" set "key:$i" "v$i" >/dev/null; done
-for i in $(seq 50); do cli -c -p "$M0" get "key:$i" >/dev/null; done
-cli -c -p "$M0" setex "ttl:{a}" 1000 v >/dev/null
-key0=$(for i in $(seq 300); do k="key:$i"; [ "$(cli "$M0" cluster countkeysinslot \
-  "$(cli "$M0" cluster keyslot "$k")")" -gt 0 ] && echo "$k" && break; done)
-cli "$M0" lpush "$key0" x >/dev/null 2>&1 || true             # WRONGTYPE
-cli "$M0" nosuchcommand >/dev/null 2>&1 || true                # ERR unknown command
-for i in $(seq 10); do cli "$M0" get "key:$i" >/dev/null 2>&1 || true; done  # some MOVED
-cli "$M0" mget "key:1" "key:2" >/dev/null 2>&1 || true          # CROSSSLOT
-cli "$M0" migrate 127.0.0.1 1 "$key0" 0 200 copy >/dev/null 2>&1 || true  # IOERR
+capture_traffic 300
 
 # One slot open: M0 migrates it to M1, M1 imports it.
-slot=$(cli "$M0" cluster keyslot "$key0")
+slot=$(cli "$M0" cluster keyslot "$KEY0")
 id0=$(cli "$M0" cluster myid) id1=$(cli "$M1" cluster myid)
 cli "$M1" cluster setslot "$slot" importing "$id0" >/dev/null
 cli "$M0" cluster setslot "$slot" migrating "$id1" >/dev/null
