@@ -105,28 +105,7 @@ class EngineImpl {
       lease_ = std::make_unique<Lease>(*lease_connector, options_.seeds, options_.lease,
                                        options_.journal_dir);
     }
-#ifdef SLOTGUARD_TEST_HOOKS
-    // Test-only hooks (CMake option SLOTGUARD_TEST_HOOKS); without it they stay empty and every
-    // CrashPoint is a no-op.
-    if (const char* crash = std::getenv("SLOTGUARD_TEST_CRASH_AT")) crash_at_ = crash;
-    // <point>[@<nth>]:<ms>[,...]: hold the nth time (default the first) the point is reached.
-    if (const char* pause = std::getenv("SLOTGUARD_TEST_PAUSE_AT")) {
-      std::string list = pause;
-      for (size_t pos = 0; pos < list.size();) {
-        size_t end = std::min(list.find(',', pos), list.size());
-        std::string item = list.substr(pos, end - pos);
-        pos = end + 1;
-        auto colon = item.rfind(':');
-        if (colon == std::string::npos) continue;
-        Pause p{item.substr(0, colon), 1, std::atoi(item.c_str() + colon + 1)};
-        if (auto at = p.point.find('@'); at != std::string::npos) {
-          p.nth = std::atoi(p.point.c_str() + at + 1);
-          p.point.resize(at);
-        }
-        pauses_.push_back(p);
-      }
-    }
-#endif
+    if (!options_.step_hooks) options_.step_hooks = StepHooksFromEnvironment(clock_);
   }
 
   ~EngineImpl() {
@@ -416,29 +395,14 @@ class EngineImpl {
     return std::nullopt;
   }
 
-  void CrashPoint(const char* point) {
-    // Test hook: SLOTGUARD_TEST_PAUSE_AT holds the engine there (for tests that act on the
-    // cluster at a known moment, e.g. SIGSTOP the target mid-batch). A stop or rollback asked
-    // for meanwhile ends the hold, so a test can hold as long as it needs and let go by asking.
-    for (auto& p : pauses_) {
-      if (p.point != point || ++p.seen != p.nth || p.ms <= 0) continue;
-      std::fprintf(stderr, "slotguard-test-hook: paused at %s for %d ms\n", point, p.ms);
-      std::fflush(stderr);
-      auto asked = [this] {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return std::make_pair(Halted(), requested_.has_value());
-      };
-      const auto before = asked();
-      const auto until = clock_.Now() + std::chrono::milliseconds(p.ms);
-      while (clock_.Now() < until && asked() == before) {
-        clock_.SleepFor(std::chrono::milliseconds(10));
-      }
-    }
-    if (!crash_at_.empty() && crash_at_ == point) {
-      spdlog::warn("SLOTGUARD_TEST_CRASH_AT={}: killing myself", point);
-      spdlog::default_logger()->flush();
-      std::raise(SIGKILL);
-    }
+  // A named step (StepHooks). A hold there ends when a stop or rollback is asked for meanwhile,
+  // so a test can hold as long as it needs and let go by asking.
+  void CrashPoint(const std::string& point) {
+    auto asked = [this] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return std::make_pair(Halted(), requested_.has_value());
+    };
+    options_.step_hooks->Reached(point, [asked, before = asked()] { return asked() != before; });
   }
 
   std::optional<std::string> StopReason(GuardMonitor* monitor, const GuardSettings& gs) {
@@ -524,14 +488,6 @@ class EngineImpl {
   // The snapshot that verified the last batch, and when: the next batch's preflight uses it
   // when it is fresh (consecutive batches of one reshard) instead of reading every node again.
   std::optional<std::pair<ClusterSnapshot, Clock::TimePoint>> verified_;
-  std::string crash_at_;
-  struct Pause {
-    std::string point;
-    int nth = 1;
-    int ms = 0;
-    int seen = 0;
-  };
-  std::vector<Pause> pauses_;
 
   std::atomic<bool> halt_{false};  // RequestStop: sticky
 
@@ -919,7 +875,7 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   ctl.deadline = deadline;
   // The move's crash points, named apart ("converge_after_target_node"): a test kills a
   // rollback or a recovery (fix) at a step, not only a forward move.
-  ctl.crash_point = [this](const char* p) { CrashPoint((std::string("converge_") + p).c_str()); };
+  ctl.crash_point = [this](const char* p) { CrashPoint(std::string("converge_") + p); };
   // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.
   ctl.stop = [this]() -> std::optional<std::string> {
     if (Halted()) return std::string(kStoppedReason);
@@ -1298,9 +1254,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   // Test hook "mid_keys": die (or pause) once half of the batch's keys have moved.
   int64_t keys_expected = 0;
   int64_t keys_seen = 0;
-  const bool mid_keys_hook =
-      crash_at_ == "mid_keys" || std::any_of(pauses_.begin(), pauses_.end(),
-                                             [](const auto& p) { return p.point == "mid_keys"; });
+  const bool mid_keys_hook = options_.step_hooks->Watches("mid_keys");
   if (mid_keys_hook) {
     std::vector<cluster::Argv> count;
     for (int slot : info.slots)

@@ -16,6 +16,7 @@
 #include "agent/engine_observer.h"
 #include "agent/lease.h"
 #include "agent/plan.h"
+#include "agent/step_hooks.h"
 #include "cluster/connection.h"
 #include "cluster/credentials.h"
 #include "cluster/endpoint.h"
@@ -70,6 +71,9 @@ struct EngineOptions {
   // Estimated bytes per MIGRATE (0: keys per MIGRATE only), from the slots'
   // sizes (Batch::loads, else measured in preflight). See MigratorSettings::bytes_per_migrate.
   int64_t migrate_bytes = 4 << 20;
+  // Told each named step of a batch (tests kill or hold the engine there); null: the hooks of
+  // the environment (StepHooksFromEnvironment), which do nothing outside test builds.
+  std::shared_ptr<StepHooks> step_hooks;
 };
 
 struct BatchOutcome {

@@ -7,12 +7,17 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "agent/journal.h"
+#include "agent/step_hooks.h"
 #include "agent_fake_cluster.h"
 #include "file_size_limit.h"
 
@@ -117,6 +122,81 @@ TEST(AgentEngine, RunBatchMovesTheSlotsAndJournalsDone) {
   ASSERT_EQ(j.batches.size(), 1u);
   EXPECT_EQ(j.batches[0].end, BatchState::kDone);
   EXPECT_EQ(j.batches[0].touched.size(), 10u);
+}
+
+// Records the steps the engine names; the first time it reaches `hold` it waits until released.
+class RecordingHooks final : public StepHooks {
+ public:
+  void Reached(const std::string& point, const std::function<bool()>& released) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      points.push_back(point);
+    }
+    if (point != hold || released_at_hold) return;  // the engine passes mid_keys repeatedly
+    while (!released()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    released_at_hold = true;
+  }
+  bool Watches(const std::string& point) const override { return point == "mid_keys"; }
+  std::vector<std::string> Points() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return points;
+  }
+  std::string hold;
+  std::atomic<bool> released_at_hold{false};
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> points;
+};
+
+TEST(AgentEngine, StepHooksHearEveryNamedStepOfABatch) {
+  EngineFixture f;
+  for (int s : Range(0, 9)) f.fake.AddKeys(s, 4);
+  auto hooks = std::make_shared<RecordingHooks>();
+  f.options.step_hooks = hooks;
+  auto out = f.MakeEngine()->RunBatch(f.MakeBatch(Range(0, 9)));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->state, BatchState::kDone) << out->reason;
+  const auto points = hooks->Points();
+  for (const char* want : {"after_importing", "mid_keys", "after_target_node"}) {
+    EXPECT_NE(std::find(points.begin(), points.end(), want), points.end()) << want;
+  }
+  EXPECT_EQ(std::find(points.begin(), points.end(), "before_rollback"), points.end());
+}
+
+TEST(AgentEngine, AHoldAtAStepEndsWhenARollbackIsAsked) {
+  EngineFixture f;
+  for (int s : Range(0, 9)) f.fake.AddKeys(s, 4);
+  auto hooks = std::make_shared<RecordingHooks>();
+  hooks->hold = "mid_keys";
+  f.options.step_hooks = hooks;
+  auto engine = f.MakeEngine();
+  std::thread asker([&] {
+    while (true) {
+      auto p = hooks->Points();
+      if (std::find(p.begin(), p.end(), "mid_keys") != p.end()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    engine->RequestRollback(RollbackTrigger::kOperator, "test");
+  });
+  auto out = engine->RunBatch(f.MakeBatch(Range(0, 9)));
+  asker.join();
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_TRUE(hooks->released_at_hold);
+  EXPECT_EQ(out->state, BatchState::kRolledBack) << out->reason;
+  for (int s : Range(0, 9)) EXPECT_TRUE(f.OwnedEverywhereBy(s, 0)) << s;
+}
+
+TEST(AgentStepHooks, PauseSpecsParseAndBadItemsAreSkipped) {
+  auto p = ParseStepPauses("mid_keys:500,after_importing@3:20,bad,:5,x:0,y@0:9");
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].point, "mid_keys");
+  EXPECT_EQ(p[0].nth, 1);
+  EXPECT_EQ(p[0].ms, 500);
+  EXPECT_EQ(p[1].point, "after_importing");
+  EXPECT_EQ(p[1].nth, 3);
+  EXPECT_EQ(p[1].ms, 20);
+  EXPECT_TRUE(ParseStepPauses("").empty());
 }
 
 // CLUSTER INFO read from replicas: only cluster snapshots do that (the guards read CLUSTER
