@@ -988,7 +988,8 @@ struct RebalanceArgs {
   double threshold_pct = 2;
   std::string by = "slots";
   std::string output;
-  int parallel = 0;  // most batches at once; 0: as many as disjoint pairs allow
+  int parallel = 0;    // most batches at once; 0: as many as disjoint pairs allow
+  int per_target = 1;  // batches a target receives at once, each from another source
   std::string on_trip = "finish";
 };
 
@@ -1148,6 +1149,7 @@ int RunRebalancePlan(const RebalanceArgs& r, const Connected& c, const Plan& pla
     }
     RunnerOptions ro;
     ro.limits.parallel = r.parallel;
+    ro.limits.per_target = r.per_target;
     ro.on_trip = *on_trip;
     std::printf(
         "Running %zu move(s) of %d slots, batches of moves with no master in common at "
@@ -1840,9 +1842,15 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
                     "it");
     sub->add_option("--parallel", args->parallel,
                     "Most batches running at once (moves with no master in common run side by "
-                    "side: a source sends one batch at a time, a target receives one); 0: as "
-                    "many as such moves allow")
+                    "side: a source sends one batch at a time, a target receives --per-target); "
+                    "0: as many as such moves allow")
         ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    sub->add_option("--per-target", args->per_target,
+                    "Batches a target receives at once, each from another source (default 1, "
+                    "the runbook's one at a time; 3 lets three old masters fill one new master "
+                    "together; each batch's memory headroom check then sees only itself)")
+        ->check(CLI::Range(1, 64))
         ->capture_default_str();
     sub->add_option("--on-trip", args->on_trip,
                     "When a batch trips a guard (it rolls back and no new batch starts), the "

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 namespace slotguard::agent {
@@ -9,14 +11,19 @@ namespace {
 
 using Round = std::vector<size_t>;
 
-// Runs rounds until nothing is left, checking that no node is in two batches of one round.
+// Runs rounds until nothing is left, checking every round: one batch per source, at most
+// per_target per target, no node both source and target.
 std::vector<Round> RunAll(std::vector<PairWork> pairs, ScheduleLimits limits) {
   std::vector<Round> rounds;
   for (Round r = NextRound(pairs, limits); !r.empty(); r = NextRound(pairs, limits)) {
-    std::set<std::string> nodes;
+    std::set<std::string> sources;
+    std::map<std::string, int> targets;
     for (size_t i : r) {
-      EXPECT_TRUE(nodes.insert(pairs[i].source).second) << pairs[i].source << " twice";
-      EXPECT_TRUE(nodes.insert(pairs[i].target).second) << pairs[i].target << " twice";
+      EXPECT_TRUE(sources.insert(pairs[i].source).second) << pairs[i].source << " sends twice";
+      EXPECT_LE(++targets[pairs[i].target], std::max(1, limits.per_target)) << pairs[i].target;
+    }
+    for (const auto& s : sources) EXPECT_EQ(targets.count(s), 0u) << s << " sends and receives";
+    for (size_t i : r) {
       pairs[i].batches_left--;
       pairs[i].slots_left -= pairs[i].batches_left == 0 ? pairs[i].slots_left : 500;
     }
@@ -37,6 +44,20 @@ TEST(NextRound, ATargetReceivesOneBatchAtATime) {
   auto rounds = RunAll(pairs, {});
   ASSERT_EQ(rounds.size(), 9u);
   for (const auto& r : rounds) EXPECT_EQ(r.size(), 1u);
+}
+
+TEST(NextRound, PerTargetLetsSeveralSourcesFillOneMaster) {
+  std::vector<PairWork> pairs = {{"a", "d", 3, 1365}, {"b", "d", 3, 1365}, {"c", "d", 3, 1366}};
+  ScheduleLimits limits;
+  limits.per_target = 3;
+  EXPECT_EQ(NextRound(pairs, limits), (Round{0, 1, 2}));
+  EXPECT_EQ(RunAll(pairs, limits).size(), 3u);
+  limits.per_target = 2;
+  EXPECT_EQ(NextRound(pairs, limits).size(), 2u);
+  // Still one batch per source, and a target is never a source in the same round.
+  pairs = {{"a", "d", 1, 10}, {"a", "e", 1, 10}, {"d", "f", 1, 10}};
+  limits.per_target = 5;
+  EXPECT_EQ(NextRound(pairs, limits), (Round{0}));
 }
 
 TEST(NextRound, ASourceSendsOneBatchAtATime) {
