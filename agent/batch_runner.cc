@@ -66,7 +66,7 @@ void BatchRunner::RunRound(std::vector<PairMove>& pairs, const std::vector<size_
   {
     std::lock_guard<std::mutex> lock(mutex_);
     running_.clear();
-    for (size_t i : round) running_.push_back(pairs[i].engine);
+    for (size_t i : round) running_.emplace_back(pairs[i].engine, pairs[i].batches[next[i]].id);
   }
   StartBarrier barrier(round.size());
   auto run_one = [&](size_t i) {
@@ -79,7 +79,7 @@ void BatchRunner::RunRound(std::vector<PairMove>& pairs, const std::vector<size_
       barrier.ArriveAndWait();
     });
     if (!arrived) barrier.Leave();
-    OnBatchEnded(pairs, round, end);
+    OnBatchEnded(end);
     if (on_end) on_end(end);
     std::lock_guard<std::mutex> lock(mutex_);
     ends.push_back(std::move(end));
@@ -96,16 +96,17 @@ void BatchRunner::RunRound(std::vector<PairMove>& pairs, const std::vector<size_
   running_.clear();
 }
 
-void BatchRunner::OnBatchEnded(const std::vector<PairMove>& pairs, const std::vector<size_t>& round,
-                               const BatchEnd& end) {
+void BatchRunner::OnBatchEnded(const BatchEnd& end) {
   if (end.outcome && end.outcome->state == BatchState::kDone) return;
   stop_new_ = true;
   if (options_.on_trip != OnTrip::kRollback || !end.outcome || end.outcome->stopped) return;
   const std::string reason = "batch " + end.batch->id + " of the same run did not finish (" +
                              ToString(end.outcome->state) + ": " + end.outcome->reason +
                              "), --on-trip rollback";
-  for (size_t i : round) {
-    if (i != end.pair) pairs[i].engine->RequestRollback(RollbackTrigger::kGuard, reason);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [engine, batch_id] : running_) {
+    if (batch_id != end.batch->id)
+      engine->RequestRollback(RollbackTrigger::kGuard, reason, batch_id);
   }
 }
 
@@ -114,13 +115,14 @@ void BatchRunner::StopNew() { stop_new_ = true; }
 void BatchRunner::RequestRollback(RollbackTrigger trigger, const std::string& reason) {
   stop_new_ = true;
   std::lock_guard<std::mutex> lock(mutex_);
-  for (Engine* e : running_) e->RequestRollback(trigger, reason);
+  for (const auto& [engine, batch_id] : running_)
+    engine->RequestRollback(trigger, reason, batch_id);
 }
 
 void BatchRunner::RequestStop() {
   stop_new_ = true;
   std::lock_guard<std::mutex> lock(mutex_);
-  for (Engine* e : running_) e->RequestStop();
+  for (const auto& [engine, batch_id] : running_) engine->RequestStop();
 }
 
 }  // namespace slotguard::agent

@@ -4,6 +4,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/batch_schedule.h"
@@ -68,13 +69,14 @@ class BatchRunner {
   void RunRound(std::vector<PairMove>& pairs, const std::vector<size_t>& round,
                 std::vector<size_t>& next, std::vector<BatchEnd>& ends,
                 const std::function<void(const BatchEnd&)>& on_end);
-  void OnBatchEnded(const std::vector<PairMove>& pairs, const std::vector<size_t>& round,
-                    const BatchEnd& end);
+  void OnBatchEnded(const BatchEnd& end);
 
   RunnerOptions options_;
   std::atomic<bool> stop_new_{false};
-  std::mutex mutex_;              // running_ and ends
-  std::vector<Engine*> running_;  // engines of the round in flight
+  std::mutex mutex_;  // running_ and ends
+  // The round in flight: each engine with the batch it runs (a rollback names the batch, so an
+  // engine that has not started it yet still honours the request when it does).
+  std::vector<std::pair<Engine*, std::string>> running_;
 };
 
 }  // namespace slotguard::agent

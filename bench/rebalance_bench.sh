@@ -11,7 +11,8 @@
 #
 #   bench/rebalance_bench.sh                       KEYS=300000 RUNS=3
 #
-# Environment: KEYS (64-byte values, default 300000), RUNS (default 3), SLOTGUARD_BUILD_DIR.
+# Environment: KEYS (64-byte values, default 300000), RUNS (default 3), SLOTGUARD_BUILD_DIR,
+# SHOW_AGENT_OUTPUT=1 (print slotguard's output of each run: a line per batch with its time).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -51,6 +52,7 @@ for _ in $(seq 100); do redis-cli -p "$NEW" ping >/dev/null 2>&1 && break; sleep
 redis-cli -p "$BASE" cluster meet 127.0.0.1 "$NEW" >/dev/null
 
 AGENT="$AGENT" BASE="$BASE" NEW="$NEW" DIR="$DIR" KEYS="${KEYS:-300000}" RUNS="${RUNS:-3}" \
+SHOW_AGENT_OUTPUT="${SHOW_AGENT_OUTPUT:-}" \
 /usr/bin/python3 - <<'PY'
 import logging
 import os
@@ -211,6 +213,8 @@ for run in range(RUNS):
         clients[name]["ask_bug"] += c.ask_bug
         clients[name]["lat"] += c.lat
         print(f"run {run + 1}: {name}: {dt:.3f} s, {got} slots to the new master, client errors {c.errors} {c.kinds}, redis-py#2432 {c.ask_bug}", flush=True)
+        if os.environ.get("SHOW_AGENT_OUTPUT") and name.startswith("slotguard"):
+            print(r.stdout, flush=True)  # its batch lines: where the time goes
         wait_clean()
         back = subprocess.run([AGENT, "drain", f"127.0.0.1:{NEW}", "--yes", "--journal", journal()],
                               capture_output=True, text=True)

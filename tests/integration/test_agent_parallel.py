@@ -114,3 +114,55 @@ def test_kill_9_with_three_parallel_batches_then_rerun_converges_all(three_loade
     assert client.errors == [], client.errors[:5]
     assert client.wrong == [], client.wrong[:5]
     assert_cluster_whole(c, before)
+
+
+def test_ctrl_c_rolls_back_every_running_batch(three_loaded_three_empty, tmp_path):
+    """SIGINT while three batches run: each of them rolls back (the runner asks every running
+    engine), no new batch starts, exit 2; every key intact."""
+    c = three_loaded_three_empty
+    env = password_env(c)
+    data = Dataset(small=20000, others=200, big=1, ttl=300).load(c)
+    before = snapshot(c, data.keys)
+    owned = {port: slots_of(c, port) for port in c.masters_ports()}
+    new = [c.add_master() for _ in range(3)]
+    for port in new:
+        c.client(port).execute_command("CONFIG", "SET", "cluster-allow-replica-migration", "no")
+    client = ClientLoad(c, range(16384), data.keys).start()
+    journal = journal_dir()
+    stderr_path = tmp_path / "agent.stderr"
+    try:
+        with open(stderr_path, "w") as err:
+            proc = subprocess.Popen(
+                [agent_bin(), "rebalance", c.seed, "--use-empty-masters", "--yes",
+                 "--batch-slots", "300", "--group-slots", "100", "--journal", journal],
+                stdout=subprocess.PIPE, stderr=err, text=True,
+                env=dict(os.environ, SLOTGUARD_TEST_PAUSE_AT="mid_keys:120000", **env))
+        try:
+            wait_for(lambda: stderr_path.read_text().count("paused at mid_keys") >= 3
+                     or proc.poll() is not None, timeout=180,
+                     what="three batches holding halfway through their keys")
+            assert proc.poll() is None, stderr_path.read_text()
+            batches = open_batches(journal)
+            assert len(batches) == 3, batches
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 2, out + stderr_path.read_text()
+        for batch in batches:
+            assert f"batch {batch}: ROLLED BACK (operator)" in out, (batch, out)
+        assert open_batches(journal) == {}
+        assert "Rebalance stopped" in out, out
+        # Nothing moved: every slot is back at its old master; the new ones own nothing.
+        for port, slots in owned.items():
+            assert slots_of(c, port) == slots, port
+        for port in new:
+            assert slots_of(c, port) == [], port
+    finally:
+        client.stop()
+        client.close()
+    assert client.errors == [], client.errors[:5]
+    assert client.wrong == [], client.wrong[:5]
+    assert_cluster_whole(c, before)
