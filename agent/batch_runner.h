@@ -39,7 +39,7 @@ struct RunnerOptions {
 // The result of one batch, as RunBatch gave it.
 struct BatchEnd {
   size_t pair = 0;
-  const Batch* batch = nullptr;
+  const Batch* batch = nullptr;  // into Run's `pairs`: valid while they live
   cluster::Result<BatchOutcome> outcome = cluster::MakeError("not run");
 };
 

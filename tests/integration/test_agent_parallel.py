@@ -12,21 +12,9 @@ import os
 import signal
 import subprocess
 
-import pytest
-
 from agent_helpers import (ClientLoad, Dataset, agent_bin, assert_cluster_whole, journal_dir,
                            open_slots, password_env, run_agent, slots_of, snapshot)
-from harness import Cluster, require_binary, wait_for
-
-
-@pytest.fixture
-def three_loaded_three_empty():
-    require_binary("redis-server")
-    c = Cluster(masters=3, replicas=0)
-    try:
-        yield c
-    finally:
-        c.down()
+from harness import wait_for
 
 
 def journal_records(journal):
@@ -53,40 +41,54 @@ def open_batches(journal):
     return {b: ends for b, ends in started.items() if b not in ended}
 
 
-def test_kill_9_with_three_parallel_batches_then_rerun_converges_all(three_loaded_three_empty,
+def three_empty_masters(c):
+    """Adds three empty masters that stay masters when a rollback takes their last slots back
+    (else Redis makes them replicas, cluster-allow-replica-migration, and a rerun would have no
+    empty master left to fill)."""
+    new = [c.add_master() for _ in range(3)]
+    for port in new:
+        c.client(port).execute_command("CONFIG", "SET", "cluster-allow-replica-migration", "no")
+    return new
+
+
+def start_paused(args, env, stderr_path, journal, stdout=subprocess.DEVNULL):
+    """Starts the agent with every engine held halfway through its batch's keys; returns it once
+    three batches hold there at once, after checking no master is in two of them."""
+    with open(stderr_path, "w") as err:
+        proc = subprocess.Popen([agent_bin(), *args], stdout=stdout, stderr=err, text=True,
+                                env=dict(os.environ, SLOTGUARD_TEST_PAUSE_AT="mid_keys:120000",
+                                         **env))
+    try:
+        wait_for(lambda: stderr_path.read_text().count("paused at mid_keys") >= 3
+                 or proc.poll() is not None, timeout=180,
+                 what="three batches holding halfway through their keys")
+        assert proc.poll() is None, stderr_path.read_text()
+        batches = open_batches(journal)
+        assert len(batches) == 3, (batches, stderr_path.read_text())
+        assert len({n for pair in batches.values() for n in pair}) == 6, batches
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, batches
+
+
+def test_kill_9_with_three_parallel_batches_then_rerun_converges_all(three_masters_no_replicas,
                                                                      tmp_path):
-    c = three_loaded_three_empty
+    c = three_masters_no_replicas
     env = password_env(c)
     data = Dataset(small=30000, others=300, big=1, ttl=300).load(c)
     before = snapshot(c, data.keys)
     old = list(c.masters_ports())
-    new = [c.add_master() for _ in range(3)]
-    for port in new:
-        # A new master whose batch the recovery rolls back gives up the slots it had taken, its
-        # last ones: Redis would make it a replica (cluster-allow-replica-migration), and the
-        # rerun would have no empty master left to fill.
-        c.client(port).execute_command("CONFIG", "SET", "cluster-allow-replica-migration", "no")
+    new = three_empty_masters(c)
     client = ClientLoad(c, range(16384), data.keys).start()
     journal = journal_dir()
     args = ["rebalance", c.seed, "--use-empty-masters", "--yes", "--batch-slots", "300",
             "--group-slots", "100", "--journal", journal]
-    stderr_path = tmp_path / "agent.stderr"
     try:
-        with open(stderr_path, "w") as err:
-            proc = subprocess.Popen([agent_bin(), *args], stdout=subprocess.DEVNULL, stderr=err,
-                                    env=dict(os.environ, SLOTGUARD_TEST_PAUSE_AT="mid_keys:120000",
-                                             **env))
+        proc, batches = start_paused(args, env, tmp_path / "agent.stderr", journal)
         try:
-            wait_for(lambda: stderr_path.read_text().count("paused at mid_keys") >= 3
-                     or proc.poll() is not None, timeout=180,
-                     what="three batches holding halfway through their keys")
-            assert proc.poll() is None, stderr_path.read_text()
-            # Three batches open at once, no master in two of them, each with slots open on
-            # both of its ends.
-            batches = open_batches(journal)
-            assert len(batches) == 3, (batches, stderr_path.read_text())
-            ends = [n for pair in batches.values() for n in pair]
-            assert len(set(ends)) == 6, batches
+            # Each of the three has slots open on both of its ends.
             for port in old:
                 migrating, _ = open_slots(c, port)
                 assert migrating, f"{port} has no slot MIGRATING"
@@ -116,34 +118,23 @@ def test_kill_9_with_three_parallel_batches_then_rerun_converges_all(three_loade
     assert_cluster_whole(c, before)
 
 
-def test_ctrl_c_rolls_back_every_running_batch(three_loaded_three_empty, tmp_path):
+def test_ctrl_c_rolls_back_every_running_batch(three_masters_no_replicas, tmp_path):
     """SIGINT while three batches run: each of them rolls back (the runner asks every running
     engine), no new batch starts, exit 2; every key intact."""
-    c = three_loaded_three_empty
+    c = three_masters_no_replicas
     env = password_env(c)
     data = Dataset(small=20000, others=200, big=1, ttl=300).load(c)
     before = snapshot(c, data.keys)
     owned = {port: slots_of(c, port) for port in c.masters_ports()}
-    new = [c.add_master() for _ in range(3)]
-    for port in new:
-        c.client(port).execute_command("CONFIG", "SET", "cluster-allow-replica-migration", "no")
+    new = three_empty_masters(c)
     client = ClientLoad(c, range(16384), data.keys).start()
     journal = journal_dir()
+    args = ["rebalance", c.seed, "--use-empty-masters", "--yes", "--batch-slots", "300",
+            "--group-slots", "100", "--journal", journal]
     stderr_path = tmp_path / "agent.stderr"
     try:
-        with open(stderr_path, "w") as err:
-            proc = subprocess.Popen(
-                [agent_bin(), "rebalance", c.seed, "--use-empty-masters", "--yes",
-                 "--batch-slots", "300", "--group-slots", "100", "--journal", journal],
-                stdout=subprocess.PIPE, stderr=err, text=True,
-                env=dict(os.environ, SLOTGUARD_TEST_PAUSE_AT="mid_keys:120000", **env))
+        proc, batches = start_paused(args, env, stderr_path, journal, stdout=subprocess.PIPE)
         try:
-            wait_for(lambda: stderr_path.read_text().count("paused at mid_keys") >= 3
-                     or proc.poll() is not None, timeout=180,
-                     what="three batches holding halfway through their keys")
-            assert proc.poll() is None, stderr_path.read_text()
-            batches = open_batches(journal)
-            assert len(batches) == 3, batches
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=300)
         finally:
