@@ -1844,7 +1844,7 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
                     "Most batches running at once (moves with no master in common run side by "
                     "side: a source sends one batch at a time, a target receives --per-target); "
                     "0: as many as such moves allow")
-        ->check(CLI::NonNegativeNumber)
+        ->check(CLI::Range(0, 1024))
         ->capture_default_str();
     sub->add_option("--per-target", args->per_target,
                     "Batches a target receives at once, each from another source (default 1, "
