@@ -157,3 +157,41 @@ def test_ctrl_c_rolls_back_every_running_batch(three_masters_no_replicas, tmp_pa
     assert client.errors == [], client.errors[:5]
     assert client.wrong == [], client.wrong[:5]
     assert_cluster_whole(c, before)
+
+
+def overlapping_batches(journal):
+    """Pairs of batches whose step records interleave in the journal: both were running."""
+    spans = {}
+    for i, r in enumerate(journal_records(journal)):
+        if r["type"] in ("batch", "step"):
+            first, _ = spans.get(r["batch"], (i, i))
+            spans[r["batch"]] = (first, i)
+    ids = sorted(spans)
+    return [(a, b) for a in ids for b in ids
+            if a < b and spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]]
+
+
+def test_per_target_three_sources_fill_one_new_master_together(cluster):
+    c = cluster
+    env = password_env(c)
+    data = Dataset(small=20000, others=200, big=1, ttl=300).load(c)
+    before = snapshot(c, data.keys)
+    new = c.add_master()
+    client = ClientLoad(c, range(16384), data.keys).start()
+    journal = journal_dir()
+    try:
+        r = run_agent("rebalance", c.seed, "--use-empty-masters", "--yes", "--per-target", "3",
+                      "--journal", journal, env=env, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "Rebalance done." in r.stdout, r.stdout
+        for port in c.masters_ports():
+            assert abs(len(slots_of(c, port)) - 4096) <= 4096 * 0.02, (port, r.stdout)
+        assert len(slots_of(c, new)) > 0
+    finally:
+        client.stop()
+        client.close()
+    assert client.errors == [], client.errors[:5]
+    assert client.wrong == [], client.wrong[:5]
+    # The three sources' batches ran at the same time, into the one new master.
+    assert overlapping_batches(journal), journal_records(journal)[:20]
+    assert_cluster_whole(c, before)
