@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/batch_runner.h"
 #include "agent/check.h"
 #include "agent/cli.h"
 #include "agent/cluster_health.h"
@@ -429,15 +430,15 @@ class ProgressObserver final : public EngineObserver {
     std::lock_guard<std::mutex> lock(mutex_);
     keys_ += keys;
   }
-  void OnProgress(const std::string& /*batch_id*/, int slots_done, int /*slots_total*/) override {
+  void OnProgress(const std::string& batch_id, int slots_done, int /*slots_total*/) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    in_batch_ = slots_done;
+    in_batch_[batch_id] = slots_done;
     Draw();
   }
-  void BatchEnded(int slots_in_batch, bool moved) {
+  void BatchEnded(const std::string& batch_id, int slots_in_batch, bool moved) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (moved) done_ += slots_in_batch;
-    in_batch_ = 0;
+    in_batch_.erase(batch_id);
     Draw();
   }
   void Line(const std::string& text) {
@@ -459,7 +460,8 @@ class ProgressObserver final : public EngineObserver {
  private:
   void Draw() {
     if (!tty_) return;
-    int now = done_ + in_batch_;
+    int now = done_;
+    for (const auto& [id, slots] : in_batch_) now += slots;  // batches running in parallel
     int width = 30;
     int fill = total_ > 0 ? now * width / total_ : 0;
     std::string bar(fill, '#');
@@ -473,7 +475,7 @@ class ProgressObserver final : public EngineObserver {
   int total_;
   bool tty_;
   int done_ = 0;
-  int in_batch_ = 0;
+  std::map<std::string, int> in_batch_;
   int64_t keys_ = 0;
   std::string batch_;
   std::string state_;
@@ -543,6 +545,162 @@ cluster::Result<std::optional<common::FileLock>> LockDaemonDir(const std::string
         "(slotguard-agent enqueue) or give reshard a --journal of its own. Nothing was changed.");
   }
   return lock;
+}
+
+// How the batches of a run ended, for its closing lines, its run_end record and the exit code.
+struct RunTally {
+  int total_slots = 0;
+  int moved_slots = 0;
+  int64_t moved_keys = 0;
+  int exit = kExitOk;
+  std::string run_state = "done";
+  std::string last_batch;  // a batch that did not end done
+  std::string open_batch;  // ... when the journal keeps it open for the next run
+  std::optional<std::string> journal_error;
+  std::optional<std::string> not_started;  // a batch that did not start: why
+  size_t ended = 0;                        // batches that ran
+};
+
+void PrintRolledBack(const BatchOutcome& o, const std::string& id, ProgressObserver& progress) {
+  progress.Line("batch " + id + ": ROLLED BACK (" +
+                (o.tripped_guard ? "guard " + *o.tripped_guard
+                                 : (o.trigger ? ToString(*o.trigger) : std::string("stop"))) +
+                "): " + o.reason);
+  if (o.busy_keys.empty()) return;
+  std::string keys;
+  for (size_t i = 0; i < o.busy_keys.size() && i < 20; ++i) {
+    keys += (i ? ", " : "") + o.busy_keys[i];
+  }
+  progress.Line("BUSYKEY: the target already holds different values for: " + keys);
+}
+
+// Folds a batch's ending that is not done into the tally; when several batches of a parallel
+// round end badly, an error outweighs a rollback.
+void TallyTrouble(const BatchOutcome& o, const std::string& id, ProgressObserver& progress,
+                  RunTally& t) {
+  auto set = [&](int exit, const char* state) {
+    if (t.exit != kExitOk && exit != kExitError) return;
+    t.exit = exit;
+    t.run_state = state;
+  };
+  t.last_batch = id;
+  if (o.journal_error) {
+    t.journal_error = o.journal_error;
+    progress.Line("batch " + id + ": STOPPED: " + o.reason);
+    set(kExitError, "failed");
+    if (o.state != BatchState::kRolledBack) t.open_batch = id;
+  } else if (o.stopped) {
+    progress.Line("batch " + id + ": STOPPED on a second interrupt: " + o.reason);
+    set(kExitInterrupted, "interrupted");
+    t.open_batch = id;
+  } else if (o.state == BatchState::kRolledBack) {
+    PrintRolledBack(o, id, progress);
+    set(kExitRolledBack, o.trigger == RollbackTrigger::kOperator ? "interrupted" : "rolled_back");
+  } else {
+    progress.Line("batch " + id + ": FAILED: " + o.reason);
+    set(kExitError, "failed");
+  }
+}
+
+// Prints one batch's end and folds it into the tally. Called from the batches' threads.
+void TallyBatchEnd(const BatchEnd& end, ProgressObserver& progress, std::mutex& mutex,
+                   RunTally& t) {
+  std::lock_guard<std::mutex> lock(mutex);
+  const Batch& batch = *end.batch;
+  ++t.ended;
+  if (!end.outcome) {
+    progress.Line("batch " + batch.id + ": not started: " + end.outcome.error().message);
+    if (!t.not_started) t.not_started = end.outcome.error().message;
+    return;
+  }
+  const auto& o = *end.outcome;
+  t.moved_keys += o.keys_moved;
+  const int slots = static_cast<int>(batch.slots.size());
+  progress.BatchEnded(batch.id, slots, o.state == BatchState::kDone);
+  if (o.state != BatchState::kDone) return TallyTrouble(o, batch.id, progress, t);
+  t.moved_slots += slots;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "batch %s: %zu slots moved (%d-%d), %lld keys, %.2f s  [%d/%d slots]",
+                batch.id.c_str(), batch.slots.size(), batch.slots.front(), batch.slots.back(),
+                static_cast<long long>(o.keys_moved), o.seconds, t.moved_slots, t.total_slots);
+  progress.Line(line);
+}
+
+// Ctrl-C / SIGTERM while a runner runs: polls the signal flag (a handler can only set it) and
+// tells the runner; woken at once when the run ends, so the exit does not wait out a poll.
+class InterruptWatcher {
+ public:
+  InterruptWatcher(BatchRunner& runner, ProgressObserver& progress)
+      : runner_(runner), progress_(progress) {
+    std::signal(SIGINT, OnInterrupt);
+    std::signal(SIGTERM, OnInterrupt);
+    thread_ = std::thread([this] { Watch(); });
+  }
+  ~InterruptWatcher() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finished_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    bool rolling_back = false;
+    while (!finished_) {
+      if (int sig = g_interrupted.load(); sig && !rolling_back) {
+        rolling_back = true;
+        runner_.RequestRollback(RollbackTrigger::kOperator,
+                                sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
+      }
+      if (g_interrupts.load() >= 2) {
+        progress_.Line(
+            "second interrupt: stopping at the next step without finishing the rollback (again "
+            "to kill at once)");
+        runner_.RequestStop();
+        return;
+      }
+      wake_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+  }
+  BatchRunner& runner_;
+  ProgressObserver& progress_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
+// Runs `pairs` with a runner, Ctrl-C watched; the tally says how it ended, `ends` what each
+// batch that ran gave.
+RunTally RunPairsCollect(std::vector<PairMove>& pairs, const RunnerOptions& options,
+                         ProgressObserver& progress, int total_slots, std::vector<BatchEnd>& ends) {
+  RunTally tally;
+  tally.total_slots = total_slots;
+  size_t batches = 0;
+  for (const auto& p : pairs) batches += p.batches.size();
+  BatchRunner runner(options);
+  std::mutex mutex;
+  {
+    InterruptWatcher watcher(runner, progress);
+    ends = runner.Run(pairs, [&](const BatchEnd& e) { TallyBatchEnd(e, progress, mutex, tally); });
+  }
+  if (g_interrupted && tally.exit == kExitOk && !tally.not_started && tally.ended < batches) {
+    progress.Line("interrupted: no further batch started");
+    tally.exit = kExitRolledBack;
+    tally.run_state = "interrupted";
+  }
+  progress.Finish();
+  return tally;
+}
+
+RunTally RunPairs(std::vector<PairMove>& pairs, const RunnerOptions& options,
+                  ProgressObserver& progress, int total_slots) {
+  std::vector<BatchEnd> ends;
+  return RunPairsCollect(pairs, options, progress, total_slots, ends);
 }
 
 int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
@@ -762,118 +920,22 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   std::fflush(stdout);
 
   progress.SetTotal(total_slots);
-  std::signal(SIGINT, OnInterrupt);
-  std::signal(SIGTERM, OnInterrupt);
-  // Polls the signal flag (a handler can only set it); woken at once when the run ends, so
-  // the exit does not wait out a poll interval.
-  std::mutex watcher_mutex;
-  std::condition_variable watcher_wake;
-  bool finished = false;
-  std::thread watcher([&] {
-    std::unique_lock<std::mutex> lock(watcher_mutex);
-    bool rolling_back = false;
-    while (!finished) {
-      if (int sig = g_interrupted.load(); sig && !rolling_back) {
-        rolling_back = true;
-        engine.RequestRollback(RollbackTrigger::kOperator,
-                               sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)");
-      }
-      if (g_interrupts.load() >= 2) {
-        progress.Line(
-            "second interrupt: stopping at the next step without finishing the rollback (again "
-            "to kill at once)");
-        engine.RequestStop();
-        return;
-      }
-      watcher_wake.wait_for(lock, std::chrono::milliseconds(50));
-    }
-  });
-  struct JoinWatcher {
-    std::mutex& mutex;
-    std::condition_variable& wake;
-    bool& finished;
-    std::thread& watcher;
-    ~JoinWatcher() {
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        finished = true;
-      }
-      wake.notify_all();
-      watcher.join();
-    }
-  } join_watcher{watcher_mutex, watcher_wake, finished, watcher};
-  int moved_slots = 0;
-  int64_t moved_keys = 0;
-  int exit = kExitOk;
-  std::string run_state = "done";
-  std::string last_batch;  // the batch that ended the loop early
-  std::string open_batch;  // ... when the journal keeps it open for the next run
-  std::optional<std::string> journal_error;
-  for (const auto& batch : todo) {
-    if (g_interrupted) {
-      progress.Line("interrupted: no further batch started");
-      exit = kExitRolledBack;
-      run_state = "interrupted";
-      break;
-    }
-    auto outcome = engine.RunBatch(batch);
-    if (!outcome) {
-      progress.Line("batch " + batch.id + ": not started: " + outcome.error().message);
-      Err(outcome.error().message +
-          " (nothing of this batch was changed; rerun the same "
-          "command with the same --journal to resume)");
-      // Left open on purpose: the same command resumes from this batch.
-      progress.Finish();
-      return kExitError;
-    }
-    const auto& o = *outcome;
-    char line[512];
-    moved_keys += o.keys_moved;
-    if (o.state == BatchState::kDone) {
-      moved_slots += static_cast<int>(batch.slots.size());
-      progress.BatchEnded(static_cast<int>(batch.slots.size()), true);
-      std::snprintf(line, sizeof line,
-                    "batch %s: %zu slots moved (%d-%d), %lld keys, %.2f s  [%d/%d slots]",
-                    batch.id.c_str(), batch.slots.size(), batch.slots.front(), batch.slots.back(),
-                    static_cast<long long>(o.keys_moved), o.seconds, moved_slots, total_slots);
-      progress.Line(line);
-      continue;
-    }
-    progress.BatchEnded(static_cast<int>(batch.slots.size()), false);
-    last_batch = batch.id;
-    journal_error = o.journal_error;
-    if (o.journal_error) {
-      progress.Line("batch " + batch.id + ": STOPPED: " + o.reason);
-      exit = kExitError;
-      run_state = "failed";
-      if (o.state != BatchState::kRolledBack) open_batch = batch.id;
-    } else if (o.stopped) {
-      progress.Line("batch " + batch.id + ": STOPPED on a second interrupt: " + o.reason);
-      exit = kExitInterrupted;
-      run_state = "interrupted";
-      open_batch = batch.id;
-    } else if (o.state == BatchState::kRolledBack) {
-      progress.Line("batch " + batch.id + ": ROLLED BACK (" +
-                    (o.tripped_guard ? "guard " + *o.tripped_guard
-                                     : (o.trigger ? ToString(*o.trigger) : std::string("stop"))) +
-                    "): " + o.reason);
-      if (!o.busy_keys.empty()) {
-        std::string keys;
-        for (size_t i = 0; i < o.busy_keys.size() && i < 20; ++i) {
-          keys += (i ? ", " : "") + o.busy_keys[i];
-        }
-        progress.Line("BUSYKEY: the target already holds different values for: " + keys);
-      }
-      exit = kExitRolledBack;
-      run_state = o.trigger == RollbackTrigger::kOperator ? "interrupted" : "rolled_back";
-    } else {
-      progress.Line("batch " + batch.id + ": FAILED: " + o.reason);
-      exit = kExitError;
-      run_state = "failed";
-    }
-    break;
+  std::vector<PairMove> pairs;
+  if (!todo.empty()) pairs.push_back({todo.front().from, todo.front().to, todo, &engine});
+  const RunTally tally = RunPairs(pairs, RunnerOptions{}, progress, total_slots);
+  if (tally.not_started) {
+    Err(*tally.not_started +
+        " (nothing of this batch was changed; rerun the same command with the same --journal "
+        "to resume)");
+    return kExitError;  // left open on purpose: the same command resumes from this batch
   }
-  progress.Finish();
+  const int moved_slots = tally.moved_slots;
+  const int64_t moved_keys = tally.moved_keys;
+  const int exit = tally.exit;
+  const std::string& run_state = tally.run_state;
+  const std::string& last_batch = tally.last_batch;
+  const std::string& open_batch = tally.open_batch;
+  const std::optional<std::string>& journal_error = tally.journal_error;
   auto ended = engine.JournalAppend({{"type", "run_end"}, {"run", run_id}, {"state", run_state}});
   if (journal_error) {
     Err("the journal " + a.journal + " could not be written (" + *journal_error + "): " +
@@ -926,6 +988,9 @@ struct RebalanceArgs {
   double threshold_pct = 2;
   std::string by = "slots";
   std::string output;
+  int parallel = 0;    // most batches at once; 0: as many as disjoint pairs allow
+  int per_target = 1;  // batches a target receives at once, each from another source
+  std::string on_trip = "finish";
 };
 
 std::string InMeasure(BalanceMeasure by, double v) {
@@ -948,6 +1013,161 @@ cluster::Result<void> WritePlanFile(const std::string& path, const Plan& plan,
 }
 
 // rebalance (drain_address empty) or drain (every slot of that master to the others).
+// The engines of a parallel run: one per source -> target pair, each with its own connection
+// pool (a connection is used by one thread at a time), sharing the journal and the lease.
+struct PairEngines {
+  std::vector<std::unique_ptr<cluster::ConnectionPool>> pools;
+  std::vector<std::unique_ptr<Engine>> engines;
+  std::vector<PairMove> pairs;
+  std::vector<std::string> run_ids;  // the journal's run per pair (forget dates a drain by it)
+};
+
+PairEngines MakePairEngines(const Plan& plan, const ReshardArgs& a, const Connected& c,
+                            const EngineShared& shared, const std::string& run_id, Clock& clock,
+                            EngineObserver& observer) {
+  PairEngines out;
+  for (const auto& b : plan.batches) {
+    auto it = std::find_if(out.pairs.begin(), out.pairs.end(), [&](const PairMove& p) {
+      return p.source_id == b.from && p.target_id == b.to;
+    });
+    if (it != out.pairs.end()) {
+      it->batches.push_back(b);
+      continue;
+    }
+    cluster::ConnectOptions co;
+    co.connect_timeout = std::chrono::milliseconds(2000);
+    co.io_timeout = std::chrono::milliseconds(a.timeout_ms + 3000);  // outwaits MIGRATE
+    co.credentials = c.credentials;
+    co.tls = c.tls;
+    out.pools.push_back(std::make_unique<cluster::ConnectionPool>(co));
+    EngineOptions o = MakeEngineOptions(a, c);
+    o.lease.run = run_id;
+    o.shared = shared;
+    o.reuse_verified_snapshot = false;
+    out.engines.push_back(std::make_unique<Engine>(*out.pools.back(), clock, o, observer));
+    out.pairs.push_back({b.from, b.to, {b}, out.engines.back().get()});
+    out.run_ids.push_back(run_id + "-p" + std::to_string(out.pairs.size()));
+  }
+  return out;
+}
+
+// Journals one run per pair (as a reshard of that pair would), so `forget` dates a drain and
+// `status` names the moves.
+cluster::Result<void> JournalPairRuns(const PairEngines& p, const std::string& rebalance) {
+  for (size_t i = 0; i < p.pairs.size(); ++i) {
+    const PairMove& m = p.pairs[i];
+    nlohmann::json batches = nlohmann::json::array();
+    for (const auto& b : m.batches) batches.push_back({{"id", b.id}, {"slots", b.slots}});
+    auto j = m.engine->JournalAppend({{"type", "run"},
+                                      {"run", p.run_ids[i]},
+                                      {"from", m.source_id},
+                                      {"to", m.target_id},
+                                      {"request", {{"rebalance", rebalance}}},
+                                      {"batches", batches}});
+    if (!j) return j;
+  }
+  return {};
+}
+
+// The run_end of each pair: done when every batch of it is, else how the run ended.
+void JournalPairEnds(const PairEngines& p, const std::vector<BatchEnd>& ends,
+                     const RunTally& tally) {
+  for (size_t i = 0; i < p.pairs.size(); ++i) {
+    size_t done = 0;
+    for (const auto& e : ends) {
+      done += e.pair == i && e.outcome && e.outcome->state == BatchState::kDone;
+    }
+    const bool whole = done == p.pairs[i].batches.size();
+    const std::string state =
+        whole ? "done" : (tally.exit == kExitOk ? "interrupted" : tally.run_state);
+    (void)p.pairs[i].engine->JournalAppend(
+        {{"type", "run_end"}, {"run", p.run_ids[i]}, {"state", state}});
+  }
+}
+
+void PrintParallelEnd(const RunTally& t, const std::string& journal) {
+  if (t.not_started) Err(*t.not_started + " (nothing of that batch was changed)");
+  if (t.journal_error) {
+    Err("the journal " + journal + " could not be written (" + *t.journal_error +
+        "): make room on its filesystem (or fix it) and rerun the same command");
+  }
+  if (t.exit == kExitOk && !t.not_started) {
+    std::printf("Moved %d slots, %lld keys.\n", t.moved_slots,
+                static_cast<long long>(t.moved_keys));
+    return;
+  }
+  std::printf(
+      "Rebalance stopped: %d of %d slots moved%s; rerun the same command to converge what is "
+      "open and continue.\n",
+      t.moved_slots, t.total_slots,
+      t.open_batch.empty() ? "" : (", batch " + t.open_batch + " left open").c_str());
+}
+
+// Runs a rebalance/drain plan: the batches of pairs with no master in common at the same time
+// (BatchRunner), each guarded and journaled on its own, under one migration lease.
+int RunRebalancePlan(const RebalanceArgs& r, const Connected& c, const Plan& plan) {
+  const ReshardArgs& a = r.engine;
+  auto on_trip = ParseOnTrip(r.on_trip);
+  if (!on_trip) {
+    Err(on_trip.error().message);
+    return kExitError;
+  }
+  auto daemon_dir = LockDaemonDir(a.journal);
+  if (!daemon_dir) {
+    Err(daemon_dir.error().message);
+    return kExitError;
+  }
+  auto journal = Journal::Open(a.journal);
+  if (!journal) {
+    Err(journal.error().message);
+    return kExitError;
+  }
+  const std::string run_id = RunId();
+  cluster::ConnectOptions co;  // the lease renews from a thread of its own
+  co.connect_timeout = std::chrono::milliseconds(1000);
+  co.io_timeout = std::chrono::milliseconds(2000);
+  co.credentials = c.credentials;
+  co.tls = c.tls;
+  cluster::ConnectionPool lease_pool(co);
+  LeaseOptions lo;
+  lo.ttl = std::chrono::milliseconds(static_cast<int64_t>(a.lease_ttl_s * 1000));
+  lo.run = run_id;
+  Lease lease(lease_pool, {c.seed}, lo, a.journal);
+  RealClock clock;
+  ProgressObserver progress(plan.TotalSlots(), ::isatty(STDOUT_FILENO) == 1);
+  RunTally tally;
+  {
+    PairEngines p =
+        MakePairEngines(plan, a, c, {&lease, std::move(*journal)}, run_id, clock, progress);
+    if (auto l = p.engines.front()->AcquireLease(); !l) {
+      Err(l.error().message + ". Nothing was changed.");
+      return kExitError;
+    }
+    if (auto j = JournalPairRuns(p, run_id); !j) {
+      Err("cannot journal the run, so nothing was moved: " + j.error().message);
+      return kExitError;
+    }
+    RunnerOptions ro;
+    ro.limits.parallel = r.parallel;
+    ro.limits.per_target = r.per_target;
+    ro.on_trip = *on_trip;
+    std::printf(
+        "Running %zu move(s) of %d slots, batches of moves with no master in common at "
+        "the same time (%s), --on-trip %s (run %s, journal %s)\n",
+        p.pairs.size(), plan.TotalSlots(),
+        r.parallel > 0 ? ("at most " + std::to_string(r.parallel)).c_str() : "no cap",
+        r.on_trip.c_str(), run_id.c_str(), a.journal.c_str());
+    std::fflush(stdout);
+    std::vector<BatchEnd> ends;
+    tally = RunPairsCollect(p.pairs, ro, progress, plan.TotalSlots(), ends);
+    JournalPairEnds(p, ends, tally);
+  }  // the engines write what they still hold pending
+  auto records = Journal::Read(a.journal);
+  lease.Release(records && ReplayJournal(*records).OpenBatches().empty());
+  PrintParallelEnd(tally, a.journal);
+  return tally.not_started ? kExitError : tally.exit;
+}
+
 int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
   SetupLogging();
   Limits limits;
@@ -1162,38 +1382,7 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
         "approve. Nothing was changed.");
     return kExitError;
   }
-  // One guarded, journaled reshard per source and target, one after another: a rerun after
-  // any ending converges what is open and plans what is still uneven.
-  std::vector<std::pair<std::pair<std::string, std::string>, std::vector<int>>> pairs;
-  for (const auto& b : plan.batches) {
-    if (pairs.empty() || pairs.back().first != std::make_pair(b.from, b.to)) {
-      pairs.push_back({{b.from, b.to}, {}});
-    }
-    pairs.back().second.insert(pairs.back().second.end(), b.slots.begin(), b.slots.end());
-  }
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    if (g_interrupted) {
-      std::printf("Interrupted: %zu of %zu moves not started.\n", pairs.size() - i, pairs.size());
-      return kExitRolledBack;
-    }
-    auto& [ends, slots] = pairs[i];
-    std::sort(slots.begin(), slots.end());
-    std::printf("\nMove %zu of %zu: %zu slots from %s to %s\n", i + 1, pairs.size(), slots.size(),
-                s->FindById(ends.first)->endpoint.ToString().c_str(),
-                s->FindById(ends.second)->endpoint.ToString().c_str());
-    std::fflush(stdout);
-    ReshardArgs a = base;
-    a.slots = 0;
-    a.from = ends.first;
-    a.to = ends.second;
-    a.ranges = RangesOf(slots);
-    a.yes = true;  // approved above, for the whole plan
-    if (int rc = RunPlanOrReshard(a, true); rc != kExitOk) {
-      std::printf("Rebalance stopped at move %zu of %zu; rerun the same command to continue.\n",
-                  i + 1, pairs.size());
-      return rc;
-    }
-  }
+  if (int rc = RunRebalancePlan(r, *c, plan); rc != kExitOk) return rc;
   if (!drain_address.empty()) {
     auto after = TakeSnapshot(*c->pool, {c->seed});
     const auto* n = after ? after->FindNode(drain_address) : nullptr;
@@ -1651,6 +1840,25 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
     sub->add_option("--output", args->output,
                     "Write the plan as a plan file for the daemon (`enqueue`) instead of running "
                     "it");
+    sub->add_option("--parallel", args->parallel,
+                    "Most batches running at once (moves with no master in common run side by "
+                    "side: a source sends one batch at a time, a target receives --per-target); "
+                    "0: as many as such moves allow")
+        ->check(CLI::Range(0, 1024))
+        ->capture_default_str();
+    sub->add_option("--per-target", args->per_target,
+                    "Batches a target receives at once, each from another source (default 1, "
+                    "the runbook's one at a time; 3 lets three old masters fill one new master "
+                    "together; each batch's memory headroom check then sees only itself)")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    sub->add_option("--on-trip", args->on_trip,
+                    "When a batch trips a guard (it rolls back and no new batch starts), the "
+                    "other running batches: finish (default: their own guards watch their own "
+                    "masters, so a trip elsewhere says nothing against them, and rolling a "
+                    "healthy batch back keeps its slots open longer) or rollback")
+        ->check(CLI::IsMember({"finish", "rollback"}))
+        ->capture_default_str();
     AddEngineOptions(sub, args->engine);
     sub->callback([args, address, drain, &exit_code] {
       if (drain) args->engine.common.seed = *address;

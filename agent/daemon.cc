@@ -61,7 +61,11 @@ class Daemon::Observer final : public EngineObserver {
       if (!r) spdlog::error("queue: {}", r.error().message);
     }
     spdlog::info("batch {}: {}", batch_id, phase);
+    daemon_.metrics_.OnState(batch_id, state);
     daemon_.RefreshState();
+  }
+  void OnProgress(const std::string& batch_id, int slots_done, int slots_total) override {
+    daemon_.metrics_.OnProgress(batch_id, slots_done, slots_total);
   }
   void OnSlotsMigrated(int slots) override { daemon_.metrics_.OnSlotsMigrated(slots); }
   void OnKeysMigrated(int64_t keys) override { daemon_.metrics_.OnKeysMigrated(keys); }

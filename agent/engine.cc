@@ -89,7 +89,9 @@ class EngineImpl {
     }
     monitor_ = std::make_unique<GuardMonitor>(*guard_connector_, clock_, observer_, counters_,
                                               options_.guards.interval);
-    if (options_.lease.enabled) {
+    if (options_.shared.lease != nullptr) {
+      lease_ = options_.shared.lease;
+    } else if (options_.lease.enabled) {
       // Its renewal thread needs connections nobody else uses; an injected guard connector
       // (tests) is shared, as the fakes are thread-safe.
       cluster::Connector* lease_connector = guard_connector;
@@ -102,8 +104,9 @@ class EngineImpl {
         own_lease_pool_ = std::make_unique<cluster::ConnectionPool>(co);
         lease_connector = own_lease_pool_.get();
       }
-      lease_ = std::make_unique<Lease>(*lease_connector, options_.seeds, options_.lease,
-                                       options_.journal_dir);
+      own_lease_ = std::make_unique<Lease>(*lease_connector, options_.seeds, options_.lease,
+                                           options_.journal_dir);
+      lease_ = own_lease_.get();
     }
     if (!options_.step_hooks) options_.step_hooks = StepHooksFromEnvironment(clock_);
   }
@@ -115,7 +118,8 @@ class EngineImpl {
     ReleaseLease();
   }
 
-  cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
+  cluster::Result<BatchOutcome> RunBatch(const Batch& batch,
+                                         const std::function<void()>& start_gate);
   void RequestRollback(RollbackTrigger trigger, std::string reason) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
@@ -138,8 +142,18 @@ class EngineImpl {
     if (!j) return tl::unexpected(j.error());
     return Write({record}, false);  // a caller's record announces no step: no lease needed
   }
+  cluster::Result<void> AcquireLease() {
+    auto j = EnsureJournal();
+    if (!j) return tl::unexpected(j.error());
+    bool fresh = false;
+    return TakeLease(fresh);
+  }
   void ReleaseLease() {
-    if (!lease_) return;
+    // A shared lease is the runner's to release; our pending records still go out.
+    if (!own_lease_) {
+      if (journal_ && !pending_records_.empty()) (void)Write({}, false);
+      return;
+    }
     // Clean when the journal has no open batch (pending records written first, so a batch just
     // done counts as done); otherwise the lease keeps our entry for the next holder to read.
     bool clean = true;
@@ -232,6 +246,7 @@ class EngineImpl {
   }
 
   cluster::Result<Journal*> EnsureJournal() {
+    if (!journal_ && options_.shared.journal) journal_ = options_.shared.journal;
     if (!journal_) {
       auto j = Journal::Open(options_.journal_dir);
       if (!j) return tl::unexpected(j.error());
@@ -479,10 +494,11 @@ class EngineImpl {
   Migrator migrator_;
   cluster::Connector* guard_connector_ = nullptr;
   std::unique_ptr<cluster::ConnectionPool> own_guard_pool_;
-  std::unique_ptr<Journal> journal_;
+  std::shared_ptr<Journal> journal_;
   std::unique_ptr<GuardMonitor> monitor_;  // after the connectors: destroyed (joined) first
   std::unique_ptr<cluster::ConnectionPool> own_lease_pool_;
-  std::unique_ptr<Lease> lease_;  // after its pool: released and joined first
+  std::unique_ptr<Lease> own_lease_;  // after its pool: released and joined first
+  Lease* lease_ = nullptr;            // own_lease_, options_.shared.lease or none
   std::vector<nlohmann::json> pending_records_;
   std::map<std::string, NodeSettings> settings_cache_;  // written with the next fsync'd record
   // The snapshot that verified the last batch, and when: the next batch's preflight uses it
@@ -1098,7 +1114,8 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   return out;
 }
 
-cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
+cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
+                                                   const std::function<void()>& start_gate) {
   const auto started = clock_.Now();
   auto seconds_since = [&] {
     return std::chrono::duration<double>(clock_.Now() - started).count();
@@ -1146,7 +1163,8 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (fresh_lease) verified_.reset();  // read before the lease was ours
   cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
   if (auto last = std::exchange(verified_, std::nullopt);
-      last && clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
+      last && options_.reuse_verified_snapshot &&
+      clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
     snapshot = std::move(last->first);
   } else {
     snapshot = TakeSnapshot(connector_, options_.seeds);
@@ -1172,6 +1190,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch) {
   if (auto sized = SizeUp(*resolved); !sized) return failed(sized.error());
   spdlog::debug("batch {}: sizes and headroom checked after {:.1f} ms", batch.id,
                 seconds_since() * 1000);
+  if (start_gate) start_gate();
 
   BatchOutcome outcome;
   outcome.batch_id = batch.id;
@@ -1493,8 +1512,15 @@ Engine::Engine(cluster::Connector& connector, Clock& clock, EngineOptions option
 Engine::~Engine() = default;
 
 cluster::Result<BatchOutcome> Engine::RunBatch(const Batch& batch) {
-  return impl_->RunBatch(batch);
+  return impl_->RunBatch(batch, nullptr);
 }
+
+cluster::Result<BatchOutcome> Engine::RunBatch(const Batch& batch,
+                                               const std::function<void()>& start_gate) {
+  return impl_->RunBatch(batch, start_gate);
+}
+
+cluster::Result<void> Engine::AcquireLease() { return impl_->AcquireLease(); }
 
 void Engine::RequestRollback(RollbackTrigger trigger, std::string reason) {
   impl_->RequestRollback(trigger, std::move(reason));

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,17 @@ struct GuardOptions {
   bool enabled = true;
 };
 
+class Journal;
+
+// What the engines of one parallel run share (agent/batch_runner.h). Empty: the engine opens its
+// own journal and takes its own lease.
+struct EngineShared {
+  // Taken and released by the runner (the engine only checks it before each step). Not owned.
+  Lease* lease = nullptr;
+  // One Journal for every engine: its flock is per open file, and appends are thread-safe.
+  std::shared_ptr<Journal> journal;
+};
+
 struct EngineOptions {
   std::vector<cluster::Endpoint> seeds;
   // For MIGRATE's AUTH/AUTH2 (the connections themselves authenticate through the Connector).
@@ -74,6 +86,10 @@ struct EngineOptions {
   // Told each named step of a batch (tests kill or hold the engine there); null: the hooks of
   // the environment (StepHooksFromEnvironment), which do nothing outside test builds.
   std::shared_ptr<StepHooks> step_hooks;
+  EngineShared shared;
+  // Preflight may reuse the snapshot that verified this engine's previous batch. Off in a
+  // parallel run: that snapshot may show a sibling batch's slots open.
+  bool reuse_verified_snapshot = true;
 };
 
 struct BatchOutcome {
@@ -131,6 +147,11 @@ class Engine {
   // estimated bytes, see HeadroomProblem); a guard trip / requested rollback gives kRolledBack; a
   // failure to even roll back gives kFailed (the journal lets Recover() finish the job).
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch);
+  // The same, calling `start_gate` after preflight passed and before the first step (a parallel
+  // run holds every batch of a round there until all of them have passed their preflight, so no
+  // preflight sees a sibling's open slots).
+  cluster::Result<BatchOutcome> RunBatch(const Batch& batch,
+                                         const std::function<void()>& start_gate);
 
   // Thread-safe: makes the running batch (if any) roll back at its next step.
   void RequestRollback(RollbackTrigger trigger, std::string reason);
@@ -159,6 +180,9 @@ class Engine {
   // calls this between batches). Also done by the destructor. When the engine leaves a batch open,
   // the lease's record of this holder stays, so the next holder is told whose journal converges it.
   void ReleaseLease();
+  // Opens the journal and takes the migration lease (the shared one when options.shared.lease),
+  // journaling its token; a refusal names the holder.
+  cluster::Result<void> AcquireLease();
 
   // appends a caller's own record (e.g. a reshard run) to the
   // engine's journal, fsync'd. Opens (and locks) the journal when not open yet.

@@ -81,6 +81,7 @@ cluster::Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
 }
 
 cluster::Result<void> Journal::CompactIfOver(int64_t bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
   struct stat st {};
   if (::fstat(fd_, &st) != 0 || st.st_size <= bytes) return {};
   if (auto c = Compact(dir_, path_); !c) return c;
@@ -108,6 +109,7 @@ cluster::Result<void> Journal::AppendAll(std::vector<nlohmann::json> records) {
     lines.push_back('\n');
   }
   if (lines.empty()) return {};
+  std::lock_guard<std::mutex> lock(mutex_);
   if (!broken_.empty()) return cluster::MakeError(broken_);
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return cluster::MakeError("journal " + path_ + ": stat: " + Errno());

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -21,7 +22,8 @@ namespace slotguard::agent {
 // The engine's write-ahead journal: DIR/journal.jsonl, one JSON object per line, appended and
 // fdatasync'd BEFORE the step it describes runs. One record covers a group of slots in the same
 // step, so a group pays one fsync per step, not one per slot. The directory is locked (flock on
-// DIR/journal.lock) so two agents never write the same journal.
+// DIR/journal.lock) so two agents never write the same journal; within one agent the engines of a
+// parallel run share one Journal (appends are thread-safe; records name their batch).
 //
 // Record types ("type"):
 //   batch     {batch, source_id, source, target_id, target, slots}  a batch starts
@@ -77,6 +79,8 @@ class Journal {
   int fd_ = -1;
   common::FileLock lock_;  // held while the journal is open
   std::string broken_;     // set when a failed append could not be cut back: appends refused
+  // Appends and compaction: the engines of a parallel run share one Journal (agent/batch_runner.h).
+  std::mutex mutex_;
 };
 
 // One batch as the journal tells it (its latest incarnation when an id is reused).

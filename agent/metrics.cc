@@ -87,6 +87,25 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                          .Register(*registry_)
                          .Add({}, prometheus::Histogram::BucketBoundaries{1, 5, 10, 30, 60, 120,
                                                                           300, 600, 1800, 3600});
+  running_batches_ = &BuildGauge()
+                          .Name("slotguard_agent_running_batches")
+                          .Help(
+                              "Batches between preflight and their end (several in a parallel "
+                              "rebalance or drain)")
+                          .Register(*registry_)
+                          .Add({});
+  running_batch_ = &BuildGauge()
+                        .Name("slotguard_agent_running_batch")
+                        .Help("1 per running batch, labelled with its phase")
+                        .Register(*registry_);
+  running_slots_done_ = &BuildGauge()
+                             .Name("slotguard_agent_running_batch_slots_done")
+                             .Help("Slots of a running batch finished so far")
+                             .Register(*registry_);
+  running_slots_ = &BuildGauge()
+                        .Name("slotguard_agent_running_batch_slots")
+                        .Help("Slots in a running batch")
+                        .Register(*registry_);
   journal_write_failures_ =
       &BuildCounter()
            .Name("slotguard_agent_journal_write_failures_total")
@@ -159,6 +178,39 @@ void AgentMetrics::OnGuard(const std::string& guard, bool tripped) {
 void AgentMetrics::OnBatchFinished(double seconds) { batch_duration_->Observe(seconds); }
 
 void AgentMetrics::OnJournalWriteFailure() { journal_write_failures_->Increment(); }
+
+void AgentMetrics::OnState(const std::string& batch_id, BatchState state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = running_.find(batch_id);
+  const bool ended = state == BatchState::kDone || state == BatchState::kRolledBack ||
+                     state == BatchState::kFailed || state == BatchState::kQueued ||
+                     state == BatchState::kAwaitingApproval;
+  if (it != running_.end()) {
+    running_batch_->Remove(it->second.phase);
+    if (ended) {
+      if (it->second.slots_done) running_slots_done_->Remove(it->second.slots_done);
+      if (it->second.slots) running_slots_->Remove(it->second.slots);
+      running_.erase(it);
+    }
+  }
+  if (!ended) {
+    Running& r = running_[batch_id];
+    r.phase = &running_batch_->Add({{"batch", batch_id}, {"state", ToString(state)}});
+    r.phase->Set(1);
+  }
+  running_batches_->Set(static_cast<double>(running_.size()));
+}
+
+void AgentMetrics::OnProgress(const std::string& batch_id, int slots_done, int slots_total) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = running_.find(batch_id);
+  if (it == running_.end()) return;  // ended meanwhile
+  Running& r = it->second;
+  if (!r.slots_done) r.slots_done = &running_slots_done_->Add({{"batch", batch_id}});
+  if (!r.slots) r.slots = &running_slots_->Add({{"batch", batch_id}});
+  r.slots_done->Set(slots_done);
+  r.slots->Set(slots_total);
+}
 
 std::string AgentMetrics::Serialize() const {
   std::ostringstream out;

@@ -37,6 +37,9 @@ class AgentMetrics final : public EngineObserver {
   void OnGuard(const std::string& guard, bool tripped) override;
   void OnBatchFinished(double seconds) override;
   void OnJournalWriteFailure() override;
+  // Per running batch (several run at once in a parallel rebalance): its phase and progress.
+  void OnState(const std::string& batch_id, BatchState state) override;
+  void OnProgress(const std::string& batch_id, int slots_done, int slots_total) override;
 
   // Prometheus text exposition of everything above.
   std::string Serialize() const;
@@ -62,6 +65,17 @@ class AgentMetrics final : public EngineObserver {
   prometheus::Histogram* batch_duration_;
   prometheus::Counter* journal_write_failures_;
   std::map<std::string, prometheus::Counter*> webhook_;
+  // Series of the batches between preflight and their end, removed when they end.
+  struct Running {
+    prometheus::Gauge* phase = nullptr;  // in running_batch_ (labels batch, state)
+    prometheus::Gauge* slots_done = nullptr;
+    prometheus::Gauge* slots = nullptr;
+  };
+  prometheus::Family<prometheus::Gauge>* running_batch_;
+  prometheus::Family<prometheus::Gauge>* running_slots_done_;
+  prometheus::Family<prometheus::Gauge>* running_slots_;
+  prometheus::Gauge* running_batches_;
+  std::map<std::string, Running> running_;
 };
 
 }  // namespace slotguard::agent

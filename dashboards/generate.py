@@ -416,6 +416,14 @@ def migrations_dashboard():
                          [{"type": "value", "options": {
                              "0": {"text": " ", "color": "transparent", "index": 0},
                              "1": {"text": "current", "color": "blue", "index": 1}}}]), 24, 7)
+    L.add(timeseries("Running batches", "Batches between preflight and their end (a parallel "
+                     "rebalance or drain runs several, one per pair of masters), and the slots "
+                     "each has finished out of its total.",
+                     [target(f"slotguard_agent_running_batches{{{A}}}", "running batches"),
+                      target(f"slotguard_agent_running_batch_slots_done{{{A}}}",
+                             "{{batch}} slots done"),
+                      target(f"slotguard_agent_running_batch_slots{{{A}}}",
+                             "{{batch}} slots")]), 24, 7)
 
     L.row("Throughput")
     L.add(timeseries("Slots migrated per second", "Slots the agent finished moving.",

@@ -41,6 +41,9 @@ RULES_FILE = os.path.join(SOURCE_DIR, "rules", "slotguard.rules.yml")
 CONDITIONAL_TARGETS = {
     ("slotguard-cluster", "Cluster bus messages by type", "fail sent"),
     ("slotguard-cluster", "Cluster bus messages by type", "update sent"),
+    # Only while a batch runs.
+    ("slotguard-migrations", "Running batches", "{{batch}} slots done"),
+    ("slotguard-migrations", "Running batches", "{{batch}} slots"),
 }
 
 BATCH_SLOTS = range(0, 10)

@@ -3,7 +3,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
 
-from fixtures import cluster  # noqa: E402,F401  (the fixture pytest injects by name)
+from fixtures import cluster, three_masters_no_replicas  # noqa: E402,F401  (fixtures pytest injects by name)
 
 
 def pytest_configure(config):

@@ -3,22 +3,11 @@ throughout: a new empty master filled with --use-empty-masters, drained and forg
 whose slots differ 100x in size balanced by sampled memory."""
 import gc
 
-import pytest
 from redis.crc import key_slot
 
 from agent_helpers import (ClientLoad, Dataset, assert_cluster_whole, journal_dir, password_env,
                            raw, run_agent, slots_of, snapshot)
-from harness import Cluster, require_binary, wait_for
-
-
-@pytest.fixture
-def three_masters_no_replicas():
-    require_binary("redis-server")
-    c = Cluster(masters=3, replicas=0)
-    try:
-        yield c
-    finally:
-        c.down()
+from harness import wait_for
 
 
 def test_rebalance_onto_a_new_master_then_drain_it(cluster):

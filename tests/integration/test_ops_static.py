@@ -56,6 +56,8 @@ PINNED_METRICS = {
     "redis_cluster_open_slot_keys", "redis_cluster_nodes_failing", "redis_cluster_stray_keys",
     # agent
     "slotguard_agent_state", "slotguard_agent_queue_batches", "slotguard_agent_queue_slots",
+    "slotguard_agent_running_batches", "slotguard_agent_running_batch",
+    "slotguard_agent_running_batch_slots", "slotguard_agent_running_batch_slots_done",
     "slotguard_agent_approval_wait_seconds", "slotguard_agent_slots_migrated_total",
     "slotguard_agent_keys_migrated_total", "slotguard_agent_migrate_failures_total",
     "slotguard_agent_rollbacks_total", "slotguard_agent_guard_tripped",

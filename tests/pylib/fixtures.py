@@ -13,3 +13,14 @@ def cluster():
         yield c
     finally:
         c.down()
+
+
+@pytest.fixture
+def three_masters_no_replicas():
+    """A fresh 3-master loopback cluster without replicas (masters are added by the tests)."""
+    require_binary("redis-server")
+    c = Cluster(masters=3, replicas=0)
+    try:
+        yield c
+    finally:
+        c.down()

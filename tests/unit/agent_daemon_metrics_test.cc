@@ -97,5 +97,33 @@ TEST(AgentMetricsTest, ObserverAndSetters) {
   EXPECT_THAT(text, Not(HasSubstr("no-such-state")));
 }
 
+TEST(AgentMetricsTest, EveryRunningBatchHasItsOwnSeries) {
+  AgentMetrics m;
+  EXPECT_THAT(m.Serialize(), HasSubstr("slotguard_agent_running_batches 0"));
+  m.OnState("b1", BatchState::kPreflight);
+  m.OnState("b2", BatchState::kPreflight);
+  m.OnState("b1", BatchState::kMigrating);
+  m.OnState("b2", BatchState::kMigrating);
+  m.OnProgress("b1", 100, 300);
+  m.OnProgress("b2", 200, 500);
+  m.OnState("b2", BatchState::kRollingBack);
+  std::string text = m.Serialize();
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_running_batches 2"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_running_batch{batch=\"b1\",state=\"migrating\"} 1"));
+  EXPECT_THAT(text,
+              HasSubstr("slotguard_agent_running_batch{batch=\"b2\",state=\"rolling_back\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr("batch=\"b2\",state=\"migrating\"")));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_running_batch_slots_done{batch=\"b1\"} 100"));
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_running_batch_slots{batch=\"b2\"} 500"));
+
+  m.OnState("b1", BatchState::kDone);
+  m.OnState("b2", BatchState::kRolledBack);
+  m.OnProgress("b1", 300, 300);  // late: the batch has ended
+  text = m.Serialize();
+  EXPECT_THAT(text, HasSubstr("slotguard_agent_running_batches 0"));
+  EXPECT_THAT(text, Not(HasSubstr("batch=\"b1\"")));
+  EXPECT_THAT(text, Not(HasSubstr("batch=\"b2\"")));
+}
+
 }  // namespace
 }  // namespace slotguard::agent
