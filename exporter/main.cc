@@ -97,6 +97,10 @@ int Run(const exporter::Settings& settings) {
   }
   common::HttpServerOptions web_options;
   web_options.error_response = common::TextError;
+  // A scrape reads the nodes on the cluster reader's workers and keeps slot owners on the heap:
+  // what runs on the request thread fits civetweb's 100 KiB worker stack with room to spare
+  // (tests/unit/exporter_scrape_engine_test.cc runs it on 64 KiB), so no thread per request.
+  web_options.handlers_on_large_stack = false;
   if (!settings.web_config_file.empty()) {
     auto web_config = common::LoadWebConfig(settings.web_config_file);
     if (!web_config) {

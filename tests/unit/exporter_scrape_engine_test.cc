@@ -4,6 +4,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -11,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "exporter/collectors.h"
 #include "exporter/scrape_engine.h"
 #include "tests/unit/exporter_fixtures.h"
 
@@ -347,6 +350,37 @@ TEST_F(ExporterScrapeEngine, ConcurrentScrapesAllSucceedAndNeverShareAConnection
   for (auto& t : threads) t.join();
   EXPECT_EQ(complete, 20);
   EXPECT_FALSE(fake_->overlapped());
+}
+
+// Runs `f` on a thread with a stack of `bytes`, as civetweb runs request handlers; a handler
+// that needs more dies of a stack overflow.
+void OnSmallStack(size_t bytes, const std::function<void()>& f) {
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, bytes), 0);
+  pthread_t thread;
+  auto run = [](void* arg) -> void* {
+    (*static_cast<const std::function<void()>*>(arg))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, run, const_cast<std::function<void()>*>(&f)), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+// The exporter answers /metrics on civetweb's own workers, whose stacks are 100 KiB (civetweb
+// 1.15 as Debian builds it: USE_STACK_SIZE=102400). A whole scrape and its rendering must fit
+// with room to spare for civetweb's and the HTTP layer's frames: this gives them 64 KiB.
+TEST_F(ExporterScrapeEngine, AScrapeAndItsRenderingFitACivetwebWorkerStack) {
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Connector());
+  std::string first, second;
+  OnSmallStack(64 * 1024, [&] {
+    first = RenderMetrics(engine.Scrape());   // discovery from the seed
+    second = RenderMetrics(engine.Scrape());  // the known nodes
+  });
+  EXPECT_NE(first.find("slotguard_exporter_discovery_ok 1"), std::string::npos);
+  EXPECT_NE(second.find("redis_cluster_slots_covered 16384"), std::string::npos)
+      << second.substr(0, 2000);
 }
 
 // spdlog's default logger writes into a string for the lifetime of this object.
