@@ -30,10 +30,12 @@ struct CountPlan {
 
 CountPlan PlanCounts(const cluster::NodeEntry& me, const ReadOptions& options) {
   CountPlan p;
+  p.count_strays = options.stray_keys && me.flags.master;
+  // The usual case, twice per node and scrape: nothing to count, no 16384-slot tables.
+  if (me.open_slots.empty() && !p.count_strays) return p;
   p.is_open.assign(cluster::kSlotCount, false);
   p.is_stray.assign(cluster::kSlotCount, false);
   for (const auto& o : me.open_slots) p.is_open[o.slot] = true;
-  p.count_strays = options.stray_keys && me.flags.master;
   if (p.count_strays) {
     for (int slot : me.SlotsNotOwned()) p.is_stray[slot] = !p.is_open[slot];
   }
