@@ -1,10 +1,10 @@
 #include "agent/cluster_snapshot.h"
 
 #include <algorithm>
-#include <future>
 #include <map>
 
-#include "cluster/discovery.h"
+#include "cluster/cluster_reader.h"
+#include "cluster/membership.h"
 
 namespace slotguard::agent {
 
@@ -53,17 +53,19 @@ ClusterSnapshot BuildSnapshot(std::vector<NodeReport> reports) {
   std::sort(reports.begin(), reports.end(),
             [](const NodeReport& a, const NodeReport& b) { return a.endpoint < b.endpoint; });
   s.reports = std::move(reports);
+  // Only members' views count (cluster/membership.h): a departed node's would dispute slots.
+  cluster::ViewRefs answered;
+  for (const auto& r : s.reports) {
+    if (r.view) answered.push_back(&*r.view);
+  }
+  const cluster::ViewRefs members = cluster::MemberViews(answered);
   std::map<std::string, cluster::NodeEntry> by_id;
   std::map<std::string, bool> own_line;
-  for (const auto& r : s.reports) {
-    if (!r.view) continue;
-    s.views.push_back(*r.view);
-    for (const auto& n : r.view->nodes) {
+  for (const cluster::NodesView* view : members) {
+    s.views.push_back(*view);
+    for (const auto& n : view->nodes) {
       if (n.flags.myself) {
-        cluster::NodeEntry own = n;
-        // The address we reached it at is authoritative when it does not know its own.
-        if (own.endpoint.host.empty()) own.endpoint = r.endpoint;
-        by_id[n.id] = own;
+        by_id[n.id] = n;
         own_line[n.id] = true;
       } else if (!own_line[n.id] && by_id.find(n.id) == by_id.end()) {
         by_id[n.id] = n;
@@ -79,85 +81,55 @@ ClusterSnapshot BuildSnapshot(std::vector<NodeReport> reports) {
 
 namespace {
 
-const std::vector<cluster::Argv>& NodeCommands() {
-  static const std::vector<cluster::Argv> commands{{"CLUSTER", "NODES"}, {"CLUSTER", "INFO"}};
-  return commands;
+cluster::ReadPlan SnapshotPlan() {
+  cluster::ReadPlan plan;
+  plan.cluster_info = true;
+  return plan;
 }
 
-NodeReport ParseNode(const cluster::Endpoint& endpoint,
-                     const cluster::Result<std::vector<cluster::Reply>>& replies) {
+NodeReport ReportFrom(cluster::NodeRead read) {
   NodeReport report;
-  report.endpoint = endpoint;
-  if (!replies) {
-    report.error = replies.error().message;
-    return report;
-  }
-  const auto& nodes_reply = (*replies)[0];
-  const auto& info_reply = (*replies)[1];
-  if (nodes_reply.IsError()) {
-    report.error = endpoint.ToString() + ": CLUSTER NODES refused: " + nodes_reply.str;
-    return report;
-  }
-  auto nodes = cluster::ParseClusterNodes(nodes_reply.str);
-  if (!nodes) {
-    report.error = endpoint.ToString() + ": " + nodes.error().message;
-    return report;
-  }
-  cluster::NodesView view;
-  view.reporter = endpoint;
-  if (const auto* me = cluster::FindMyself(*nodes)) view.reporter_id = me->id;
-  view.nodes = std::move(*nodes);
-  report.view = std::move(view);
-  if (!info_reply.IsError()) {
-    if (auto info = cluster::ParseInfo(info_reply.str)) report.cluster_info = std::move(*info);
+  report.endpoint = read.address;
+  report.view = std::move(read.view);
+  report.cluster_info = std::move(read.cluster_info);
+  // A node whose view came back may still have refused CLUSTER INFO: it answered all the same.
+  if (!report.view) {
+    report.error = read.error.find(read.dialed.ToString()) == std::string::npos
+                       ? read.dialed.ToString() + ": " + read.error
+                       : read.error;
   }
   return report;
-}
-
-NodeReport ReadNode(cluster::Connector& connector, const cluster::Endpoint& endpoint) {
-  return ParseNode(endpoint, connector.Get(endpoint).Pipeline(NodeCommands()));
 }
 
 }  // namespace
 
 cluster::Result<ClusterSnapshot> TakeSnapshot(cluster::Connector& connector,
                                               const std::vector<cluster::Endpoint>& seeds) {
-  auto topology = cluster::Discover(connector, seeds);
-  if (!topology) return tl::unexpected(topology.error());
-  std::vector<cluster::Endpoint> endpoints = topology->Endpoints();
-  // Every node at once: a stopped node costs one io timeout, not one per node.
-  std::vector<std::future<NodeReport>> futures;
-  futures.reserve(endpoints.size());
-  for (const auto& e : endpoints) {
-    futures.push_back(
-        std::async(std::launch::async, [&connector, e] { return ReadNode(connector, e); }));
+  if (seeds.empty()) return cluster::MakeError("cluster discovery: no seed address given");
+  cluster::ClusterReader reader(cluster::Borrow(connector), SnapshotPlan());
+  // No deadline of its own: each node costs at most its connection's timeouts, all at once.
+  cluster::ClusterRead read = reader.Read(seeds, {}, std::nullopt);
+  if (!read.discovery_ok) {
+    std::string failures;
+    for (const auto& n : read.nodes) {
+      failures += (failures.empty() ? "" : "; ") + n.dialed.ToString() + ": " + n.error;
+    }
+    return cluster::MakeError("cluster discovery failed, no node answered CLUSTER NODES (" +
+                              failures + ")");
   }
   std::vector<NodeReport> reports;
-  reports.reserve(endpoints.size());
-  for (auto& f : futures) reports.push_back(f.get());
+  reports.reserve(read.nodes.size());
+  for (auto& n : read.nodes) reports.push_back(ReportFrom(std::move(n)));
   return BuildSnapshot(std::move(reports));
 }
 
-}  // namespace slotguard::agent
-
-namespace slotguard::agent {
-
 ClusterSnapshot ReadSnapshot(cluster::Connector& connector,
                              const std::vector<cluster::Endpoint>& endpoints) {
-  // Every request goes out before any reply is read: one round trip for all nodes, no threads.
-  std::vector<cluster::Result<void>> sent;
-  sent.reserve(endpoints.size());
-  for (const auto& e : endpoints) sent.push_back(connector.Get(e).Send(NodeCommands()));
+  cluster::ClusterReader reader(cluster::Borrow(connector), SnapshotPlan());
   std::vector<NodeReport> reports;
   reports.reserve(endpoints.size());
-  for (size_t i = 0; i < endpoints.size(); ++i) {
-    if (!sent[i]) {
-      reports.push_back(ParseNode(endpoints[i], tl::unexpected(sent[i].error())));
-      continue;
-    }
-    reports.push_back(
-        ParseNode(endpoints[i], connector.Get(endpoints[i]).Receive(NodeCommands().size())));
-  }
+  for (auto& n : reader.ReadNodes(endpoints, std::nullopt))
+    reports.push_back(ReportFrom(std::move(n)));
   return BuildSnapshot(std::move(reports));
 }
 

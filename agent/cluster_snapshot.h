@@ -44,17 +44,18 @@ struct ClusterSnapshot {
   std::vector<const cluster::NodeEntry*> Masters() const;
 };
 
-// Pure: judges the reports (views of the reachable ones) and indexes the nodes.
+// Pure: judges the reports (the members' views among the reachable ones) and indexes the nodes.
 ClusterSnapshot BuildSnapshot(std::vector<NodeReport> reports);
 
-// Reads CLUSTER NODES and CLUSTER INFO from exactly `endpoints` (no discovery), all requests
-// sent before any reply is read. A node that does not answer costs its io timeout; the reports
+// Reads CLUSTER NODES and CLUSTER INFO from exactly `endpoints` (no discovery) through the
+// cluster reader, all at once. A node that does not answer costs its io timeout; the reports
 // say which did not. For hot paths that already know the nodes (a batch's verification).
 ClusterSnapshot ReadSnapshot(cluster::Connector& connector,
                              const std::vector<cluster::Endpoint>& endpoints);
 
-// Discovers the cluster from `seeds`, then reads CLUSTER NODES and CLUSTER INFO from every
-// node. Fails only when no seed answers; unreachable nodes are reported in `reports`.
+// Reads the cluster from `seeds` through the cluster reader: CLUSTER NODES and CLUSTER INFO from
+// every node the members' views name. Fails only when no seed answers; unreachable nodes are
+// reported in `reports`; only members' views are judged (cluster/membership.h).
 cluster::Result<ClusterSnapshot> TakeSnapshot(cluster::Connector& connector,
                                               const std::vector<cluster::Endpoint>& seeds);
 

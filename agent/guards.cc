@@ -1,12 +1,13 @@
 #include "agent/guards.h"
 
 #include <algorithm>
-#include <future>
 #include <limits>
 #include <map>
 #include <set>
+#include "cluster/cluster_reader.h"
 
 #include "cluster/info.h"
+#include "cluster/membership.h"
 #include "cluster/nodes.h"
 #include "cluster/slot_map.h"
 
@@ -84,78 +85,41 @@ std::optional<GuardTrip> GuardEvaluator::Evaluate(const GuardSample& s) {
   return std::nullopt;
 }
 
-namespace {
-
-struct NodeRead {
-  std::optional<cluster::NodesView> view;
-  std::optional<cluster::Info> commandstats;
-  std::optional<cluster::Info> errorstats;
-};
-
-NodeRead ReadForGuard(cluster::Connector& connector, const cluster::Endpoint& e, bool source) {
-  NodeRead out;
-  std::vector<cluster::Argv> cmds{{"CLUSTER", "NODES"}};
-  if (source) {
-    cmds.push_back({"INFO", "commandstats"});
-    cmds.push_back({"INFO", "errorstats"});
-  }
-  auto replies = connector.Get(e).Pipeline(cmds);
-  if (!replies) return out;
-  if (!(*replies)[0].IsError()) {
-    if (auto nodes = cluster::ParseClusterNodes((*replies)[0].str)) {
-      cluster::NodesView v;
-      v.reporter = e;
-      if (const auto* me = cluster::FindMyself(*nodes)) v.reporter_id = me->id;
-      v.nodes = std::move(*nodes);
-      out.view = std::move(v);
-    }
-  }
-  if (source) {
-    if (!(*replies)[1].IsError()) {
-      if (auto info = cluster::ParseInfo((*replies)[1].str)) out.commandstats = std::move(*info);
-    }
-    if (!(*replies)[2].IsError()) {
-      if (auto info = cluster::ParseInfo((*replies)[2].str)) out.errorstats = std::move(*info);
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 GuardSample TakeGuardSample(cluster::Connector& connector,
                             const std::vector<cluster::Endpoint>& nodes,
                             const cluster::Endpoint& source, Clock& clock,
                             const MigrateCounters& counters,
                             const std::optional<cluster::Endpoint>& target) {
   GuardSample s;
-  std::vector<std::future<NodeRead>> futures;
-  futures.reserve(nodes.size());
-  for (const auto& e : nodes) {
-    bool is_source = e == source;
-    futures.push_back(std::async(std::launch::async, [&connector, e, is_source] {
-      return ReadForGuard(connector, e, is_source);
-    }));
-  }
-  std::vector<cluster::NodesView> views;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    NodeRead r = futures[i].get();
-    if (r.view) views.push_back(std::move(*r.view));
-    if (nodes[i] == source) {
-      if (r.commandstats) {
+  // The MIGRATE counters come from the source only; every node gives its view.
+  cluster::ReadPlan plan;
+  plan.cluster_info = false;
+  plan.info_sections = {"commandstats", "errorstats"};
+  plan.info_only_at = {source};
+  cluster::ClusterReader reader(cluster::Borrow(connector), std::move(plan));
+  std::vector<cluster::NodesView> answered;
+  for (auto& r : reader.ReadNodes(nodes, std::nullopt)) {
+    if (r.view) answered.push_back(std::move(*r.view));
+    if (r.dialed == source && r.info.size() == 2) {
+      if (const auto& commandstats = r.info[0]) {
         s.source_migrate_failed_calls = 0;
-        for (const auto& c : cluster::CommandStats(*r.commandstats)) {
+        for (const auto& c : cluster::CommandStats(*commandstats)) {
           if (c.command == "migrate") s.source_migrate_failed_calls = c.failed_calls;
         }
       }
-      if (r.errorstats) {
+      if (const auto& errorstats = r.info[1]) {
         s.source_ioerr = 0;
-        for (const auto& e : cluster::ErrorStats(*r.errorstats)) {
+        for (const auto& e : cluster::ErrorStats(*errorstats)) {
           if (e.error == "IOERR") s.source_ioerr = e.count;
         }
       }
     }
   }
+  // Judged by the one membership rule (cluster/membership.h), as check and preflight judge.
+  cluster::ViewRefs refs;
+  for (const auto& v : answered) refs.push_back(&v);
+  std::vector<cluster::NodesView> views;
+  for (const cluster::NodesView* v : cluster::MemberViews(refs)) views.push_back(*v);
   s.at = clock.Now();
   s.views = static_cast<int>(views.size());
   auto j = cluster::JudgeCluster(views);

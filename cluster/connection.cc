@@ -45,9 +45,44 @@ void RedisConnection::SetIoTimeout(std::chrono::milliseconds timeout) {
   if (transport_ && !transport_->SetIoTimeout(timeout)) Discard();
 }
 
+void RedisConnection::SetDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
+  deadline_ = deadline;
+  // Back to the connection's own timeout for whoever uses it next without a deadline.
+  if (!deadline_ && transport_ && !transport_->SetIoTimeout(options_.io_timeout)) Discard();
+}
+
+namespace {
+
+std::chrono::milliseconds Left(std::chrono::steady_clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                               std::chrono::steady_clock::now());
+}
+
+}  // namespace
+
+Result<void> RedisConnection::ApplyDeadline() {
+  if (!deadline_) return {};
+  const auto left = Left(*deadline_);
+  if (left.count() <= 0) {
+    Discard();  // replies in flight, if any, would be read by the next user as its own
+    return MakeError("timed out (the read's deadline passed)");
+  }
+  if (auto r = transport_->SetIoTimeout(std::min(left, options_.io_timeout)); !r) {
+    Discard();
+    return r;
+  }
+  return {};
+}
+
 Result<void> RedisConnection::EnsureConnected() {
   if (transport_) return {};
-  auto transport = Transport::Connect(endpoint_, options_.connect_timeout, options_.tls.get());
+  auto connect_timeout = options_.connect_timeout;
+  if (deadline_) {
+    // A zero timeout would block forever.
+    connect_timeout =
+        std::max(std::chrono::milliseconds(1), std::min(connect_timeout, Left(*deadline_)));
+  }
+  auto transport = Transport::Connect(endpoint_, connect_timeout, options_.tls.get());
   if (!transport) {
     return MakeError("connect to " + endpoint_.ToString() + ": " + transport.error().message);
   }
@@ -110,6 +145,7 @@ Result<Reply> RedisConnection::ReadReply() {
       answered_ = true;
       return std::move(**next);
     }
+    if (auto d = ApplyDeadline(); !d) return tl::unexpected(d.error());
     auto n = transport_->Read(buffer, sizeof(buffer));
     if (!n) return MakeError(Explain(n.error().message));
     if (auto fed = reader_->Feed(std::string_view(buffer, *n)); !fed) {
@@ -148,6 +184,8 @@ Result<void> RedisConnection::Send(const std::vector<Argv>& commands) {
     }
     in_flight_.push_back(argv.empty() ? std::string() : argv.front());
   }
+  if (auto d = ApplyDeadline(); !d)
+    return MakeError(endpoint_.ToString() + ": " + d.error().message);
   if (auto w = transport_->Write(out_); !w) {
     std::string why = Explain(w.error().message);
     Discard();

@@ -47,6 +47,12 @@ class Connection {
   virtual Result<void> Send(const std::vector<Argv>& commands);
   virtual Result<std::vector<Reply>> Receive(size_t count);
 
+  // Until cleared (nullopt), no connect, read or write waits past `deadline`, whatever the
+  // connection's own timeouts: a reader's whole round ends by one deadline. Fakes ignore it.
+  virtual void SetDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
+    (void)deadline;
+  }
+
  private:
   std::deque<Argv> unsent_;  // the default Send/Receive only
 };
@@ -71,9 +77,12 @@ class RedisConnection final : public Connection {
 
   // Changes the read/write timeout of the live transport and of later reconnects.
   void SetIoTimeout(std::chrono::milliseconds timeout);
+  void SetDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) override;
 
  private:
   Result<void> EnsureConnected();
+  // Before each blocking call: the io timeout cut to what is left before deadline_.
+  Result<void> ApplyDeadline();
   // Reads the next reply; the message is the reason only.
   Result<Reply> ReadReply();
   // `why` a transport failed, with what an operator should check when the node hung up before
@@ -93,6 +102,7 @@ class RedisConnection final : public Connection {
   std::string out_;                    // formatted commands not yet written
   std::deque<std::string> in_flight_;  // names of sent commands whose replies are unread
   bool answered_ = false;              // the transport has delivered a reply
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
 };
 
 // Hands out connections by endpoint. Engines borrow them; the connector owns them.
@@ -107,6 +117,9 @@ class Connector {
     (void)lane;
     return Get(endpoint);
   }
+  // Closes the connections to endpoints not in `keep` (nodes that left the cluster); a
+  // connector that cannot keeps them.
+  virtual void Retain(const std::vector<Endpoint>& keep) { (void)keep; }
 };
 
 }  // namespace slotguard::cluster

@@ -18,7 +18,7 @@ class ConnectionPool final : public Connector {
   Connection& Get(const Endpoint& endpoint) override;
   Connection& Lane(const Endpoint& endpoint, size_t lane) override;
   // Drops connections to endpoints not in `keep` (nodes that left the cluster).
-  void Retain(const std::vector<Endpoint>& keep);
+  void Retain(const std::vector<Endpoint>& keep) override;
 
  private:
   ConnectOptions options_;

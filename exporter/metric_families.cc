@@ -3,7 +3,7 @@
 #include <sstream>
 
 #include "exporter/collectors.h"
-#include "exporter/membership.h"
+#include "exporter/scrape_result.h"
 
 namespace slotguard::exporter {
 

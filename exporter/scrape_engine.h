@@ -8,29 +8,28 @@
 #include <string>
 #include <vector>
 
+#include "cluster/cluster_reader.h"
+#include "cluster/connection.h"
 #include "cluster/endpoint.h"
-#include "exporter/node_client.h"
 #include "exporter/node_reader.h"
 #include "exporter/scrape_result.h"
 
 namespace slotguard::exporter {
 
-// Reads every node of the cluster in parallel under one deadline.
+// A scrape: the whole cluster through the cluster reader (cluster/cluster_reader.h) under one
+// deadline, turned into per-node results, with node up/down and server changes logged once.
 //
 // The node list comes from the nodes' own CLUSTER NODES: each scrape reads the nodes known from
 // the previous one, then any address the answers name that was not read yet (joins, and the
-// whole cluster on the first scrape); the union of the answering views becomes the next list.
-// When no known node answers, the seeds are asked.
-//
-// Each node has one persistent connection behind its own mutex. Every read runs on its own
-// thread; the scrape waits for them only until the deadline. A straggler (a stopped node, a
-// slow network) finishes in the background, its result is dropped, and a later scrape that finds
-// the node busy waits for it no longer than its own deadline. Scrape() is safe to call from
-// several threads at once.
+// whole cluster on the first scrape); the member views' addresses become the next list. When no
+// known node answers, the seeds are asked. A straggler (a stopped node) finishes in the
+// background holding its node's connection, and a later scrape that finds the node busy waits
+// for it no longer than its own deadline. Scrape() is safe to call from several threads at once.
 class ScrapeEngine {
  public:
+  // `connector` is the exporter's own (nothing else may use its connections).
   ScrapeEngine(std::vector<cluster::Endpoint> seeds, std::chrono::milliseconds timeout,
-               NodeClientFactory factory, ReadOptions read_options = {});
+               std::shared_ptr<cluster::Connector> connector, ReadOptions read_options = {});
 
   ScrapeResult Scrape();
 
@@ -38,21 +37,15 @@ class ScrapeEngine {
   std::vector<cluster::Endpoint> KnownNodes() const;
 
  private:
-  struct NodeState;
-
-  std::shared_ptr<NodeState> State(const cluster::Endpoint& endpoint);
-  std::vector<NodeResult> ReadAll(const std::vector<cluster::Endpoint>& endpoints,
-                                  Clock::time_point deadline);
   void LogTransitions(const ScrapeResult& result);
 
   const std::vector<cluster::Endpoint> seeds_;
   const std::chrono::milliseconds timeout_;
   const ReadOptions read_options_;
-  const std::shared_ptr<const NodeClientFactory> factory_;
+  cluster::ClusterReader reader_;
 
   mutable std::mutex mutex_;  // guards the members below
   std::vector<cluster::Endpoint> known_;
-  std::map<cluster::Endpoint, std::shared_ptr<NodeState>> states_;
   std::map<std::string, bool> last_up_;  // by label, to log only changes
   // By label: the server and version last logged ("redis 7.2.6"), to log each node's once and
   // again only when it changes (an upgrade in place).

@@ -2,9 +2,17 @@
 
 #include <algorithm>
 
-#include "exporter/membership.h"
+#include "cluster/membership.h"
 
 namespace slotguard::exporter {
+
+ViewRefs ClusterViews(const std::vector<NodeResult>& nodes) {
+  ViewRefs views;
+  for (const auto& n : nodes) {
+    if (n.up && n.view) views.push_back(&*n.view);
+  }
+  return cluster::MemberViews(views);
+}
 
 ScrapeResult AssembleScrape(std::vector<NodeResult> nodes) {
   ScrapeResult result;

@@ -8,6 +8,7 @@
 
 #include "cluster/endpoint.h"
 #include "cluster/info.h"
+#include "cluster/membership.h"
 #include "cluster/nodes.h"
 #include "cluster/server_version.h"
 #include "cluster/slot_map.h"
@@ -49,6 +50,12 @@ struct ScrapeResult {
   // Set when discovery_ok. Shared, not copied, by whoever renders or keeps the scrape.
   std::shared_ptr<const cluster::ClusterJudgement> judgement;
 };
+
+using cluster::ViewRefs;
+
+// The member views (cluster/membership.h) of the nodes that are up, in the order of `nodes`;
+// valid while `nodes` is.
+ViewRefs ClusterViews(const std::vector<NodeResult>& nodes);
 
 // A ScrapeResult from per-node results: sorted by label, discovery_ok and the judgement from
 // the answering cluster members' views. known_nodes and duration_seconds are left to the caller.

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include "agent_fake_cluster.h"
-#include "cluster/discovery.h"
 
 namespace slotguard::agent {
 namespace {

@@ -1,4 +1,4 @@
-// ReadNode and the reply parsing, against a scripted NodeClient fed captured output.
+// ReadNode and the reply parsing, against a scripted connection fed captured output.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -11,6 +11,8 @@ namespace slotguard::exporter {
 namespace {
 
 using cluster::Reply;
+
+const cluster::Endpoint kEndpoint{"127.0.0.1", 23100};
 
 Reply Bulk(std::string text) {
   Reply r;
@@ -32,16 +34,27 @@ Reply Integer(int64_t n) {
 }
 
 // Answers each Pipeline call with the next scripted result, and records what was asked.
-class ScriptedClient : public NodeClient {
+// The reader's deadline is recorded as the time left when each pipeline is sent.
+class ScriptedClient : public cluster::Connection {
  public:
   std::deque<cluster::Result<std::vector<Reply>>> script;
   std::vector<std::vector<cluster::Argv>> asked;
   std::vector<std::chrono::milliseconds> timeouts;
+  std::optional<Clock::time_point> deadline;
 
-  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
-                                               std::chrono::milliseconds timeout) override {
+  void SetDeadline(std::optional<Clock::time_point> d) override { deadline = d; }
+  const cluster::Endpoint& endpoint() const override { return kEndpoint; }
+  cluster::Result<Reply> Command(const cluster::Argv& argv) override {
+    auto r = Pipeline({argv});
+    if (!r) return tl::unexpected(r.error());
+    return r->front();
+  }
+  cluster::Result<std::vector<Reply>> Pipeline(
+      const std::vector<cluster::Argv>& commands) override {
     asked.push_back(commands);
-    timeouts.push_back(timeout);
+    timeouts.push_back(
+        deadline ? std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now())
+                 : std::chrono::milliseconds(0));
     if (script.empty()) return cluster::MakeError("nothing scripted");
     auto next = std::move(script.front());
     script.pop_front();
@@ -112,10 +125,10 @@ TEST(ExporterNodeReader, StrayKeysAreNotCountedUnlessAsked) {
 class CountingClient : public ScriptedClient {
  public:
   std::map<int, int64_t> keys;
-  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
-                                               std::chrono::milliseconds timeout) override {
+  cluster::Result<std::vector<Reply>> Pipeline(
+      const std::vector<cluster::Argv>& commands) override {
     if (commands.at(0).at(1) != "COUNTKEYSINSLOT") {
-      return ScriptedClient::Pipeline(commands, timeout);
+      return ScriptedClient::Pipeline(commands);
     }
     asked.push_back(commands);
     return Counts(commands, keys);
@@ -166,9 +179,9 @@ TEST(ExporterNodeReader, ReplicaHasNoStrayKeys) {
 // Refuses the fourth COUNTKEYSINSLOT of a count pipeline.
 class RefusingClient : public CountingClient {
  public:
-  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
-                                               std::chrono::milliseconds timeout) override {
-    auto r = CountingClient::Pipeline(commands, timeout);
+  cluster::Result<std::vector<Reply>> Pipeline(
+      const std::vector<cluster::Argv>& commands) override {
+    auto r = CountingClient::Pipeline(commands);
     if (r && commands.at(0).at(1) == "COUNTKEYSINSLOT") (*r)[3] = Error("ERR busy");
     return r;
   }
@@ -177,9 +190,9 @@ class RefusingClient : public CountingClient {
 // An ACL user without CLUSTER COUNTKEYSINSLOT: every count is NOPERM.
 class NoPermCountClient : public CountingClient {
  public:
-  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
-                                               std::chrono::milliseconds timeout) override {
-    auto r = CountingClient::Pipeline(commands, timeout);
+  cluster::Result<std::vector<Reply>> Pipeline(
+      const std::vector<cluster::Argv>& commands) override {
+    auto r = CountingClient::Pipeline(commands);
     if (r && commands.at(0).at(1) == "COUNTKEYSINSLOT") {
       for (auto& reply : *r) {
         reply = Error(

@@ -4,6 +4,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -11,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "exporter/collectors.h"
 #include "exporter/scrape_engine.h"
 #include "tests/unit/exporter_fixtures.h"
 
@@ -57,7 +60,7 @@ class FakeCluster : public std::enable_shared_from_this<FakeCluster> {
     return calls_[addr];
   }
 
-  NodeClientFactory Factory();
+  std::shared_ptr<cluster::Connector> Connector();
 
   cluster::Result<std::vector<Reply>> Call(const std::string& addr,
                                            const std::vector<cluster::Argv>& commands) {
@@ -116,32 +119,59 @@ class FakeCluster : public std::enable_shared_from_this<FakeCluster> {
   friend class FakeClient;
 };
 
-class FakeClient : public NodeClient {
+class FakeClient : public cluster::Connection {
  public:
-  FakeClient(std::shared_ptr<FakeCluster> cluster, std::string addr)
-      : cluster_(std::move(cluster)), addr_(std::move(addr)) {}
+  FakeClient(std::shared_ptr<FakeCluster> cluster, cluster::Endpoint endpoint)
+      : cluster_(std::move(cluster)), endpoint_(std::move(endpoint)) {}
 
-  cluster::Result<std::vector<Reply>> Pipeline(const std::vector<cluster::Argv>& commands,
-                                               milliseconds) override {
+  cluster::Result<Reply> Command(const cluster::Argv& argv) override {
+    auto r = Pipeline({argv});
+    if (!r) return tl::unexpected(r.error());
+    return r->front();
+  }
+  cluster::Result<std::vector<Reply>> Pipeline(
+      const std::vector<cluster::Argv>& commands) override {
     // The engine promises one user per connection at a time.
     if (busy_.exchange(true)) cluster_->overlapped_ = true;
     std::this_thread::sleep_for(milliseconds(1));  // widens the window for an overlap
-    auto result = cluster_->Call(addr_, commands);
+    auto result = cluster_->Call(endpoint_.ToString(), commands);
     busy_ = false;
     return result;
+  }
+  const cluster::Endpoint& endpoint() const override { return endpoint_; }
+
+ private:
+  std::shared_ptr<FakeCluster> cluster_;
+  cluster::Endpoint endpoint_;
+  std::atomic<bool> busy_{false};
+};
+
+// One FakeClient per endpoint, made on first use (from the reader's workers).
+class FakeConnector : public cluster::Connector {
+ public:
+  explicit FakeConnector(std::shared_ptr<FakeCluster> cluster) : cluster_(std::move(cluster)) {}
+  cluster::Connection& Get(const cluster::Endpoint& e) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& c = clients_[e];
+    if (!c) c = std::make_unique<FakeClient>(cluster_, e);
+    return *c;
+  }
+  void Retain(const std::vector<cluster::Endpoint>& keep) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      const bool kept = std::find(keep.begin(), keep.end(), it->first) != keep.end();
+      it = kept ? std::next(it) : clients_.erase(it);
+    }
   }
 
  private:
   std::shared_ptr<FakeCluster> cluster_;
-  std::string addr_;
-  std::atomic<bool> busy_{false};
+  std::mutex mutex_;
+  std::map<cluster::Endpoint, std::unique_ptr<FakeClient>> clients_;
 };
 
-NodeClientFactory FakeCluster::Factory() {
-  auto self = shared_from_this();
-  return [self](const cluster::Endpoint& e) {
-    return std::make_unique<FakeClient>(self, e.ToString());
-  };
+std::shared_ptr<cluster::Connector> FakeCluster::Connector() {
+  return std::make_shared<FakeConnector>(shared_from_this());
 }
 
 std::string Addr(int port) { return "127.0.0.1:" + std::to_string(port); }
@@ -185,7 +215,7 @@ class ExporterScrapeEngine : public ::testing::Test {
 };
 
 TEST_F(ExporterScrapeEngine, DiscoversTheWholeClusterFromOneSeedInTheFirstScrape) {
-  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Factory());
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Connector());
   auto r = engine.Scrape();
   EXPECT_TRUE(r.discovery_ok);
   EXPECT_EQ(r.nodes.size(), 6u);
@@ -199,7 +229,7 @@ TEST_F(ExporterScrapeEngine, DiscoversTheWholeClusterFromOneSeedInTheFirstScrape
 
 TEST_F(ExporterScrapeEngine, SeedUnderAnotherNameIsReportedOnceUnderTheAnnouncedAddress) {
   fake_->Answer("localhost:23100", testing::LoadCapture("exporter_healthy.txt").at(Addr(23100)));
-  ScrapeEngine engine({{"localhost", 23100}}, milliseconds(2000), fake_->Factory());
+  ScrapeEngine engine({{"localhost", 23100}}, milliseconds(2000), fake_->Connector());
   auto r = engine.Scrape();
   EXPECT_EQ(r.nodes.size(), 6u);
   EXPECT_EQ(UpCount(r), 6);
@@ -212,7 +242,7 @@ TEST_F(ExporterScrapeEngine, SeedUnderAnotherNameIsReportedOnceUnderTheAnnounced
 
 TEST_F(ExporterScrapeEngine, DeadNodeIsDownAndTheRestIntact) {
   fake_->SetMode(Addr(23104), FakeCluster::Mode::kDead);
-  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Factory());
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Connector());
   auto r = engine.Scrape();
   ASSERT_NE(Find(r, Addr(23104)), nullptr);
   EXPECT_FALSE(Find(r, Addr(23104))->up);
@@ -222,7 +252,7 @@ TEST_F(ExporterScrapeEngine, DeadNodeIsDownAndTheRestIntact) {
 }
 
 TEST_F(ExporterScrapeEngine, StuckNodeDoesNotHoldTheScrapeAndRecoversLater) {
-  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(300), fake_->Factory());
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(300), fake_->Connector());
   ASSERT_EQ(UpCount(engine.Scrape()), 6);
   fake_->SetMode(Addr(23103), FakeCluster::Mode::kStuck);
 
@@ -248,7 +278,7 @@ TEST_F(ExporterScrapeEngine, StuckNodeDoesNotHoldTheScrapeAndRecoversLater) {
 
 TEST_F(ExporterScrapeEngine, FallsBackToTheSeedsWhenNoKnownNodeAnswers) {
   fake_->Answer("seed.example:7000", testing::LoadCapture("exporter_healthy.txt").at(Addr(23100)));
-  ScrapeEngine engine({{"seed.example", 7000}}, milliseconds(2000), fake_->Factory());
+  ScrapeEngine engine({{"seed.example", 7000}}, milliseconds(2000), fake_->Connector());
   ASSERT_EQ(UpCount(engine.Scrape()), 6);
   for (int port = 23100; port <= 23105; ++port) {
     fake_->SetMode(Addr(port), FakeCluster::Mode::kDead);
@@ -265,7 +295,7 @@ TEST_F(ExporterScrapeEngine, NothingAnsweringIsNoDiscoveryAndTheSeedsDown) {
     fake_->SetMode(Addr(port), FakeCluster::Mode::kDead);
   }
   ScrapeEngine engine({{"127.0.0.1", 23100}, {"127.0.0.1", 23101}}, milliseconds(2000),
-                      fake_->Factory());
+                      fake_->Connector());
   auto r = engine.Scrape();
   EXPECT_FALSE(r.discovery_ok);
   EXPECT_FALSE(r.judgement);
@@ -275,7 +305,7 @@ TEST_F(ExporterScrapeEngine, NothingAnsweringIsNoDiscoveryAndTheSeedsDown) {
 }
 
 TEST_F(ExporterScrapeEngine, FollowsADepartureAndAJoin) {
-  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Factory());
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Connector());
   ASSERT_EQ(engine.Scrape().nodes.size(), 6u);
 
   // 23105 leaves: every other node forgets it, it is reset to a cluster of its own.
@@ -306,7 +336,7 @@ TEST_F(ExporterScrapeEngine, FollowsADepartureAndAJoin) {
 }
 
 TEST_F(ExporterScrapeEngine, ConcurrentScrapesAllSucceedAndNeverShareAConnection) {
-  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(5000), fake_->Factory());
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(5000), fake_->Connector());
   std::atomic<int> complete{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -320,6 +350,37 @@ TEST_F(ExporterScrapeEngine, ConcurrentScrapesAllSucceedAndNeverShareAConnection
   for (auto& t : threads) t.join();
   EXPECT_EQ(complete, 20);
   EXPECT_FALSE(fake_->overlapped());
+}
+
+// Runs `f` on a thread with a stack of `bytes`, as civetweb runs request handlers; a handler
+// that needs more dies of a stack overflow.
+void OnSmallStack(size_t bytes, const std::function<void()>& f) {
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, bytes), 0);
+  pthread_t thread;
+  auto run = [](void* arg) -> void* {
+    (*static_cast<const std::function<void()>*>(arg))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, run, const_cast<std::function<void()>*>(&f)), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+// The exporter answers /metrics on civetweb's own workers, whose stacks are 100 KiB (civetweb
+// 1.15 as Debian builds it: USE_STACK_SIZE=102400). A whole scrape and its rendering must fit
+// with room to spare for civetweb's and the HTTP layer's frames: this gives them 64 KiB.
+TEST_F(ExporterScrapeEngine, AScrapeAndItsRenderingFitACivetwebWorkerStack) {
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Connector());
+  std::string first, second;
+  OnSmallStack(64 * 1024, [&] {
+    first = RenderMetrics(engine.Scrape());   // discovery from the seed
+    second = RenderMetrics(engine.Scrape());  // the known nodes
+  });
+  EXPECT_NE(first.find("slotguard_exporter_discovery_ok 1"), std::string::npos);
+  EXPECT_NE(second.find("redis_cluster_slots_covered 16384"), std::string::npos)
+      << second.substr(0, 2000);
 }
 
 // spdlog's default logger writes into a string for the lifetime of this object.
@@ -348,7 +409,7 @@ class CapturedLog {
 
 TEST_F(ExporterScrapeEngine, EachNodesServerIsLoggedOnceAndAgainWhenItChanges) {
   CapturedLog log;
-  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Factory());
+  ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Connector());
   for (int i = 0; i < 3; ++i) ASSERT_EQ(UpCount(engine.Scrape()), 6);
   for (int port = 23100; port <= 23105; ++port) {
     EXPECT_EQ(log.Count("node " + Addr(port) + " runs redis 7.0.15"), 1) << log.text();

@@ -1,9 +1,9 @@
-#include "exporter/membership.h"
+#include "cluster/membership.h"
 
 #include <algorithm>
 #include <set>
 
-namespace slotguard::exporter {
+namespace slotguard::cluster {
 
 ViewRefs MemberViews(const ViewRefs& views) {
   if (views.size() <= 1) return views;
@@ -12,9 +12,8 @@ ViewRefs MemberViews(const ViewRefs& views) {
     bool listed = false;
     for (size_t j = 0; j < views.size() && !listed; ++j) {
       if (i == j || views[j]->reporter_id == views[i]->reporter_id) continue;
-      listed =
-          std::any_of(views[j]->nodes.begin(), views[j]->nodes.end(),
-                      [&](const cluster::NodeEntry& n) { return n.id == views[i]->reporter_id; });
+      listed = std::any_of(views[j]->nodes.begin(), views[j]->nodes.end(),
+                           [&](const NodeEntry& n) { return n.id == views[i]->reporter_id; });
     }
     if (listed) members.push_back(views[i]);
   }
@@ -22,9 +21,9 @@ ViewRefs MemberViews(const ViewRefs& views) {
   return members.empty() ? views : members;
 }
 
-std::vector<cluster::Endpoint> EndpointsInViews(const ViewRefs& views) {
-  std::set<cluster::Endpoint> out;
-  for (const cluster::NodesView* view : views) {
+std::vector<Endpoint> EndpointsInViews(const ViewRefs& views) {
+  std::set<Endpoint> out;
+  for (const NodesView* view : views) {
     if (!view->reporter.host.empty() && view->reporter.port > 0) out.insert(view->reporter);
     for (const auto& n : view->nodes) {
       if (n.flags.noaddr || n.endpoint.host.empty() || n.endpoint.port <= 0) continue;
@@ -34,12 +33,4 @@ std::vector<cluster::Endpoint> EndpointsInViews(const ViewRefs& views) {
   return {out.begin(), out.end()};
 }
 
-ViewRefs ClusterViews(const std::vector<NodeResult>& nodes) {
-  ViewRefs views;
-  for (const auto& n : nodes) {
-    if (n.up && n.view) views.push_back(&*n.view);
-  }
-  return MemberViews(views);
-}
-
-}  // namespace slotguard::exporter
+}  // namespace slotguard::cluster
