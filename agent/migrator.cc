@@ -464,12 +464,14 @@ cluster::Result<std::map<int, std::string>> Migrator::SetSlots(const cluster::En
 }
 
 MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slots,
-                              BusyKeyPolicy policy, const StepControl& ctl) {
+                              BusyKeyPolicy policy, const StepControl& ctl,
+                              std::map<int, cluster::Reply> listed) {
   MoveResult result;
   std::vector<int> pending = slots;
   std::map<int, std::set<std::string>> skip;  // keys deliberately left on ends.from
   std::set<std::string>& ours = ours_;        // keys of our failed MIGRATEs
-  std::map<int, cluster::Reply> listed;       // GETKEYSINSLOT sent after a slot's MIGRATEs
+  // `listed` holds, by slot, a GETKEYSINSLOT run after the slot was MIGRATING: the caller's,
+  // then those sent after a slot's last MIGRATE.
   int consecutive_failures = 0;
   const bool replace_all = policy == BusyKeyPolicy::kForward && settings_.replace;
   auto& from = connector_.Get(ends.from);
@@ -1091,14 +1093,37 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     }
   }
   if (auto why = stopped()) return finish(MoveResult::Status::kStopped, *why);
+  // Where SETSLOT runs at once (not replicated), each slot's first GETKEYSINSLOT follows its
+  // MIGRATING in the same pipeline: run after it, so no key can appear at the source after the
+  // listing (a command on a missing key of a MIGRATING slot gets -ASK), and MoveKeys starts on
+  // these lists without a scan round trip of its own. A replicated SETSLOT may answer
+  // -NOREPLICAS and run only when sent again, after the listing: there MoveKeys scans itself.
+  const bool prelist = !SupportOf(ends.from).replicated;
+  auto with_scans = [&](std::vector<cluster::Argv> cmds, const std::vector<int>& slots) {
+    if (prelist) {
+      for (int slot : slots) cmds.push_back(ScanArgv(slot, 0));
+    }
+    return cmds;
+  };
+  auto listed_in = [&](const std::vector<cluster::Reply>& replies, size_t at,
+                       const std::vector<int>& slots) {
+    std::map<int, cluster::Reply> out;
+    if (!prelist) return out;
+    for (size_t i = 0; i < slots.size() && at + i < replies.size(); ++i) {
+      out[slots[i]] = replies[at + i];
+    }
+    return out;
+  };
+  std::map<int, cluster::Reply> listed;  // the next MoveKeys' first lists
   {
-    auto mig = SetSlots(ends.from, first, {"MIGRATING", ends.to_id}, ctl);
+    auto mig = Run(ends.from, with_scans(slot_args(first, {"MIGRATING", ends.to_id}), first), ctl);
     if (!mig) {
       return fail("SETSLOT MIGRATING on " + ends.from.ToString() + ": " + mig.error().message);
     }
-    if (!mig->empty()) {
-      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(*mig));
+    if (auto e = errors_in(*mig, 0, first, false); !e.empty()) {
+      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
     }
+    listed = listed_in(*mig, first.size(), first);
   }
   lap(first, "migrating");
   crash("after_migrating");
@@ -1115,7 +1140,8 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!ctl.other_masters.empty()) steps.push_back({"node_others", g});
     auto journaled = std::async(std::launch::async, [&journal, steps] { return journal(steps); });
 
-    MoveResult keys = MoveKeys(ends, g, BusyKeyPolicy::kForward, ctl);
+    MoveResult keys = MoveKeys(ends, g, BusyKeyPolicy::kForward, ctl, std::move(listed));
+    listed.clear();
     auto jr = journaled.get();
     lap(g, "keys");
     result.keys += keys.keys;
@@ -1178,7 +1204,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
 
     std::vector<cluster::Argv> from_cmds = slot_args(g, {"NODE", ends.to_id});
     if (open_next) {
-      auto mig = slot_args(*next, {"MIGRATING", ends.to_id});
+      auto mig = with_scans(slot_args(*next, {"MIGRATING", ends.to_id}), *next);
       from_cmds.insert(from_cmds.end(), mig.begin(), mig.end());
     }
     auto from_replies = Run(ends.from, from_cmds, ctl);
@@ -1211,6 +1237,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (auto e = errors_in(*from_replies, g.size(), *next, false); !e.empty()) {
       return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
     }
+    listed = listed_in(*from_replies, g.size() + next->size(), *next);
     lap(*next, "opened");
   }
   join_others();

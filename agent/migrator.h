@@ -43,8 +43,10 @@ struct MigratorSettings {
   std::chrono::milliseconds migrate_timeout{2000};
   bool replace = false;
   std::optional<cluster::Credentials> auth;  // for MIGRATE's AUTH / AUTH2
-  int migrates_per_round = 8;  // MIGRATE commands in flight at once (two rounds of half)
-  int slots_per_scan = 128;    // GETKEYSINSLOT commands per pipelined round trip
+  // MIGRATE commands in flight at once (two rounds of half): deep enough that the source still
+  // has MIGRATEs queued while the agent waits for a core on a busy machine.
+  int migrates_per_round = 16;
+  int slots_per_scan = 128;  // GETKEYSINSLOT commands per pipelined round trip
   std::chrono::milliseconds epoch_fence_timeout{10000};  // see Migrator::AwaitEpochFence
   // How long a node that replicates SETSLOT (Valkey 8) may wait for its replicas before it
   // answers -NOREPLICAS: below the connection's read timeout, so the answer arrives first.
@@ -128,8 +130,11 @@ class Migrator {
 
   // Moves every key of `slots` from ends.from to ends.to until GETKEYSINSLOT on ends.from
   // returns nothing (or only keys deliberately left). The slots must be open on ends.from.
+  // `listed`: replies of GETKEYSINSLOT <slot> <getkeys_count> that ends.from ran after the slot
+  // was MIGRATING there (sent in the same pipeline, after SETSLOT MIGRATING), used in place of
+  // the first scan of those slots.
   MoveResult MoveKeys(const MoveEnds& ends, const std::vector<int>& slots, BusyKeyPolicy policy,
-                      const StepControl& ctl);
+                      const StepControl& ctl, std::map<int, cluster::Reply> listed = {});
 
   // CLUSTER SETSLOT <slot> <args...> for every slot in one round trip. Returns the error
   // replies by slot (empty when all succeeded); fails on transport errors (retried until

@@ -110,6 +110,31 @@ TEST(AgentMigrator, GroupsShareRoundTrips) {
   EXPECT_EQ(imp2, node1 + 1);
 }
 
+TEST(AgentMigrator, EachSlotIsListedOnceInTheRoundTripThatOpensIt) {
+  Fixture f;
+  for (int s = 0; s < 6; ++s) f.fake.AddKeys(s, 2);
+  auto r = f.migrator.MoveSlots(f.ends, {{0, 1, 2}, {3, 4, 5}}, f.ctl, nullptr);
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(f.fake.node(1).keys.size(), 12u);
+  // Where SETSLOT is not replicated, a slot's GETKEYSINSLOT follows its MIGRATING in the same
+  // pipeline (no key can appear at a MIGRATING source after it), and MoveKeys lists no slot a
+  // second time: every slot's keys were listed whole.
+  const auto log = f.fake.log();
+  const auto& a = f.fake.node(0).id;
+  for (int s = 0; s < 6; ++s) {
+    const std::string slot = std::to_string(s);
+    int scans = 0;
+    for (const auto& c : log) {
+      if (c.node == a && c.argv.size() > 2 && c.argv[1] == "GETKEYSINSLOT" && c.argv[2] == slot)
+        ++scans;
+    }
+    EXPECT_EQ(scans, 1) << s;
+    long mig = Find(log, a, {"CLUSTER", "SETSLOT", slot, "MIGRATING"});
+    long scan = Find(log, a, {"CLUSTER", "GETKEYSINSLOT", slot});
+    EXPECT_TRUE(mig >= 0 && mig < scan && scan < FindMigrateOf(log, s)) << s;
+  }
+}
+
 TEST(AgentMigrator, TwoBroadcastsPerGroupOnTheTargetNotOnePerSlot) {
   Fixture f;
   for (int s = 0; s < 6; ++s) f.fake.AddKeys(s, 2);
