@@ -110,8 +110,9 @@ std::vector<int> AfterFirst(const std::vector<int>& slots) {
 }  // namespace
 
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
-                                            const std::string& target_id, bool stable_first) {
-  const std::vector<int> rest = AfterFirst(slots);
+                                            const std::string& target_id, bool stable_first,
+                                            bool with_first) {
+  const std::vector<int> rest = with_first ? slots : AfterFirst(slots);
   std::vector<cluster::Argv> out;
   out.reserve(rest.size() * 2);
   for (size_t i = 0; i < rest.size(); ++i) {
@@ -124,8 +125,9 @@ std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
 }
 
 std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
-                                              const std::vector<int>& slots, bool stable_first) {
-  const std::vector<int> rest = AfterFirst(slots);
+                                              const std::vector<int>& slots, bool stable_first,
+                                              bool with_first) {
+  const std::vector<int> rest = with_first ? slots : AfterFirst(slots);
   std::map<int, std::string> errors;
   size_t r = 0;
   for (size_t i = 0; i < rest.size(); ++i) {
@@ -200,7 +202,8 @@ cluster::Result<Migrator::EpochRead> Migrator::ReadEpochs(const MoveEnds& ends,
   return out;
 }
 
-cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl) {
+cluster::Result<Migrator::EpochRead> Migrator::AwaitEpochFence(const MoveEnds& ends,
+                                                               const StepControl& ctl) {
   const auto deadline = clock_.Now() + settings_.epoch_fence_timeout;
   std::string problem;
   while (true) {
@@ -210,7 +213,7 @@ cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const Step
     } else if (auto p = EpochFenceProblem(read->source, read->target)) {
       problem = *p;
     } else {
-      return {};
+      return read;
     }
     if (clock_.Now() >= deadline) break;
     if (ctl.stop) {
@@ -1158,13 +1161,22 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
 
     // Every key of g moved. The new owner learns first, so it serves the slots before the
     // source starts answering MOVED; the next group is opened in the same round trips.
-    if (auto fence = AwaitEpochFence(ends, ctl); !fence) return fail(fence.error().message);
-    // The first slot's claim bumps the target's epoch; the rest claim at that epoch without a
-    // bump, so they go out only once the bump is read back above the source's.
-    if (auto claimed = ClaimFirst(ends, g); !claimed) return fail(claimed.error().message);
+    auto fence = AwaitEpochFence(ends, ctl);
+    if (!fence) return fail(fence.error().message);
     // Where SETSLOT is replicated, STABLE would cost a replica round trip per slot.
     const bool stable_first = !SupportOf(ends.to).replicated;
-    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id, stable_first);
+    // The first slot's claim bumps the target's epoch; the rest claim at that epoch without a
+    // bump, so they go out only once the bump is read back above the source's. Where the fence
+    // read (the round trip just before) shows the target's epoch above the source's already
+    // (every batch of a run after its first), no claim needs a bump: the first slot goes STABLE
+    // and NODE with the others, saving a round trip and a PONG broadcast that makes every node
+    // rewrite and fsync nodes.conf.
+    const bool with_first =
+        stable_first && !ClaimOutranksProblem(fence->source, fence->target).has_value();
+    if (!with_first) {
+      if (auto claimed = ClaimFirst(ends, g); !claimed) return fail(claimed.error().message);
+    }
+    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id, stable_first, with_first);
     const size_t node_cmds = to_cmds.size();
     if (next) {
       auto imp = slot_args(*next, {"IMPORTING", ends.from_id});
@@ -1179,7 +1191,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!to_replies) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + to_replies.error().message);
     }
-    if (auto e = NodeOnTargetErrors(*to_replies, g, stable_first); !e.empty()) {
+    if (auto e = NodeOnTargetErrors(*to_replies, g, stable_first, with_first); !e.empty()) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(e));
     }
     lap(g, "node_target");
