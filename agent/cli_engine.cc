@@ -66,7 +66,7 @@ struct ReshardArgs {
   int timeout_ms = 2000;
   int getkeys_count = 1000;
   int group_slots = 200;
-  int migrates_per_round = 8;
+  int migrates_per_round = 16;
   int64_t migrate_bytes = 4 << 20;
   bool replace = false;
   bool yes = false;

@@ -560,25 +560,30 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::string& owner
                                  const GuardSettings& gs, std::string& why) {
   const auto deadline = clock_.Now() + timeout;
   std::set<int> mine(info.slots.begin(), info.slots.end());
-  for (bool first = true;; first = false) {
+  // The nodes to read in one round trip: `known`, then those of the last look as long as it
+  // read every node it found (a node that did not answer, or one not read, means looking
+  // again from the seeds).
+  std::vector<cluster::Endpoint> quick = known;
+  while (true) {
     if (auto stop = StopReason(monitor, gs)) {
       why = *stop;
       return false;
     }
-    auto s = first && !known.empty()
-                 ? cluster::Result<ClusterSnapshot>(ReadSnapshot(connector_, known))
-                 : TakeSnapshot(connector_, Seeds(&info));
+    auto s = !quick.empty() ? cluster::Result<ClusterSnapshot>(ReadSnapshot(connector_, quick))
+                            : TakeSnapshot(connector_, Seeds(&info));
+    quick.clear();
     spdlog::debug("batch {}: convergence snapshot taken", info.id);
     if (s) {
-      bool ok = s->views.size() == s->reports.size();
-      if (!ok) why = "not every node answered";
+      bool whole = s->views.size() == s->reports.size();
+      if (!whole) why = "not every node answered";
       for (const auto& n : s->nodes) {
         // A node the quick look did not read (it joined meanwhile): look again, all of them.
-        if (ok && !n.endpoint.host.empty() && !s->ReportFor(n.endpoint)) {
-          ok = false;
+        if (whole && !n.endpoint.host.empty() && !s->ReportFor(n.endpoint)) {
+          whole = false;
           why = "node " + n.endpoint.ToString() + " was not read";
         }
       }
+      bool ok = whole;
       for (int slot : info.slots) {
         if (!ok) break;
         if (s->judgement.Owner(slot) != owner_id) {
@@ -602,6 +607,9 @@ bool EngineImpl::WaitConvergence(const BatchInfo& info, const std::string& owner
       if (ok) {
         verified_.emplace(std::move(*s), clock_.Now());
         return true;
+      }
+      if (whole) {
+        for (const auto& r : s->reports) quick.push_back(r.endpoint);
       }
     } else {
       why = s.error().message;

@@ -76,7 +76,7 @@ struct EngineOptions {
   std::chrono::milliseconds guard_io_timeout{1000};
   // MIGRATE commands per pipelined round trip. Each may wait migrate_timeout on a target that
   // stopped answering before the engine can act on a guard, so this bounds the reaction time.
-  int migrates_per_round = 8;
+  int migrates_per_round = 16;
   // The cluster-wide migration lease (agent/lease.h) RunBatch and Recover take
   // before their first step and check before each one. Off only for tests of other things.
   LeaseOptions lease;

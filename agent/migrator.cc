@@ -110,8 +110,9 @@ std::vector<int> AfterFirst(const std::vector<int>& slots) {
 }  // namespace
 
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
-                                            const std::string& target_id, bool stable_first) {
-  const std::vector<int> rest = AfterFirst(slots);
+                                            const std::string& target_id, bool stable_first,
+                                            bool with_first) {
+  const std::vector<int> rest = with_first ? slots : AfterFirst(slots);
   std::vector<cluster::Argv> out;
   out.reserve(rest.size() * 2);
   for (size_t i = 0; i < rest.size(); ++i) {
@@ -124,8 +125,9 @@ std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
 }
 
 std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
-                                              const std::vector<int>& slots, bool stable_first) {
-  const std::vector<int> rest = AfterFirst(slots);
+                                              const std::vector<int>& slots, bool stable_first,
+                                              bool with_first) {
+  const std::vector<int> rest = with_first ? slots : AfterFirst(slots);
   std::map<int, std::string> errors;
   size_t r = 0;
   for (size_t i = 0; i < rest.size(); ++i) {
@@ -200,7 +202,8 @@ cluster::Result<Migrator::EpochRead> Migrator::ReadEpochs(const MoveEnds& ends,
   return out;
 }
 
-cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl) {
+cluster::Result<Migrator::EpochRead> Migrator::AwaitEpochFence(const MoveEnds& ends,
+                                                               const StepControl& ctl) {
   const auto deadline = clock_.Now() + settings_.epoch_fence_timeout;
   std::string problem;
   while (true) {
@@ -210,7 +213,7 @@ cluster::Result<void> Migrator::AwaitEpochFence(const MoveEnds& ends, const Step
     } else if (auto p = EpochFenceProblem(read->source, read->target)) {
       problem = *p;
     } else {
-      return {};
+      return read;
     }
     if (clock_.Now() >= deadline) break;
     if (ctl.stop) {
@@ -464,12 +467,14 @@ cluster::Result<std::map<int, std::string>> Migrator::SetSlots(const cluster::En
 }
 
 MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slots,
-                              BusyKeyPolicy policy, const StepControl& ctl) {
+                              BusyKeyPolicy policy, const StepControl& ctl,
+                              std::map<int, cluster::Reply> listed) {
   MoveResult result;
   std::vector<int> pending = slots;
   std::map<int, std::set<std::string>> skip;  // keys deliberately left on ends.from
   std::set<std::string>& ours = ours_;        // keys of our failed MIGRATEs
-  std::map<int, cluster::Reply> listed;       // GETKEYSINSLOT sent after a slot's MIGRATEs
+  // `listed` holds, by slot, a GETKEYSINSLOT run after the slot was MIGRATING: the caller's,
+  // then those sent after a slot's last MIGRATE.
   int consecutive_failures = 0;
   const bool replace_all = policy == BusyKeyPolicy::kForward && settings_.replace;
   auto& from = connector_.Get(ends.from);
@@ -1091,14 +1096,37 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     }
   }
   if (auto why = stopped()) return finish(MoveResult::Status::kStopped, *why);
+  // Where SETSLOT runs at once (not replicated), each slot's first GETKEYSINSLOT follows its
+  // MIGRATING in the same pipeline: run after it, so no key can appear at the source after the
+  // listing (a command on a missing key of a MIGRATING slot gets -ASK), and MoveKeys starts on
+  // these lists without a scan round trip of its own. A replicated SETSLOT may answer
+  // -NOREPLICAS and run only when sent again, after the listing: there MoveKeys scans itself.
+  const bool prelist = !SupportOf(ends.from).replicated;
+  auto with_scans = [&](std::vector<cluster::Argv> cmds, const std::vector<int>& slots) {
+    if (prelist) {
+      for (int slot : slots) cmds.push_back(ScanArgv(slot, 0));
+    }
+    return cmds;
+  };
+  auto listed_in = [&](const std::vector<cluster::Reply>& replies, size_t at,
+                       const std::vector<int>& slots) {
+    std::map<int, cluster::Reply> out;
+    if (!prelist) return out;
+    for (size_t i = 0; i < slots.size() && at + i < replies.size(); ++i) {
+      out[slots[i]] = replies[at + i];
+    }
+    return out;
+  };
+  std::map<int, cluster::Reply> listed;  // the next MoveKeys' first lists
   {
-    auto mig = SetSlots(ends.from, first, {"MIGRATING", ends.to_id}, ctl);
+    auto mig = Run(ends.from, with_scans(slot_args(first, {"MIGRATING", ends.to_id}), first), ctl);
     if (!mig) {
       return fail("SETSLOT MIGRATING on " + ends.from.ToString() + ": " + mig.error().message);
     }
-    if (!mig->empty()) {
-      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(*mig));
+    if (auto e = errors_in(*mig, 0, first, false); !e.empty()) {
+      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
     }
+    listed = listed_in(*mig, first.size(), first);
   }
   lap(first, "migrating");
   crash("after_migrating");
@@ -1115,7 +1143,8 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!ctl.other_masters.empty()) steps.push_back({"node_others", g});
     auto journaled = std::async(std::launch::async, [&journal, steps] { return journal(steps); });
 
-    MoveResult keys = MoveKeys(ends, g, BusyKeyPolicy::kForward, ctl);
+    MoveResult keys = MoveKeys(ends, g, BusyKeyPolicy::kForward, ctl, std::move(listed));
+    listed.clear();
     auto jr = journaled.get();
     lap(g, "keys");
     result.keys += keys.keys;
@@ -1132,13 +1161,22 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
 
     // Every key of g moved. The new owner learns first, so it serves the slots before the
     // source starts answering MOVED; the next group is opened in the same round trips.
-    if (auto fence = AwaitEpochFence(ends, ctl); !fence) return fail(fence.error().message);
-    // The first slot's claim bumps the target's epoch; the rest claim at that epoch without a
-    // bump, so they go out only once the bump is read back above the source's.
-    if (auto claimed = ClaimFirst(ends, g); !claimed) return fail(claimed.error().message);
+    auto fence = AwaitEpochFence(ends, ctl);
+    if (!fence) return fail(fence.error().message);
     // Where SETSLOT is replicated, STABLE would cost a replica round trip per slot.
     const bool stable_first = !SupportOf(ends.to).replicated;
-    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id, stable_first);
+    // The first slot's claim bumps the target's epoch; the rest claim at that epoch without a
+    // bump, so they go out only once the bump is read back above the source's. Where the fence
+    // read (the round trip just before) shows the target's epoch above the source's already
+    // (every batch of a run after its first), no claim needs a bump: the first slot goes STABLE
+    // and NODE with the others, saving a round trip and a PONG broadcast that makes every node
+    // rewrite and fsync nodes.conf.
+    const bool with_first =
+        stable_first && !ClaimOutranksProblem(fence->source, fence->target).has_value();
+    if (!with_first) {
+      if (auto claimed = ClaimFirst(ends, g); !claimed) return fail(claimed.error().message);
+    }
+    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id, stable_first, with_first);
     const size_t node_cmds = to_cmds.size();
     if (next) {
       auto imp = slot_args(*next, {"IMPORTING", ends.from_id});
@@ -1153,7 +1191,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (!to_replies) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + to_replies.error().message);
     }
-    if (auto e = NodeOnTargetErrors(*to_replies, g, stable_first); !e.empty()) {
+    if (auto e = NodeOnTargetErrors(*to_replies, g, stable_first, with_first); !e.empty()) {
       return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(e));
     }
     lap(g, "node_target");
@@ -1178,7 +1216,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
 
     std::vector<cluster::Argv> from_cmds = slot_args(g, {"NODE", ends.to_id});
     if (open_next) {
-      auto mig = slot_args(*next, {"MIGRATING", ends.to_id});
+      auto mig = with_scans(slot_args(*next, {"MIGRATING", ends.to_id}), *next);
       from_cmds.insert(from_cmds.end(), mig.begin(), mig.end());
     }
     auto from_replies = Run(ends.from, from_cmds, ctl);
@@ -1211,6 +1249,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     if (auto e = errors_in(*from_replies, g.size(), *next, false); !e.empty()) {
       return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
     }
+    listed = listed_in(*from_replies, g.size() + next->size(), *next);
     lap(*next, "opened");
   }
   join_others();

@@ -43,8 +43,10 @@ struct MigratorSettings {
   std::chrono::milliseconds migrate_timeout{2000};
   bool replace = false;
   std::optional<cluster::Credentials> auth;  // for MIGRATE's AUTH / AUTH2
-  int migrates_per_round = 8;  // MIGRATE commands in flight at once (two rounds of half)
-  int slots_per_scan = 128;    // GETKEYSINSLOT commands per pipelined round trip
+  // MIGRATE commands in flight at once (two rounds of half): deep enough that the source still
+  // has MIGRATEs queued while the agent waits for a core on a busy machine.
+  int migrates_per_round = 16;
+  int slots_per_scan = 128;  // GETKEYSINSLOT commands per pipelined round trip
   std::chrono::milliseconds epoch_fence_timeout{10000};  // see Migrator::AwaitEpochFence
   // How long a node that replicates SETSLOT (Valkey 8) may wait for its replicas before it
   // answers -NOREPLICAS: below the connection's read timeout, so the answer arrives first.
@@ -128,8 +130,11 @@ class Migrator {
 
   // Moves every key of `slots` from ends.from to ends.to until GETKEYSINSLOT on ends.from
   // returns nothing (or only keys deliberately left). The slots must be open on ends.from.
+  // `listed`: replies of GETKEYSINSLOT <slot> <getkeys_count> that ends.from ran after the slot
+  // was MIGRATING there (sent in the same pipeline, after SETSLOT MIGRATING), used in place of
+  // the first scan of those slots.
   MoveResult MoveKeys(const MoveEnds& ends, const std::vector<int>& slots, BusyKeyPolicy policy,
-                      const StepControl& ctl);
+                      const StepControl& ctl, std::map<int, cluster::Reply> listed = {});
 
   // CLUSTER SETSLOT <slot> <args...> for every slot in one round trip. Returns the error
   // replies by slot (empty when all succeeded); fails on transport errors (retried until
@@ -195,8 +200,9 @@ class Migrator {
   // `on_target` then CLUSTER INFO on the target, CLUSTER INFO on the source, in one round trip.
   cluster::Result<EpochRead> ReadEpochs(const MoveEnds& ends, std::vector<cluster::Argv> on_target);
   // Waits (bounded by settings.epoch_fence_timeout) until EpochFenceProblem finds nothing for
-  // ends; fails when it does not clear in time (the group is then not given to the target).
-  cluster::Result<void> AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl);
+  // ends, and returns that read; fails when it does not clear in time (the group is then not
+  // given to the target).
+  cluster::Result<EpochRead> AwaitEpochFence(const MoveEnds& ends, const StepControl& ctl);
   // SETSLOT NODE for the group's first slot on the target (the importing path: the epoch bump),
   // then reads both nodes' config epochs back; CLUSTER BUMPEPOCH once when the target's is not
   // strictly above the source's. Fails when the claim was refused, its reply is unknown, or the
@@ -236,7 +242,9 @@ class Migrator {
 };
 
 // SETSLOT NODE <target> on the target for the slots of a group after the first, in one round
-// trip (the first goes alone, Migrator::ClaimFirst).
+// trip (the first goes alone, Migrator::ClaimFirst); with `with_first`, for every slot of the
+// group, the first made STABLE before its NODE like the others (when the target's config epoch
+// was read above the source's already, so no claim needs to bump it).
 // SETSLOT NODE on a node that imports the slot bumps its config epoch (when it is not already
 // the unique highest) and broadcasts a PONG with its slot table to every node, once per call: a
 // group of 200 slots made every node of the cluster process 200 full slot tables (it slowed the
@@ -249,11 +257,12 @@ class Migrator {
 // ASK. Safe only after Migrator::ClaimFirst: these claims (all but the last) carry no bump and
 // would lose to the source's if the target's epoch were not above it.
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
-                                            const std::string& target_id, bool stable_first = true);
+                                            const std::string& target_id, bool stable_first = true,
+                                            bool with_first = false);
 // The error replies of NodeOnTargetArgv's commands, by slot.
 std::map<int, std::string> NodeOnTargetErrors(const std::vector<cluster::Reply>& replies,
                                               const std::vector<int>& slots,
-                                              bool stable_first = true);
+                                              bool stable_first = true, bool with_first = false);
 
 // Why the target cannot be given the slots yet, from both nodes' CLUSTER INFO: the epoch bump of
 // SETSLOT NODE must put the target's config epoch above the source's, which the target can only

@@ -9,12 +9,18 @@ constexpr size_t kPerRoundTrip = 2000;
 
 cluster::Result<std::vector<cluster::Reply>> Chunked(cluster::Connection& c,
                                                      const std::vector<cluster::Argv>& cmds) {
-  std::vector<cluster::Reply> out;
-  out.reserve(cmds.size());
+  // Every chunk goes out before any reply is read: the node works through the next chunk while
+  // the replies of the last are parsed here, one round trip for all (a failed Send or Receive
+  // drops every reply in flight, so an error can be returned at once).
   for (size_t i = 0; i < cmds.size(); i += kPerRoundTrip) {
     std::vector<cluster::Argv> part(cmds.begin() + i,
                                     cmds.begin() + std::min(cmds.size(), i + kPerRoundTrip));
-    auto r = c.Pipeline(part);
+    if (auto sent = c.Send(part); !sent) return tl::unexpected(sent.error());
+  }
+  std::vector<cluster::Reply> out;
+  out.reserve(cmds.size());
+  for (size_t i = 0; i < cmds.size(); i += kPerRoundTrip) {
+    auto r = c.Receive(std::min(kPerRoundTrip, cmds.size() - i));
     if (!r) return tl::unexpected(r.error());
     for (auto& x : *r) out.push_back(std::move(x));
   }
