@@ -703,88 +703,74 @@ RunTally RunPairs(std::vector<PairMove>& pairs, const RunnerOptions& options,
   return RunPairsCollect(pairs, options, progress, total_slots, ends);
 }
 
-int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
-  SetupLogging();
-  Limits limits;
-  if (auto v = ValidateArgs(a, limits); !v) {
-    Err(v.error().message);
-    return kExitError;
-  }
+// The arguments checked, the cluster connected and seen: what every reshard or plan starts
+// from.
+struct ReshardStart {
+  Connected c;
+  ClusterSnapshot snapshot;
+};
+
+cluster::Result<ReshardStart> StartReshard(const ReshardArgs& a, const Limits& limits) {
+  if (auto v = ValidateArgs(a, limits); !v) return tl::unexpected(v.error());
   if (!a.ranges.empty()) {
-    if (auto r = ParseRanges(a.ranges); !r) {
-      Err(r.error().message);
-      return kExitError;
-    }
+    if (auto r = ParseRanges(a.ranges); !r) return tl::unexpected(r.error());
   }
   // The engine's connection must outwait MIGRATE's own timeout.
   auto c = Connect(a.common, std::chrono::milliseconds(a.timeout_ms + 3000));
-  if (!c) {
-    Err(c.error().message);
-    return kExitError;
-  }
+  if (!c) return tl::unexpected(c.error());
   auto snapshot = TakeSnapshot(*c->pool, {c->seed});
-  if (!snapshot) {
-    Err(snapshot.error().message);
-    return kExitError;
-  }
+  if (!snapshot) return tl::unexpected(snapshot.error());
+  return ReshardStart{std::move(*c), std::move(*snapshot)};
+}
 
-  if (!execute || a.dry_run) {
-    auto records = Journal::Read(a.journal);
-    if (records) {
-      auto state = ReplayJournal(*records);
-      if (!state.OpenBatches().empty()) {
-        std::fprintf(stderr,
-                     "warning: journal %s has %zu unfinished batch(es); reshard with that "
-                     "--journal recovers them first\n",
-                     a.journal.c_str(), state.OpenBatches().size());
-      }
+// `plan`, or reshard --dry-run: the plan printed, nothing changed.
+int PrintPlanOnly(const ReshardArgs& a, const ReshardStart& start, const Limits& limits) {
+  auto records = Journal::Read(a.journal);
+  if (records) {
+    auto state = ReplayJournal(*records);
+    if (!state.OpenBatches().empty()) {
+      std::fprintf(stderr,
+                   "warning: journal %s has %zu unfinished batch(es); reshard with that "
+                   "--journal recovers them first\n",
+                   a.journal.c_str(), state.OpenBatches().size());
     }
-    auto planned = MakePlan(a, *c->pool, *snapshot, limits, "b");
-    if (!planned) {
-      Err(planned.error().message);
-      return kExitError;
-    }
-    PrintPlan(*planned, limits);
-    if (a.dry_run) std::printf("Dry run: nothing changed.\n");
-    return kExitOk;
   }
-
-  // A daemon's journal dir is the daemon's even while it is idle (its engine opens the journal
-  // only for a batch): held for the whole run, so no daemon starts on it meanwhile either.
-  auto daemon_dir = LockDaemonDir(a.journal);
-  if (!daemon_dir) {
-    Err(daemon_dir.error().message);
+  auto planned = MakePlan(a, *start.c.pool, start.snapshot, limits, "b");
+  if (!planned) {
+    Err(planned.error().message);
     return kExitError;
   }
+  PrintPlan(*planned, limits);
+  if (a.dry_run) std::printf("Dry run: nothing changed.\n");
+  return kExitOk;
+}
 
-  RealClock clock;
-  ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
+// What this command does with the journal's runs: resume one, abandon one, or neither.
+struct RunDecision {
+  std::string resume_id;   // the latest unfinished run, when the same command continues it
+  std::string abandon_id;  // ... when this command starts a new run instead
+};
 
-  // 1. What this command does with the journal's runs, said before anything moves. The rule:
-  // the same command resumes the latest unfinished run (interrupted, rolled back, failed, or
-  // killed); a run that ended done is never resumed; --new-run or other arguments abandon it.
-  auto before = Journal::Read(a.journal);
-  if (!before) {
-    Err(before.error().message);
-    return kExitError;
-  }
-  const JournalState open_before = ReplayJournal(*before);
+// The rule, said before anything moves: the same command resumes the latest unfinished run
+// (interrupted, rolled back, failed, or killed); a run that ended done is never resumed;
+// --new-run or other arguments abandon it.
+RunDecision DecideRuns(const ReshardArgs& a, const JournalState& open_before,
+                       const ClusterSnapshot& snapshot) {
   nlohmann::json request;
-  if (const auto* from = snapshot->FindNode(a.from), *to = snapshot->FindNode(a.to); from && to) {
+  if (const auto* from = snapshot.FindNode(a.from), *to = snapshot.FindNode(a.to); from && to) {
     request = RequestJson(a, from->id, to->id);
   }
-  std::string run_id;
-  std::string abandon_id;
+  RunDecision d;
   if (const auto* run = open_before.LastUnfinishedRun()) {
     const bool same = !request.is_null() && run->request == request;
     if (same && !a.new_run) {
-      run_id = run->id;
+      d.resume_id = run->id;
       std::printf(
           "Resuming run %s (%s): the same command continues an unfinished run (--new-run "
           "starts a new one instead)\n",
           run->id.c_str(), RunEnding(*run).c_str());
     } else {
-      abandon_id = run->id;
+      d.abandon_id = run->id;
       std::printf(
           "Abandoning unfinished run %s (%s; %s): its open batches are converged first, then "
           "a new run starts\n",
@@ -804,131 +790,113 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     }
   }
   std::fflush(stdout);
+  return d;
+}
 
-  // Named in the migration lease, so a refused agent learns which run holds it.
-  const std::string new_run_id = RunId();
-  EngineOptions engine_options = MakeEngineOptions(a, *c);
-  engine_options.lease.run = run_id.empty() ? new_run_id : run_id;
-  Engine engine(*c->pool, clock, std::move(engine_options), progress);
-
-  // 2. Whatever an earlier run left open is converged first.
-  if (!open_before.OpenBatches().empty()) {
-    std::printf("Recovering unfinished batches from journal %s ...\n", a.journal.c_str());
-    auto rec = engine.Recover();
-    if (!rec) {
-      Err(rec.error().message);
-      return kExitError;
-    }
-    for (const auto& m : rec->messages) std::printf("recovery: %s\n", m.c_str());
-    std::fflush(stdout);
-    // Preflight would refuse a recovered slot that only some views give its owner yet.
-    std::vector<int> recovered;
-    for (const JournalBatch* b : open_before.OpenBatches()) {
-      recovered.insert(recovered.end(), b->slots.begin(), b->slots.end());
-    }
-    snapshot = SnapshotWhenOwnersAgree([&] { return TakeSnapshot(*c->pool, {c->seed}); }, recovered,
-                                       std::chrono::seconds(30),
-                                       [](auto pause) {
-                                         std::this_thread::sleep_for(pause);
-                                         return true;
-                                       });
-    if (!snapshot) {
-      Err(snapshot.error().message);
-      return kExitError;
-    }
+// Converges whatever an earlier run left open, then sees the cluster again once every view
+// gives the recovered slots their owner (preflight would refuse them before).
+cluster::Result<void> RecoverOpenBatches(const ReshardArgs& a, const JournalState& open_before,
+                                         Engine& engine, ReshardStart& start) {
+  std::printf("Recovering unfinished batches from journal %s ...\n", a.journal.c_str());
+  auto rec = engine.Recover();
+  if (!rec) return tl::unexpected(rec.error());
+  for (const auto& m : rec->messages) std::printf("recovery: %s\n", m.c_str());
+  std::fflush(stdout);
+  std::vector<int> recovered;
+  for (const JournalBatch* b : open_before.OpenBatches()) {
+    recovered.insert(recovered.end(), b->slots.begin(), b->slots.end());
   }
+  const Connected& c = start.c;
+  auto snapshot = SnapshotWhenOwnersAgree([&] { return TakeSnapshot(*c.pool, {c.seed}); },
+                                          recovered, std::chrono::seconds(30),
+                                          [](auto pause) {
+                                            std::this_thread::sleep_for(pause);
+                                            return true;
+                                          });
+  if (!snapshot) return tl::unexpected(snapshot.error());
+  start.snapshot = std::move(*snapshot);
+  return {};
+}
 
-  // 3. The batches of the resumed run not yet done, else a new plan.
-  const auto* from = snapshot->FindNode(a.from);
-  const auto* to = snapshot->FindNode(a.to);
-  auto records = Journal::Read(a.journal);
-  if (!records) {
-    Err(records.error().message);
-    return kExitError;
-  }
-  JournalState jstate = ReplayJournal(*records);
+// The batches a run still has to move.
+struct RunWork {
   std::vector<Batch> todo;
   int total_slots = 0;
-  if (!abandon_id.empty()) {
-    if (auto j = engine.JournalAppend(
-            {{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
-        !j) {
-      Err("cannot journal that run " + abandon_id +
-          " is abandoned, so no new run starts: " + j.error().message);
-      return kExitError;
-    }
-  }
-  if (a.recover_only) {
-    std::printf("Journal %s: nothing left open\n", a.journal.c_str());
-    std::fflush(stdout);
-    return kExitOk;
-  }
-  if (!run_id.empty()) {
-    int done_slots = 0;
-    for (const auto& run : jstate.runs) {
-      if (run.id != run_id) continue;
-      for (const auto& [id, slots] : run.batches) {
-        const auto* b = jstate.FindBatch(id);
-        if (b && b->end && *b->end == BatchState::kDone) {
-          done_slots += static_cast<int>(slots.size());
-          continue;
-        }
-        todo.push_back(Batch{id, run.from, run.to, slots, std::nullopt});
-        total_slots += static_cast<int>(slots.size());
-      }
-    }
-    std::printf("Run %s: %zu batch(es), %d slots left (%d moved before)\n", run_id.c_str(),
-                todo.size(), total_slots, done_slots);
-  } else {
-    run_id = new_run_id;
-    const auto plan_started = std::chrono::steady_clock::now();
-    auto planned = MakePlan(a, *c->pool, *snapshot, limits, run_id + "-b");
-    spdlog::debug("planned in {:.1f} ms", std::chrono::duration<double, std::milli>(
-                                              std::chrono::steady_clock::now() - plan_started)
-                                              .count());
-    if (!planned) {
-      Err(planned.error().message);
-      return kExitError;
-    }
-    if (planned->resolved.needs_approval && !a.yes) {
-      Err("the plan moves " + std::to_string(planned->resolved.total_slots) +
-          " slots, over the runbook's " + std::to_string(limits.approval_threshold_slots) +
-          "-slot limit without approval: review it with `slotguard-agent plan` and rerun with "
-          "--yes to approve. Nothing was changed.");
-      return kExitError;
-    }
-    nlohmann::json batches = nlohmann::json::array();
-    for (const auto& b : planned->reshard.plan.batches) {
-      batches.push_back({{"id", b.id}, {"slots", b.slots}});
-    }
-    if (auto j = engine.JournalAppend({{"type", "run"},
-                                       {"run", run_id},
-                                       {"from", from->id},
-                                       {"to", to->id},
-                                       {"request", RequestJson(a, from->id, to->id)},
-                                       {"batches", batches}});
-        !j) {
-      Err("cannot journal the new run, so nothing was moved: " + j.error().message);
-      return kExitError;
-    }
-    todo = planned->reshard.plan.batches;
-    total_slots = planned->reshard.plan.TotalSlots();
-    std::printf("Moving %d slots from %s to %s in %zu batch(es) (run %s, journal %s)\n",
-                total_slots, planned->from_name.c_str(), planned->to_name.c_str(), todo.size(),
-                run_id.c_str(), a.journal.c_str());
-  }
-  std::fflush(stdout);
+};
 
-  progress.SetTotal(total_slots);
-  std::vector<PairMove> pairs;
-  if (!todo.empty()) pairs.push_back({todo.front().from, todo.front().to, todo, &engine});
-  const RunTally tally = RunPairs(pairs, RunnerOptions{}, progress, total_slots);
+// The batches of the resumed run not yet done.
+RunWork ResumedRunWork(const JournalState& jstate, const std::string& run_id) {
+  RunWork w;
+  int done_slots = 0;
+  for (const auto& run : jstate.runs) {
+    if (run.id != run_id) continue;
+    for (const auto& [id, slots] : run.batches) {
+      const auto* b = jstate.FindBatch(id);
+      if (b && b->end && *b->end == BatchState::kDone) {
+        done_slots += static_cast<int>(slots.size());
+        continue;
+      }
+      w.todo.push_back(Batch{id, run.from, run.to, slots, std::nullopt});
+      w.total_slots += static_cast<int>(slots.size());
+    }
+  }
+  std::printf("Run %s: %zu batch(es), %d slots left (%d moved before)\n", run_id.c_str(),
+              w.todo.size(), w.total_slots, done_slots);
+  return w;
+}
+
+// A new plan, approved and journaled as run `run_id`; the error is the whole message.
+cluster::Result<RunWork> NewRunWork(const ReshardArgs& a, const ReshardStart& start,
+                                    const Limits& limits, Engine& engine,
+                                    const std::string& run_id) {
+  const auto* from = start.snapshot.FindNode(a.from);
+  const auto* to = start.snapshot.FindNode(a.to);
+  const auto plan_started = std::chrono::steady_clock::now();
+  auto planned = MakePlan(a, *start.c.pool, start.snapshot, limits, run_id + "-b");
+  spdlog::debug("planned in {:.1f} ms", std::chrono::duration<double, std::milli>(
+                                            std::chrono::steady_clock::now() - plan_started)
+                                            .count());
+  if (!planned) return tl::unexpected(planned.error());
+  if (planned->resolved.needs_approval && !a.yes) {
+    return cluster::MakeError(
+        "the plan moves " + std::to_string(planned->resolved.total_slots) +
+        " slots, over the runbook's " + std::to_string(limits.approval_threshold_slots) +
+        "-slot limit without approval: review it with `slotguard-agent plan` and rerun with "
+        "--yes to approve. Nothing was changed.");
+  }
+  nlohmann::json batches = nlohmann::json::array();
+  for (const auto& b : planned->reshard.plan.batches) {
+    batches.push_back({{"id", b.id}, {"slots", b.slots}});
+  }
+  if (auto j = engine.JournalAppend({{"type", "run"},
+                                     {"run", run_id},
+                                     {"from", from->id},
+                                     {"to", to->id},
+                                     {"request", RequestJson(a, from->id, to->id)},
+                                     {"batches", batches}});
+      !j) {
+    return cluster::MakeError("cannot journal the new run, so nothing was moved: " +
+                              j.error().message);
+  }
+  RunWork w;
+  w.todo = planned->reshard.plan.batches;
+  w.total_slots = planned->reshard.plan.TotalSlots();
+  std::printf("Moving %d slots from %s to %s in %zu batch(es) (run %s, journal %s)\n",
+              w.total_slots, planned->from_name.c_str(), planned->to_name.c_str(), w.todo.size(),
+              run_id.c_str(), a.journal.c_str());
+  return w;
+}
+
+// Journals how run `run_id` ended and says so; the exit code.
+int EndReshardRun(const ReshardArgs& a, const RunTally& tally, Engine& engine,
+                  const std::string& run_id) {
   if (tally.not_started) {
     Err(*tally.not_started +
         " (nothing of this batch was changed; rerun the same command with the same --journal "
         "to resume)");
     return kExitError;  // left open on purpose: the same command resumes from this batch
   }
+  const int total_slots = tally.total_slots;
   const int moved_slots = tally.moved_slots;
   const int64_t moved_keys = tally.moved_keys;
   const int exit = tally.exit;
@@ -977,6 +945,94 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   }
   std::fflush(stdout);
   return exit;
+}
+
+int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
+  SetupLogging();
+  Limits limits;
+  auto start = StartReshard(a, limits);
+  if (!start) {
+    Err(start.error().message);
+    return kExitError;
+  }
+  if (!execute || a.dry_run) return PrintPlanOnly(a, *start, limits);
+
+  // A daemon's journal dir is the daemon's even while it is idle (its engine opens the journal
+  // only for a batch): held for the whole run, so no daemon starts on it meanwhile either.
+  auto daemon_dir = LockDaemonDir(a.journal);
+  if (!daemon_dir) {
+    Err(daemon_dir.error().message);
+    return kExitError;
+  }
+
+  RealClock clock;
+  ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
+
+  // 1. What this command does with the journal's runs, said before anything moves.
+  auto before = Journal::Read(a.journal);
+  if (!before) {
+    Err(before.error().message);
+    return kExitError;
+  }
+  const JournalState open_before = ReplayJournal(*before);
+  const RunDecision decision = DecideRuns(a, open_before, start->snapshot);
+
+  // Named in the migration lease, so a refused agent learns which run holds it.
+  const std::string new_run_id = RunId();
+  EngineOptions engine_options = MakeEngineOptions(a, start->c);
+  engine_options.lease.run = decision.resume_id.empty() ? new_run_id : decision.resume_id;
+  Engine engine(*start->c.pool, clock, std::move(engine_options), progress);
+
+  // 2. Whatever an earlier run left open is converged first.
+  if (!open_before.OpenBatches().empty()) {
+    if (auto r = RecoverOpenBatches(a, open_before, engine, *start); !r) {
+      Err(r.error().message);
+      return kExitError;
+    }
+  }
+
+  // 3. The batches of the resumed run not yet done, else a new plan.
+  auto records = Journal::Read(a.journal);
+  if (!records) {
+    Err(records.error().message);
+    return kExitError;
+  }
+  if (const std::string& abandon_id = decision.abandon_id; !abandon_id.empty()) {
+    if (auto j = engine.JournalAppend(
+            {{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
+        !j) {
+      Err("cannot journal that run " + abandon_id +
+          " is abandoned, so no new run starts: " + j.error().message);
+      return kExitError;
+    }
+  }
+  if (a.recover_only) {
+    std::printf("Journal %s: nothing left open\n", a.journal.c_str());
+    std::fflush(stdout);
+    return kExitOk;
+  }
+  const std::string run_id = decision.resume_id.empty() ? new_run_id : decision.resume_id;
+  RunWork work;
+  if (!decision.resume_id.empty()) {
+    work = ResumedRunWork(ReplayJournal(*records), run_id);
+  } else {
+    auto planned = NewRunWork(a, *start, limits, engine, run_id);
+    if (!planned) {
+      Err(planned.error().message);
+      return kExitError;
+    }
+    work = std::move(*planned);
+  }
+  std::fflush(stdout);
+
+  // 4. The batches, through the runner; then how the run ended.
+  progress.SetTotal(work.total_slots);
+  std::vector<PairMove> pairs;
+  if (!work.todo.empty()) {
+    pairs.push_back({work.todo.front().from, work.todo.front().to, work.todo, &engine});
+  }
+  const RunTally tally = RunPairs(pairs, RunnerOptions{}, progress, work.total_slots);
+  return EndReshardRun(a, tally, engine, run_id);
 }
 
 // ---- rebalance / drain ----
