@@ -1589,6 +1589,190 @@ int RunForget(const ForgetArgs& a) {
 
 // ---- fix ----
 
+// What fix found to do, and how many problems it leaves to a human.
+struct FixWork {
+  // open slots per (source, target) as the masters' open states say
+  std::map<std::pair<std::string, std::string>, std::vector<int>> groups;
+  std::vector<int> assignable;                // no owner and no key anywhere
+  const cluster::NodeEntry* least = nullptr;  // the master with the fewest slots: takes them
+  int problems = 0;
+};
+
+// The open slots fix may converge, per (source, target); the others are said and counted.
+// `ends` gets every open slot's pair, contradictory ones included.
+void GroupOpenSlots(const ClusterSnapshot& s,
+                    std::map<int, std::pair<std::string, std::string>>& ends, FixWork& w) {
+  auto is_master = [&](const std::string& id) {
+    const auto* n = s.FindById(id);
+    return n && n->flags.master;
+  };
+  std::set<int> contradictory;
+  for (const auto& o : s.judgement.open_slots) {
+    if (!is_master(o.node_id)) continue;  // a replica's copy of its master's state (Valkey 8)
+    auto pair = o.direction == cluster::OpenDirection::kMigrating
+                    ? std::make_pair(o.node_id, o.peer_id)
+                    : std::make_pair(o.peer_id, o.node_id);
+    auto [it, fresh] = ends.emplace(o.slot, pair);
+    if (!fresh && it->second != pair) contradictory.insert(o.slot);
+  }
+  for (const auto& [slot, pair] : ends) {
+    if (contradictory.count(slot)) {
+      ++w.problems;
+      std::printf(
+          "slot %d: open towards different nodes on different masters: not touched; "
+          "decide by hand (CLUSTER NODES of each shows the [slot->-id] / [slot-<-id])\n",
+          slot);
+      continue;
+    }
+    if (!s.FindById(pair.first) || !s.FindById(pair.second)) {
+      ++w.problems;
+      std::printf("slot %d: open towards %s, which is not a node of this cluster: not touched\n",
+                  slot, (s.FindById(pair.first) ? pair.second : pair.first).c_str());
+      continue;
+    }
+    w.groups[pair].push_back(slot);
+  }
+}
+
+// Slots without an owner (and not open) that no node holds keys of; the others are said and
+// counted. False when the keys could not be counted (said on stderr).
+bool FindAssignable(const Connected& c, const ClusterSnapshot& s,
+                    const std::map<int, std::pair<std::string, std::string>>& ends, FixWork& w) {
+  std::vector<int> unowned;
+  for (int slot : s.judgement.uncovered_slots) {
+    if (!ends.count(slot)) unowned.push_back(slot);
+  }
+  std::map<int, std::vector<std::pair<cluster::Endpoint, int64_t>>> holders;
+  if (!unowned.empty()) {
+    auto stray = CountStrayKeys(*c.pool, s);
+    for (const auto& e : stray.errors) Err("counting keys: " + e);
+    if (!stray.errors.empty()) return false;
+    std::set<int> wanted(unowned.begin(), unowned.end());
+    for (const auto& h : stray.slots) {
+      if (wanted.count(h.slot)) holders[h.slot].push_back({h.node, h.keys});
+    }
+  }
+  for (int slot : unowned) {
+    if (!holders.count(slot)) {
+      w.assignable.push_back(slot);
+      continue;
+    }
+    ++w.problems;
+    std::string who;
+    for (const auto& [node, keys] : holders[slot]) {
+      who += (who.empty() ? "" : ", ") + node.ToString() + " " + std::to_string(keys) + " keys";
+    }
+    std::printf(
+        "slot %d: no owner, keys on %s: not assigned. Decide which copy is right, then "
+        "CLUSTER ADDSLOTS %d on that master (and CLUSTER DELSLOTS/keys elsewhere)\n",
+        slot, who.c_str(), slot);
+  }
+  return true;
+}
+
+// Finds what fix does and says it; none when the keys could not be counted.
+std::optional<FixWork> FindRepairs(const Connected& c, const ClusterSnapshot& s) {
+  FixWork w;
+  std::map<int, std::pair<std::string, std::string>> ends;
+  GroupOpenSlots(s, ends, w);
+  if (!FindAssignable(c, s, ends, w)) return std::nullopt;
+  // Unowned, keyless slots go to the master with the fewest slots.
+  size_t least_slots = 0;
+  for (const auto* m : s.Masters()) {
+    size_t owned = 0;
+    for (const auto& r : m->slots) owned += r.last - r.first + 1;
+    if (!w.least || owned < least_slots) {
+      w.least = m;
+      least_slots = owned;
+    }
+  }
+  for (const auto& [pair, slots] : w.groups) {
+    std::printf(
+        "slots %s: MIGRATING/IMPORTING left open between %s and %s: converge (every key "
+        "brought to the node that will own the slot before any node is made STABLE; "
+        "finished forward or moved back, whichever moves fewer keys)\n",
+        RangesOf(slots).c_str(), s.FindById(pair.first)->endpoint.ToString().c_str(),
+        s.FindById(pair.second)->endpoint.ToString().c_str());
+  }
+  if (!w.assignable.empty() && w.least) {
+    std::printf("slots %s: no owner and no key anywhere: CLUSTER ADDSLOTS on %s (fewest slots)\n",
+                RangesOf(w.assignable).c_str(), w.least->endpoint.ToString().c_str());
+  }
+  return w;
+}
+
+// Journals a batch per group of open slots (written ahead: recovery converges what the journal
+// says is open, now or after a kill); slots a killed fix left open are the journal's already.
+cluster::Result<void> JournalRepairs(const FixWork& w, const ClusterSnapshot& s,
+                                     const JournalState& before, Engine& engine) {
+  std::set<int> journaled;
+  for (const JournalBatch* b : before.OpenBatches()) {
+    journaled.insert(b->slots.begin(), b->slots.end());
+  }
+  int n = 0;
+  const std::string prefix = "fix-" + RunId() + "-";
+  for (const auto& [pair, all] : w.groups) {
+    std::vector<int> slots;
+    for (int slot : all) {
+      if (!journaled.count(slot)) slots.push_back(slot);
+    }
+    if (slots.empty()) continue;
+    const auto* src = s.FindById(pair.first);
+    const auto* dst = s.FindById(pair.second);
+    std::vector<std::string> src_replicas, dst_replicas;
+    for (const auto& node : s.nodes) {
+      if (node.master_id == src->id) src_replicas.push_back(node.id);
+      if (node.master_id == dst->id) dst_replicas.push_back(node.id);
+    }
+    if (auto j = engine.JournalAppend(BatchRecord(prefix + std::to_string(++n), src->id,
+                                                  src->endpoint, dst->id, dst->endpoint, slots,
+                                                  src_replicas, dst_replicas));
+        !j) {
+      return cluster::MakeError("cannot journal the repair, so nothing was changed: " +
+                                j.error().message);
+    }
+  }
+  return {};
+}
+
+// Converges every journaled batch and says how each ended: kExitError when one ended neither
+// done nor rolled back; the error when recovery could not run.
+cluster::Result<int> ConvergeRepairs(Engine& engine) {
+  auto rec = engine.Recover();
+  if (!rec) return tl::unexpected(rec.error());
+  for (const auto& m : rec->messages) std::printf("fix: %s\n", m.c_str());
+  int exit = kExitOk;
+  for (const auto& b : rec->batches) {
+    std::printf("batch %s: %s (%d slot(s) finished at the target, %d moved back)\n",
+                b.batch_id.c_str(), ToString(b.state).c_str(), b.slots_forward, b.slots_back);
+    if (b.state != BatchState::kDone && b.state != BatchState::kRolledBack) exit = kExitError;
+  }
+  return exit;
+}
+
+// CLUSTER ADDSLOTS of the keyless unowned slots on the least-loaded master, journaled first:
+// false when the server refused it (said), the error when it could not be journaled (not sent).
+cluster::Result<bool> AssignSlots(const FixWork& w, const Connected& c, Engine& engine) {
+  if (w.assignable.empty() || !w.least) return true;
+  cluster::Argv add{"CLUSTER", "ADDSLOTS"};
+  for (int slot : w.assignable) add.push_back(std::to_string(slot));
+  if (auto j = engine.JournalAppend(
+          {{"type", "fix_addslots"}, {"node", w.least->id}, {"slots", w.assignable}});
+      !j) {
+    return cluster::MakeError("cannot journal CLUSTER ADDSLOTS, so it was not sent: " +
+                              j.error().message);
+  }
+  auto r = c.pool->Get(w.least->endpoint).Command(add);
+  if (!r || !r->IsOk()) {
+    Err("CLUSTER ADDSLOTS on " + w.least->endpoint.ToString() + ": " +
+        (r ? r->str : r.error().message));
+    return false;
+  }
+  std::printf("slots %s assigned to %s\n", RangesOf(w.assignable).c_str(),
+              w.least->endpoint.ToString().c_str());
+  return true;
+}
+
 // Repairs what another tool left: every open slot becomes a journaled batch (source: the
 // MIGRATING node or the one the importer names; target: the importer) that the engine's
 // recovery converges, so a killed fix resumes with the same --journal; slots without an owner
@@ -1605,109 +1789,24 @@ int RunFix(const ReshardArgs& a) {
     Err(s.error().message);
     return kExitError;
   }
-  auto is_master = [&](const std::string& id) {
-    const auto* n = s->FindById(id);
-    return n && n->flags.master;
-  };
-  // slot -> (source, target) as the masters' open states say.
-  std::map<int, std::pair<std::string, std::string>> ends;
-  std::set<int> contradictory;
-  for (const auto& o : s->judgement.open_slots) {
-    if (!is_master(o.node_id)) continue;  // a replica's copy of its master's state (Valkey 8)
-    auto pair = o.direction == cluster::OpenDirection::kMigrating
-                    ? std::make_pair(o.node_id, o.peer_id)
-                    : std::make_pair(o.peer_id, o.node_id);
-    auto [it, fresh] = ends.emplace(o.slot, pair);
-    if (!fresh && it->second != pair) contradictory.insert(o.slot);
-  }
-  int problems = 0;
-  std::map<std::pair<std::string, std::string>, std::vector<int>> groups;
-  for (const auto& [slot, pair] : ends) {
-    if (contradictory.count(slot)) {
-      ++problems;
-      std::printf(
-          "slot %d: open towards different nodes on different masters: not touched; "
-          "decide by hand (CLUSTER NODES of each shows the [slot->-id] / [slot-<-id])\n",
-          slot);
-      continue;
-    }
-    if (!s->FindById(pair.first) || !s->FindById(pair.second)) {
-      ++problems;
-      std::printf("slot %d: open towards %s, which is not a node of this cluster: not touched\n",
-                  slot, (s->FindById(pair.first) ? pair.second : pair.first).c_str());
-      continue;
-    }
-    groups[pair].push_back(slot);
-  }
-  std::vector<int> unowned;
-  for (int slot : s->judgement.uncovered_slots) {
-    if (!ends.count(slot)) unowned.push_back(slot);
-  }
-  std::map<int, std::vector<std::pair<cluster::Endpoint, int64_t>>> holders;
-  if (!unowned.empty()) {
-    auto stray = CountStrayKeys(*c->pool, *s);
-    for (const auto& e : stray.errors) Err("counting keys: " + e);
-    if (!stray.errors.empty()) return kExitError;
-    std::set<int> wanted(unowned.begin(), unowned.end());
-    for (const auto& h : stray.slots) {
-      if (wanted.count(h.slot)) holders[h.slot].push_back({h.node, h.keys});
-    }
-  }
-  std::vector<int> assignable;
-  for (int slot : unowned) {
-    if (!holders.count(slot)) {
-      assignable.push_back(slot);
-      continue;
-    }
-    ++problems;
-    std::string who;
-    for (const auto& [node, keys] : holders[slot]) {
-      who += (who.empty() ? "" : ", ") + node.ToString() + " " + std::to_string(keys) + " keys";
-    }
-    std::printf(
-        "slot %d: no owner, keys on %s: not assigned. Decide which copy is right, then "
-        "CLUSTER ADDSLOTS %d on that master (and CLUSTER DELSLOTS/keys elsewhere)\n",
-        slot, who.c_str(), slot);
-  }
-  // Unowned, keyless slots go to the master with the fewest slots.
-  const cluster::NodeEntry* least = nullptr;
-  size_t least_slots = 0;
-  for (const auto* m : s->Masters()) {
-    size_t owned = 0;
-    for (const auto& r : m->slots) owned += r.last - r.first + 1;
-    if (!least || owned < least_slots) {
-      least = m;
-      least_slots = owned;
-    }
-  }
-  for (const auto& [pair, slots] : groups) {
-    std::printf(
-        "slots %s: MIGRATING/IMPORTING left open between %s and %s: converge (every key "
-        "brought to the node that will own the slot before any node is made STABLE; "
-        "finished forward or moved back, whichever moves fewer keys)\n",
-        RangesOf(slots).c_str(), s->FindById(pair.first)->endpoint.ToString().c_str(),
-        s->FindById(pair.second)->endpoint.ToString().c_str());
-  }
-  if (!assignable.empty() && least) {
-    std::printf("slots %s: no owner and no key anywhere: CLUSTER ADDSLOTS on %s (fewest slots)\n",
-                RangesOf(assignable).c_str(), least->endpoint.ToString().c_str());
-  }
+  const auto work = FindRepairs(*c, *s);
+  if (!work) return kExitError;
   auto records = Journal::Read(a.journal);
   if (!records) {
     Err(records.error().message);
     return kExitError;
   }
   const bool resume = !ReplayJournal(*records).OpenBatches().empty();
-  if (groups.empty() && assignable.empty() && !resume) {
-    std::printf(problems ? "Nothing fix may do on its own.\n" : "Nothing to fix.\n");
-    return problems ? kExitError : kExitOk;
+  if (work->groups.empty() && work->assignable.empty() && !resume) {
+    std::printf(work->problems ? "Nothing fix may do on its own.\n" : "Nothing to fix.\n");
+    return work->problems ? kExitError : kExitOk;
   }
   if (a.dry_run) {
     if (resume)
       std::printf("The journal %s has open batches: they are converged first.\n",
                   a.journal.c_str());
     std::printf("Dry run: nothing changed.\n");
-    return problems ? kExitError : kExitOk;
+    return work->problems ? kExitError : kExitOk;
   }
   auto daemon_dir = LockDaemonDir(a.journal);
   if (!daemon_dir) {
@@ -1719,67 +1818,21 @@ int RunFix(const ReshardArgs& a) {
   EngineOptions options = MakeEngineOptions(a, *c);
   options.lease.run = "fix-" + RunId();
   Engine engine(*c->pool, clock, std::move(options), progress);
-  // A killed fix left batches open: those slots are the journal's to converge, not new ones.
-  std::set<int> journaled;
-  for (const JournalBatch* b : ReplayJournal(*records).OpenBatches()) {
-    journaled.insert(b->slots.begin(), b->slots.end());
-  }
-  int n = 0;
-  const std::string prefix = "fix-" + RunId() + "-";
-  for (auto& [pair, all] : groups) {
-    std::vector<int> slots;
-    for (int slot : all) {
-      if (!journaled.count(slot)) slots.push_back(slot);
-    }
-    if (slots.empty()) continue;
-    const auto* src = s->FindById(pair.first);
-    const auto* dst = s->FindById(pair.second);
-    std::vector<std::string> src_replicas, dst_replicas;
-    for (const auto& node : s->nodes) {
-      if (node.master_id == src->id) src_replicas.push_back(node.id);
-      if (node.master_id == dst->id) dst_replicas.push_back(node.id);
-    }
-    // Written ahead: recovery converges what the journal says is open, now or after a kill.
-    if (auto j = engine.JournalAppend(BatchRecord(prefix + std::to_string(++n), src->id,
-                                                  src->endpoint, dst->id, dst->endpoint, slots,
-                                                  src_replicas, dst_replicas));
-        !j) {
-      Err("cannot journal the repair, so nothing was changed: " + j.error().message);
-      return kExitError;
-    }
-  }
-  auto rec = engine.Recover();
-  if (!rec) {
-    Err(rec.error().message);
+  if (auto j = JournalRepairs(*work, *s, ReplayJournal(*records), engine); !j) {
+    Err(j.error().message);
     return kExitError;
   }
-  for (const auto& m : rec->messages) std::printf("fix: %s\n", m.c_str());
-  int exit = kExitOk;
-  for (const auto& b : rec->batches) {
-    std::printf("batch %s: %s (%d slot(s) finished at the target, %d moved back)\n",
-                b.batch_id.c_str(), ToString(b.state).c_str(), b.slots_forward, b.slots_back);
-    if (b.state != BatchState::kDone && b.state != BatchState::kRolledBack) exit = kExitError;
+  auto converged = ConvergeRepairs(engine);
+  if (!converged) {
+    Err(converged.error().message);
+    return kExitError;
   }
-  if (!assignable.empty() && least) {
-    cluster::Argv add{"CLUSTER", "ADDSLOTS"};
-    for (int slot : assignable) add.push_back(std::to_string(slot));
-    if (auto j = engine.JournalAppend(
-            {{"type", "fix_addslots"}, {"node", least->id}, {"slots", assignable}});
-        !j) {
-      Err("cannot journal CLUSTER ADDSLOTS, so it was not sent: " + j.error().message);
-      return kExitError;
-    }
-    auto r = c->pool->Get(least->endpoint).Command(add);
-    if (!r || !r->IsOk()) {
-      Err("CLUSTER ADDSLOTS on " + least->endpoint.ToString() + ": " +
-          (r ? r->str : r.error().message));
-      exit = kExitError;
-    } else {
-      std::printf("slots %s assigned to %s\n", RangesOf(assignable).c_str(),
-                  least->endpoint.ToString().c_str());
-    }
+  auto assigned = AssignSlots(*work, *c, engine);
+  if (!assigned) {
+    Err(assigned.error().message);
+    return kExitError;
   }
-  if (problems) exit = kExitError;
+  const int exit = *converged == kExitOk && *assigned && !work->problems ? kExitOk : kExitError;
   std::printf(exit == kExitOk ? "Fixed.\n"
                               : "Not everything was fixed (see above); `slotguard-agent check` "
                                 "shows the rest.\n");
