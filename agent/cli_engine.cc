@@ -1224,71 +1224,71 @@ int RunRebalancePlan(const RebalanceArgs& r, const Connected& c, const Plan& pla
   return tally.not_started ? kExitError : tally.exit;
 }
 
-int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
-  SetupLogging();
-  Limits limits;
-  ReshardArgs base = r.engine;
-  base.slots = 1;  // checked per pair when it runs; here only the shared settings
-  if (auto v = ValidateArgs(base, limits); !v) {
-    Err(v.error().message);
-    return kExitError;
-  }
+// The shared settings of a rebalance or drain checked; the measure it balances by.
+cluster::Result<BalanceMeasure> ValidateRebalance(const RebalanceArgs& r, const ReshardArgs& base,
+                                                  const Limits& limits) {
+  if (auto v = ValidateArgs(base, limits); !v) return tl::unexpected(v.error());
   auto by = ParseBalanceMeasure(r.by);
-  if (!by) {
-    Err(by.error().message);
+  if (!by) return tl::unexpected(by.error());
+  if (!(r.threshold_pct >= 0)) return cluster::MakeError("--threshold must be >= 0 (percent)");
+  return *by;
+}
+
+// Whatever the journal has open is converged before the cluster is measured: a plan made
+// around open slots would name slots their recovery moves. The exit code; kExitOk to go on.
+int RecoverBeforeRebalance(const ReshardArgs& base) {
+  auto records = Journal::Read(base.journal);
+  if (!records) {
+    Err(records.error().message);
     return kExitError;
   }
-  if (!(r.threshold_pct >= 0)) {
-    Err("--threshold must be >= 0 (percent)");
-    return kExitError;
-  }
-  const bool execute = !r.engine.dry_run && r.output.empty();
-  // Whatever the journal has open is converged before the cluster is measured: a plan made
-  // around open slots would name slots their recovery moves.
-  if (execute) {
-    auto records = Journal::Read(base.journal);
-    if (!records) {
-      Err(records.error().message);
-      return kExitError;
-    }
-    if (!ReplayJournal(*records).OpenBatches().empty()) {
-      ReshardArgs recover = base;
-      recover.recover_only = true;
-      if (int rc = RunPlanOrReshard(recover, true); rc != kExitOk) return rc;
-    }
-  }
+  if (ReplayJournal(*records).OpenBatches().empty()) return kExitOk;
+  ReshardArgs recover = base;
+  recover.recover_only = true;
+  return RunPlanOrReshard(recover, true);
+}
+
+// The cluster connected and seen, refused unless it is settled.
+cluster::Result<ReshardStart> ConnectSettled(const ReshardArgs& base) {
   auto c = Connect(base.common, std::chrono::milliseconds(base.timeout_ms + 3000));
-  if (!c) {
-    Err(c.error().message);
-    return kExitError;
-  }
+  if (!c) return tl::unexpected(c.error());
   auto s = TakeSnapshot(*c->pool, {c->seed});
-  if (!s) {
-    Err(s.error().message);
-    return kExitError;
-  }
+  if (!s) return tl::unexpected(s.error());
   if (auto problems = AssessHealth(*s); !problems.empty()) {
-    Err("the cluster is not settled: " + problems.front().text +
+    return cluster::MakeError(
+        "the cluster is not settled: " + problems.front().text +
         (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) + " more)" : "") +
         "; see `slotguard-agent check`. Nothing was changed.");
-    return kExitError;
   }
+  return ReshardStart{std::move(*c), std::move(*s)};
+}
+
+// The masters with their weights (--weight, 0 for the drained one), and what the run is.
+struct BalanceInput {
   std::vector<MasterShare> masters;
-  for (const auto* n : s->Masters()) {
+  std::string what;  // "rebalance by ..." / "drain of ... by ..."
+};
+
+MasterShare* FindMaster(std::vector<MasterShare>& masters, const ClusterSnapshot& s,
+                        const std::string& node) {
+  const auto* n = s.FindNode(node);
+  if (!n) return nullptr;
+  for (auto& m : masters) {
+    if (m.id == n->id) return &m;
+  }
+  return nullptr;
+}
+
+cluster::Result<BalanceInput> BalanceMasters(const RebalanceArgs& r, const ClusterSnapshot& s,
+                                             BalanceMeasure by, const std::string& drain_address) {
+  BalanceInput in;
+  for (const auto* n : s.Masters()) {
     MasterShare m{n->id, n->endpoint.ToString(), {}};
     for (const auto& range : n->slots) {
       for (int slot = range.first; slot <= range.last; ++slot) m.slots.push_back(slot);
     }
-    masters.push_back(std::move(m));
+    in.masters.push_back(std::move(m));
   }
-  auto find_master = [&](const std::string& node) -> MasterShare* {
-    const auto* n = s->FindNode(node);
-    if (!n) return nullptr;
-    for (auto& m : masters) {
-      if (m.id == n->id) return &m;
-    }
-    return nullptr;
-  };
   for (const auto& w : r.weights) {
     const auto eq = w.rfind('=');
     double weight = -1;
@@ -1300,125 +1300,143 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
       weight = -1;
     }
     if (!(weight >= 0)) {
-      Err("--weight " + w + ": expected NODE=W with W a number >= 0 (0 empties the node)");
-      return kExitError;
+      return cluster::MakeError("--weight " + w +
+                                ": expected NODE=W with W a number >= 0 (0 empties the node)");
     }
-    auto* m = find_master(w.substr(0, eq));
+    auto* m = FindMaster(in.masters, s, w.substr(0, eq));
     if (!m) {
-      Err("--weight " + w + ": " + w.substr(0, eq) +
+      return cluster::MakeError(
+          "--weight " + w + ": " + w.substr(0, eq) +
           " is not a master of this cluster (give a node id or host:port as CLUSTER NODES "
           "shows it)");
-      return kExitError;
     }
     m->weight = weight;
   }
-  std::string what = std::string("rebalance by ") + BalanceMeasureName(*by);
+  in.what = std::string("rebalance by ") + BalanceMeasureName(by);
   if (!drain_address.empty()) {
-    auto* m = find_master(drain_address);
-    if (!m) {
-      Err("drain " + drain_address + ": not a master of this cluster");
-      return kExitError;
-    }
+    auto* m = FindMaster(in.masters, s, drain_address);
+    if (!m) return cluster::MakeError("drain " + drain_address + ": not a master of this cluster");
     m->weight = 0;
-    what = "drain of " + m->name + " by " + BalanceMeasureName(*by);
+    in.what = "drain of " + m->name + " by " + BalanceMeasureName(by);
   }
+  return in;
+}
 
-  // Keys and sampled bytes per slot: the measure for --by keys|memory, and for every plan the
-  // MIGRATE sizing and the hot-slot rule of the slots that move.
+// Keys and sampled bytes per slot: the measure for --by keys|memory, and for every plan the
+// MIGRATE sizing and the hot-slot rule of the slots that move.
+struct SlotMeasures {
   std::map<int, SlotLoad> loads;
   std::map<std::string, int64_t> used_memory;
-  auto measure = [&](const MasterShare& m, const std::vector<int>& slots) -> cluster::Result<void> {
-    const auto* n = s->FindById(m.id);
-    auto& conn = c->pool->Get(n->endpoint);
-    auto l = MeasureSlotLoads(conn, slots);
-    if (!l) return tl::unexpected(l.error());
-    loads.insert(l->begin(), l->end());
-    auto used = UsedMemory(conn);
-    if (!used) return tl::unexpected(used.error());
-    used_memory[m.id] = *used;
-    return {};
-  };
-  if (*by != BalanceMeasure::kSlots) {
-    for (const auto& m : masters) {
+};
+
+// Measures `slots` of master `m`; the error names the master.
+cluster::Result<void> MeasureMaster(const ReshardStart& start, const MasterShare& m,
+                                    const std::vector<int>& slots, SlotMeasures& out) {
+  const auto* n = start.snapshot.FindById(m.id);
+  auto& conn = start.c.pool->Get(n->endpoint);
+  auto l = MeasureSlotLoads(conn, slots);
+  if (!l) return cluster::MakeError(m.name + ": " + l.error().message);
+  out.loads.insert(l->begin(), l->end());
+  auto used = UsedMemory(conn);
+  if (!used) return cluster::MakeError(m.name + ": " + used.error().message);
+  out.used_memory[m.id] = *used;
+  return {};
+}
+
+// Plans the balance and prints each master's share; for --by slots the slots that move are
+// measured afterwards.
+cluster::Result<std::optional<Plan>> PlanBalance(const RebalanceArgs& r, const ReshardStart& start,
+                                                 BalanceMeasure by, const BalanceInput& in,
+                                                 SlotMeasures& measures) {
+  if (by != BalanceMeasure::kSlots) {
+    for (const auto& m : in.masters) {
       if (m.slots.empty()) continue;
-      if (auto e = measure(m, m.slots); !e) {
-        Err(m.name + ": " + e.error().message);
-        return kExitError;
-      }
+      if (auto e = MeasureMaster(start, m, m.slots, measures); !e) return tl::unexpected(e.error());
     }
   }
   RebalanceOptions options;
-  options.by = *by;
+  options.by = by;
   options.use_empty_masters = r.use_empty_masters;
   options.threshold_pct = r.threshold_pct;
-  options.batch_slots = base.batch_slots;
+  options.batch_slots = r.engine.batch_slots;
   options.id_prefix = RunId() + "-rb";
-  auto planned = PlanRebalance(masters, loads, options);
-  if (!planned) {
-    Err(planned.error().message);
-    return kExitError;
-  }
-  std::printf("%s, threshold %.1f%%:\n", what.c_str(), r.threshold_pct);
+  auto planned = PlanRebalance(in.masters, measures.loads, options);
+  if (!planned) return tl::unexpected(planned.error());
+  std::printf("%s, threshold %.1f%%:\n", in.what.c_str(), r.threshold_pct);
   std::printf("%-22s %7s %14s %14s %14s\n", "master", "weight", "now", "share", "after plan");
   for (const auto& b : planned->masters) {
     std::printf("%-22s %7.2f %14s %14s %14s%s\n", b.name.c_str(), b.weight,
-                InMeasure(*by, b.before).c_str(),
-                b.taking_part ? InMeasure(*by, b.share).c_str() : "-",
-                InMeasure(*by, b.after).c_str(), b.taking_part ? "" : "  (not taking part)");
+                InMeasure(by, b.before).c_str(),
+                b.taking_part ? InMeasure(by, b.share).c_str() : "-",
+                InMeasure(by, b.after).c_str(), b.taking_part ? "" : "  (not taking part)");
   }
   if (planned->within_threshold) {
     std::printf("Every master is within %.1f%% of its share (worst %.1f%%): nothing to move.\n",
                 r.threshold_pct, planned->worst_deviation_pct);
-    return kExitOk;
+    return std::optional<Plan>();
   }
-  if (*by == BalanceMeasure::kSlots) {
+  if (by == BalanceMeasure::kSlots) {
     std::map<std::string, std::vector<int>> giving;
     for (const auto& b : planned->plan.batches) {
       giving[b.from].insert(giving[b.from].end(), b.slots.begin(), b.slots.end());
     }
-    for (const auto& m : masters) {
+    for (const auto& m : in.masters) {
       if (!giving.count(m.id)) continue;
-      if (auto e = measure(m, giving[m.id]); !e) {
-        Err(m.name + ": " + e.error().message);
-        return kExitError;
+      if (auto e = MeasureMaster(start, m, giving[m.id], measures); !e) {
+        return tl::unexpected(e.error());
       }
     }
     for (auto& b : planned->plan.batches) {
-      for (int slot : b.slots) b.loads[slot] = loads[slot];
+      for (int slot : b.slots) b.loads[slot] = measures.loads[slot];
     }
   }
-  // The runbook's hot-slot rule, per source: a slot over its share of the source's memory
-  // goes alone (the reshard of each pair applies the same rule when it runs).
+  return std::optional<Plan>(std::move(planned->plan));
+}
+
+// The runbook's hot-slot rule, per source: a slot over its share of the source's memory goes
+// alone (the reshard of each pair applies the same rule when it runs). The batches printed.
+Plan SplitAndPrintBatches(const Plan& planned, const std::vector<MasterShare>& masters,
+                          const SlotMeasures& measures, const ClusterSnapshot& s,
+                          const Limits& limits) {
   std::vector<int> hot;
-  for (const auto& [id, used] : used_memory) {
+  for (const auto& [id, used] : measures.used_memory) {
     std::map<int, SlotLoad> own;
     for (const auto& m : masters) {
       if (m.id != id) continue;
       for (int slot : m.slots) {
-        if (auto it = loads.find(slot); it != loads.end()) own[slot] = it->second;
+        if (auto it = measures.loads.find(slot); it != measures.loads.end()) {
+          own[slot] = it->second;
+        }
       }
     }
     for (int slot : HotSlots(own, used, limits)) hot.push_back(slot);
   }
-  Plan plan = SplitHotSlots(planned->plan, hot).plan;
+  Plan plan = SplitHotSlots(planned, hot).plan;
   std::printf("%-30s %-22s %-22s %6s  %s\n", "batch", "from", "to", "slots", "ranges");
   for (const auto& b : plan.batches) {
     std::string ranges = RangesOf(b.slots);
     if (ranges.size() > 30) ranges = ranges.substr(0, 27) + "...";
     std::printf("%-30s %-22s %-22s %6zu  %s\n", b.id.c_str(),
-                s->FindById(b.from)->endpoint.ToString().c_str(),
-                s->FindById(b.to)->endpoint.ToString().c_str(), b.slots.size(), ranges.c_str());
+                s.FindById(b.from)->endpoint.ToString().c_str(),
+                s.FindById(b.to)->endpoint.ToString().c_str(), b.slots.size(), ranges.c_str());
   }
-  const int total = plan.TotalSlots();
-  std::printf("Total: %d slots in %zu batch(es)%s\n", total, plan.batches.size(),
+  std::printf("Total: %d slots in %zu batch(es)%s\n", plan.TotalSlots(), plan.batches.size(),
               hot.empty() ? "" : (", hot slots alone: " + RangesOf(hot)).c_str());
   std::fflush(stdout);
+  return plan;
+}
+
+// --output, --dry-run, or a plan over the approval limit without --yes: the exit code of a
+// rebalance that stops before moving; none when it runs.
+std::optional<int> StopBeforeMoving(const RebalanceArgs& r, const Plan& plan,
+                                    const ClusterSnapshot& s, const std::string& what,
+                                    const Limits& limits) {
+  const int total = plan.TotalSlots();
   if (!r.output.empty()) {
-    const std::string header = "slotguard-agent " + what + ": " +
-                               std::to_string(plan.TotalSlots()) + " slots in " +
-                               std::to_string(plan.batches.size()) +
+    const std::string header = "slotguard-agent " + what + ": " + std::to_string(total) +
+                               " slots in " + std::to_string(plan.batches.size()) +
                                " batch(es). Run it: slotguard-agent enqueue " + r.output;
-    if (auto w = WritePlanFile(r.output, plan, *s, header); !w) {
+    if (auto w = WritePlanFile(r.output, plan, s, header); !w) {
       Err(w.error().message);
       return kExitError;
     }
@@ -1438,32 +1456,69 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
         "approve. Nothing was changed.");
     return kExitError;
   }
-  if (int rc = RunRebalancePlan(r, *c, plan); rc != kExitOk) return rc;
-  if (!drain_address.empty()) {
-    auto after = TakeSnapshot(*c->pool, {c->seed});
-    const auto* n = after ? after->FindNode(drain_address) : nullptr;
-    if (n) {
-      size_t owned = 0;
-      for (const auto& range : n->slots) owned += range.last - range.first + 1;
-      if (n->flags.replica) {
-        // Redis (cluster-allow-replica-migration, the default) turns a master that gave away
-        // its last slot into a replica of the node that took it.
-        const auto* m = after->FindById(n->master_id);
-        std::printf(
-            "Drained %s: owns %zu slots; the server made it a replica of %s (a master "
-            "left without slots follows the node that took its last one)\n",
-            n->endpoint.ToString().c_str(), owned,
-            m ? m->endpoint.ToString().c_str() : n->master_id.c_str());
-      } else {
-        auto keys = c->pool->Get(n->endpoint).Command({"DBSIZE"});
-        std::printf("Drained %s: owns %zu slots, holds %lld keys\n", n->endpoint.ToString().c_str(),
-                    owned,
-                    keys && keys->type == cluster::Reply::Type::kInteger
-                        ? static_cast<long long>(keys->integer)
-                        : -1LL);
-      }
-    }
+  return std::nullopt;
+}
+
+// Where the drained master stands after the run.
+void PrintDrained(const Connected& c, const std::string& drain_address) {
+  auto after = TakeSnapshot(*c.pool, {c.seed});
+  const auto* n = after ? after->FindNode(drain_address) : nullptr;
+  if (!n) return;
+  size_t owned = 0;
+  for (const auto& range : n->slots) owned += range.last - range.first + 1;
+  if (n->flags.replica) {
+    // Redis (cluster-allow-replica-migration, the default) turns a master that gave away
+    // its last slot into a replica of the node that took it.
+    const auto* m = after->FindById(n->master_id);
+    std::printf(
+        "Drained %s: owns %zu slots; the server made it a replica of %s (a master "
+        "left without slots follows the node that took its last one)\n",
+        n->endpoint.ToString().c_str(), owned,
+        m ? m->endpoint.ToString().c_str() : n->master_id.c_str());
+    return;
   }
+  auto keys = c.pool->Get(n->endpoint).Command({"DBSIZE"});
+  std::printf(
+      "Drained %s: owns %zu slots, holds %lld keys\n", n->endpoint.ToString().c_str(), owned,
+      keys && keys->type == cluster::Reply::Type::kInteger ? static_cast<long long>(keys->integer)
+                                                           : -1LL);
+}
+
+int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
+  SetupLogging();
+  Limits limits;
+  ReshardArgs base = r.engine;
+  base.slots = 1;  // checked per pair when it runs; here only the shared settings
+  auto by = ValidateRebalance(r, base, limits);
+  if (!by) {
+    Err(by.error().message);
+    return kExitError;
+  }
+  const bool execute = !r.engine.dry_run && r.output.empty();
+  if (execute) {
+    if (int rc = RecoverBeforeRebalance(base); rc != kExitOk) return rc;
+  }
+  auto start = ConnectSettled(base);
+  if (!start) {
+    Err(start.error().message);
+    return kExitError;
+  }
+  auto in = BalanceMasters(r, start->snapshot, *by, drain_address);
+  if (!in) {
+    Err(in.error().message);
+    return kExitError;
+  }
+  SlotMeasures measures;
+  auto planned = PlanBalance(r, *start, *by, *in, measures);
+  if (!planned) {
+    Err(planned.error().message);
+    return kExitError;
+  }
+  if (!*planned) return kExitOk;  // nothing to move
+  const Plan plan = SplitAndPrintBatches(**planned, in->masters, measures, start->snapshot, limits);
+  if (auto stop = StopBeforeMoving(r, plan, start->snapshot, in->what, limits)) return *stop;
+  if (int rc = RunRebalancePlan(r, start->c, plan); rc != kExitOk) return rc;
+  if (!drain_address.empty()) PrintDrained(start->c, drain_address);
   std::printf("Rebalance done.\n");
   return kExitOk;
 }
