@@ -1532,6 +1532,89 @@ struct ForgetArgs {
   bool dry_run = false;
 };
 
+// What forget judges the node by (see ForgetRefusals), but --min-age; the error is the whole
+// message.
+cluster::Result<ForgetFacts> FactsToForget(const ForgetArgs& a, const Connected& c,
+                                           const ClusterSnapshot& s, const cluster::NodeEntry& n) {
+  ForgetFacts f;
+  f.node = n.endpoint.ToString() + " (" + n.id + ")";
+  f.master = n.flags.master;
+  for (const auto& range : n.slots) f.owned_slots += range.last - range.first + 1;
+  for (const auto& other : s.nodes) {
+    if (other.master_id == n.id) ++f.followers;
+  }
+  auto& conn = c.pool->Get(n.endpoint);
+  auto keys = conn.Command({"DBSIZE"});
+  auto clients = conn.Command({"CLIENT", "LIST"});
+  auto own = conn.Command({"CLIENT", "ID"});
+  for (const auto* r : {&keys, &clients, &own}) {
+    if (!*r || (*r)->IsError()) {
+      return cluster::MakeError(f.node + ": " + (*r ? (*r)->str : r->error().message));
+    }
+  }
+  f.keys = keys->integer;
+  f.clients = ParseClientList(clients->str);
+  f.own_client_id = own->integer;
+  f.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  if (auto records = Journal::Read(a.journal)) {
+    for (const auto& run : ReplayJournal(*records).runs) {
+      if (run.from == n.id && run.end && *run.end == "done") {
+        f.drained_at_ms = std::max(f.drained_at_ms.value_or(0), run.end_ms);
+      }
+    }
+  }
+  return f;
+}
+
+// CLUSTER FORGET of `n` on every other node, CLUSTER RESET HARD on it, then waits until no
+// node lists it; the exit code.
+int ForgetEverywhere(const Connected& c, const cluster::NodeEntry& n, const std::string& node,
+                     const std::vector<const NodeReport*>& others) {
+  // Every node bans the forgotten id for 60 s, so gossip cannot bring it back while the rest
+  // forget it too; the reset below must come within that window.
+  std::vector<std::string> failed;
+  for (const auto* r : others) {
+    auto reply = c.pool->Get(r->endpoint).Command({"CLUSTER", "FORGET", n.id});
+    if (!reply || !reply->IsOk()) {
+      failed.push_back(r->endpoint.ToString() + ": " +
+                       (reply ? reply->str : reply.error().message));
+    }
+  }
+  if (!failed.empty()) {
+    for (const auto& w : failed) Err("CLUSTER FORGET on " + w);
+    Err("some nodes still know " + node +
+        "; within 60 s the others may learn it again by gossip: rerun forget");
+    return kExitError;
+  }
+  auto& conn = c.pool->Get(n.endpoint);
+  if (auto reset = conn.Command({"CLUSTER", "RESET", "HARD"}); !reset || !reset->IsOk()) {
+    Err("CLUSTER RESET HARD on " + node + ": " + (reset ? reset->str : reset.error().message) +
+        " (the others forgot it; reset it by hand before the 60-s ban ends, or it rejoins)");
+    return kExitError;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    bool gone = true;
+    for (const auto* r : others) {
+      auto view = c.pool->Get(r->endpoint).Command({"CLUSTER", "NODES"});
+      gone = gone && view && view->str.find(n.id) == std::string::npos;
+    }
+    if (gone) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      Err("a node still lists " + node + " 10 s after CLUSTER FORGET");
+      return kExitError;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::printf(
+      "Forgot %s: no node of the cluster knows it; it was reset and can be shut down "
+      "or added again as a new node.\n",
+      node.c_str());
+  return kExitOk;
+}
+
 int RunForget(const ForgetArgs& a) {
   SetupLogging();
   auto min_age = common::ParseDuration(a.min_age);
@@ -1554,38 +1637,13 @@ int RunForget(const ForgetArgs& a) {
     Err(c->seed.ToString() + " is not a node of the cluster it answers for");
     return kExitError;
   }
-  ForgetFacts f;
-  f.node = n->endpoint.ToString() + " (" + n->id + ")";
-  f.master = n->flags.master;
-  for (const auto& range : n->slots) f.owned_slots += range.last - range.first + 1;
-  for (const auto& other : s->nodes) {
-    if (other.master_id == n->id) ++f.followers;
+  auto f = FactsToForget(a, *c, *s, *n);
+  if (!f) {
+    Err(f.error().message);
+    return kExitError;
   }
-  auto& conn = c->pool->Get(n->endpoint);
-  auto keys = conn.Command({"DBSIZE"});
-  auto clients = conn.Command({"CLIENT", "LIST"});
-  auto own = conn.Command({"CLIENT", "ID"});
-  for (const auto* r : {&keys, &clients, &own}) {
-    if (!*r || (*r)->IsError()) {
-      Err(f.node + ": " + (*r ? (*r)->str : r->error().message));
-      return kExitError;
-    }
-  }
-  f.keys = keys->integer;
-  f.clients = ParseClientList(clients->str);
-  f.own_client_id = own->integer;
-  f.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  f.min_age = *min_age;
-  if (auto records = Journal::Read(a.journal)) {
-    for (const auto& run : ReplayJournal(*records).runs) {
-      if (run.from == n->id && run.end && *run.end == "done") {
-        f.drained_at_ms = std::max(f.drained_at_ms.value_or(0), run.end_ms);
-      }
-    }
-  }
-  if (auto why = ForgetRefusals(f); !why.empty()) {
+  f->min_age = *min_age;
+  if (auto why = ForgetRefusals(*f); !why.empty()) {
     for (const auto& w : why) Err(w);
     std::fprintf(stderr, "Nothing was changed.\n");
     return kExitError;
@@ -1595,51 +1653,12 @@ int RunForget(const ForgetArgs& a) {
     if (!(r.endpoint == n->endpoint)) others.push_back(&r);
   }
   std::printf("Forgetting %s: CLUSTER FORGET on %zu node(s), then CLUSTER RESET HARD on it\n",
-              f.node.c_str(), others.size());
+              f->node.c_str(), others.size());
   if (a.dry_run) {
     std::printf("Dry run: nothing changed.\n");
     return kExitOk;
   }
-  // Every node bans the forgotten id for 60 s, so gossip cannot bring it back while the rest
-  // forget it too; the reset below must come within that window.
-  std::vector<std::string> failed;
-  for (const auto* r : others) {
-    auto reply = c->pool->Get(r->endpoint).Command({"CLUSTER", "FORGET", n->id});
-    if (!reply || !reply->IsOk()) {
-      failed.push_back(r->endpoint.ToString() + ": " +
-                       (reply ? reply->str : reply.error().message));
-    }
-  }
-  if (!failed.empty()) {
-    for (const auto& w : failed) Err("CLUSTER FORGET on " + w);
-    Err("some nodes still know " + f.node +
-        "; within 60 s the others may learn it again by gossip: rerun forget");
-    return kExitError;
-  }
-  if (auto reset = conn.Command({"CLUSTER", "RESET", "HARD"}); !reset || !reset->IsOk()) {
-    Err("CLUSTER RESET HARD on " + f.node + ": " + (reset ? reset->str : reset.error().message) +
-        " (the others forgot it; reset it by hand before the 60-s ban ends, or it rejoins)");
-    return kExitError;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    bool gone = true;
-    for (const auto* r : others) {
-      auto view = c->pool->Get(r->endpoint).Command({"CLUSTER", "NODES"});
-      gone = gone && view && view->str.find(n->id) == std::string::npos;
-    }
-    if (gone) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      Err("a node still lists " + f.node + " 10 s after CLUSTER FORGET");
-      return kExitError;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  std::printf(
-      "Forgot %s: no node of the cluster knows it; it was reset and can be shut down "
-      "or added again as a new node.\n",
-      f.node.c_str());
-  return kExitOk;
+  return ForgetEverywhere(*c, *n, f->node, others);
 }
 
 // ---- fix ----
