@@ -703,88 +703,74 @@ RunTally RunPairs(std::vector<PairMove>& pairs, const RunnerOptions& options,
   return RunPairsCollect(pairs, options, progress, total_slots, ends);
 }
 
-int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
-  SetupLogging();
-  Limits limits;
-  if (auto v = ValidateArgs(a, limits); !v) {
-    Err(v.error().message);
-    return kExitError;
-  }
+// The arguments checked, the cluster connected and seen: what every reshard or plan starts
+// from.
+struct ReshardStart {
+  Connected c;
+  ClusterSnapshot snapshot;
+};
+
+cluster::Result<ReshardStart> StartReshard(const ReshardArgs& a, const Limits& limits) {
+  if (auto v = ValidateArgs(a, limits); !v) return tl::unexpected(v.error());
   if (!a.ranges.empty()) {
-    if (auto r = ParseRanges(a.ranges); !r) {
-      Err(r.error().message);
-      return kExitError;
-    }
+    if (auto r = ParseRanges(a.ranges); !r) return tl::unexpected(r.error());
   }
   // The engine's connection must outwait MIGRATE's own timeout.
   auto c = Connect(a.common, std::chrono::milliseconds(a.timeout_ms + 3000));
-  if (!c) {
-    Err(c.error().message);
-    return kExitError;
-  }
+  if (!c) return tl::unexpected(c.error());
   auto snapshot = TakeSnapshot(*c->pool, {c->seed});
-  if (!snapshot) {
-    Err(snapshot.error().message);
-    return kExitError;
-  }
+  if (!snapshot) return tl::unexpected(snapshot.error());
+  return ReshardStart{std::move(*c), std::move(*snapshot)};
+}
 
-  if (!execute || a.dry_run) {
-    auto records = Journal::Read(a.journal);
-    if (records) {
-      auto state = ReplayJournal(*records);
-      if (!state.OpenBatches().empty()) {
-        std::fprintf(stderr,
-                     "warning: journal %s has %zu unfinished batch(es); reshard with that "
-                     "--journal recovers them first\n",
-                     a.journal.c_str(), state.OpenBatches().size());
-      }
+// `plan`, or reshard --dry-run: the plan printed, nothing changed.
+int PrintPlanOnly(const ReshardArgs& a, const ReshardStart& start, const Limits& limits) {
+  auto records = Journal::Read(a.journal);
+  if (records) {
+    auto state = ReplayJournal(*records);
+    if (!state.OpenBatches().empty()) {
+      std::fprintf(stderr,
+                   "warning: journal %s has %zu unfinished batch(es); reshard with that "
+                   "--journal recovers them first\n",
+                   a.journal.c_str(), state.OpenBatches().size());
     }
-    auto planned = MakePlan(a, *c->pool, *snapshot, limits, "b");
-    if (!planned) {
-      Err(planned.error().message);
-      return kExitError;
-    }
-    PrintPlan(*planned, limits);
-    if (a.dry_run) std::printf("Dry run: nothing changed.\n");
-    return kExitOk;
   }
-
-  // A daemon's journal dir is the daemon's even while it is idle (its engine opens the journal
-  // only for a batch): held for the whole run, so no daemon starts on it meanwhile either.
-  auto daemon_dir = LockDaemonDir(a.journal);
-  if (!daemon_dir) {
-    Err(daemon_dir.error().message);
+  auto planned = MakePlan(a, *start.c.pool, start.snapshot, limits, "b");
+  if (!planned) {
+    Err(planned.error().message);
     return kExitError;
   }
+  PrintPlan(*planned, limits);
+  if (a.dry_run) std::printf("Dry run: nothing changed.\n");
+  return kExitOk;
+}
 
-  RealClock clock;
-  ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
+// What this command does with the journal's runs: resume one, abandon one, or neither.
+struct RunDecision {
+  std::string resume_id;   // the latest unfinished run, when the same command continues it
+  std::string abandon_id;  // ... when this command starts a new run instead
+};
 
-  // 1. What this command does with the journal's runs, said before anything moves. The rule:
-  // the same command resumes the latest unfinished run (interrupted, rolled back, failed, or
-  // killed); a run that ended done is never resumed; --new-run or other arguments abandon it.
-  auto before = Journal::Read(a.journal);
-  if (!before) {
-    Err(before.error().message);
-    return kExitError;
-  }
-  const JournalState open_before = ReplayJournal(*before);
+// The rule, said before anything moves: the same command resumes the latest unfinished run
+// (interrupted, rolled back, failed, or killed); a run that ended done is never resumed;
+// --new-run or other arguments abandon it.
+RunDecision DecideRuns(const ReshardArgs& a, const JournalState& open_before,
+                       const ClusterSnapshot& snapshot) {
   nlohmann::json request;
-  if (const auto* from = snapshot->FindNode(a.from), *to = snapshot->FindNode(a.to); from && to) {
+  if (const auto* from = snapshot.FindNode(a.from), *to = snapshot.FindNode(a.to); from && to) {
     request = RequestJson(a, from->id, to->id);
   }
-  std::string run_id;
-  std::string abandon_id;
+  RunDecision d;
   if (const auto* run = open_before.LastUnfinishedRun()) {
     const bool same = !request.is_null() && run->request == request;
     if (same && !a.new_run) {
-      run_id = run->id;
+      d.resume_id = run->id;
       std::printf(
           "Resuming run %s (%s): the same command continues an unfinished run (--new-run "
           "starts a new one instead)\n",
           run->id.c_str(), RunEnding(*run).c_str());
     } else {
-      abandon_id = run->id;
+      d.abandon_id = run->id;
       std::printf(
           "Abandoning unfinished run %s (%s; %s): its open batches are converged first, then "
           "a new run starts\n",
@@ -804,131 +790,113 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     }
   }
   std::fflush(stdout);
+  return d;
+}
 
-  // Named in the migration lease, so a refused agent learns which run holds it.
-  const std::string new_run_id = RunId();
-  EngineOptions engine_options = MakeEngineOptions(a, *c);
-  engine_options.lease.run = run_id.empty() ? new_run_id : run_id;
-  Engine engine(*c->pool, clock, std::move(engine_options), progress);
-
-  // 2. Whatever an earlier run left open is converged first.
-  if (!open_before.OpenBatches().empty()) {
-    std::printf("Recovering unfinished batches from journal %s ...\n", a.journal.c_str());
-    auto rec = engine.Recover();
-    if (!rec) {
-      Err(rec.error().message);
-      return kExitError;
-    }
-    for (const auto& m : rec->messages) std::printf("recovery: %s\n", m.c_str());
-    std::fflush(stdout);
-    // Preflight would refuse a recovered slot that only some views give its owner yet.
-    std::vector<int> recovered;
-    for (const JournalBatch* b : open_before.OpenBatches()) {
-      recovered.insert(recovered.end(), b->slots.begin(), b->slots.end());
-    }
-    snapshot = SnapshotWhenOwnersAgree([&] { return TakeSnapshot(*c->pool, {c->seed}); }, recovered,
-                                       std::chrono::seconds(30),
-                                       [](auto pause) {
-                                         std::this_thread::sleep_for(pause);
-                                         return true;
-                                       });
-    if (!snapshot) {
-      Err(snapshot.error().message);
-      return kExitError;
-    }
+// Converges whatever an earlier run left open, then sees the cluster again once every view
+// gives the recovered slots their owner (preflight would refuse them before).
+cluster::Result<void> RecoverOpenBatches(const ReshardArgs& a, const JournalState& open_before,
+                                         Engine& engine, ReshardStart& start) {
+  std::printf("Recovering unfinished batches from journal %s ...\n", a.journal.c_str());
+  auto rec = engine.Recover();
+  if (!rec) return tl::unexpected(rec.error());
+  for (const auto& m : rec->messages) std::printf("recovery: %s\n", m.c_str());
+  std::fflush(stdout);
+  std::vector<int> recovered;
+  for (const JournalBatch* b : open_before.OpenBatches()) {
+    recovered.insert(recovered.end(), b->slots.begin(), b->slots.end());
   }
+  const Connected& c = start.c;
+  auto snapshot = SnapshotWhenOwnersAgree([&] { return TakeSnapshot(*c.pool, {c.seed}); },
+                                          recovered, std::chrono::seconds(30),
+                                          [](auto pause) {
+                                            std::this_thread::sleep_for(pause);
+                                            return true;
+                                          });
+  if (!snapshot) return tl::unexpected(snapshot.error());
+  start.snapshot = std::move(*snapshot);
+  return {};
+}
 
-  // 3. The batches of the resumed run not yet done, else a new plan.
-  const auto* from = snapshot->FindNode(a.from);
-  const auto* to = snapshot->FindNode(a.to);
-  auto records = Journal::Read(a.journal);
-  if (!records) {
-    Err(records.error().message);
-    return kExitError;
-  }
-  JournalState jstate = ReplayJournal(*records);
+// The batches a run still has to move.
+struct RunWork {
   std::vector<Batch> todo;
   int total_slots = 0;
-  if (!abandon_id.empty()) {
-    if (auto j = engine.JournalAppend(
-            {{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
-        !j) {
-      Err("cannot journal that run " + abandon_id +
-          " is abandoned, so no new run starts: " + j.error().message);
-      return kExitError;
-    }
-  }
-  if (a.recover_only) {
-    std::printf("Journal %s: nothing left open\n", a.journal.c_str());
-    std::fflush(stdout);
-    return kExitOk;
-  }
-  if (!run_id.empty()) {
-    int done_slots = 0;
-    for (const auto& run : jstate.runs) {
-      if (run.id != run_id) continue;
-      for (const auto& [id, slots] : run.batches) {
-        const auto* b = jstate.FindBatch(id);
-        if (b && b->end && *b->end == BatchState::kDone) {
-          done_slots += static_cast<int>(slots.size());
-          continue;
-        }
-        todo.push_back(Batch{id, run.from, run.to, slots, std::nullopt});
-        total_slots += static_cast<int>(slots.size());
-      }
-    }
-    std::printf("Run %s: %zu batch(es), %d slots left (%d moved before)\n", run_id.c_str(),
-                todo.size(), total_slots, done_slots);
-  } else {
-    run_id = new_run_id;
-    const auto plan_started = std::chrono::steady_clock::now();
-    auto planned = MakePlan(a, *c->pool, *snapshot, limits, run_id + "-b");
-    spdlog::debug("planned in {:.1f} ms", std::chrono::duration<double, std::milli>(
-                                              std::chrono::steady_clock::now() - plan_started)
-                                              .count());
-    if (!planned) {
-      Err(planned.error().message);
-      return kExitError;
-    }
-    if (planned->resolved.needs_approval && !a.yes) {
-      Err("the plan moves " + std::to_string(planned->resolved.total_slots) +
-          " slots, over the runbook's " + std::to_string(limits.approval_threshold_slots) +
-          "-slot limit without approval: review it with `slotguard-agent plan` and rerun with "
-          "--yes to approve. Nothing was changed.");
-      return kExitError;
-    }
-    nlohmann::json batches = nlohmann::json::array();
-    for (const auto& b : planned->reshard.plan.batches) {
-      batches.push_back({{"id", b.id}, {"slots", b.slots}});
-    }
-    if (auto j = engine.JournalAppend({{"type", "run"},
-                                       {"run", run_id},
-                                       {"from", from->id},
-                                       {"to", to->id},
-                                       {"request", RequestJson(a, from->id, to->id)},
-                                       {"batches", batches}});
-        !j) {
-      Err("cannot journal the new run, so nothing was moved: " + j.error().message);
-      return kExitError;
-    }
-    todo = planned->reshard.plan.batches;
-    total_slots = planned->reshard.plan.TotalSlots();
-    std::printf("Moving %d slots from %s to %s in %zu batch(es) (run %s, journal %s)\n",
-                total_slots, planned->from_name.c_str(), planned->to_name.c_str(), todo.size(),
-                run_id.c_str(), a.journal.c_str());
-  }
-  std::fflush(stdout);
+};
 
-  progress.SetTotal(total_slots);
-  std::vector<PairMove> pairs;
-  if (!todo.empty()) pairs.push_back({todo.front().from, todo.front().to, todo, &engine});
-  const RunTally tally = RunPairs(pairs, RunnerOptions{}, progress, total_slots);
+// The batches of the resumed run not yet done.
+RunWork ResumedRunWork(const JournalState& jstate, const std::string& run_id) {
+  RunWork w;
+  int done_slots = 0;
+  for (const auto& run : jstate.runs) {
+    if (run.id != run_id) continue;
+    for (const auto& [id, slots] : run.batches) {
+      const auto* b = jstate.FindBatch(id);
+      if (b && b->end && *b->end == BatchState::kDone) {
+        done_slots += static_cast<int>(slots.size());
+        continue;
+      }
+      w.todo.push_back(Batch{id, run.from, run.to, slots, std::nullopt});
+      w.total_slots += static_cast<int>(slots.size());
+    }
+  }
+  std::printf("Run %s: %zu batch(es), %d slots left (%d moved before)\n", run_id.c_str(),
+              w.todo.size(), w.total_slots, done_slots);
+  return w;
+}
+
+// A new plan, approved and journaled as run `run_id`; the error is the whole message.
+cluster::Result<RunWork> NewRunWork(const ReshardArgs& a, const ReshardStart& start,
+                                    const Limits& limits, Engine& engine,
+                                    const std::string& run_id) {
+  const auto* from = start.snapshot.FindNode(a.from);
+  const auto* to = start.snapshot.FindNode(a.to);
+  const auto plan_started = std::chrono::steady_clock::now();
+  auto planned = MakePlan(a, *start.c.pool, start.snapshot, limits, run_id + "-b");
+  spdlog::debug("planned in {:.1f} ms", std::chrono::duration<double, std::milli>(
+                                            std::chrono::steady_clock::now() - plan_started)
+                                            .count());
+  if (!planned) return tl::unexpected(planned.error());
+  if (planned->resolved.needs_approval && !a.yes) {
+    return cluster::MakeError(
+        "the plan moves " + std::to_string(planned->resolved.total_slots) +
+        " slots, over the runbook's " + std::to_string(limits.approval_threshold_slots) +
+        "-slot limit without approval: review it with `slotguard-agent plan` and rerun with "
+        "--yes to approve. Nothing was changed.");
+  }
+  nlohmann::json batches = nlohmann::json::array();
+  for (const auto& b : planned->reshard.plan.batches) {
+    batches.push_back({{"id", b.id}, {"slots", b.slots}});
+  }
+  if (auto j = engine.JournalAppend({{"type", "run"},
+                                     {"run", run_id},
+                                     {"from", from->id},
+                                     {"to", to->id},
+                                     {"request", RequestJson(a, from->id, to->id)},
+                                     {"batches", batches}});
+      !j) {
+    return cluster::MakeError("cannot journal the new run, so nothing was moved: " +
+                              j.error().message);
+  }
+  RunWork w;
+  w.todo = planned->reshard.plan.batches;
+  w.total_slots = planned->reshard.plan.TotalSlots();
+  std::printf("Moving %d slots from %s to %s in %zu batch(es) (run %s, journal %s)\n",
+              w.total_slots, planned->from_name.c_str(), planned->to_name.c_str(), w.todo.size(),
+              run_id.c_str(), a.journal.c_str());
+  return w;
+}
+
+// Journals how run `run_id` ended and says so; the exit code.
+int EndReshardRun(const ReshardArgs& a, const RunTally& tally, Engine& engine,
+                  const std::string& run_id) {
   if (tally.not_started) {
     Err(*tally.not_started +
         " (nothing of this batch was changed; rerun the same command with the same --journal "
         "to resume)");
     return kExitError;  // left open on purpose: the same command resumes from this batch
   }
+  const int total_slots = tally.total_slots;
   const int moved_slots = tally.moved_slots;
   const int64_t moved_keys = tally.moved_keys;
   const int exit = tally.exit;
@@ -977,6 +945,94 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   }
   std::fflush(stdout);
   return exit;
+}
+
+int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
+  SetupLogging();
+  Limits limits;
+  auto start = StartReshard(a, limits);
+  if (!start) {
+    Err(start.error().message);
+    return kExitError;
+  }
+  if (!execute || a.dry_run) return PrintPlanOnly(a, *start, limits);
+
+  // A daemon's journal dir is the daemon's even while it is idle (its engine opens the journal
+  // only for a batch): held for the whole run, so no daemon starts on it meanwhile either.
+  auto daemon_dir = LockDaemonDir(a.journal);
+  if (!daemon_dir) {
+    Err(daemon_dir.error().message);
+    return kExitError;
+  }
+
+  RealClock clock;
+  ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
+
+  // 1. What this command does with the journal's runs, said before anything moves.
+  auto before = Journal::Read(a.journal);
+  if (!before) {
+    Err(before.error().message);
+    return kExitError;
+  }
+  const JournalState open_before = ReplayJournal(*before);
+  const RunDecision decision = DecideRuns(a, open_before, start->snapshot);
+
+  // Named in the migration lease, so a refused agent learns which run holds it.
+  const std::string new_run_id = RunId();
+  EngineOptions engine_options = MakeEngineOptions(a, start->c);
+  engine_options.lease.run = decision.resume_id.empty() ? new_run_id : decision.resume_id;
+  Engine engine(*start->c.pool, clock, std::move(engine_options), progress);
+
+  // 2. Whatever an earlier run left open is converged first.
+  if (!open_before.OpenBatches().empty()) {
+    if (auto r = RecoverOpenBatches(a, open_before, engine, *start); !r) {
+      Err(r.error().message);
+      return kExitError;
+    }
+  }
+
+  // 3. The batches of the resumed run not yet done, else a new plan.
+  auto records = Journal::Read(a.journal);
+  if (!records) {
+    Err(records.error().message);
+    return kExitError;
+  }
+  if (const std::string& abandon_id = decision.abandon_id; !abandon_id.empty()) {
+    if (auto j = engine.JournalAppend(
+            {{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
+        !j) {
+      Err("cannot journal that run " + abandon_id +
+          " is abandoned, so no new run starts: " + j.error().message);
+      return kExitError;
+    }
+  }
+  if (a.recover_only) {
+    std::printf("Journal %s: nothing left open\n", a.journal.c_str());
+    std::fflush(stdout);
+    return kExitOk;
+  }
+  const std::string run_id = decision.resume_id.empty() ? new_run_id : decision.resume_id;
+  RunWork work;
+  if (!decision.resume_id.empty()) {
+    work = ResumedRunWork(ReplayJournal(*records), run_id);
+  } else {
+    auto planned = NewRunWork(a, *start, limits, engine, run_id);
+    if (!planned) {
+      Err(planned.error().message);
+      return kExitError;
+    }
+    work = std::move(*planned);
+  }
+  std::fflush(stdout);
+
+  // 4. The batches, through the runner; then how the run ended.
+  progress.SetTotal(work.total_slots);
+  std::vector<PairMove> pairs;
+  if (!work.todo.empty()) {
+    pairs.push_back({work.todo.front().from, work.todo.front().to, work.todo, &engine});
+  }
+  const RunTally tally = RunPairs(pairs, RunnerOptions{}, progress, work.total_slots);
+  return EndReshardRun(a, tally, engine, run_id);
 }
 
 // ---- rebalance / drain ----
@@ -1168,71 +1224,71 @@ int RunRebalancePlan(const RebalanceArgs& r, const Connected& c, const Plan& pla
   return tally.not_started ? kExitError : tally.exit;
 }
 
-int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
-  SetupLogging();
-  Limits limits;
-  ReshardArgs base = r.engine;
-  base.slots = 1;  // checked per pair when it runs; here only the shared settings
-  if (auto v = ValidateArgs(base, limits); !v) {
-    Err(v.error().message);
-    return kExitError;
-  }
+// The shared settings of a rebalance or drain checked; the measure it balances by.
+cluster::Result<BalanceMeasure> ValidateRebalance(const RebalanceArgs& r, const ReshardArgs& base,
+                                                  const Limits& limits) {
+  if (auto v = ValidateArgs(base, limits); !v) return tl::unexpected(v.error());
   auto by = ParseBalanceMeasure(r.by);
-  if (!by) {
-    Err(by.error().message);
+  if (!by) return tl::unexpected(by.error());
+  if (!(r.threshold_pct >= 0)) return cluster::MakeError("--threshold must be >= 0 (percent)");
+  return *by;
+}
+
+// Whatever the journal has open is converged before the cluster is measured: a plan made
+// around open slots would name slots their recovery moves. The exit code; kExitOk to go on.
+int RecoverBeforeRebalance(const ReshardArgs& base) {
+  auto records = Journal::Read(base.journal);
+  if (!records) {
+    Err(records.error().message);
     return kExitError;
   }
-  if (!(r.threshold_pct >= 0)) {
-    Err("--threshold must be >= 0 (percent)");
-    return kExitError;
-  }
-  const bool execute = !r.engine.dry_run && r.output.empty();
-  // Whatever the journal has open is converged before the cluster is measured: a plan made
-  // around open slots would name slots their recovery moves.
-  if (execute) {
-    auto records = Journal::Read(base.journal);
-    if (!records) {
-      Err(records.error().message);
-      return kExitError;
-    }
-    if (!ReplayJournal(*records).OpenBatches().empty()) {
-      ReshardArgs recover = base;
-      recover.recover_only = true;
-      if (int rc = RunPlanOrReshard(recover, true); rc != kExitOk) return rc;
-    }
-  }
+  if (ReplayJournal(*records).OpenBatches().empty()) return kExitOk;
+  ReshardArgs recover = base;
+  recover.recover_only = true;
+  return RunPlanOrReshard(recover, true);
+}
+
+// The cluster connected and seen, refused unless it is settled.
+cluster::Result<ReshardStart> ConnectSettled(const ReshardArgs& base) {
   auto c = Connect(base.common, std::chrono::milliseconds(base.timeout_ms + 3000));
-  if (!c) {
-    Err(c.error().message);
-    return kExitError;
-  }
+  if (!c) return tl::unexpected(c.error());
   auto s = TakeSnapshot(*c->pool, {c->seed});
-  if (!s) {
-    Err(s.error().message);
-    return kExitError;
-  }
+  if (!s) return tl::unexpected(s.error());
   if (auto problems = AssessHealth(*s); !problems.empty()) {
-    Err("the cluster is not settled: " + problems.front().text +
+    return cluster::MakeError(
+        "the cluster is not settled: " + problems.front().text +
         (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) + " more)" : "") +
         "; see `slotguard-agent check`. Nothing was changed.");
-    return kExitError;
   }
+  return ReshardStart{std::move(*c), std::move(*s)};
+}
+
+// The masters with their weights (--weight, 0 for the drained one), and what the run is.
+struct BalanceInput {
   std::vector<MasterShare> masters;
-  for (const auto* n : s->Masters()) {
+  std::string what;  // "rebalance by ..." / "drain of ... by ..."
+};
+
+MasterShare* FindMaster(std::vector<MasterShare>& masters, const ClusterSnapshot& s,
+                        const std::string& node) {
+  const auto* n = s.FindNode(node);
+  if (!n) return nullptr;
+  for (auto& m : masters) {
+    if (m.id == n->id) return &m;
+  }
+  return nullptr;
+}
+
+cluster::Result<BalanceInput> BalanceMasters(const RebalanceArgs& r, const ClusterSnapshot& s,
+                                             BalanceMeasure by, const std::string& drain_address) {
+  BalanceInput in;
+  for (const auto* n : s.Masters()) {
     MasterShare m{n->id, n->endpoint.ToString(), {}};
     for (const auto& range : n->slots) {
       for (int slot = range.first; slot <= range.last; ++slot) m.slots.push_back(slot);
     }
-    masters.push_back(std::move(m));
+    in.masters.push_back(std::move(m));
   }
-  auto find_master = [&](const std::string& node) -> MasterShare* {
-    const auto* n = s->FindNode(node);
-    if (!n) return nullptr;
-    for (auto& m : masters) {
-      if (m.id == n->id) return &m;
-    }
-    return nullptr;
-  };
   for (const auto& w : r.weights) {
     const auto eq = w.rfind('=');
     double weight = -1;
@@ -1244,125 +1300,143 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
       weight = -1;
     }
     if (!(weight >= 0)) {
-      Err("--weight " + w + ": expected NODE=W with W a number >= 0 (0 empties the node)");
-      return kExitError;
+      return cluster::MakeError("--weight " + w +
+                                ": expected NODE=W with W a number >= 0 (0 empties the node)");
     }
-    auto* m = find_master(w.substr(0, eq));
+    auto* m = FindMaster(in.masters, s, w.substr(0, eq));
     if (!m) {
-      Err("--weight " + w + ": " + w.substr(0, eq) +
+      return cluster::MakeError(
+          "--weight " + w + ": " + w.substr(0, eq) +
           " is not a master of this cluster (give a node id or host:port as CLUSTER NODES "
           "shows it)");
-      return kExitError;
     }
     m->weight = weight;
   }
-  std::string what = std::string("rebalance by ") + BalanceMeasureName(*by);
+  in.what = std::string("rebalance by ") + BalanceMeasureName(by);
   if (!drain_address.empty()) {
-    auto* m = find_master(drain_address);
-    if (!m) {
-      Err("drain " + drain_address + ": not a master of this cluster");
-      return kExitError;
-    }
+    auto* m = FindMaster(in.masters, s, drain_address);
+    if (!m) return cluster::MakeError("drain " + drain_address + ": not a master of this cluster");
     m->weight = 0;
-    what = "drain of " + m->name + " by " + BalanceMeasureName(*by);
+    in.what = "drain of " + m->name + " by " + BalanceMeasureName(by);
   }
+  return in;
+}
 
-  // Keys and sampled bytes per slot: the measure for --by keys|memory, and for every plan the
-  // MIGRATE sizing and the hot-slot rule of the slots that move.
+// Keys and sampled bytes per slot: the measure for --by keys|memory, and for every plan the
+// MIGRATE sizing and the hot-slot rule of the slots that move.
+struct SlotMeasures {
   std::map<int, SlotLoad> loads;
   std::map<std::string, int64_t> used_memory;
-  auto measure = [&](const MasterShare& m, const std::vector<int>& slots) -> cluster::Result<void> {
-    const auto* n = s->FindById(m.id);
-    auto& conn = c->pool->Get(n->endpoint);
-    auto l = MeasureSlotLoads(conn, slots);
-    if (!l) return tl::unexpected(l.error());
-    loads.insert(l->begin(), l->end());
-    auto used = UsedMemory(conn);
-    if (!used) return tl::unexpected(used.error());
-    used_memory[m.id] = *used;
-    return {};
-  };
-  if (*by != BalanceMeasure::kSlots) {
-    for (const auto& m : masters) {
+};
+
+// Measures `slots` of master `m`; the error names the master.
+cluster::Result<void> MeasureMaster(const ReshardStart& start, const MasterShare& m,
+                                    const std::vector<int>& slots, SlotMeasures& out) {
+  const auto* n = start.snapshot.FindById(m.id);
+  auto& conn = start.c.pool->Get(n->endpoint);
+  auto l = MeasureSlotLoads(conn, slots);
+  if (!l) return cluster::MakeError(m.name + ": " + l.error().message);
+  out.loads.insert(l->begin(), l->end());
+  auto used = UsedMemory(conn);
+  if (!used) return cluster::MakeError(m.name + ": " + used.error().message);
+  out.used_memory[m.id] = *used;
+  return {};
+}
+
+// Plans the balance and prints each master's share; for --by slots the slots that move are
+// measured afterwards.
+cluster::Result<std::optional<Plan>> PlanBalance(const RebalanceArgs& r, const ReshardStart& start,
+                                                 BalanceMeasure by, const BalanceInput& in,
+                                                 SlotMeasures& measures) {
+  if (by != BalanceMeasure::kSlots) {
+    for (const auto& m : in.masters) {
       if (m.slots.empty()) continue;
-      if (auto e = measure(m, m.slots); !e) {
-        Err(m.name + ": " + e.error().message);
-        return kExitError;
-      }
+      if (auto e = MeasureMaster(start, m, m.slots, measures); !e) return tl::unexpected(e.error());
     }
   }
   RebalanceOptions options;
-  options.by = *by;
+  options.by = by;
   options.use_empty_masters = r.use_empty_masters;
   options.threshold_pct = r.threshold_pct;
-  options.batch_slots = base.batch_slots;
+  options.batch_slots = r.engine.batch_slots;
   options.id_prefix = RunId() + "-rb";
-  auto planned = PlanRebalance(masters, loads, options);
-  if (!planned) {
-    Err(planned.error().message);
-    return kExitError;
-  }
-  std::printf("%s, threshold %.1f%%:\n", what.c_str(), r.threshold_pct);
+  auto planned = PlanRebalance(in.masters, measures.loads, options);
+  if (!planned) return tl::unexpected(planned.error());
+  std::printf("%s, threshold %.1f%%:\n", in.what.c_str(), r.threshold_pct);
   std::printf("%-22s %7s %14s %14s %14s\n", "master", "weight", "now", "share", "after plan");
   for (const auto& b : planned->masters) {
     std::printf("%-22s %7.2f %14s %14s %14s%s\n", b.name.c_str(), b.weight,
-                InMeasure(*by, b.before).c_str(),
-                b.taking_part ? InMeasure(*by, b.share).c_str() : "-",
-                InMeasure(*by, b.after).c_str(), b.taking_part ? "" : "  (not taking part)");
+                InMeasure(by, b.before).c_str(),
+                b.taking_part ? InMeasure(by, b.share).c_str() : "-",
+                InMeasure(by, b.after).c_str(), b.taking_part ? "" : "  (not taking part)");
   }
   if (planned->within_threshold) {
     std::printf("Every master is within %.1f%% of its share (worst %.1f%%): nothing to move.\n",
                 r.threshold_pct, planned->worst_deviation_pct);
-    return kExitOk;
+    return std::optional<Plan>();
   }
-  if (*by == BalanceMeasure::kSlots) {
+  if (by == BalanceMeasure::kSlots) {
     std::map<std::string, std::vector<int>> giving;
     for (const auto& b : planned->plan.batches) {
       giving[b.from].insert(giving[b.from].end(), b.slots.begin(), b.slots.end());
     }
-    for (const auto& m : masters) {
+    for (const auto& m : in.masters) {
       if (!giving.count(m.id)) continue;
-      if (auto e = measure(m, giving[m.id]); !e) {
-        Err(m.name + ": " + e.error().message);
-        return kExitError;
+      if (auto e = MeasureMaster(start, m, giving[m.id], measures); !e) {
+        return tl::unexpected(e.error());
       }
     }
     for (auto& b : planned->plan.batches) {
-      for (int slot : b.slots) b.loads[slot] = loads[slot];
+      for (int slot : b.slots) b.loads[slot] = measures.loads[slot];
     }
   }
-  // The runbook's hot-slot rule, per source: a slot over its share of the source's memory
-  // goes alone (the reshard of each pair applies the same rule when it runs).
+  return std::optional<Plan>(std::move(planned->plan));
+}
+
+// The runbook's hot-slot rule, per source: a slot over its share of the source's memory goes
+// alone (the reshard of each pair applies the same rule when it runs). The batches printed.
+Plan SplitAndPrintBatches(const Plan& planned, const std::vector<MasterShare>& masters,
+                          const SlotMeasures& measures, const ClusterSnapshot& s,
+                          const Limits& limits) {
   std::vector<int> hot;
-  for (const auto& [id, used] : used_memory) {
+  for (const auto& [id, used] : measures.used_memory) {
     std::map<int, SlotLoad> own;
     for (const auto& m : masters) {
       if (m.id != id) continue;
       for (int slot : m.slots) {
-        if (auto it = loads.find(slot); it != loads.end()) own[slot] = it->second;
+        if (auto it = measures.loads.find(slot); it != measures.loads.end()) {
+          own[slot] = it->second;
+        }
       }
     }
     for (int slot : HotSlots(own, used, limits)) hot.push_back(slot);
   }
-  Plan plan = SplitHotSlots(planned->plan, hot).plan;
+  Plan plan = SplitHotSlots(planned, hot).plan;
   std::printf("%-30s %-22s %-22s %6s  %s\n", "batch", "from", "to", "slots", "ranges");
   for (const auto& b : plan.batches) {
     std::string ranges = RangesOf(b.slots);
     if (ranges.size() > 30) ranges = ranges.substr(0, 27) + "...";
     std::printf("%-30s %-22s %-22s %6zu  %s\n", b.id.c_str(),
-                s->FindById(b.from)->endpoint.ToString().c_str(),
-                s->FindById(b.to)->endpoint.ToString().c_str(), b.slots.size(), ranges.c_str());
+                s.FindById(b.from)->endpoint.ToString().c_str(),
+                s.FindById(b.to)->endpoint.ToString().c_str(), b.slots.size(), ranges.c_str());
   }
-  const int total = plan.TotalSlots();
-  std::printf("Total: %d slots in %zu batch(es)%s\n", total, plan.batches.size(),
+  std::printf("Total: %d slots in %zu batch(es)%s\n", plan.TotalSlots(), plan.batches.size(),
               hot.empty() ? "" : (", hot slots alone: " + RangesOf(hot)).c_str());
   std::fflush(stdout);
+  return plan;
+}
+
+// --output, --dry-run, or a plan over the approval limit without --yes: the exit code of a
+// rebalance that stops before moving; none when it runs.
+std::optional<int> StopBeforeMoving(const RebalanceArgs& r, const Plan& plan,
+                                    const ClusterSnapshot& s, const std::string& what,
+                                    const Limits& limits) {
+  const int total = plan.TotalSlots();
   if (!r.output.empty()) {
-    const std::string header = "slotguard-agent " + what + ": " +
-                               std::to_string(plan.TotalSlots()) + " slots in " +
-                               std::to_string(plan.batches.size()) +
+    const std::string header = "slotguard-agent " + what + ": " + std::to_string(total) +
+                               " slots in " + std::to_string(plan.batches.size()) +
                                " batch(es). Run it: slotguard-agent enqueue " + r.output;
-    if (auto w = WritePlanFile(r.output, plan, *s, header); !w) {
+    if (auto w = WritePlanFile(r.output, plan, s, header); !w) {
       Err(w.error().message);
       return kExitError;
     }
@@ -1382,32 +1456,69 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
         "approve. Nothing was changed.");
     return kExitError;
   }
-  if (int rc = RunRebalancePlan(r, *c, plan); rc != kExitOk) return rc;
-  if (!drain_address.empty()) {
-    auto after = TakeSnapshot(*c->pool, {c->seed});
-    const auto* n = after ? after->FindNode(drain_address) : nullptr;
-    if (n) {
-      size_t owned = 0;
-      for (const auto& range : n->slots) owned += range.last - range.first + 1;
-      if (n->flags.replica) {
-        // Redis (cluster-allow-replica-migration, the default) turns a master that gave away
-        // its last slot into a replica of the node that took it.
-        const auto* m = after->FindById(n->master_id);
-        std::printf(
-            "Drained %s: owns %zu slots; the server made it a replica of %s (a master "
-            "left without slots follows the node that took its last one)\n",
-            n->endpoint.ToString().c_str(), owned,
-            m ? m->endpoint.ToString().c_str() : n->master_id.c_str());
-      } else {
-        auto keys = c->pool->Get(n->endpoint).Command({"DBSIZE"});
-        std::printf("Drained %s: owns %zu slots, holds %lld keys\n", n->endpoint.ToString().c_str(),
-                    owned,
-                    keys && keys->type == cluster::Reply::Type::kInteger
-                        ? static_cast<long long>(keys->integer)
-                        : -1LL);
-      }
-    }
+  return std::nullopt;
+}
+
+// Where the drained master stands after the run.
+void PrintDrained(const Connected& c, const std::string& drain_address) {
+  auto after = TakeSnapshot(*c.pool, {c.seed});
+  const auto* n = after ? after->FindNode(drain_address) : nullptr;
+  if (!n) return;
+  size_t owned = 0;
+  for (const auto& range : n->slots) owned += range.last - range.first + 1;
+  if (n->flags.replica) {
+    // Redis (cluster-allow-replica-migration, the default) turns a master that gave away
+    // its last slot into a replica of the node that took it.
+    const auto* m = after->FindById(n->master_id);
+    std::printf(
+        "Drained %s: owns %zu slots; the server made it a replica of %s (a master "
+        "left without slots follows the node that took its last one)\n",
+        n->endpoint.ToString().c_str(), owned,
+        m ? m->endpoint.ToString().c_str() : n->master_id.c_str());
+    return;
   }
+  auto keys = c.pool->Get(n->endpoint).Command({"DBSIZE"});
+  std::printf(
+      "Drained %s: owns %zu slots, holds %lld keys\n", n->endpoint.ToString().c_str(), owned,
+      keys && keys->type == cluster::Reply::Type::kInteger ? static_cast<long long>(keys->integer)
+                                                           : -1LL);
+}
+
+int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
+  SetupLogging();
+  Limits limits;
+  ReshardArgs base = r.engine;
+  base.slots = 1;  // checked per pair when it runs; here only the shared settings
+  auto by = ValidateRebalance(r, base, limits);
+  if (!by) {
+    Err(by.error().message);
+    return kExitError;
+  }
+  const bool execute = !r.engine.dry_run && r.output.empty();
+  if (execute) {
+    if (int rc = RecoverBeforeRebalance(base); rc != kExitOk) return rc;
+  }
+  auto start = ConnectSettled(base);
+  if (!start) {
+    Err(start.error().message);
+    return kExitError;
+  }
+  auto in = BalanceMasters(r, start->snapshot, *by, drain_address);
+  if (!in) {
+    Err(in.error().message);
+    return kExitError;
+  }
+  SlotMeasures measures;
+  auto planned = PlanBalance(r, *start, *by, *in, measures);
+  if (!planned) {
+    Err(planned.error().message);
+    return kExitError;
+  }
+  if (!*planned) return kExitOk;  // nothing to move
+  const Plan plan = SplitAndPrintBatches(**planned, in->masters, measures, start->snapshot, limits);
+  if (auto stop = StopBeforeMoving(r, plan, start->snapshot, in->what, limits)) return *stop;
+  if (int rc = RunRebalancePlan(r, start->c, plan); rc != kExitOk) return rc;
+  if (!drain_address.empty()) PrintDrained(start->c, drain_address);
   std::printf("Rebalance done.\n");
   return kExitOk;
 }
@@ -1420,6 +1531,89 @@ struct ForgetArgs {
   std::string min_age = "24h";
   bool dry_run = false;
 };
+
+// What forget judges the node by (see ForgetRefusals), but --min-age; the error is the whole
+// message.
+cluster::Result<ForgetFacts> FactsToForget(const ForgetArgs& a, const Connected& c,
+                                           const ClusterSnapshot& s, const cluster::NodeEntry& n) {
+  ForgetFacts f;
+  f.node = n.endpoint.ToString() + " (" + n.id + ")";
+  f.master = n.flags.master;
+  for (const auto& range : n.slots) f.owned_slots += range.last - range.first + 1;
+  for (const auto& other : s.nodes) {
+    if (other.master_id == n.id) ++f.followers;
+  }
+  auto& conn = c.pool->Get(n.endpoint);
+  auto keys = conn.Command({"DBSIZE"});
+  auto clients = conn.Command({"CLIENT", "LIST"});
+  auto own = conn.Command({"CLIENT", "ID"});
+  for (const auto* r : {&keys, &clients, &own}) {
+    if (!*r || (*r)->IsError()) {
+      return cluster::MakeError(f.node + ": " + (*r ? (*r)->str : r->error().message));
+    }
+  }
+  f.keys = keys->integer;
+  f.clients = ParseClientList(clients->str);
+  f.own_client_id = own->integer;
+  f.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  if (auto records = Journal::Read(a.journal)) {
+    for (const auto& run : ReplayJournal(*records).runs) {
+      if (run.from == n.id && run.end && *run.end == "done") {
+        f.drained_at_ms = std::max(f.drained_at_ms.value_or(0), run.end_ms);
+      }
+    }
+  }
+  return f;
+}
+
+// CLUSTER FORGET of `n` on every other node, CLUSTER RESET HARD on it, then waits until no
+// node lists it; the exit code.
+int ForgetEverywhere(const Connected& c, const cluster::NodeEntry& n, const std::string& node,
+                     const std::vector<const NodeReport*>& others) {
+  // Every node bans the forgotten id for 60 s, so gossip cannot bring it back while the rest
+  // forget it too; the reset below must come within that window.
+  std::vector<std::string> failed;
+  for (const auto* r : others) {
+    auto reply = c.pool->Get(r->endpoint).Command({"CLUSTER", "FORGET", n.id});
+    if (!reply || !reply->IsOk()) {
+      failed.push_back(r->endpoint.ToString() + ": " +
+                       (reply ? reply->str : reply.error().message));
+    }
+  }
+  if (!failed.empty()) {
+    for (const auto& w : failed) Err("CLUSTER FORGET on " + w);
+    Err("some nodes still know " + node +
+        "; within 60 s the others may learn it again by gossip: rerun forget");
+    return kExitError;
+  }
+  auto& conn = c.pool->Get(n.endpoint);
+  if (auto reset = conn.Command({"CLUSTER", "RESET", "HARD"}); !reset || !reset->IsOk()) {
+    Err("CLUSTER RESET HARD on " + node + ": " + (reset ? reset->str : reset.error().message) +
+        " (the others forgot it; reset it by hand before the 60-s ban ends, or it rejoins)");
+    return kExitError;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    bool gone = true;
+    for (const auto* r : others) {
+      auto view = c.pool->Get(r->endpoint).Command({"CLUSTER", "NODES"});
+      gone = gone && view && view->str.find(n.id) == std::string::npos;
+    }
+    if (gone) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      Err("a node still lists " + node + " 10 s after CLUSTER FORGET");
+      return kExitError;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::printf(
+      "Forgot %s: no node of the cluster knows it; it was reset and can be shut down "
+      "or added again as a new node.\n",
+      node.c_str());
+  return kExitOk;
+}
 
 int RunForget(const ForgetArgs& a) {
   SetupLogging();
@@ -1443,38 +1637,13 @@ int RunForget(const ForgetArgs& a) {
     Err(c->seed.ToString() + " is not a node of the cluster it answers for");
     return kExitError;
   }
-  ForgetFacts f;
-  f.node = n->endpoint.ToString() + " (" + n->id + ")";
-  f.master = n->flags.master;
-  for (const auto& range : n->slots) f.owned_slots += range.last - range.first + 1;
-  for (const auto& other : s->nodes) {
-    if (other.master_id == n->id) ++f.followers;
+  auto f = FactsToForget(a, *c, *s, *n);
+  if (!f) {
+    Err(f.error().message);
+    return kExitError;
   }
-  auto& conn = c->pool->Get(n->endpoint);
-  auto keys = conn.Command({"DBSIZE"});
-  auto clients = conn.Command({"CLIENT", "LIST"});
-  auto own = conn.Command({"CLIENT", "ID"});
-  for (const auto* r : {&keys, &clients, &own}) {
-    if (!*r || (*r)->IsError()) {
-      Err(f.node + ": " + (*r ? (*r)->str : r->error().message));
-      return kExitError;
-    }
-  }
-  f.keys = keys->integer;
-  f.clients = ParseClientList(clients->str);
-  f.own_client_id = own->integer;
-  f.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  f.min_age = *min_age;
-  if (auto records = Journal::Read(a.journal)) {
-    for (const auto& run : ReplayJournal(*records).runs) {
-      if (run.from == n->id && run.end && *run.end == "done") {
-        f.drained_at_ms = std::max(f.drained_at_ms.value_or(0), run.end_ms);
-      }
-    }
-  }
-  if (auto why = ForgetRefusals(f); !why.empty()) {
+  f->min_age = *min_age;
+  if (auto why = ForgetRefusals(*f); !why.empty()) {
     for (const auto& w : why) Err(w);
     std::fprintf(stderr, "Nothing was changed.\n");
     return kExitError;
@@ -1484,54 +1653,199 @@ int RunForget(const ForgetArgs& a) {
     if (!(r.endpoint == n->endpoint)) others.push_back(&r);
   }
   std::printf("Forgetting %s: CLUSTER FORGET on %zu node(s), then CLUSTER RESET HARD on it\n",
-              f.node.c_str(), others.size());
+              f->node.c_str(), others.size());
   if (a.dry_run) {
     std::printf("Dry run: nothing changed.\n");
     return kExitOk;
   }
-  // Every node bans the forgotten id for 60 s, so gossip cannot bring it back while the rest
-  // forget it too; the reset below must come within that window.
-  std::vector<std::string> failed;
-  for (const auto* r : others) {
-    auto reply = c->pool->Get(r->endpoint).Command({"CLUSTER", "FORGET", n->id});
-    if (!reply || !reply->IsOk()) {
-      failed.push_back(r->endpoint.ToString() + ": " +
-                       (reply ? reply->str : reply.error().message));
-    }
-  }
-  if (!failed.empty()) {
-    for (const auto& w : failed) Err("CLUSTER FORGET on " + w);
-    Err("some nodes still know " + f.node +
-        "; within 60 s the others may learn it again by gossip: rerun forget");
-    return kExitError;
-  }
-  if (auto reset = conn.Command({"CLUSTER", "RESET", "HARD"}); !reset || !reset->IsOk()) {
-    Err("CLUSTER RESET HARD on " + f.node + ": " + (reset ? reset->str : reset.error().message) +
-        " (the others forgot it; reset it by hand before the 60-s ban ends, or it rejoins)");
-    return kExitError;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    bool gone = true;
-    for (const auto* r : others) {
-      auto view = c->pool->Get(r->endpoint).Command({"CLUSTER", "NODES"});
-      gone = gone && view && view->str.find(n->id) == std::string::npos;
-    }
-    if (gone) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      Err("a node still lists " + f.node + " 10 s after CLUSTER FORGET");
-      return kExitError;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  std::printf(
-      "Forgot %s: no node of the cluster knows it; it was reset and can be shut down "
-      "or added again as a new node.\n",
-      f.node.c_str());
-  return kExitOk;
+  return ForgetEverywhere(*c, *n, f->node, others);
 }
 
 // ---- fix ----
+
+// What fix found to do, and how many problems it leaves to a human.
+struct FixWork {
+  // open slots per (source, target) as the masters' open states say
+  std::map<std::pair<std::string, std::string>, std::vector<int>> groups;
+  std::vector<int> assignable;                // no owner and no key anywhere
+  const cluster::NodeEntry* least = nullptr;  // the master with the fewest slots: takes them
+  int problems = 0;
+};
+
+// The open slots fix may converge, per (source, target); the others are said and counted.
+// `ends` gets every open slot's pair, contradictory ones included.
+void GroupOpenSlots(const ClusterSnapshot& s,
+                    std::map<int, std::pair<std::string, std::string>>& ends, FixWork& w) {
+  auto is_master = [&](const std::string& id) {
+    const auto* n = s.FindById(id);
+    return n && n->flags.master;
+  };
+  std::set<int> contradictory;
+  for (const auto& o : s.judgement.open_slots) {
+    if (!is_master(o.node_id)) continue;  // a replica's copy of its master's state (Valkey 8)
+    auto pair = o.direction == cluster::OpenDirection::kMigrating
+                    ? std::make_pair(o.node_id, o.peer_id)
+                    : std::make_pair(o.peer_id, o.node_id);
+    auto [it, fresh] = ends.emplace(o.slot, pair);
+    if (!fresh && it->second != pair) contradictory.insert(o.slot);
+  }
+  for (const auto& [slot, pair] : ends) {
+    if (contradictory.count(slot)) {
+      ++w.problems;
+      std::printf(
+          "slot %d: open towards different nodes on different masters: not touched; "
+          "decide by hand (CLUSTER NODES of each shows the [slot->-id] / [slot-<-id])\n",
+          slot);
+      continue;
+    }
+    if (!s.FindById(pair.first) || !s.FindById(pair.second)) {
+      ++w.problems;
+      std::printf("slot %d: open towards %s, which is not a node of this cluster: not touched\n",
+                  slot, (s.FindById(pair.first) ? pair.second : pair.first).c_str());
+      continue;
+    }
+    w.groups[pair].push_back(slot);
+  }
+}
+
+// Slots without an owner (and not open) that no node holds keys of; the others are said and
+// counted. False when the keys could not be counted (said on stderr).
+bool FindAssignable(const Connected& c, const ClusterSnapshot& s,
+                    const std::map<int, std::pair<std::string, std::string>>& ends, FixWork& w) {
+  std::vector<int> unowned;
+  for (int slot : s.judgement.uncovered_slots) {
+    if (!ends.count(slot)) unowned.push_back(slot);
+  }
+  std::map<int, std::vector<std::pair<cluster::Endpoint, int64_t>>> holders;
+  if (!unowned.empty()) {
+    auto stray = CountStrayKeys(*c.pool, s);
+    for (const auto& e : stray.errors) Err("counting keys: " + e);
+    if (!stray.errors.empty()) return false;
+    std::set<int> wanted(unowned.begin(), unowned.end());
+    for (const auto& h : stray.slots) {
+      if (wanted.count(h.slot)) holders[h.slot].push_back({h.node, h.keys});
+    }
+  }
+  for (int slot : unowned) {
+    if (!holders.count(slot)) {
+      w.assignable.push_back(slot);
+      continue;
+    }
+    ++w.problems;
+    std::string who;
+    for (const auto& [node, keys] : holders[slot]) {
+      who += (who.empty() ? "" : ", ") + node.ToString() + " " + std::to_string(keys) + " keys";
+    }
+    std::printf(
+        "slot %d: no owner, keys on %s: not assigned. Decide which copy is right, then "
+        "CLUSTER ADDSLOTS %d on that master (and CLUSTER DELSLOTS/keys elsewhere)\n",
+        slot, who.c_str(), slot);
+  }
+  return true;
+}
+
+// Finds what fix does and says it; none when the keys could not be counted.
+std::optional<FixWork> FindRepairs(const Connected& c, const ClusterSnapshot& s) {
+  FixWork w;
+  std::map<int, std::pair<std::string, std::string>> ends;
+  GroupOpenSlots(s, ends, w);
+  if (!FindAssignable(c, s, ends, w)) return std::nullopt;
+  // Unowned, keyless slots go to the master with the fewest slots.
+  size_t least_slots = 0;
+  for (const auto* m : s.Masters()) {
+    size_t owned = 0;
+    for (const auto& r : m->slots) owned += r.last - r.first + 1;
+    if (!w.least || owned < least_slots) {
+      w.least = m;
+      least_slots = owned;
+    }
+  }
+  for (const auto& [pair, slots] : w.groups) {
+    std::printf(
+        "slots %s: MIGRATING/IMPORTING left open between %s and %s: converge (every key "
+        "brought to the node that will own the slot before any node is made STABLE; "
+        "finished forward or moved back, whichever moves fewer keys)\n",
+        RangesOf(slots).c_str(), s.FindById(pair.first)->endpoint.ToString().c_str(),
+        s.FindById(pair.second)->endpoint.ToString().c_str());
+  }
+  if (!w.assignable.empty() && w.least) {
+    std::printf("slots %s: no owner and no key anywhere: CLUSTER ADDSLOTS on %s (fewest slots)\n",
+                RangesOf(w.assignable).c_str(), w.least->endpoint.ToString().c_str());
+  }
+  return w;
+}
+
+// Journals a batch per group of open slots (written ahead: recovery converges what the journal
+// says is open, now or after a kill); slots a killed fix left open are the journal's already.
+cluster::Result<void> JournalRepairs(const FixWork& w, const ClusterSnapshot& s,
+                                     const JournalState& before, Engine& engine) {
+  std::set<int> journaled;
+  for (const JournalBatch* b : before.OpenBatches()) {
+    journaled.insert(b->slots.begin(), b->slots.end());
+  }
+  int n = 0;
+  const std::string prefix = "fix-" + RunId() + "-";
+  for (const auto& [pair, all] : w.groups) {
+    std::vector<int> slots;
+    for (int slot : all) {
+      if (!journaled.count(slot)) slots.push_back(slot);
+    }
+    if (slots.empty()) continue;
+    const auto* src = s.FindById(pair.first);
+    const auto* dst = s.FindById(pair.second);
+    std::vector<std::string> src_replicas, dst_replicas;
+    for (const auto& node : s.nodes) {
+      if (node.master_id == src->id) src_replicas.push_back(node.id);
+      if (node.master_id == dst->id) dst_replicas.push_back(node.id);
+    }
+    if (auto j = engine.JournalAppend(BatchRecord(prefix + std::to_string(++n), src->id,
+                                                  src->endpoint, dst->id, dst->endpoint, slots,
+                                                  src_replicas, dst_replicas));
+        !j) {
+      return cluster::MakeError("cannot journal the repair, so nothing was changed: " +
+                                j.error().message);
+    }
+  }
+  return {};
+}
+
+// Converges every journaled batch and says how each ended: kExitError when one ended neither
+// done nor rolled back; the error when recovery could not run.
+cluster::Result<int> ConvergeRepairs(Engine& engine) {
+  auto rec = engine.Recover();
+  if (!rec) return tl::unexpected(rec.error());
+  for (const auto& m : rec->messages) std::printf("fix: %s\n", m.c_str());
+  int exit = kExitOk;
+  for (const auto& b : rec->batches) {
+    std::printf("batch %s: %s (%d slot(s) finished at the target, %d moved back)\n",
+                b.batch_id.c_str(), ToString(b.state).c_str(), b.slots_forward, b.slots_back);
+    if (b.state != BatchState::kDone && b.state != BatchState::kRolledBack) exit = kExitError;
+  }
+  return exit;
+}
+
+// CLUSTER ADDSLOTS of the keyless unowned slots on the least-loaded master, journaled first:
+// false when the server refused it (said), the error when it could not be journaled (not sent).
+cluster::Result<bool> AssignSlots(const FixWork& w, const Connected& c, Engine& engine) {
+  if (w.assignable.empty() || !w.least) return true;
+  cluster::Argv add{"CLUSTER", "ADDSLOTS"};
+  for (int slot : w.assignable) add.push_back(std::to_string(slot));
+  if (auto j = engine.JournalAppend(
+          {{"type", "fix_addslots"}, {"node", w.least->id}, {"slots", w.assignable}});
+      !j) {
+    return cluster::MakeError("cannot journal CLUSTER ADDSLOTS, so it was not sent: " +
+                              j.error().message);
+  }
+  auto r = c.pool->Get(w.least->endpoint).Command(add);
+  if (!r || !r->IsOk()) {
+    Err("CLUSTER ADDSLOTS on " + w.least->endpoint.ToString() + ": " +
+        (r ? r->str : r.error().message));
+    return false;
+  }
+  std::printf("slots %s assigned to %s\n", RangesOf(w.assignable).c_str(),
+              w.least->endpoint.ToString().c_str());
+  return true;
+}
 
 // Repairs what another tool left: every open slot becomes a journaled batch (source: the
 // MIGRATING node or the one the importer names; target: the importer) that the engine's
@@ -1549,109 +1863,24 @@ int RunFix(const ReshardArgs& a) {
     Err(s.error().message);
     return kExitError;
   }
-  auto is_master = [&](const std::string& id) {
-    const auto* n = s->FindById(id);
-    return n && n->flags.master;
-  };
-  // slot -> (source, target) as the masters' open states say.
-  std::map<int, std::pair<std::string, std::string>> ends;
-  std::set<int> contradictory;
-  for (const auto& o : s->judgement.open_slots) {
-    if (!is_master(o.node_id)) continue;  // a replica's copy of its master's state (Valkey 8)
-    auto pair = o.direction == cluster::OpenDirection::kMigrating
-                    ? std::make_pair(o.node_id, o.peer_id)
-                    : std::make_pair(o.peer_id, o.node_id);
-    auto [it, fresh] = ends.emplace(o.slot, pair);
-    if (!fresh && it->second != pair) contradictory.insert(o.slot);
-  }
-  int problems = 0;
-  std::map<std::pair<std::string, std::string>, std::vector<int>> groups;
-  for (const auto& [slot, pair] : ends) {
-    if (contradictory.count(slot)) {
-      ++problems;
-      std::printf(
-          "slot %d: open towards different nodes on different masters: not touched; "
-          "decide by hand (CLUSTER NODES of each shows the [slot->-id] / [slot-<-id])\n",
-          slot);
-      continue;
-    }
-    if (!s->FindById(pair.first) || !s->FindById(pair.second)) {
-      ++problems;
-      std::printf("slot %d: open towards %s, which is not a node of this cluster: not touched\n",
-                  slot, (s->FindById(pair.first) ? pair.second : pair.first).c_str());
-      continue;
-    }
-    groups[pair].push_back(slot);
-  }
-  std::vector<int> unowned;
-  for (int slot : s->judgement.uncovered_slots) {
-    if (!ends.count(slot)) unowned.push_back(slot);
-  }
-  std::map<int, std::vector<std::pair<cluster::Endpoint, int64_t>>> holders;
-  if (!unowned.empty()) {
-    auto stray = CountStrayKeys(*c->pool, *s);
-    for (const auto& e : stray.errors) Err("counting keys: " + e);
-    if (!stray.errors.empty()) return kExitError;
-    std::set<int> wanted(unowned.begin(), unowned.end());
-    for (const auto& h : stray.slots) {
-      if (wanted.count(h.slot)) holders[h.slot].push_back({h.node, h.keys});
-    }
-  }
-  std::vector<int> assignable;
-  for (int slot : unowned) {
-    if (!holders.count(slot)) {
-      assignable.push_back(slot);
-      continue;
-    }
-    ++problems;
-    std::string who;
-    for (const auto& [node, keys] : holders[slot]) {
-      who += (who.empty() ? "" : ", ") + node.ToString() + " " + std::to_string(keys) + " keys";
-    }
-    std::printf(
-        "slot %d: no owner, keys on %s: not assigned. Decide which copy is right, then "
-        "CLUSTER ADDSLOTS %d on that master (and CLUSTER DELSLOTS/keys elsewhere)\n",
-        slot, who.c_str(), slot);
-  }
-  // Unowned, keyless slots go to the master with the fewest slots.
-  const cluster::NodeEntry* least = nullptr;
-  size_t least_slots = 0;
-  for (const auto* m : s->Masters()) {
-    size_t owned = 0;
-    for (const auto& r : m->slots) owned += r.last - r.first + 1;
-    if (!least || owned < least_slots) {
-      least = m;
-      least_slots = owned;
-    }
-  }
-  for (const auto& [pair, slots] : groups) {
-    std::printf(
-        "slots %s: MIGRATING/IMPORTING left open between %s and %s: converge (every key "
-        "brought to the node that will own the slot before any node is made STABLE; "
-        "finished forward or moved back, whichever moves fewer keys)\n",
-        RangesOf(slots).c_str(), s->FindById(pair.first)->endpoint.ToString().c_str(),
-        s->FindById(pair.second)->endpoint.ToString().c_str());
-  }
-  if (!assignable.empty() && least) {
-    std::printf("slots %s: no owner and no key anywhere: CLUSTER ADDSLOTS on %s (fewest slots)\n",
-                RangesOf(assignable).c_str(), least->endpoint.ToString().c_str());
-  }
+  const auto work = FindRepairs(*c, *s);
+  if (!work) return kExitError;
   auto records = Journal::Read(a.journal);
   if (!records) {
     Err(records.error().message);
     return kExitError;
   }
   const bool resume = !ReplayJournal(*records).OpenBatches().empty();
-  if (groups.empty() && assignable.empty() && !resume) {
-    std::printf(problems ? "Nothing fix may do on its own.\n" : "Nothing to fix.\n");
-    return problems ? kExitError : kExitOk;
+  if (work->groups.empty() && work->assignable.empty() && !resume) {
+    std::printf(work->problems ? "Nothing fix may do on its own.\n" : "Nothing to fix.\n");
+    return work->problems ? kExitError : kExitOk;
   }
   if (a.dry_run) {
     if (resume)
       std::printf("The journal %s has open batches: they are converged first.\n",
                   a.journal.c_str());
     std::printf("Dry run: nothing changed.\n");
-    return problems ? kExitError : kExitOk;
+    return work->problems ? kExitError : kExitOk;
   }
   auto daemon_dir = LockDaemonDir(a.journal);
   if (!daemon_dir) {
@@ -1663,67 +1892,21 @@ int RunFix(const ReshardArgs& a) {
   EngineOptions options = MakeEngineOptions(a, *c);
   options.lease.run = "fix-" + RunId();
   Engine engine(*c->pool, clock, std::move(options), progress);
-  // A killed fix left batches open: those slots are the journal's to converge, not new ones.
-  std::set<int> journaled;
-  for (const JournalBatch* b : ReplayJournal(*records).OpenBatches()) {
-    journaled.insert(b->slots.begin(), b->slots.end());
-  }
-  int n = 0;
-  const std::string prefix = "fix-" + RunId() + "-";
-  for (auto& [pair, all] : groups) {
-    std::vector<int> slots;
-    for (int slot : all) {
-      if (!journaled.count(slot)) slots.push_back(slot);
-    }
-    if (slots.empty()) continue;
-    const auto* src = s->FindById(pair.first);
-    const auto* dst = s->FindById(pair.second);
-    std::vector<std::string> src_replicas, dst_replicas;
-    for (const auto& node : s->nodes) {
-      if (node.master_id == src->id) src_replicas.push_back(node.id);
-      if (node.master_id == dst->id) dst_replicas.push_back(node.id);
-    }
-    // Written ahead: recovery converges what the journal says is open, now or after a kill.
-    if (auto j = engine.JournalAppend(BatchRecord(prefix + std::to_string(++n), src->id,
-                                                  src->endpoint, dst->id, dst->endpoint, slots,
-                                                  src_replicas, dst_replicas));
-        !j) {
-      Err("cannot journal the repair, so nothing was changed: " + j.error().message);
-      return kExitError;
-    }
-  }
-  auto rec = engine.Recover();
-  if (!rec) {
-    Err(rec.error().message);
+  if (auto j = JournalRepairs(*work, *s, ReplayJournal(*records), engine); !j) {
+    Err(j.error().message);
     return kExitError;
   }
-  for (const auto& m : rec->messages) std::printf("fix: %s\n", m.c_str());
-  int exit = kExitOk;
-  for (const auto& b : rec->batches) {
-    std::printf("batch %s: %s (%d slot(s) finished at the target, %d moved back)\n",
-                b.batch_id.c_str(), ToString(b.state).c_str(), b.slots_forward, b.slots_back);
-    if (b.state != BatchState::kDone && b.state != BatchState::kRolledBack) exit = kExitError;
+  auto converged = ConvergeRepairs(engine);
+  if (!converged) {
+    Err(converged.error().message);
+    return kExitError;
   }
-  if (!assignable.empty() && least) {
-    cluster::Argv add{"CLUSTER", "ADDSLOTS"};
-    for (int slot : assignable) add.push_back(std::to_string(slot));
-    if (auto j = engine.JournalAppend(
-            {{"type", "fix_addslots"}, {"node", least->id}, {"slots", assignable}});
-        !j) {
-      Err("cannot journal CLUSTER ADDSLOTS, so it was not sent: " + j.error().message);
-      return kExitError;
-    }
-    auto r = c->pool->Get(least->endpoint).Command(add);
-    if (!r || !r->IsOk()) {
-      Err("CLUSTER ADDSLOTS on " + least->endpoint.ToString() + ": " +
-          (r ? r->str : r.error().message));
-      exit = kExitError;
-    } else {
-      std::printf("slots %s assigned to %s\n", RangesOf(assignable).c_str(),
-                  least->endpoint.ToString().c_str());
-    }
+  auto assigned = AssignSlots(*work, *c, engine);
+  if (!assigned) {
+    Err(assigned.error().message);
+    return kExitError;
   }
-  if (problems) exit = kExitError;
+  const int exit = *converged == kExitOk && *assigned && !work->problems ? kExitOk : kExitError;
   std::printf(exit == kExitOk ? "Fixed.\n"
                               : "Not everything was fixed (see above); `slotguard-agent check` "
                                 "shows the rest.\n");
