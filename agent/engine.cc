@@ -158,6 +158,16 @@ class EngineImpl {
 
   std::vector<cluster::Endpoint> OtherMasters(const ClusterSnapshot& s, const BatchInfo& info);
 
+  // The snapshot a batch starts from: the last batch's verifying one while fresh, else a new
+  // read, waited on while two masters share a config epoch.
+  cluster::Result<ClusterSnapshot> BatchSnapshot();
+  // The engine's guard settings with the batch's own overrides.
+  GuardSettings BatchGuardSettings(const Batch& batch) const;
+  static BatchInfo MakeBatchInfo(const Batch& batch, const ResolvedBatch& resolved,
+                                 const ClusterSnapshot& snapshot);
+  // The keys in `slots` on `node` (0 when it cannot be read): the "mid_keys" test hook's total.
+  int64_t CountKeys(const cluster::Endpoint& node, const std::vector<int>& slots);
+
   cluster::Result<std::vector<SlotObservation>> ObserveSlots(const BatchInfo& info,
                                                              const std::vector<int>& slots,
                                                              const StepControl& ctl);
@@ -1173,6 +1183,69 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   return out;
 }
 
+cluster::Result<ClusterSnapshot> EngineImpl::BatchSnapshot() {
+  cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
+  if (auto last = std::exchange(verified_, std::nullopt);
+      last && options_.reuse_verified_snapshot &&
+      clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
+    snapshot = std::move(last->first);
+  } else {
+    snapshot = TakeSnapshot(connector_, options_.seeds);
+  }
+  // Two masters with one config epoch (a bump without consensus met another node's): the
+  // servers resolve it themselves at their next ping exchange (the one with the lower node id
+  // bumps, clusterHandleConfigEpochCollision). Wait for that rather than refuse the batch.
+  const auto collision_deadline = clock_.Now() + options_.guards.convergence_timeout;
+  while (snapshot && snapshot->judgement.epoch_collisions > 0 &&
+         clock_.Now() < collision_deadline) {
+    clock_.SleepFor(std::chrono::milliseconds(100));
+    snapshot = TakeSnapshot(connector_, options_.seeds);
+  }
+  return snapshot;
+}
+
+GuardSettings EngineImpl::BatchGuardSettings(const Batch& batch) const {
+  GuardSettings gs;
+  gs.enabled = options_.guards.enabled;
+  gs.coverage_grace = options_.guards.coverage_grace;
+  gs.migrate_failures = options_.guards.migrate_failures;
+  gs.convergence_timeout = options_.guards.convergence_timeout;
+  if (batch.guards) {
+    if (batch.guards->coverage_grace) gs.coverage_grace = *batch.guards->coverage_grace;
+    if (batch.guards->migrate_failures) gs.migrate_failures = *batch.guards->migrate_failures;
+    if (batch.guards->convergence_timeout) {
+      gs.convergence_timeout = *batch.guards->convergence_timeout;
+    }
+  }
+  return gs;
+}
+
+BatchInfo EngineImpl::MakeBatchInfo(const Batch& batch, const ResolvedBatch& resolved,
+                                    const ClusterSnapshot& snapshot) {
+  BatchInfo info{batch.id,           resolved.source_id, resolved.source,
+                 resolved.target_id, resolved.target,    resolved.batch.slots};
+  for (const auto& n : snapshot.nodes) {
+    if (!n.flags.replica) continue;
+    if (n.master_id == info.source_id) info.source_replicas.push_back(n.id);
+    if (n.master_id == info.target_id) info.target_replicas.push_back(n.id);
+  }
+  return info;
+}
+
+int64_t EngineImpl::CountKeys(const cluster::Endpoint& node, const std::vector<int>& slots) {
+  int64_t keys = 0;
+  std::vector<cluster::Argv> count;
+  for (int slot : slots) count.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+  if (auto r = connector_.Get(node).Pipeline(count)) {
+    for (const auto& x : *r) keys += x.integer;
+  }
+  return keys;
+}
+
+// Over 100 lines on purpose: one batch's life in the order the journal and the observer see it
+// (lease, preflight, write-ahead record, steps, verification, then done or rollback), with its
+// early returns sharing one outcome and one clock. The parts with no order of their own to keep
+// (BatchSnapshot, BatchGuardSettings, MakeBatchInfo, CountKeys) are split out above.
 cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
                                                    const std::function<void()>& start_gate) {
   const auto started = clock_.Now();
@@ -1220,23 +1293,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
   bool fresh_lease = false;
   if (auto l = TakeLease(fresh_lease); !l) return failed(l.error());
   if (fresh_lease) verified_.reset();  // read before the lease was ours
-  cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
-  if (auto last = std::exchange(verified_, std::nullopt);
-      last && options_.reuse_verified_snapshot &&
-      clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
-    snapshot = std::move(last->first);
-  } else {
-    snapshot = TakeSnapshot(connector_, options_.seeds);
-  }
-  // Two masters with one config epoch (a bump without consensus met another node's): the
-  // servers resolve it themselves at their next ping exchange (the one with the lower node id
-  // bumps, clusterHandleConfigEpochCollision). Wait for that rather than refuse the batch.
-  const auto collision_deadline = clock_.Now() + options_.guards.convergence_timeout;
-  while (snapshot && snapshot->judgement.epoch_collisions > 0 &&
-         clock_.Now() < collision_deadline) {
-    clock_.SleepFor(std::chrono::milliseconds(100));
-    snapshot = TakeSnapshot(connector_, options_.seeds);
-  }
+  cluster::Result<ClusterSnapshot> snapshot = BatchSnapshot();
   if (!snapshot) return failed(snapshot.error());
   auto resolved = ResolveBatch(batch, *snapshot, options_.limits);
   if (!resolved) return failed(resolved.error());
@@ -1258,26 +1315,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
     outcome.warnings.push_back(w);
   }
 
-  GuardSettings gs;
-  gs.enabled = options_.guards.enabled;
-  gs.coverage_grace = options_.guards.coverage_grace;
-  gs.migrate_failures = options_.guards.migrate_failures;
-  gs.convergence_timeout = options_.guards.convergence_timeout;
-  if (batch.guards) {
-    if (batch.guards->coverage_grace) gs.coverage_grace = *batch.guards->coverage_grace;
-    if (batch.guards->migrate_failures) gs.migrate_failures = *batch.guards->migrate_failures;
-    if (batch.guards->convergence_timeout) {
-      gs.convergence_timeout = *batch.guards->convergence_timeout;
-    }
-  }
+  const GuardSettings gs = BatchGuardSettings(batch);
 
-  BatchInfo info{batch.id,         resolved->source_id,  resolved->source, resolved->target_id,
-                 resolved->target, resolved->batch.slots};
-  for (const auto& n : snapshot->nodes) {
-    if (!n.flags.replica) continue;
-    if (n.master_id == info.source_id) info.source_replicas.push_back(n.id);
-    if (n.master_id == info.target_id) info.target_replicas.push_back(n.id);
-  }
+  const BatchInfo info = MakeBatchInfo(batch, *resolved, *snapshot);
   std::vector<cluster::Endpoint> endpoints;
   for (const auto& r : snapshot->reports) endpoints.push_back(r.endpoint);
 
@@ -1330,17 +1370,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
   observer_.OnState(batch.id, BatchState::kMigrating);
 
   // Test hook "mid_keys": die (or pause) once half of the batch's keys have moved.
-  int64_t keys_expected = 0;
   int64_t keys_seen = 0;
-  const bool mid_keys_hook = options_.step_hooks->Watches("mid_keys");
-  if (mid_keys_hook) {
-    std::vector<cluster::Argv> count;
-    for (int slot : info.slots)
-      count.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
-    if (auto r = connector_.Get(info.source).Pipeline(count)) {
-      for (const auto& x : *r) keys_expected += x.integer;
-    }
-  }
+  const int64_t keys_expected =
+      options_.step_hooks->Watches("mid_keys") ? CountKeys(info.source, info.slots) : 0;
 
   StepControl ctl = BaseControl(info, OtherMasters(*snapshot, info));
   ctl.stop = [&]() { return StopReason(&monitor, gs); };
