@@ -70,100 +70,20 @@ std::optional<long> ConfigNumber(const cluster::Reply& r) {
 class EngineImpl {
  public:
   EngineImpl(cluster::Connector& connector, Clock& clock, EngineOptions options,
-             EngineObserver& observer, cluster::Connector* guard_connector)
-      : connector_(connector),
-        clock_(clock),
-        options_(std::move(options)),
-        observer_(observer),
-        migrator_(connector, clock, MakeMigratorSettings(options_), observer, counters_) {
-    if (guard_connector != nullptr) {
-      guard_connector_ = guard_connector;
-    } else {
-      cluster::ConnectOptions co;
-      co.connect_timeout = std::chrono::milliseconds(500);
-      co.io_timeout = options_.guard_io_timeout;
-      co.credentials = options_.credentials;
-      co.tls = options_.tls;
-      own_guard_pool_ = std::make_unique<cluster::ConnectionPool>(co);
-      guard_connector_ = own_guard_pool_.get();
-    }
-    monitor_ = std::make_unique<GuardMonitor>(*guard_connector_, clock_, observer_, counters_,
-                                              options_.guards.interval);
-    if (options_.shared.lease != nullptr) {
-      lease_ = options_.shared.lease;
-    } else if (options_.lease.enabled) {
-      // Its renewal thread needs connections nobody else uses; an injected guard connector
-      // (tests) is shared, as the fakes are thread-safe.
-      cluster::Connector* lease_connector = guard_connector;
-      if (lease_connector == nullptr) {
-        cluster::ConnectOptions co;
-        co.connect_timeout = std::chrono::milliseconds(1000);
-        co.io_timeout = std::chrono::milliseconds(2000);
-        co.credentials = options_.credentials;
-        co.tls = options_.tls;
-        own_lease_pool_ = std::make_unique<cluster::ConnectionPool>(co);
-        lease_connector = own_lease_pool_.get();
-      }
-      own_lease_ = std::make_unique<Lease>(*lease_connector, options_.seeds, options_.lease,
-                                           options_.journal_dir);
-      lease_ = own_lease_.get();
-    }
-    if (!options_.step_hooks) options_.step_hooks = StepHooksFromEnvironment(clock_);
-  }
+             EngineObserver& observer, cluster::Connector* guard_connector);
 
-  ~EngineImpl() {
-    // A lost "done" record only makes the next recovery look at a batch that is whole at the
-    // target; Write logs and counts the failure.
-    if (journal_ && !pending_records_.empty()) (void)Write({}, false);
-    ReleaseLease();
-  }
+  ~EngineImpl();
 
   cluster::Result<BatchOutcome> RunBatch(const Batch& batch,
                                          const std::function<void()>& start_gate);
-  void RequestRollback(RollbackTrigger trigger, std::string reason) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
-  }
-  void RequestRollback(RollbackTrigger trigger, std::string reason, const std::string& batch_id) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (running_ && *running_ == batch_id) {
-      if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
-    } else if (running_ || batch_id != last_finished_) {
-      // Not started yet: RunBatch of that batch picks it up.
-      pending_ = PendingRollback{batch_id, trigger, std::move(reason)};
-    }
-    // Otherwise the batch has just finished: too late, dropped (the caller sees the outcome).
-  }
-  void RequestStop() { halt_ = true; }
-  bool Halted() const { return halt_.load(); }
+  void RequestRollback(RollbackTrigger trigger, std::string reason);
+  void RequestRollback(RollbackTrigger trigger, std::string reason, const std::string& batch_id);
+  void RequestStop();
+  bool Halted() const;
   cluster::Result<RecoveryReport> Recover();
-  cluster::Result<void> JournalAppend(const nlohmann::json& record) {
-    auto j = EnsureJournal();
-    if (!j) return tl::unexpected(j.error());
-    return Write({record}, false);  // a caller's record announces no step: no lease needed
-  }
-  cluster::Result<void> AcquireLease() {
-    auto j = EnsureJournal();
-    if (!j) return tl::unexpected(j.error());
-    bool fresh = false;
-    return TakeLease(fresh);
-  }
-  void ReleaseLease() {
-    // A shared lease is the runner's to release; our pending records still go out.
-    if (!own_lease_) {
-      if (journal_ && !pending_records_.empty()) (void)Write({}, false);
-      return;
-    }
-    // Clean when the journal has no open batch (pending records written first, so a batch just
-    // done counts as done); otherwise the lease keeps our entry for the next holder to read.
-    bool clean = true;
-    if (journal_) {
-      if (!pending_records_.empty()) (void)Write({}, false);
-      auto records = Journal::Read(options_.journal_dir);
-      clean = records && ReplayJournal(*records).OpenBatches().empty();
-    }
-    lease_->Release(clean);
-  }
+  cluster::Result<void> JournalAppend(const nlohmann::json& record);
+  cluster::Result<void> AcquireLease();
+  void ReleaseLease();
 
  private:
   struct ConvergeOutcome {
@@ -185,27 +105,10 @@ class EngineImpl {
     std::string error;
   };
 
-  static MigratorSettings MakeMigratorSettings(const EngineOptions& o) {
-    MigratorSettings s;
-    s.getkeys_count = o.getkeys_count;
-    s.keys_per_migrate = o.pipeline;
-    s.migrate_timeout = o.migrate_timeout;
-    // Connections wait migrate_timeout + 3 s for a reply (cli_engine.cc, daemon.cc): a node
-    // waiting for its replicas must answer -NOREPLICAS well before that.
-    s.setslot_replica_timeout = o.migrate_timeout + std::chrono::milliseconds(1000);
-    s.replace = o.replace;
-    s.auth = o.credentials;
-    s.migrates_per_round = o.migrates_per_round;
-    s.bytes_per_migrate = o.migrate_bytes;
-    return s;
-  }
+  static MigratorSettings MakeMigratorSettings(const EngineOptions& o);
 
   // Appends `record` (after any pending ones) with one fsync.
-  cluster::Result<void> Append(nlohmann::json record) {
-    std::vector<nlohmann::json> records;
-    records.push_back(std::move(record));
-    return Write(std::move(records));
-  }
+  cluster::Result<void> Append(nlohmann::json record);
 
   // Writes the pending records, then `records`, with one fsync. On failure none of them is in
   // the journal (AppendAll cuts the file back): the pending ones stay pending, as they must
@@ -214,254 +117,56 @@ class EngineImpl {
   // `fenced`: the records announce steps, which run only while the migration lease is still ours
   // with our token (checked before the write, so a lost lease stops the batch like a failed
   // write: the step does not run, nothing is rolled back, the journal keeps the batch open).
-  cluster::Result<void> Write(std::vector<nlohmann::json> records, bool fenced = true) {
-    if (fenced && lease_) {
-      if (auto lost = lease_->Check()) {
-        const std::string why = "no further step without the migration lease: " + *lost;
-        spdlog::error("{}", why);
-        std::lock_guard<std::mutex> lock(mutex_);
-        fenced_ = true;
-        if (!journal_error_) journal_error_ = why;
-        return cluster::MakeError(why);
-      }
-    }
-    std::vector<nlohmann::json> all;
-    all.swap(pending_records_);
-    const size_t pending = all.size();
-    for (auto& r : records) all.push_back(std::move(r));
-    auto w = journal_->AppendAll(all);
-    if (w) return w;
-    pending_records_.insert(pending_records_.begin(), all.begin(), all.begin() + pending);
-    spdlog::error("journal write failed; the step it announced does not run: {}",
-                  w.error().message);
-    observer_.OnJournalWriteFailure();
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!journal_error_) journal_error_ = w.error().message;
-    return w;
-  }
+  cluster::Result<void> Write(std::vector<nlohmann::json> records, bool fenced = true);
 
-  std::optional<std::string> JournalError() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return journal_error_;
-  }
+  std::optional<std::string> JournalError();
 
-  cluster::Result<Journal*> EnsureJournal() {
-    if (!journal_ && options_.shared.journal) journal_ = options_.shared.journal;
-    if (!journal_) {
-      auto j = Journal::Open(options_.journal_dir);
-      if (!j) return tl::unexpected(j.error());
-      journal_ = std::move(*j);
-    }
-    return journal_.get();
-  }
+  cluster::Result<Journal*> EnsureJournal();
 
   // Takes the migration lease unless held (a refusal names the holder; nothing was touched).
   // `fresh` is set when it was not held before: what was read before then is stale.
-  cluster::Result<void> TakeLease(bool& fresh) {
-    fresh = false;
-    if (!lease_ || lease_->held()) return {};
-    fresh = true;
-    // A holder with this journal dir on this host is dead when this journal records its token:
-    // it wrote here, and we hold the journal's flock, which only a dead process gives up.
-    auto proven_dead = [this](const LeaseHolder& holder) {
-      auto records = Journal::Read(options_.journal_dir);
-      if (!records) return false;
-      for (const auto& r : *records) {
-        if (r.value("type", "") == "lease" && r.value("token", int64_t{-1}) == holder.token) {
-          return true;
-        }
-      }
-      return false;
-    };
-    if (auto a = lease_->Acquire(proven_dead); !a) return a;
-    // Durable before any step, so a restart after kill -9 can prove the holder was us.
-    if (!journal_) return {};
-    std::vector<nlohmann::json> record;
-    record.push_back(nlohmann::json{{"type", "lease"}, {"token", lease_->token()}});
-    return Write(std::move(record), false);
-  }
+  cluster::Result<void> TakeLease(bool& fresh);
 
   // Earlier lease holders that never released it, for an operator facing what they left.
-  std::string UnreleasedNote() const {
-    if (!lease_) return "";
-    std::string note;
-    for (const auto& h : lease_->unreleased()) {
-      note +=
-          "; an earlier holder of the migration lease never released it (it died or stopped "
-          "with a batch open): " +
-          h.Describe() + ": rerun with --journal " + h.journal + " on " + h.host +
-          " (or start the daemon whose journal_dir it is) to converge what it left";
-    }
-    return note;
-  }
+  std::string UnreleasedNote() const;
 
-  std::vector<cluster::Endpoint> Seeds(const BatchInfo* info = nullptr) const {
-    std::vector<cluster::Endpoint> seeds = options_.seeds;
-    if (info) {
-      seeds.push_back(info->source);
-      seeds.push_back(info->target);
-    }
-    return seeds;
-  }
+  std::vector<cluster::Endpoint> Seeds(const BatchInfo* info = nullptr) const;
 
   // Read once per node and engine: settings change rarely and preflight runs per batch.
-  std::map<std::string, NodeSettings> ReadSettings(const ClusterSnapshot& s) {
-    std::map<std::string, NodeSettings> out;
-    for (const auto* m : s.Masters()) {
-      if (auto it = settings_cache_.find(m->endpoint.ToString()); it != settings_cache_.end()) {
-        out[it->first] = it->second;
-        continue;
-      }
-      auto r = connector_.Get(m->endpoint)
-                   .Pipeline({{"CONFIG", "GET", "cluster-node-timeout"},
-                              {"CONFIG", "GET", "cluster-require-full-coverage"},
-                              {"CONFIG", "GET", "cluster-migration-barrier"},
-                              {"INFO", "server"}});
-      if (!r) continue;
-      NodeSettings ns;
-      ns.cluster_node_timeout_ms = ConfigNumber((*r)[0]);
-      if ((*r)[1].type == cluster::Reply::Type::kArray && (*r)[1].elements.size() >= 2) {
-        ns.cluster_require_full_coverage = (*r)[1].elements[1].str;
-      }
-      ns.cluster_migration_barrier = ConfigNumber((*r)[2]);
-      // Read once per master and engine (this cache): logged once, as the first connection.
-      if (!(*r)[3].IsError()) {
-        if (auto server = cluster::ParseServerVersion((*r)[3].str)) {
-          spdlog::info("node {} runs {}", m->endpoint.ToString(), server->ToString());
-          ns.server = std::move(*server);
-        } else {
-          spdlog::warn("node {}: {}", m->endpoint.ToString(), server.error().message);
-        }
-      }
-      out[m->endpoint.ToString()] = ns;
-      settings_cache_[m->endpoint.ToString()] = ns;
-    }
-    return out;
-  }
+  std::map<std::string, NodeSettings> ReadSettings(const ClusterSnapshot& s);
 
   // The batch's sizes (the plan's, else measured on the source: two pipelined round trips for
   // all its slots) bound each MIGRATE's bytes and must fit the target's maxmemory (one INFO).
-  cluster::Result<void> SizeUp(const ResolvedBatch& b) {
-    const std::string prefix = "preflight for batch " + b.batch.id + ": ";
-    const std::string target = b.target.ToString() + " (" + b.target_id + ")";
-    auto memory = ReadNodeMemory(connector_.Get(b.target));
-    if (!memory) {
-      return cluster::MakeError(prefix + "cannot read INFO memory of target " + target + ": " +
-                                memory.error().message);
-    }
-    if (memory->maxmemory <= 0 && options_.migrate_bytes <= 0) return {};
-    std::map<int, SlotLoad> loads;
-    std::vector<int> missing;
-    for (int slot : b.batch.slots) {
-      if (auto it = b.batch.loads.find(slot); it != b.batch.loads.end()) {
-        loads[slot] = it->second;
-      } else {
-        missing.push_back(slot);
-      }
-    }
-    if (!missing.empty()) {
-      auto measured = MeasureSlotLoads(connector_.Get(b.source), missing);
-      if (!measured) {
-        return cluster::MakeError(prefix + "cannot measure the slots on source " +
-                                  b.source.ToString() + ": " + measured.error().message);
-      }
-      loads.insert(measured->begin(), measured->end());
-    }
-    int64_t estimated = 0;
-    std::map<int, int64_t> per_key;
-    for (const auto& [slot, load] : loads) {
-      estimated += load.bytes;
-      if (load.keys > 0) per_key[slot] = load.bytes / load.keys;
-    }
-    if (auto why = HeadroomProblem(target, *memory, estimated)) {
-      return cluster::MakeError(prefix + *why);
-    }
-    migrator_.SetKeyBytes(std::move(per_key));
-    return {};
-  }
+  cluster::Result<void> SizeUp(const ResolvedBatch& b);
 
-  void Warn(const std::string& text) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (warned_.insert(text).second) spdlog::warn("{}", text);
-  }
+  void Warn(const std::string& text);
 
   // MIGRATE runs as the ACL user slotguard connects as, on both ends: the source's MIGRATE,
   // and on the target SELECT and RESTORE-ASKING over the source's own connection. A refusal
   // there would come only once slots are open, and then no key could move either way, so the
   // same commands are tried first where they cannot change anything (a key that does not exist,
   // a payload that is not one). Only the ACL's answer counts; nullopt when nothing is refused.
-  std::optional<std::string> ProbeMigratePermissions(const ResolvedBatch& batch) {
-    if (!options_.credentials || !options_.credentials->user) return std::nullopt;
-    const std::string probe = "{slotguard}:migrate-permission-probe";
-    const std::vector<std::pair<cluster::Endpoint, cluster::Argv>> tries = {
-        {batch.source,
-         {"MIGRATE", batch.target.host, std::to_string(batch.target.port), "", "0", "1", "KEYS",
-          probe}},
-        {batch.target, {"SELECT", "0"}},
-        {batch.target, {"RESTORE-ASKING", probe, "0", "not-a-dump-payload"}},
-    };
-    for (const auto& [node, argv] : tries) {
-      auto reply = connector_.Get(node).Command(argv);
-      if (!reply || !reply->IsError() || reply->str.rfind("NOPERM", 0) != 0) continue;
-      return "the ACL user " + *options_.credentials->user + " cannot run " + argv[0] + " on " +
-             node.ToString() + ", which moving keys needs (" + reply->str +
-             "): see README \"Least-privilege ACL users\". Nothing was changed.";
-    }
-    return std::nullopt;
-  }
+  std::optional<std::string> ProbeMigratePermissions(const ResolvedBatch& batch);
 
   // A named step (StepHooks). A hold there ends when a stop or rollback is asked for meanwhile,
   // so a test can hold as long as it needs and let go by asking.
-  void CrashPoint(const std::string& point) {
-    auto asked = [this] {
-      std::lock_guard<std::mutex> lock(mutex_);
-      return std::make_pair(Halted(), requested_.has_value());
-    };
-    options_.step_hooks->Reached(point, [asked, before = asked()] { return asked() != before; });
-  }
+  void CrashPoint(const std::string& point);
 
-  std::optional<std::string> StopReason(GuardMonitor* monitor, const GuardSettings& gs) {
-    if (Halted()) return std::string(kStoppedReason);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (requested_) {
-        return "rollback requested (" + ToString(requested_->first) + "): " + requested_->second;
-      }
-    }
-    if (monitor) {
-      if (gs.enabled && counters_.counted.load() > gs.migrate_failures) {
-        monitor->Trip(
-            {"migrate_failures", std::to_string(counters_.counted.load()) +
-                                     " MIGRATE failures in this batch, over the threshold of " +
-                                     std::to_string(gs.migrate_failures)});
-      }
-      if (auto trip = monitor->tripped())
-        return "guard " + trip->guard + " tripped: " + trip->reason;
-    }
-    return std::nullopt;
-  }
+  std::optional<std::string> StopReason(GuardMonitor* monitor, const GuardSettings& gs);
 
-  StepControl BaseControl(const BatchInfo& info, std::vector<cluster::Endpoint> others) {
-    StepControl ctl;
-    ctl.journal = [this, id = info.id](const std::vector<JournalStep>& steps) {
-      std::vector<nlohmann::json> records;
-      for (const auto& st : steps) records.push_back(StepRecord(id, st.step, st.slots));
-      return Write(std::move(records));
-    };
-    ctl.on_keys = [this](int64_t n) { observer_.OnKeysMigrated(n); };
-    ctl.other_masters = std::move(others);
-    return ctl;
-  }
+  StepControl BaseControl(const BatchInfo& info, std::vector<cluster::Endpoint> others);
 
-  std::vector<cluster::Endpoint> OtherMasters(const ClusterSnapshot& s, const BatchInfo& info) {
-    std::vector<cluster::Endpoint> out;
-    for (const auto* m : s.Masters()) {
-      if (m->id == info.source_id || m->id == info.target_id) continue;
-      if (m->flags.fail || m->flags.noaddr) continue;
-      out.push_back(m->endpoint);
-    }
-    return out;
-  }
+  std::vector<cluster::Endpoint> OtherMasters(const ClusterSnapshot& s, const BatchInfo& info);
+
+  // The snapshot a batch starts from: the last batch's verifying one while fresh, else a new
+  // read, waited on while two masters share a config epoch.
+  cluster::Result<ClusterSnapshot> BatchSnapshot();
+  // The engine's guard settings with the batch's own overrides.
+  GuardSettings BatchGuardSettings(const Batch& batch) const;
+  static BatchInfo MakeBatchInfo(const Batch& batch, const ResolvedBatch& resolved,
+                                 const ClusterSnapshot& snapshot);
+  // The keys in `slots` on `node` (0 when it cannot be read): the "mid_keys" test hook's total.
+  int64_t CountKeys(const cluster::Endpoint& node, const std::vector<int>& slots);
 
   cluster::Result<std::vector<SlotObservation>> ObserveSlots(const BatchInfo& info,
                                                              const std::vector<int>& slots,
@@ -521,6 +226,362 @@ class EngineImpl {
   std::string last_finished_;           // the batch RunBatch last returned from
   std::set<std::string> warned_;
 };
+
+EngineImpl::EngineImpl(cluster::Connector& connector, Clock& clock, EngineOptions options,
+                       EngineObserver& observer, cluster::Connector* guard_connector)
+    : connector_(connector),
+      clock_(clock),
+      options_(std::move(options)),
+      observer_(observer),
+      migrator_(connector, clock, MakeMigratorSettings(options_), observer, counters_) {
+  if (guard_connector != nullptr) {
+    guard_connector_ = guard_connector;
+  } else {
+    cluster::ConnectOptions co;
+    co.connect_timeout = std::chrono::milliseconds(500);
+    co.io_timeout = options_.guard_io_timeout;
+    co.credentials = options_.credentials;
+    co.tls = options_.tls;
+    own_guard_pool_ = std::make_unique<cluster::ConnectionPool>(co);
+    guard_connector_ = own_guard_pool_.get();
+  }
+  monitor_ = std::make_unique<GuardMonitor>(*guard_connector_, clock_, observer_, counters_,
+                                            options_.guards.interval);
+  if (options_.shared.lease != nullptr) {
+    lease_ = options_.shared.lease;
+  } else if (options_.lease.enabled) {
+    // Its renewal thread needs connections nobody else uses; an injected guard connector
+    // (tests) is shared, as the fakes are thread-safe.
+    cluster::Connector* lease_connector = guard_connector;
+    if (lease_connector == nullptr) {
+      cluster::ConnectOptions co;
+      co.connect_timeout = std::chrono::milliseconds(1000);
+      co.io_timeout = std::chrono::milliseconds(2000);
+      co.credentials = options_.credentials;
+      co.tls = options_.tls;
+      own_lease_pool_ = std::make_unique<cluster::ConnectionPool>(co);
+      lease_connector = own_lease_pool_.get();
+    }
+    own_lease_ = std::make_unique<Lease>(*lease_connector, options_.seeds, options_.lease,
+                                         options_.journal_dir);
+    lease_ = own_lease_.get();
+  }
+  if (!options_.step_hooks) options_.step_hooks = StepHooksFromEnvironment(clock_);
+}
+
+EngineImpl::~EngineImpl() {
+  // A lost "done" record only makes the next recovery look at a batch that is whole at the
+  // target; Write logs and counts the failure.
+  if (journal_ && !pending_records_.empty()) (void)Write({}, false);
+  ReleaseLease();
+}
+
+void EngineImpl::RequestRollback(RollbackTrigger trigger, std::string reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
+}
+
+void EngineImpl::RequestRollback(RollbackTrigger trigger, std::string reason,
+                                 const std::string& batch_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (running_ && *running_ == batch_id) {
+    if (!requested_) requested_ = std::make_pair(trigger, std::move(reason));
+  } else if (running_ || batch_id != last_finished_) {
+    // Not started yet: RunBatch of that batch picks it up.
+    pending_ = PendingRollback{batch_id, trigger, std::move(reason)};
+  }
+  // Otherwise the batch has just finished: too late, dropped (the caller sees the outcome).
+}
+
+void EngineImpl::RequestStop() { halt_ = true; }
+
+bool EngineImpl::Halted() const { return halt_.load(); }
+
+cluster::Result<void> EngineImpl::JournalAppend(const nlohmann::json& record) {
+  auto j = EnsureJournal();
+  if (!j) return tl::unexpected(j.error());
+  return Write({record}, false);  // a caller's record announces no step: no lease needed
+}
+
+cluster::Result<void> EngineImpl::AcquireLease() {
+  auto j = EnsureJournal();
+  if (!j) return tl::unexpected(j.error());
+  bool fresh = false;
+  return TakeLease(fresh);
+}
+
+void EngineImpl::ReleaseLease() {
+  // A shared lease is the runner's to release; our pending records still go out.
+  if (!own_lease_) {
+    if (journal_ && !pending_records_.empty()) (void)Write({}, false);
+    return;
+  }
+  // Clean when the journal has no open batch (pending records written first, so a batch just
+  // done counts as done); otherwise the lease keeps our entry for the next holder to read.
+  bool clean = true;
+  if (journal_) {
+    if (!pending_records_.empty()) (void)Write({}, false);
+    auto records = Journal::Read(options_.journal_dir);
+    clean = records && ReplayJournal(*records).OpenBatches().empty();
+  }
+  lease_->Release(clean);
+}
+
+MigratorSettings EngineImpl::MakeMigratorSettings(const EngineOptions& o) {
+  MigratorSettings s;
+  s.getkeys_count = o.getkeys_count;
+  s.keys_per_migrate = o.pipeline;
+  s.migrate_timeout = o.migrate_timeout;
+  // Connections wait migrate_timeout + 3 s for a reply (cli_engine.cc, daemon.cc): a node
+  // waiting for its replicas must answer -NOREPLICAS well before that.
+  s.setslot_replica_timeout = o.migrate_timeout + std::chrono::milliseconds(1000);
+  s.replace = o.replace;
+  s.auth = o.credentials;
+  s.migrates_per_round = o.migrates_per_round;
+  s.bytes_per_migrate = o.migrate_bytes;
+  return s;
+}
+
+cluster::Result<void> EngineImpl::Append(nlohmann::json record) {
+  std::vector<nlohmann::json> records;
+  records.push_back(std::move(record));
+  return Write(std::move(records));
+}
+
+cluster::Result<void> EngineImpl::Write(std::vector<nlohmann::json> records, bool fenced) {
+  if (fenced && lease_) {
+    if (auto lost = lease_->Check()) {
+      const std::string why = "no further step without the migration lease: " + *lost;
+      spdlog::error("{}", why);
+      std::lock_guard<std::mutex> lock(mutex_);
+      fenced_ = true;
+      if (!journal_error_) journal_error_ = why;
+      return cluster::MakeError(why);
+    }
+  }
+  std::vector<nlohmann::json> all;
+  all.swap(pending_records_);
+  const size_t pending = all.size();
+  for (auto& r : records) all.push_back(std::move(r));
+  auto w = journal_->AppendAll(all);
+  if (w) return w;
+  pending_records_.insert(pending_records_.begin(), all.begin(), all.begin() + pending);
+  spdlog::error("journal write failed; the step it announced does not run: {}", w.error().message);
+  observer_.OnJournalWriteFailure();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!journal_error_) journal_error_ = w.error().message;
+  return w;
+}
+
+std::optional<std::string> EngineImpl::JournalError() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return journal_error_;
+}
+
+cluster::Result<Journal*> EngineImpl::EnsureJournal() {
+  if (!journal_ && options_.shared.journal) journal_ = options_.shared.journal;
+  if (!journal_) {
+    auto j = Journal::Open(options_.journal_dir);
+    if (!j) return tl::unexpected(j.error());
+    journal_ = std::move(*j);
+  }
+  return journal_.get();
+}
+
+cluster::Result<void> EngineImpl::TakeLease(bool& fresh) {
+  fresh = false;
+  if (!lease_ || lease_->held()) return {};
+  fresh = true;
+  // A holder with this journal dir on this host is dead when this journal records its token:
+  // it wrote here, and we hold the journal's flock, which only a dead process gives up.
+  auto proven_dead = [this](const LeaseHolder& holder) {
+    auto records = Journal::Read(options_.journal_dir);
+    if (!records) return false;
+    for (const auto& r : *records) {
+      if (r.value("type", "") == "lease" && r.value("token", int64_t{-1}) == holder.token) {
+        return true;
+      }
+    }
+    return false;
+  };
+  if (auto a = lease_->Acquire(proven_dead); !a) return a;
+  // Durable before any step, so a restart after kill -9 can prove the holder was us.
+  if (!journal_) return {};
+  std::vector<nlohmann::json> record;
+  record.push_back(nlohmann::json{{"type", "lease"}, {"token", lease_->token()}});
+  return Write(std::move(record), false);
+}
+
+std::string EngineImpl::UnreleasedNote() const {
+  if (!lease_) return "";
+  std::string note;
+  for (const auto& h : lease_->unreleased()) {
+    note +=
+        "; an earlier holder of the migration lease never released it (it died or stopped "
+        "with a batch open): " +
+        h.Describe() + ": rerun with --journal " + h.journal + " on " + h.host +
+        " (or start the daemon whose journal_dir it is) to converge what it left";
+  }
+  return note;
+}
+
+std::vector<cluster::Endpoint> EngineImpl::Seeds(const BatchInfo* info) const {
+  std::vector<cluster::Endpoint> seeds = options_.seeds;
+  if (info) {
+    seeds.push_back(info->source);
+    seeds.push_back(info->target);
+  }
+  return seeds;
+}
+
+std::map<std::string, NodeSettings> EngineImpl::ReadSettings(const ClusterSnapshot& s) {
+  std::map<std::string, NodeSettings> out;
+  for (const auto* m : s.Masters()) {
+    if (auto it = settings_cache_.find(m->endpoint.ToString()); it != settings_cache_.end()) {
+      out[it->first] = it->second;
+      continue;
+    }
+    auto r = connector_.Get(m->endpoint)
+                 .Pipeline({{"CONFIG", "GET", "cluster-node-timeout"},
+                            {"CONFIG", "GET", "cluster-require-full-coverage"},
+                            {"CONFIG", "GET", "cluster-migration-barrier"},
+                            {"INFO", "server"}});
+    if (!r) continue;
+    NodeSettings ns;
+    ns.cluster_node_timeout_ms = ConfigNumber((*r)[0]);
+    if ((*r)[1].type == cluster::Reply::Type::kArray && (*r)[1].elements.size() >= 2) {
+      ns.cluster_require_full_coverage = (*r)[1].elements[1].str;
+    }
+    ns.cluster_migration_barrier = ConfigNumber((*r)[2]);
+    // Read once per master and engine (this cache): logged once, as the first connection.
+    if (!(*r)[3].IsError()) {
+      if (auto server = cluster::ParseServerVersion((*r)[3].str)) {
+        spdlog::info("node {} runs {}", m->endpoint.ToString(), server->ToString());
+        ns.server = std::move(*server);
+      } else {
+        spdlog::warn("node {}: {}", m->endpoint.ToString(), server.error().message);
+      }
+    }
+    out[m->endpoint.ToString()] = ns;
+    settings_cache_[m->endpoint.ToString()] = ns;
+  }
+  return out;
+}
+
+cluster::Result<void> EngineImpl::SizeUp(const ResolvedBatch& b) {
+  const std::string prefix = "preflight for batch " + b.batch.id + ": ";
+  const std::string target = b.target.ToString() + " (" + b.target_id + ")";
+  auto memory = ReadNodeMemory(connector_.Get(b.target));
+  if (!memory) {
+    return cluster::MakeError(prefix + "cannot read INFO memory of target " + target + ": " +
+                              memory.error().message);
+  }
+  if (memory->maxmemory <= 0 && options_.migrate_bytes <= 0) return {};
+  std::map<int, SlotLoad> loads;
+  std::vector<int> missing;
+  for (int slot : b.batch.slots) {
+    if (auto it = b.batch.loads.find(slot); it != b.batch.loads.end()) {
+      loads[slot] = it->second;
+    } else {
+      missing.push_back(slot);
+    }
+  }
+  if (!missing.empty()) {
+    auto measured = MeasureSlotLoads(connector_.Get(b.source), missing);
+    if (!measured) {
+      return cluster::MakeError(prefix + "cannot measure the slots on source " +
+                                b.source.ToString() + ": " + measured.error().message);
+    }
+    loads.insert(measured->begin(), measured->end());
+  }
+  int64_t estimated = 0;
+  std::map<int, int64_t> per_key;
+  for (const auto& [slot, load] : loads) {
+    estimated += load.bytes;
+    if (load.keys > 0) per_key[slot] = load.bytes / load.keys;
+  }
+  if (auto why = HeadroomProblem(target, *memory, estimated)) {
+    return cluster::MakeError(prefix + *why);
+  }
+  migrator_.SetKeyBytes(std::move(per_key));
+  return {};
+}
+
+void EngineImpl::Warn(const std::string& text) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (warned_.insert(text).second) spdlog::warn("{}", text);
+}
+
+std::optional<std::string> EngineImpl::ProbeMigratePermissions(const ResolvedBatch& batch) {
+  if (!options_.credentials || !options_.credentials->user) return std::nullopt;
+  const std::string probe = "{slotguard}:migrate-permission-probe";
+  const std::vector<std::pair<cluster::Endpoint, cluster::Argv>> tries = {
+      {batch.source,
+       {"MIGRATE", batch.target.host, std::to_string(batch.target.port), "", "0", "1", "KEYS",
+        probe}},
+      {batch.target, {"SELECT", "0"}},
+      {batch.target, {"RESTORE-ASKING", probe, "0", "not-a-dump-payload"}},
+  };
+  for (const auto& [node, argv] : tries) {
+    auto reply = connector_.Get(node).Command(argv);
+    if (!reply || !reply->IsError() || reply->str.rfind("NOPERM", 0) != 0) continue;
+    return "the ACL user " + *options_.credentials->user + " cannot run " + argv[0] + " on " +
+           node.ToString() + ", which moving keys needs (" + reply->str +
+           "): see README \"Least-privilege ACL users\". Nothing was changed.";
+  }
+  return std::nullopt;
+}
+
+void EngineImpl::CrashPoint(const std::string& point) {
+  auto asked = [this] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return std::make_pair(Halted(), requested_.has_value());
+  };
+  options_.step_hooks->Reached(point, [asked, before = asked()] { return asked() != before; });
+}
+
+std::optional<std::string> EngineImpl::StopReason(GuardMonitor* monitor, const GuardSettings& gs) {
+  if (Halted()) return std::string(kStoppedReason);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (requested_) {
+      return "rollback requested (" + ToString(requested_->first) + "): " + requested_->second;
+    }
+  }
+  if (monitor) {
+    if (gs.enabled && counters_.counted.load() > gs.migrate_failures) {
+      monitor->Trip(
+          {"migrate_failures", std::to_string(counters_.counted.load()) +
+                                   " MIGRATE failures in this batch, over the threshold of " +
+                                   std::to_string(gs.migrate_failures)});
+    }
+    if (auto trip = monitor->tripped()) return "guard " + trip->guard + " tripped: " + trip->reason;
+  }
+  return std::nullopt;
+}
+
+StepControl EngineImpl::BaseControl(const BatchInfo& info, std::vector<cluster::Endpoint> others) {
+  StepControl ctl;
+  ctl.journal = [this, id = info.id](const std::vector<JournalStep>& steps) {
+    std::vector<nlohmann::json> records;
+    for (const auto& st : steps) records.push_back(StepRecord(id, st.step, st.slots));
+    return Write(std::move(records));
+  };
+  ctl.on_keys = [this](int64_t n) { observer_.OnKeysMigrated(n); };
+  ctl.other_masters = std::move(others);
+  return ctl;
+}
+
+std::vector<cluster::Endpoint> EngineImpl::OtherMasters(const ClusterSnapshot& s,
+                                                        const BatchInfo& info) {
+  std::vector<cluster::Endpoint> out;
+  for (const auto* m : s.Masters()) {
+    if (m->id == info.source_id || m->id == info.target_id) continue;
+    if (m->flags.fail || m->flags.noaddr) continue;
+    out.push_back(m->endpoint);
+  }
+  return out;
+}
 
 cluster::Result<std::vector<SlotObservation>> EngineImpl::ObserveSlots(
     const BatchInfo& info, const std::vector<int>& slots, const StepControl& ctl) {
@@ -1122,6 +1183,69 @@ EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
   return out;
 }
 
+cluster::Result<ClusterSnapshot> EngineImpl::BatchSnapshot() {
+  cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
+  if (auto last = std::exchange(verified_, std::nullopt);
+      last && options_.reuse_verified_snapshot &&
+      clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
+    snapshot = std::move(last->first);
+  } else {
+    snapshot = TakeSnapshot(connector_, options_.seeds);
+  }
+  // Two masters with one config epoch (a bump without consensus met another node's): the
+  // servers resolve it themselves at their next ping exchange (the one with the lower node id
+  // bumps, clusterHandleConfigEpochCollision). Wait for that rather than refuse the batch.
+  const auto collision_deadline = clock_.Now() + options_.guards.convergence_timeout;
+  while (snapshot && snapshot->judgement.epoch_collisions > 0 &&
+         clock_.Now() < collision_deadline) {
+    clock_.SleepFor(std::chrono::milliseconds(100));
+    snapshot = TakeSnapshot(connector_, options_.seeds);
+  }
+  return snapshot;
+}
+
+GuardSettings EngineImpl::BatchGuardSettings(const Batch& batch) const {
+  GuardSettings gs;
+  gs.enabled = options_.guards.enabled;
+  gs.coverage_grace = options_.guards.coverage_grace;
+  gs.migrate_failures = options_.guards.migrate_failures;
+  gs.convergence_timeout = options_.guards.convergence_timeout;
+  if (batch.guards) {
+    if (batch.guards->coverage_grace) gs.coverage_grace = *batch.guards->coverage_grace;
+    if (batch.guards->migrate_failures) gs.migrate_failures = *batch.guards->migrate_failures;
+    if (batch.guards->convergence_timeout) {
+      gs.convergence_timeout = *batch.guards->convergence_timeout;
+    }
+  }
+  return gs;
+}
+
+BatchInfo EngineImpl::MakeBatchInfo(const Batch& batch, const ResolvedBatch& resolved,
+                                    const ClusterSnapshot& snapshot) {
+  BatchInfo info{batch.id,           resolved.source_id, resolved.source,
+                 resolved.target_id, resolved.target,    resolved.batch.slots};
+  for (const auto& n : snapshot.nodes) {
+    if (!n.flags.replica) continue;
+    if (n.master_id == info.source_id) info.source_replicas.push_back(n.id);
+    if (n.master_id == info.target_id) info.target_replicas.push_back(n.id);
+  }
+  return info;
+}
+
+int64_t EngineImpl::CountKeys(const cluster::Endpoint& node, const std::vector<int>& slots) {
+  int64_t keys = 0;
+  std::vector<cluster::Argv> count;
+  for (int slot : slots) count.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+  if (auto r = connector_.Get(node).Pipeline(count)) {
+    for (const auto& x : *r) keys += x.integer;
+  }
+  return keys;
+}
+
+// Over 100 lines on purpose: one batch's life in the order the journal and the observer see it
+// (lease, preflight, write-ahead record, steps, verification, then done or rollback), with its
+// early returns sharing one outcome and one clock. The parts with no order of their own to keep
+// (BatchSnapshot, BatchGuardSettings, MakeBatchInfo, CountKeys) are split out above.
 cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
                                                    const std::function<void()>& start_gate) {
   const auto started = clock_.Now();
@@ -1169,23 +1293,7 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
   bool fresh_lease = false;
   if (auto l = TakeLease(fresh_lease); !l) return failed(l.error());
   if (fresh_lease) verified_.reset();  // read before the lease was ours
-  cluster::Result<ClusterSnapshot> snapshot = cluster::MakeError("no snapshot");
-  if (auto last = std::exchange(verified_, std::nullopt);
-      last && options_.reuse_verified_snapshot &&
-      clock_.Now() - last->second <= kVerifiedSnapshotReuse) {
-    snapshot = std::move(last->first);
-  } else {
-    snapshot = TakeSnapshot(connector_, options_.seeds);
-  }
-  // Two masters with one config epoch (a bump without consensus met another node's): the
-  // servers resolve it themselves at their next ping exchange (the one with the lower node id
-  // bumps, clusterHandleConfigEpochCollision). Wait for that rather than refuse the batch.
-  const auto collision_deadline = clock_.Now() + options_.guards.convergence_timeout;
-  while (snapshot && snapshot->judgement.epoch_collisions > 0 &&
-         clock_.Now() < collision_deadline) {
-    clock_.SleepFor(std::chrono::milliseconds(100));
-    snapshot = TakeSnapshot(connector_, options_.seeds);
-  }
+  cluster::Result<ClusterSnapshot> snapshot = BatchSnapshot();
   if (!snapshot) return failed(snapshot.error());
   auto resolved = ResolveBatch(batch, *snapshot, options_.limits);
   if (!resolved) return failed(resolved.error());
@@ -1207,26 +1315,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
     outcome.warnings.push_back(w);
   }
 
-  GuardSettings gs;
-  gs.enabled = options_.guards.enabled;
-  gs.coverage_grace = options_.guards.coverage_grace;
-  gs.migrate_failures = options_.guards.migrate_failures;
-  gs.convergence_timeout = options_.guards.convergence_timeout;
-  if (batch.guards) {
-    if (batch.guards->coverage_grace) gs.coverage_grace = *batch.guards->coverage_grace;
-    if (batch.guards->migrate_failures) gs.migrate_failures = *batch.guards->migrate_failures;
-    if (batch.guards->convergence_timeout) {
-      gs.convergence_timeout = *batch.guards->convergence_timeout;
-    }
-  }
+  const GuardSettings gs = BatchGuardSettings(batch);
 
-  BatchInfo info{batch.id,         resolved->source_id,  resolved->source, resolved->target_id,
-                 resolved->target, resolved->batch.slots};
-  for (const auto& n : snapshot->nodes) {
-    if (!n.flags.replica) continue;
-    if (n.master_id == info.source_id) info.source_replicas.push_back(n.id);
-    if (n.master_id == info.target_id) info.target_replicas.push_back(n.id);
-  }
+  const BatchInfo info = MakeBatchInfo(batch, *resolved, *snapshot);
   std::vector<cluster::Endpoint> endpoints;
   for (const auto& r : snapshot->reports) endpoints.push_back(r.endpoint);
 
@@ -1279,17 +1370,9 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
   observer_.OnState(batch.id, BatchState::kMigrating);
 
   // Test hook "mid_keys": die (or pause) once half of the batch's keys have moved.
-  int64_t keys_expected = 0;
   int64_t keys_seen = 0;
-  const bool mid_keys_hook = options_.step_hooks->Watches("mid_keys");
-  if (mid_keys_hook) {
-    std::vector<cluster::Argv> count;
-    for (int slot : info.slots)
-      count.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
-    if (auto r = connector_.Get(info.source).Pipeline(count)) {
-      for (const auto& x : *r) keys_expected += x.integer;
-    }
-  }
+  const int64_t keys_expected =
+      options_.step_hooks->Watches("mid_keys") ? CountKeys(info.source, info.slots) : 0;
 
   StepControl ctl = BaseControl(info, OtherMasters(*snapshot, info));
   ctl.stop = [&]() { return StopReason(&monitor, gs); };

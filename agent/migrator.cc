@@ -107,6 +107,48 @@ std::vector<int> AfterFirst(const std::vector<int>& slots) {
   return slots.size() > 1 ? std::vector<int>(slots.begin() + 1, slots.end()) : std::vector<int>{};
 }
 
+// CLUSTER SETSLOT <slot> `args` for each of `slots`.
+std::vector<cluster::Argv> SetSlotArgvs(const std::vector<int>& slots,
+                                        std::vector<std::string> args) {
+  std::vector<cluster::Argv> out;
+  for (int slot : slots) {
+    cluster::Argv argv{"CLUSTER", "SETSLOT", std::to_string(slot)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    out.push_back(std::move(argv));
+  }
+  return out;
+}
+
+std::vector<cluster::Argv> CountKeysArgvs(const std::vector<int>& slots) {
+  std::vector<cluster::Argv> out;
+  for (int slot : slots) out.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+  return out;
+}
+
+// Errors among replies[first, first+slots.size()), by slot.
+std::map<int, std::string> ErrorsIn(const std::vector<cluster::Reply>& replies, size_t first,
+                                    const std::vector<int>& slots, bool tolerate_replica) {
+  std::map<int, std::string> errors;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const auto& r = replies[first + i];
+    if (!r.IsError()) continue;
+    if (tolerate_replica && IsReplicaReply(r.str)) continue;
+    errors[slots[i]] = r.str;
+  }
+  return errors;
+}
+
+// Slots of `slots` where the target holds keys already (COUNTKEYSINSLOT replies at `first`).
+std::vector<int> StraysIn(const std::vector<cluster::Reply>& replies, size_t first,
+                          const std::vector<int>& slots) {
+  std::vector<int> out;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const auto& r = replies[first + i];
+    if (r.type == cluster::Reply::Type::kInteger && r.integer > 0) out.push_back(slots[i]);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<cluster::Argv> NodeOnTargetArgv(const std::vector<int>& slots,
@@ -466,6 +508,9 @@ cluster::Result<std::map<int, std::string>> Migrator::SetSlots(const cluster::En
   return errors;
 }
 
+// Over 100 lines on purpose: a pass's listing, MIGRATE rounds and BUSYKEY decisions share its
+// state (skip, complete, listed, failed_pass) and their order is what keeps every key where
+// clients find it; steps of their own would be members (migrator.h) carrying that state.
 MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slots,
                               BusyKeyPolicy policy, const StepControl& ctl,
                               std::map<int, cluster::Reply> listed) {
@@ -989,6 +1034,9 @@ std::vector<std::string> Migrator::NodeOnOthers(const MoveEnds& ends, const std:
   return warnings;
 }
 
+// Over 100 lines on purpose: the order of its SETSLOT rounds, journal records and crash points is
+// the move protocol (DESIGN.md) and reads top to bottom here; what is left inside shares result,
+// ctl and the prelisted keys. Its pure argv and reply helpers are above (SetSlotArgvs ...).
 MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vector<int>>& groups,
                                const StepControl& ctl,
                                const std::function<void(const std::vector<int>&)>& on_group_done) {
@@ -1026,42 +1074,6 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
         "  {}{}-{}: {} at {:.2f} ms", ctl.step_prefix, g.front(), g.back(), what,
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   };
-  auto slot_args = [](const std::vector<int>& slots, std::vector<std::string> args) {
-    std::vector<cluster::Argv> out;
-    for (int slot : slots) {
-      cluster::Argv argv{"CLUSTER", "SETSLOT", std::to_string(slot)};
-      argv.insert(argv.end(), args.begin(), args.end());
-      out.push_back(std::move(argv));
-    }
-    return out;
-  };
-  auto counts = [](const std::vector<int>& slots) {
-    std::vector<cluster::Argv> out;
-    for (int slot : slots) out.push_back({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
-    return out;
-  };
-  // Errors among replies[first, first+slots.size()), by slot.
-  auto errors_in = [](const std::vector<cluster::Reply>& replies, size_t first,
-                      const std::vector<int>& slots, bool tolerate_replica) {
-    std::map<int, std::string> errors;
-    for (size_t i = 0; i < slots.size(); ++i) {
-      const auto& r = replies[first + i];
-      if (!r.IsError()) continue;
-      if (tolerate_replica && IsReplicaReply(r.str)) continue;
-      errors[slots[i]] = r.str;
-    }
-    return errors;
-  };
-  // Slots of `slots` where the target holds keys already (COUNTKEYSINSLOT replies at `first`).
-  auto strays_in = [](const std::vector<cluster::Reply>& replies, size_t first,
-                      const std::vector<int>& slots) {
-    std::vector<int> out;
-    for (size_t i = 0; i < slots.size(); ++i) {
-      const auto& r = replies[first + i];
-      if (r.type == cluster::Reply::Type::kInteger && r.integer > 0) out.push_back(slots[i]);
-    }
-    return out;
-  };
   // Keys the target already holds in a slot it does not own would meet MIGRATE as BUSYKEY half
   // way through: compare them while the group is only IMPORTING, before any key or client moves.
   auto conflicts_in =
@@ -1076,19 +1088,19 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     return fail(j.error().message);
   }
   {
-    auto cmds = slot_args(first, {"IMPORTING", ends.from_id});
-    auto c = counts(first);
+    auto cmds = SetSlotArgvs(first, {"IMPORTING", ends.from_id});
+    auto c = CountKeysArgvs(first);
     cmds.insert(cmds.end(), c.begin(), c.end());
     auto replies = Run(ends.to, cmds, ctl);
     if (!replies) {
       return fail("SETSLOT IMPORTING on " + ends.to.ToString() + ": " + replies.error().message);
     }
-    if (auto e = errors_in(*replies, 0, first, false); !e.empty()) {
+    if (auto e = ErrorsIn(*replies, 0, first, false); !e.empty()) {
       return fail("SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(e));
     }
     lap(first, "importing");
     crash("after_importing");
-    auto conflicts = conflicts_in(strays_in(*replies, first.size(), first));
+    auto conflicts = conflicts_in(StraysIn(*replies, first.size(), first));
     if (!conflicts) return fail(conflicts.error().message);
     if (!conflicts->empty()) {
       result.conflict_keys = *conflicts;
@@ -1119,11 +1131,12 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
   };
   std::map<int, cluster::Reply> listed;  // the next MoveKeys' first lists
   {
-    auto mig = Run(ends.from, with_scans(slot_args(first, {"MIGRATING", ends.to_id}), first), ctl);
+    auto mig =
+        Run(ends.from, with_scans(SetSlotArgvs(first, {"MIGRATING", ends.to_id}), first), ctl);
     if (!mig) {
       return fail("SETSLOT MIGRATING on " + ends.from.ToString() + ": " + mig.error().message);
     }
-    if (auto e = errors_in(*mig, 0, first, false); !e.empty()) {
+    if (auto e = ErrorsIn(*mig, 0, first, false); !e.empty()) {
       return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
     }
     listed = listed_in(*mig, first.size(), first);
@@ -1179,8 +1192,8 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id, stable_first, with_first);
     const size_t node_cmds = to_cmds.size();
     if (next) {
-      auto imp = slot_args(*next, {"IMPORTING", ends.from_id});
-      auto c = counts(*next);
+      auto imp = SetSlotArgvs(*next, {"IMPORTING", ends.from_id});
+      auto c = CountKeysArgvs(*next);
       to_cmds.insert(to_cmds.end(), imp.begin(), imp.end());
       to_cmds.insert(to_cmds.end(), c.begin(), c.end());
     }
@@ -1200,10 +1213,10 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     std::string next_error;
     std::vector<std::string> next_conflicts;
     if (next) {
-      if (auto e = errors_in(*to_replies, node_cmds, *next, false); !e.empty()) {
+      if (auto e = ErrorsIn(*to_replies, node_cmds, *next, false); !e.empty()) {
         next_error = "SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(e);
       } else {
-        auto c = conflicts_in(strays_in(*to_replies, node_cmds + next->size(), *next));
+        auto c = conflicts_in(StraysIn(*to_replies, node_cmds + next->size(), *next));
         if (!c) {
           next_error = c.error().message;
         } else {
@@ -1214,9 +1227,9 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     std::optional<std::string> stop = next ? stopped() : std::nullopt;
     const bool open_next = next && next_error.empty() && next_conflicts.empty() && !stop;
 
-    std::vector<cluster::Argv> from_cmds = slot_args(g, {"NODE", ends.to_id});
+    std::vector<cluster::Argv> from_cmds = SetSlotArgvs(g, {"NODE", ends.to_id});
     if (open_next) {
-      auto mig = with_scans(slot_args(*next, {"MIGRATING", ends.to_id}), *next);
+      auto mig = with_scans(SetSlotArgvs(*next, {"MIGRATING", ends.to_id}), *next);
       from_cmds.insert(from_cmds.end(), mig.begin(), mig.end());
     }
     auto from_replies = Run(ends.from, from_cmds, ctl);
@@ -1224,7 +1237,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
       return fail("SETSLOT NODE on " + ends.from.ToString() + ": " + from_replies.error().message);
     }
     // The source may have been demoted meanwhile; its new master learns by gossip.
-    if (auto e = errors_in(*from_replies, 0, g, true); !e.empty()) {
+    if (auto e = ErrorsIn(*from_replies, 0, g, true); !e.empty()) {
       return fail("SETSLOT NODE on " + ends.from.ToString() + " refused: " + Slots(e));
     }
     lap(g, "node_source");
@@ -1246,7 +1259,7 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
       return finish(MoveResult::Status::kConflict, ConflictMessage(ends, next_conflicts));
     }
     if (stop) return finish(MoveResult::Status::kStopped, *stop);
-    if (auto e = errors_in(*from_replies, g.size(), *next, false); !e.empty()) {
+    if (auto e = ErrorsIn(*from_replies, g.size(), *next, false); !e.empty()) {
       return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
     }
     listed = listed_in(*from_replies, g.size() + next->size(), *next);
