@@ -38,6 +38,7 @@
 #include "cluster/connection.h"
 #include "cluster/key_slot.h"
 #include "cluster/nodes.h"
+#include "tests/unit/fake_replies.h"
 
 namespace slotguard::agent::testing {
 
@@ -251,28 +252,14 @@ class FakeCluster : public cluster::Connector {
  private:
   static cluster::Reply Ok() { return Status("OK"); }
   static cluster::Reply Status(std::string s) {
-    cluster::Reply r;
-    r.type = cluster::Reply::Type::kStatus;
-    r.str = std::move(s);
-    return r;
+    return ::slotguard::testing::StatusReply(std::move(s));
   }
   static cluster::Reply Err(std::string s) {
-    cluster::Reply r;
-    r.type = cluster::Reply::Type::kError;
-    r.str = std::move(s);
-    return r;
+    return ::slotguard::testing::ErrorReply(std::move(s));
   }
-  static cluster::Reply Int(int64_t v) {
-    cluster::Reply r;
-    r.type = cluster::Reply::Type::kInteger;
-    r.integer = v;
-    return r;
-  }
+  static cluster::Reply Int(int64_t v) { return ::slotguard::testing::IntegerReply(v); }
   static cluster::Reply Str(std::string s) {
-    cluster::Reply r;
-    r.type = cluster::Reply::Type::kString;
-    r.str = std::move(s);
-    return r;
+    return ::slotguard::testing::StringReply(std::move(s));
   }
   static cluster::Reply Nil() { return cluster::Reply{}; }
   static cluster::Reply Arr(const std::vector<std::string>& items) {

@@ -12,10 +12,14 @@
 
 #include "cluster/membership.h"
 #include "tests/unit/exporter_fixtures.h"
+#include "tests/unit/fake_replies.h"
 #include "tests/unit/test_data.h"
 
 namespace slotguard::cluster {
 namespace {
+
+using ::slotguard::testing::ErrorReply;
+using ::slotguard::testing::StringReply;
 
 using ::slotguard::testing::ReadData;
 using ::testing::HasSubstr;
@@ -76,20 +80,6 @@ class FakeConnector : public Connector {
   std::map<Endpoint, std::unique_ptr<FakeConnection>> conns_;
 };
 
-Reply Bulk(std::string s) {
-  Reply r;
-  r.type = Reply::Type::kString;
-  r.str = std::move(s);
-  return r;
-}
-
-Reply Err(std::string s) {
-  Reply r;
-  r.type = Reply::Type::kError;
-  r.str = std::move(s);
-  return r;
-}
-
 ReadPlan NodesOnly() {
   ReadPlan plan;
   plan.cluster_info = false;
@@ -109,7 +99,7 @@ const Endpoint kC{"127.0.0.1", 7002};
 
 TEST(ClusterReader, ReadsEveryNodeTheAnsweringSeedNamesFailedOnesDown) {
   FakeConnector connector;
-  connector.Set(kB, Bulk(ReadData("redis70_failed_nodes_0.txt")));
+  connector.Set(kB, StringReply(ReadData("redis70_failed_nodes_0.txt")));
   ClusterReader reader(Borrow(connector), NodesOnly());
   auto read = reader.Read({kA, kB}, {}, std::nullopt);
   ASSERT_TRUE(read.discovery_ok);
@@ -135,7 +125,8 @@ TEST(ClusterReader, ReadsEveryNodeTheAnsweringSeedNamesFailedOnesDown) {
 
 TEST(ClusterReader, KnownNodesFirstSeedsOnlyWhenNoneAnswers) {
   FakeConnector connector;
-  connector.Set(kC, Bulk("c 127.0.0.1:7002@17002 myself,master - 0 0 1 connected 0-16383\n"));
+  connector.Set(kC,
+                StringReply("c 127.0.0.1:7002@17002 myself,master - 0 0 1 connected 0-16383\n"));
   ClusterReader reader(Borrow(connector), NodesOnly());
   auto read = reader.Read({kC}, {kA, kB}, std::nullopt);
   ASSERT_TRUE(read.discovery_ok);
@@ -147,8 +138,8 @@ TEST(ClusterReader, KnownNodesFirstSeedsOnlyWhenNoneAnswers) {
 
 TEST(ClusterReader, EachFailureSaysWhy) {
   FakeConnector connector;
-  connector.Set(kB, Err("ERR This instance has cluster support disabled"));
-  connector.Set(kC, Bulk("garbage"));
+  connector.Set(kB, ErrorReply("ERR This instance has cluster support disabled"));
+  connector.Set(kC, StringReply("garbage"));
   ClusterReader reader(Borrow(connector), NodesOnly());
   auto read = reader.Read({kA, kB, kC}, {}, std::nullopt);
   ASSERT_FALSE(read.discovery_ok);
@@ -161,7 +152,7 @@ TEST(ClusterReader, EachFailureSaysWhy) {
 
 TEST(ClusterReader, LoneNodeLearnsItsHostFromTheDialedAddress) {
   FakeConnector connector;
-  connector.Set(kA, Bulk("abc :7000@17000 myself,master - 0 0 0 connected\n"));
+  connector.Set(kA, StringReply("abc :7000@17000 myself,master - 0 0 0 connected\n"));
   ClusterReader reader(Borrow(connector), NodesOnly());
   auto read = reader.Read({kA}, {}, std::nullopt);
   ASSERT_EQ(read.nodes.size(), 1u);
@@ -173,8 +164,8 @@ TEST(ClusterReader, LoneNodeLearnsItsHostFromTheDialedAddress) {
 TEST(ClusterReader, SeedUnderAnotherNameIsReadOnce) {
   FakeConnector connector;
   const std::string view = "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n";
-  connector.Set({"localhost", 7000}, Bulk(view));
-  connector.Set(kA, Bulk(view));
+  connector.Set({"localhost", 7000}, StringReply(view));
+  connector.Set(kA, StringReply(view));
   ClusterReader reader(Borrow(connector), NodesOnly());
   auto read = reader.Read({{"localhost", 7000}}, {}, std::nullopt);
   ASSERT_EQ(read.nodes.size(), 1u);
@@ -209,7 +200,7 @@ std::vector<NodesView> DepartedViews() {
         if (line.find(" 127.0.0.1:23105@") == std::string::npos) text += line + "\n";
       }
     }
-    NodeRead read = ParseNodeReplies(*ParseEndpoint(addr), NodesOnly(), {Bulk(text)});
+    NodeRead read = ParseNodeReplies(*ParseEndpoint(addr), NodesOnly(), {StringReply(text)});
     EXPECT_TRUE(read.up()) << read.error;
     views.push_back(*read.view);
   }
@@ -238,7 +229,8 @@ TEST(ClusterReaderParse, CapturedRepliesFillEveryPart) {
   EXPECT_EQ(NodeCommands(plan, dialed),
             (std::vector<Argv>{{"INFO", "all"}, {"CLUSTER", "INFO"}, {"CLUSTER", "NODES"}}));
   auto read = ParseNodeReplies(
-      dialed, plan, {Bulk(node.info), Bulk(node.cluster_info), Bulk(node.cluster_nodes)});
+      dialed, plan,
+      {StringReply(node.info), StringReply(node.cluster_info), StringReply(node.cluster_nodes)});
   EXPECT_TRUE(read.error.empty()) << read.error;
   ASSERT_EQ(read.info.size(), 1u);
   ASSERT_TRUE(read.info[0]);
@@ -258,9 +250,9 @@ TEST(ClusterReaderParse, InfoOnlyWhereAskedEachSectionOnItsOwn) {
   // A section the node refuses is missing alone; the other and the view are kept.
   auto read = ParseNodeReplies(
       kA, plan,
-      {Bulk("# Commandstats\r\ncmdstat_migrate:calls=3,usec=20,failed_calls=1\r\n"),
-       Err("ERR unknown section"),
-       Bulk("a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n")});
+      {StringReply("# Commandstats\r\ncmdstat_migrate:calls=3,usec=20,failed_calls=1\r\n"),
+       ErrorReply("ERR unknown section"),
+       StringReply("a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n")});
   ASSERT_EQ(read.info.size(), 2u);
   EXPECT_TRUE(read.info[0]);
   EXPECT_FALSE(read.info[1]);
@@ -270,7 +262,7 @@ TEST(ClusterReaderParse, InfoOnlyWhereAskedEachSectionOnItsOwn) {
 
 TEST(ClusterReaderParse, ANodeWithoutAViewSaysWhyThereIsNone) {
   ReadPlan plan;  // CLUSTER INFO, then CLUSTER NODES
-  auto read = ParseNodeReplies(kA, plan, {Err("NOPERM no"), Err("NOPERM no")});
+  auto read = ParseNodeReplies(kA, plan, {ErrorReply("NOPERM no"), ErrorReply("NOPERM no")});
   EXPECT_FALSE(read.up());
   EXPECT_THAT(read.error, HasSubstr("CLUSTER NODES refused: NOPERM"));
   EXPECT_THAT(read.error, HasSubstr("the ACL user needs this command"));

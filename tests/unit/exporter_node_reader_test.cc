@@ -6,32 +6,18 @@
 
 #include "exporter/node_reader.h"
 #include "tests/unit/exporter_fixtures.h"
+#include "tests/unit/fake_replies.h"
 
 namespace slotguard::exporter {
 namespace {
 
+using ::slotguard::testing::ErrorReply;
+using ::slotguard::testing::IntegerReply;
+using ::slotguard::testing::StringReply;
+
 using cluster::Reply;
 
 const cluster::Endpoint kEndpoint{"127.0.0.1", 23100};
-
-Reply Bulk(std::string text) {
-  Reply r;
-  r.type = Reply::Type::kString;
-  r.str = std::move(text);
-  return r;
-}
-Reply Error(std::string text) {
-  Reply r;
-  r.type = Reply::Type::kError;
-  r.str = std::move(text);
-  return r;
-}
-Reply Integer(int64_t n) {
-  Reply r;
-  r.type = Reply::Type::kInteger;
-  r.integer = n;
-  return r;
-}
 
 // Answers each Pipeline call with the next scripted result, and records what was asked.
 // The reader's deadline is recorded as the time left when each pipeline is sent.
@@ -66,7 +52,7 @@ const cluster::Endpoint kNode{"127.0.0.1", 23100};
 
 std::vector<Reply> Captured(const std::string& file, const std::string& addr) {
   auto node = testing::LoadCapture(file).at(addr);
-  return {Bulk(node.info), Bulk(node.cluster_info), Bulk(node.cluster_nodes)};
+  return {StringReply(node.info), StringReply(node.cluster_info), StringReply(node.cluster_nodes)};
 }
 
 Clock::time_point Later() { return Clock::now() + std::chrono::seconds(5); }
@@ -91,7 +77,7 @@ TEST(ExporterNodeReader, HealthyNodeIsUpWithItsAnnouncedAddressAndView) {
 TEST(ExporterNodeReader, CountsKeysInEachSlotTheNodeHasOpen) {
   ScriptedClient client;
   client.script.push_back(Captured("exporter_open_slot.txt", "127.0.0.1:23100"));
-  client.script.push_back(std::vector<Reply>{Integer(26), Integer(0)});
+  client.script.push_back(std::vector<Reply>{IntegerReply(26), IntegerReply(0)});
   auto r = ReadNode(client, kNode, Later());
   ASSERT_TRUE(r.up) << r.error;
   ASSERT_EQ(client.asked.size(), 2u);
@@ -109,7 +95,7 @@ TEST(ExporterNodeReader, CountsKeysInEachSlotTheNodeHasOpen) {
 // Replies to a COUNTKEYSINSLOT pipeline: `keys` for the slots listed, 0 for the others.
 std::vector<Reply> Counts(const std::vector<cluster::Argv>& asked, std::map<int, int64_t> keys) {
   std::vector<Reply> out;
-  for (const auto& argv : asked) out.push_back(Integer(keys[std::stoi(argv.at(2))]));
+  for (const auto& argv : asked) out.push_back(IntegerReply(keys[std::stoi(argv.at(2))]));
   return out;
 }
 
@@ -182,7 +168,7 @@ class RefusingClient : public CountingClient {
   cluster::Result<std::vector<Reply>> Pipeline(
       const std::vector<cluster::Argv>& commands) override {
     auto r = CountingClient::Pipeline(commands);
-    if (r && commands.at(0).at(1) == "COUNTKEYSINSLOT") (*r)[3] = Error("ERR busy");
+    if (r && commands.at(0).at(1) == "COUNTKEYSINSLOT") (*r)[3] = ErrorReply("ERR busy");
     return r;
   }
 };
@@ -195,7 +181,7 @@ class NoPermCountClient : public CountingClient {
     auto r = CountingClient::Pipeline(commands);
     if (r && commands.at(0).at(1) == "COUNTKEYSINSLOT") {
       for (auto& reply : *r) {
-        reply = Error(
+        reply = ErrorReply(
             "NOPERM this user has no permissions to run the 'cluster|countkeysinslot' "
             "command");
       }
@@ -249,7 +235,7 @@ TEST(ExporterNodeReader, TransportFailureIsDownWithTheReason) {
 TEST(ExporterNodeReader, RefusedCommandIsDown) {
   ScriptedClient client;
   auto replies = Captured("exporter_healthy.txt", "127.0.0.1:23100");
-  replies[1] = Error("NOAUTH Authentication required.");
+  replies[1] = ErrorReply("NOAUTH Authentication required.");
   client.script.push_back(replies);
   auto r = ReadNode(client, kNode, Later());
   EXPECT_FALSE(r.up);
@@ -260,12 +246,12 @@ TEST(ExporterNodeReader, GarbageRepliesAreDownNotACrash) {
   for (const std::string& garbage :
        {std::string(), std::string("\x01\x02\xff garbage"), std::string(100000, 'x')}) {
     auto replies = Captured("exporter_healthy.txt", "127.0.0.1:23100");
-    replies[2] = Bulk(garbage);
+    replies[2] = StringReply(garbage);
     auto r = NodeResultFromReplies(kNode, replies);
     EXPECT_FALSE(r.up);
     EXPECT_NE(r.error.find("CLUSTER NODES"), std::string::npos) << r.error;
   }
-  auto r = NodeResultFromReplies(kNode, {Bulk("x")});
+  auto r = NodeResultFromReplies(kNode, {StringReply("x")});
   EXPECT_FALSE(r.up);
   Reply array;
   array.type = Reply::Type::kArray;
