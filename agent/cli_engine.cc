@@ -103,6 +103,14 @@ constexpr int kExitInterrupted = 130;  // a second Ctrl-C: stopped without finis
 
 void Err(const std::string& text) { std::fprintf(stderr, "error: %s\n", text.c_str()); }
 
+// Prints why a step failed; true when it did (the caller then exits with kExitError).
+template <typename T>
+bool Failed(const cluster::Result<T>& result) {
+  if (result) return false;
+  Err(result.error().message);
+  return true;
+}
+
 // The CLI logs text at SLOTGUARD_LOG_LEVEL (default info); the daemon takes both from agent.yaml.
 void SetupLogging() {
   const char* level = std::getenv("SLOTGUARD_LOG_LEVEL");
@@ -238,15 +246,9 @@ std::string RangesOf(const std::vector<int>& slots) {
 int RunCheck(const CommonArgs& a) {
   SetupLogging();
   auto c = Connect(a, std::chrono::milliseconds(3000));
-  if (!c) {
-    Err(c.error().message);
-    return kExitError;
-  }
+  if (Failed(c)) return kExitError;
   auto s = TakeSnapshot(*c->pool, {c->seed});
-  if (!s) {
-    Err(s.error().message);
-    return kExitError;
-  }
+  if (Failed(s)) return kExitError;
   HealthReport report = JudgeHealth(*s, CountStrayKeys(*c->pool, *s));
   for (const auto& line : report.lines) std::printf("%s\n", line.ToString().c_str());
   std::fflush(stdout);
@@ -736,10 +738,7 @@ int PrintPlanOnly(const ReshardArgs& a, const ReshardStart& start, const Limits&
     }
   }
   auto planned = MakePlan(a, *start.c.pool, start.snapshot, limits, "b");
-  if (!planned) {
-    Err(planned.error().message);
-    return kExitError;
-  }
+  if (Failed(planned)) return kExitError;
   PrintPlan(*planned, limits);
   if (a.dry_run) std::printf("Dry run: nothing changed.\n");
   return kExitOk;
@@ -951,29 +950,20 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
   SetupLogging();
   Limits limits;
   auto start = StartReshard(a, limits);
-  if (!start) {
-    Err(start.error().message);
-    return kExitError;
-  }
+  if (Failed(start)) return kExitError;
   if (!execute || a.dry_run) return PrintPlanOnly(a, *start, limits);
 
   // A daemon's journal dir is the daemon's even while it is idle (its engine opens the journal
   // only for a batch): held for the whole run, so no daemon starts on it meanwhile either.
   auto daemon_dir = LockDaemonDir(a.journal);
-  if (!daemon_dir) {
-    Err(daemon_dir.error().message);
-    return kExitError;
-  }
+  if (Failed(daemon_dir)) return kExitError;
 
   RealClock clock;
   ProgressObserver progress(0, ::isatty(STDOUT_FILENO) == 1);
 
   // 1. What this command does with the journal's runs, said before anything moves.
   auto before = Journal::Read(a.journal);
-  if (!before) {
-    Err(before.error().message);
-    return kExitError;
-  }
+  if (Failed(before)) return kExitError;
   const JournalState open_before = ReplayJournal(*before);
   const RunDecision decision = DecideRuns(a, open_before, start->snapshot);
 
@@ -985,18 +975,12 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
 
   // 2. Whatever an earlier run left open is converged first.
   if (!open_before.OpenBatches().empty()) {
-    if (auto r = RecoverOpenBatches(a, open_before, engine, *start); !r) {
-      Err(r.error().message);
-      return kExitError;
-    }
+    if (Failed(RecoverOpenBatches(a, open_before, engine, *start))) return kExitError;
   }
 
   // 3. The batches of the resumed run not yet done, else a new plan.
   auto records = Journal::Read(a.journal);
-  if (!records) {
-    Err(records.error().message);
-    return kExitError;
-  }
+  if (Failed(records)) return kExitError;
   if (const std::string& abandon_id = decision.abandon_id; !abandon_id.empty()) {
     if (auto j = engine.JournalAppend(
             {{"type", "run_end"}, {"run", abandon_id}, {"state", "abandoned"}});
@@ -1017,10 +1001,7 @@ int RunPlanOrReshard(const ReshardArgs& a, bool execute) {
     work = ResumedRunWork(ReplayJournal(*records), run_id);
   } else {
     auto planned = NewRunWork(a, *start, limits, engine, run_id);
-    if (!planned) {
-      Err(planned.error().message);
-      return kExitError;
-    }
+    if (Failed(planned)) return kExitError;
     work = std::move(*planned);
   }
   std::fflush(stdout);
@@ -1164,20 +1145,11 @@ void PrintParallelEnd(const RunTally& t, const std::string& journal) {
 int RunRebalancePlan(const RebalanceArgs& r, const Connected& c, const Plan& plan) {
   const ReshardArgs& a = r.engine;
   auto on_trip = ParseOnTrip(r.on_trip);
-  if (!on_trip) {
-    Err(on_trip.error().message);
-    return kExitError;
-  }
+  if (Failed(on_trip)) return kExitError;
   auto daemon_dir = LockDaemonDir(a.journal);
-  if (!daemon_dir) {
-    Err(daemon_dir.error().message);
-    return kExitError;
-  }
+  if (Failed(daemon_dir)) return kExitError;
   auto journal = Journal::Open(a.journal);
-  if (!journal) {
-    Err(journal.error().message);
-    return kExitError;
-  }
+  if (Failed(journal)) return kExitError;
   const std::string run_id = RunId();
   cluster::ConnectOptions co;  // the lease renews from a thread of its own
   co.connect_timeout = std::chrono::milliseconds(1000);
@@ -1238,10 +1210,7 @@ cluster::Result<BalanceMeasure> ValidateRebalance(const RebalanceArgs& r, const 
 // around open slots would name slots their recovery moves. The exit code; kExitOk to go on.
 int RecoverBeforeRebalance(const ReshardArgs& base) {
   auto records = Journal::Read(base.journal);
-  if (!records) {
-    Err(records.error().message);
-    return kExitError;
-  }
+  if (Failed(records)) return kExitError;
   if (ReplayJournal(*records).OpenBatches().empty()) return kExitOk;
   ReshardArgs recover = base;
   recover.recover_only = true;
@@ -1436,10 +1405,7 @@ std::optional<int> StopBeforeMoving(const RebalanceArgs& r, const Plan& plan,
     const std::string header = "slotguard-agent " + what + ": " + std::to_string(total) +
                                " slots in " + std::to_string(plan.batches.size()) +
                                " batch(es). Run it: slotguard-agent enqueue " + r.output;
-    if (auto w = WritePlanFile(r.output, plan, s, header); !w) {
-      Err(w.error().message);
-      return kExitError;
-    }
+    if (Failed(WritePlanFile(r.output, plan, s, header))) return kExitError;
     std::printf("Plan written to %s (the daemon runs it: slotguard-agent enqueue %s%s)\n",
                 r.output.c_str(), r.output.c_str(),
                 total > limits.approval_threshold_slots ? ", then approve it" : "");
@@ -1490,30 +1456,18 @@ int RunRebalance(const RebalanceArgs& r, const std::string& drain_address) {
   ReshardArgs base = r.engine;
   base.slots = 1;  // checked per pair when it runs; here only the shared settings
   auto by = ValidateRebalance(r, base, limits);
-  if (!by) {
-    Err(by.error().message);
-    return kExitError;
-  }
+  if (Failed(by)) return kExitError;
   const bool execute = !r.engine.dry_run && r.output.empty();
   if (execute) {
     if (int rc = RecoverBeforeRebalance(base); rc != kExitOk) return rc;
   }
   auto start = ConnectSettled(base);
-  if (!start) {
-    Err(start.error().message);
-    return kExitError;
-  }
+  if (Failed(start)) return kExitError;
   auto in = BalanceMasters(r, start->snapshot, *by, drain_address);
-  if (!in) {
-    Err(in.error().message);
-    return kExitError;
-  }
+  if (Failed(in)) return kExitError;
   SlotMeasures measures;
   auto planned = PlanBalance(r, *start, *by, *in, measures);
-  if (!planned) {
-    Err(planned.error().message);
-    return kExitError;
-  }
+  if (Failed(planned)) return kExitError;
   if (!*planned) return kExitOk;  // nothing to move
   const Plan plan = SplitAndPrintBatches(**planned, in->masters, measures, start->snapshot, limits);
   if (auto stop = StopBeforeMoving(r, plan, start->snapshot, in->what, limits)) return *stop;
@@ -1623,25 +1577,16 @@ int RunForget(const ForgetArgs& a) {
     return kExitError;
   }
   auto c = Connect(a.common, std::chrono::milliseconds(5000));
-  if (!c) {
-    Err(c.error().message);
-    return kExitError;
-  }
+  if (Failed(c)) return kExitError;
   auto s = TakeSnapshot(*c->pool, {c->seed});
-  if (!s) {
-    Err(s.error().message);
-    return kExitError;
-  }
+  if (Failed(s)) return kExitError;
   const auto* n = s->FindNode(c->seed.ToString());
   if (!n) {
     Err(c->seed.ToString() + " is not a node of the cluster it answers for");
     return kExitError;
   }
   auto f = FactsToForget(a, *c, *s, *n);
-  if (!f) {
-    Err(f.error().message);
-    return kExitError;
-  }
+  if (Failed(f)) return kExitError;
   f->min_age = *min_age;
   if (auto why = ForgetRefusals(*f); !why.empty()) {
     for (const auto& w : why) Err(w);
@@ -1854,22 +1799,13 @@ cluster::Result<bool> AssignSlots(const FixWork& w, const Connected& c, Engine& 
 int RunFix(const ReshardArgs& a) {
   SetupLogging();
   auto c = Connect(a.common, std::chrono::milliseconds(a.timeout_ms + 3000));
-  if (!c) {
-    Err(c.error().message);
-    return kExitError;
-  }
+  if (Failed(c)) return kExitError;
   auto s = TakeSnapshot(*c->pool, {c->seed});
-  if (!s) {
-    Err(s.error().message);
-    return kExitError;
-  }
+  if (Failed(s)) return kExitError;
   const auto work = FindRepairs(*c, *s);
   if (!work) return kExitError;
   auto records = Journal::Read(a.journal);
-  if (!records) {
-    Err(records.error().message);
-    return kExitError;
-  }
+  if (Failed(records)) return kExitError;
   const bool resume = !ReplayJournal(*records).OpenBatches().empty();
   if (work->groups.empty() && work->assignable.empty() && !resume) {
     std::printf(work->problems ? "Nothing fix may do on its own.\n" : "Nothing to fix.\n");
@@ -1883,29 +1819,17 @@ int RunFix(const ReshardArgs& a) {
     return work->problems ? kExitError : kExitOk;
   }
   auto daemon_dir = LockDaemonDir(a.journal);
-  if (!daemon_dir) {
-    Err(daemon_dir.error().message);
-    return kExitError;
-  }
+  if (Failed(daemon_dir)) return kExitError;
   RealClock clock;
   ProgressObserver progress(0, false);
   EngineOptions options = MakeEngineOptions(a, *c);
   options.lease.run = "fix-" + RunId();
   Engine engine(*c->pool, clock, std::move(options), progress);
-  if (auto j = JournalRepairs(*work, *s, ReplayJournal(*records), engine); !j) {
-    Err(j.error().message);
-    return kExitError;
-  }
+  if (Failed(JournalRepairs(*work, *s, ReplayJournal(*records), engine))) return kExitError;
   auto converged = ConvergeRepairs(engine);
-  if (!converged) {
-    Err(converged.error().message);
-    return kExitError;
-  }
+  if (Failed(converged)) return kExitError;
   auto assigned = AssignSlots(*work, *c, engine);
-  if (!assigned) {
-    Err(assigned.error().message);
-    return kExitError;
-  }
+  if (Failed(assigned)) return kExitError;
   const int exit = *converged == kExitOk && *assigned && !work->problems ? kExitOk : kExitError;
   std::printf(exit == kExitOk ? "Fixed.\n"
                               : "Not everything was fixed (see above); `slotguard-agent check` "
