@@ -78,6 +78,7 @@ def key_body(path):
     return lines[0]
 
 
+@pytest.mark.core
 def test_exporter_metrics_complete_over_tls(tls_cluster):
     c = tls_cluster
     exp = Exporter(["--redis.addr", c.url, *c.tls_flags()])
@@ -137,6 +138,7 @@ def test_exporter_refuses_tls_flags_with_plain_seeds_and_unreadable_files(tls_cl
     assert "TLS CA file /nonexistent/ca.pem: No such file or directory" in r.stdout + r.stderr
 
 
+@pytest.mark.core
 def test_agent_check_over_tls(tls_cluster):
     c = tls_cluster
     code, out = check(c.url, *c.tls_flags())
@@ -243,6 +245,7 @@ def test_daemon_moves_a_batch_with_redis_tls_from_agent_yaml(tls_cluster):
     assert_cluster_whole(c, before)
 
 
+@pytest.mark.core
 def test_reshard_300_slots_under_client_over_tls(tls_cluster):
     """Last: it moves slots. MIGRATE between the TLS nodes is the servers' (tls-cluster yes)."""
     c = tls_cluster
