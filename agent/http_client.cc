@@ -1,20 +1,47 @@
 #include "agent/http_client.h"
 
-#include <civetweb.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "cluster/endpoint.h"
+#include "cluster/tls_context.h"
+#include "cluster/transport.h"
 
 namespace slotguard::agent {
 
 namespace {
 
-struct ConnectionCloser {
-  void operator()(mg_connection* conn) const { mg_close_connection(conn); }
-};
+// The status code and body of a whole HTTP/1.1 response read up to the server's close (the
+// request says Connection: close). The agent's server always sends Content-Length.
+cluster::Result<HttpClientResponse> ParseResponse(const std::string& raw) {
+  const size_t head_end = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos || raw.size() < 12) {
+    return cluster::MakeError("not an HTTP response");
+  }
+  HttpClientResponse response;
+  char* end = nullptr;
+  response.status = static_cast<int>(std::strtol(raw.c_str() + 9, &end, 10));
+  if (end != raw.c_str() + 12 || response.status < 100 || response.status > 599) {
+    return cluster::MakeError("not an HTTP status line");
+  }
+  std::string head = raw.substr(0, head_end);
+  for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (head.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
+    return cluster::MakeError("a chunked response (not what a slotguard agent sends)");
+  }
+  response.body = raw.substr(head_end + 4);
+  const size_t length_at = head.find("\r\ncontent-length:");
+  if (length_at != std::string::npos) {
+    const size_t length = std::strtoul(head.c_str() + length_at + 17, nullptr, 10);
+    if (response.body.size() < length) return cluster::MakeError("the response was cut short");
+    response.body.resize(length);
+  }
+  return response;
+}
 
 }  // namespace
 
@@ -27,7 +54,6 @@ cluster::Result<HttpClientResponse> HttpRequestTo(
     // An agent that refuses the TLS handshake (no client certificate) closes the socket under
     // our write: that is an error to report, not a reason to die of SIGPIPE.
     signal(SIGPIPE, SIG_IGN);
-    mg_init_library(0);
   });
 
   std::string rest = base_url;
@@ -37,8 +63,6 @@ cluster::Result<HttpClientResponse> HttpRequestTo(
   } else if (rest.rfind("https://", 0) == 0) {
     rest = rest.substr(8);
     https = true;
-    static std::once_flag tls_once;
-    std::call_once(tls_once, [] { mg_init_library(MG_FEATURES_TLS); });
   } else if (rest.find("://") != std::string::npos) {
     return cluster::MakeError("agent URL " + base_url +
                               ": only http:// and https:// are supported");
@@ -48,44 +72,52 @@ cluster::Result<HttpClientResponse> HttpRequestTo(
   if (!endpoint) {
     return cluster::MakeError("bad agent URL " + base_url + ": " + endpoint.error().message);
   }
-  std::string host = endpoint->host;
-  char error[256] = {0};
-  std::unique_ptr<mg_connection, ConnectionCloser> conn;
+  // The same TLS client as every Redis connection: the certificate is checked against the CA
+  // and the URL's host name or address.
+  std::shared_ptr<const cluster::TlsContext> context;
   if (https) {
-    mg_client_options options{};
-    options.host = host.c_str();
-    options.port = endpoint->port;
-    options.client_cert = tls.cert_file.empty() ? nullptr : tls.cert_file.c_str();
-    options.server_cert = tls.ca_file.empty() ? nullptr : tls.ca_file.c_str();
-    options.host_name = host.c_str();
-    conn.reset(mg_connect_client_secure(&options, error, sizeof(error)));
-  } else {
-    conn.reset(mg_connect_client(host.c_str(), endpoint->port, 0, error, sizeof(error)));
+    cluster::TlsSettings settings;
+    settings.ca_file = tls.ca_file;
+    settings.cert_file = tls.cert_file;
+    settings.key_file = tls.cert_file;  // one PEM file holds both
+    settings.insecure_skip_verify = tls.ca_file.empty();
+    auto created = cluster::TlsContext::Create(settings);
+    if (!created) return tl::unexpected(created.error());
+    context = *created;
   }
-  if (!conn) {
-    return cluster::MakeError("cannot reach the agent at " + base_url + " (" + error +
+  auto transport = cluster::Transport::Connect(*endpoint, timeout, context.get());
+  if (!transport) {
+    return cluster::MakeError("cannot reach the agent at " + base_url + " (" +
+                              transport.error().message +
                               "); is `slotguard-agent run` running there?");
   }
-  std::string head =
+  std::string request =
       method + " " + path + " HTTP/1.1\r\nHost: " + rest +
       "\r\nConnection: close\r\nContent-Length: " + std::to_string(json_body.size()) + "\r\n";
-  if (!json_body.empty()) head += "Content-Type: application/json\r\n";
-  if (!bearer_token.empty()) head += "Authorization: Bearer " + bearer_token + "\r\n";
-  head += "\r\n";
-  if (mg_write(conn.get(), head.data(), head.size()) <= 0 ||
-      (!json_body.empty() && mg_write(conn.get(), json_body.data(), json_body.size()) <= 0)) {
-    return cluster::MakeError("cannot send the request to the agent at " + base_url);
+  if (!json_body.empty()) request += "Content-Type: application/json\r\n";
+  if (!bearer_token.empty()) request += "Authorization: Bearer " + bearer_token + "\r\n";
+  request += "\r\n" + json_body;
+  if (auto t = (*transport)->SetIoTimeout(timeout); !t) return tl::unexpected(t.error());
+  if (auto w = (*transport)->Write(request); !w) {
+    return cluster::MakeError("cannot send the request to the agent at " + base_url + " (" +
+                              w.error().message + ")");
   }
-  if (mg_get_response(conn.get(), error, sizeof(error), static_cast<int>(timeout.count())) < 0) {
-    return cluster::MakeError("no answer from the agent at " + base_url + " (" + error + ")");
-  }
-  HttpClientResponse response;
-  response.status = mg_get_response_info(conn.get())->status_code;
+  std::string raw;
   char buffer[8192];
   while (true) {
-    const int n = mg_read(conn.get(), buffer, sizeof(buffer));
-    if (n <= 0) break;
-    response.body.append(buffer, static_cast<size_t>(n));
+    auto n = (*transport)->Read(buffer, sizeof(buffer));
+    if (!n) break;  // the agent closed the connection: the response is whole (or cut: below)
+    raw.append(buffer, *n);
+  }
+  if (raw.empty()) {
+    return cluster::MakeError("no answer from the agent at " + base_url +
+                              " (the connection closed, or the agent took longer than " +
+                              std::to_string(timeout.count() / 1000) + " s)");
+  }
+  auto response = ParseResponse(raw);
+  if (!response) {
+    return cluster::MakeError("bad answer from the agent at " + base_url + ": " +
+                              response.error().message);
   }
   return response;
 }

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import warnings
@@ -371,3 +372,56 @@ def test_agent_webhook_over_tls_from_alertmanager(certs, small_cluster):
         if alertmanager:
             alertmanager.stop()
         agent.stop()
+
+
+def test_cli_checks_the_agent_certificate_names_the_url_host(certs, tmp_path):
+    """The control CLI sends the control token only to the agent its URL names: a certificate
+    from the right CA issued for another host is refused, as curl refuses it; the same server
+    reached by a name its certificate holds answers."""
+    make_cert(certs, "elsewhere", "ca", san="DNS:elsewhere.example,DNS:localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(certs, "elsewhere.crt"),
+                            os.path.join(certs, "elsewhere.key"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    seen.append(tls.recv(65536))
+                    body = b'{"state": "idle", "items": []}'
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                                % (len(body), body))
+            except (OSError, ssl.SSLError):
+                pass
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    token = tmp_path / "token"
+    token.write_text("s3cret-control-token\n")
+    ca = os.path.join(certs, "ca.crt")
+    cli = [os.path.join(os.environ["SLOTGUARD_BIN_DIR"], "slotguard-agent"), "status", "--json",
+           "--token-file", str(token), "--ca-file", ca]
+    try:
+        # 127.0.0.1 is not in the certificate: refused before the request is written.
+        r = subprocess.run(cli + ["--agent", f"https://127.0.0.1:{port}"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"the agent at https://127.0.0.1:{port}" in r.stderr, r.stderr
+        assert "s3cret-control-token" not in r.stderr
+        assert not any(b"s3cret" in request for request in seen)
+        # localhost is: the same server answers.
+        r = subprocess.run(cli + ["--agent", f"https://localhost:{port}"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["state"] == "idle"
+        assert any(b"Bearer s3cret-control-token" in request for request in seen)
+    finally:
+        listener.close()
