@@ -1295,19 +1295,7 @@ cluster::Result<ClusterSnapshot> EngineImpl::BatchSnapshot() {
 }
 
 GuardSettings EngineImpl::BatchGuardSettings(const Batch& batch) const {
-  GuardSettings gs;
-  gs.enabled = options_.guards.enabled;
-  gs.coverage_grace = options_.guards.coverage_grace;
-  gs.migrate_failures = options_.guards.migrate_failures;
-  gs.convergence_timeout = options_.guards.convergence_timeout;
-  if (batch.guards) {
-    if (batch.guards->coverage_grace) gs.coverage_grace = *batch.guards->coverage_grace;
-    if (batch.guards->migrate_failures) gs.migrate_failures = *batch.guards->migrate_failures;
-    if (batch.guards->convergence_timeout) {
-      gs.convergence_timeout = *batch.guards->convergence_timeout;
-    }
-  }
-  return gs;
+  return MergeGuards(options_.guards, batch.guards);
 }
 
 BatchInfo EngineImpl::MakeBatchInfo(const Batch& batch, const ResolvedBatch& resolved,
