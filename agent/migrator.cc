@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <set>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -331,12 +332,19 @@ MigrateOutcome ClassifyMigrateReply(const cluster::Reply& reply) {
 }
 
 bool IsCredentialRefusal(const std::string& error) {
-  for (const char* code : {"NOPERM", "NOAUTH", "WRONGPASS"}) {
-    const auto at = error.find(code);
-    // At the start, or after "replied with error: " when the target refused the source.
-    if (at == 0 || (at != std::string::npos && error.find("replied with error: ") + 20 == at)) {
-      return true;
-    }
+  // How the source words an error the target gave it: "ERR Target instance replied with
+  // error: <the target's error>".
+  constexpr std::string_view kTargetReplied = "replied with error: ";
+  const std::string_view text = error;
+  const auto passed_on = text.find(kTargetReplied);
+  const std::string_view target_error = passed_on == std::string_view::npos
+                                            ? std::string_view{}
+                                            : text.substr(passed_on + kTargetReplied.size());
+  auto starts_with = [](std::string_view s, std::string_view prefix) {
+    return s.substr(0, prefix.size()) == prefix;
+  };
+  for (std::string_view code : {"NOPERM", "NOAUTH", "WRONGPASS"}) {
+    if (starts_with(text, code) || starts_with(target_error, code)) return true;
   }
   return false;
 }
