@@ -213,19 +213,7 @@ class ConfigParser {
       reader_.ExpectMap(g, "engine.guards",
                         {"enabled", "coverage_grace", "migrate_failures", "convergence_timeout"});
       if (g["enabled"]) e.guards_enabled = reader_.Bool(g["enabled"], "engine.guards.enabled");
-      if (g["coverage_grace"]) {
-        e.coverage_grace = std::chrono::duration_cast<seconds>(reader_.Duration(
-            g["coverage_grace"], "engine.guards.coverage_grace", seconds(0), seconds(86'400)));
-      }
-      if (g["migrate_failures"]) {
-        e.migrate_failures =
-            reader_.Int(g["migrate_failures"], "engine.guards.migrate_failures", 0, 1'000'000);
-      }
-      if (g["convergence_timeout"]) {
-        e.convergence_timeout = std::chrono::duration_cast<seconds>(
-            reader_.Duration(g["convergence_timeout"], "engine.guards.convergence_timeout",
-                             seconds(1), seconds(86'400)));
-      }
+      e.guards = ReadGuardOverrides(reader_, g, "engine.guards");
     }
   }
 

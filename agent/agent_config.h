@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/guard_settings.h"
 #include "agent/webhook.h"
 #include "cluster/endpoint.h"
 #include "cluster/result.h"
@@ -24,9 +25,7 @@ struct EngineSettings {
   std::optional<int> batch_slots;  // default batch size for plans that give `slots: N`
   std::optional<bool> replace;
   bool guards_enabled = true;
-  std::optional<std::chrono::seconds> coverage_grace;
-  std::optional<int> migrate_failures;
-  std::optional<std::chrono::seconds> convergence_timeout;
+  GuardOverrides guards;  // merged into the engine's defaults (MergeGuards)
   std::optional<std::chrono::milliseconds> lease_ttl;  // the cluster-wide migration lease
   // Test/demo throttle: the daemon waits this long before each slot's first SETSLOT while a
   // batch moves forward (never while rolling back). 0 = off.

@@ -139,11 +139,9 @@ cluster::Result<void> Daemon::Start() {
   if (e.getkeys_count) o.getkeys_count = *e.getkeys_count;
   if (e.group_slots) o.group_slots = *e.group_slots;
   if (e.replace) o.replace = *e.replace;
-  if (e.coverage_grace) o.guards.coverage_grace = *e.coverage_grace;
-  if (e.migrate_failures) o.guards.migrate_failures = *e.migrate_failures;
-  if (e.convergence_timeout) o.guards.convergence_timeout = *e.convergence_timeout;
+  o.guards = MergeGuards(o.guards, e.guards);
   // Off: the coverage and migrate-failure guards never trip; node health stays on and the
-  // convergence after a batch stays bounded (see GuardOptions::enabled).
+  // convergence after a batch stays bounded (see GuardSettings::enabled).
   o.guards.enabled = e.guards_enabled;
   o.limits.approval_threshold_slots = config_.queue.approval_threshold_slots;
   if (e.lease_ttl) o.lease.ttl = *e.lease_ttl;

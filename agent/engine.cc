@@ -190,6 +190,7 @@ class EngineImpl {
                            const std::function<void(const ConvergencePlan&)>& on_plan);
   ConvergeOutcome ConvergeOnce(const BatchInfo& info, ConvergeMode mode, Clock::TimePoint deadline,
                                const std::function<void(const ConvergencePlan&)>& on_plan);
+  class ConvergeAttempt;  // one ConvergeOnce
 
   cluster::Connector& connector_;
   Clock& clock_;
@@ -739,6 +740,66 @@ std::optional<std::string> EngineImpl::CloseAtSource(const BatchInfo& info,
   return std::nullopt;
 }
 
+namespace {
+
+// SettleAt's slot lists, from one observation of its slots (W keeps the slot, O gives it up).
+struct SettleLists {
+  std::vector<int> blocked;         // W open while O holds keys: cannot settle (see SettleAt)
+  std::vector<int> open_migrating;  // O holds keys, owns the slot, has it closed
+  std::vector<int> open_importing;  // O holds keys, does not own the slot, has it closed
+  std::vector<int> w_open;
+  std::vector<int> o_not_owner;
+  std::vector<int> w_not_owner;  // in W's own view
+};
+
+SettleLists ListForSettle(const BatchInfo& info, bool at_target,
+                          const std::map<int, SlotObservation>& obs,
+                          const std::vector<int>& slots) {
+  auto o_owns = [&](const SlotObservation& x) {
+    return at_target ? x.owner_in_source_view == info.source_id
+                     : x.owner_in_target_view == info.target_id;
+  };
+  auto o_open = [&](const SlotObservation& x) {
+    return at_target ? (x.source_migrating || x.source_importing)
+                     : (x.target_migrating || x.target_importing);
+  };
+  auto o_keys = [&](const SlotObservation& x) { return at_target ? x.source_keys : x.target_keys; };
+  auto w_open = [&](const SlotObservation& x) {
+    return at_target ? (x.target_migrating || x.target_importing)
+                     : (x.source_migrating || x.source_importing);
+  };
+  auto w_owns_own_view = [&](const SlotObservation& x) {
+    return at_target ? x.owner_in_target_view == info.target_id
+                     : x.owner_in_source_view == info.source_id;
+  };
+  SettleLists out;
+  for (int slot : slots) {
+    const auto& x = obs.at(slot);
+    if (w_open(x) && o_keys(x) > 0) out.blocked.push_back(slot);
+    if (o_keys(x) > 0 && !o_open(x)) {
+      (o_owns(x) ? out.open_migrating : out.open_importing).push_back(slot);
+    }
+    if (w_open(x)) out.w_open.push_back(slot);
+    if (!o_owns(x)) out.o_not_owner.push_back(slot);
+    if (!w_owns_own_view(x)) out.w_not_owner.push_back(slot);
+  }
+  return out;
+}
+
+std::string LeftOpenError(const std::vector<int>& blocked, const cluster::Endpoint& o,
+                          const cluster::Endpoint& w) {
+  std::string list;
+  for (size_t i = 0; i < blocked.size() && i < 10; ++i) {
+    list += (i ? "," : "") + std::to_string(blocked[i]);
+  }
+  return "slot(s) " + list + " left open: " + o.ToString() + " holds keys of them and " +
+         w.ToString() + " cannot take them back while it is MIGRATING (closing it first would " +
+         "hide those keys from clients); every key is still reachable through -ASK. Resolve "
+         "the conflicting keys and run again with the same journal";
+}
+
+}  // namespace
+
 // W keeps the slot; O gives up what it holds. For W = target this tidies a slot whose SETSLOT
 // NODE reached the target (stray keys from the source, NODE on the source and the others).
 // For W = source it is the last resort when a slot cannot be finished forward (a BUSYKEY
@@ -760,68 +821,26 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
   const std::string& w_id = to_w.to_id;
   const cluster::Endpoint& w = to_w.to;
   const cluster::Endpoint& o = to_w.from;
-  auto o_owns = [&](const SlotObservation& x) {
-    return at_target ? x.owner_in_source_view == info.source_id
-                     : x.owner_in_target_view == info.target_id;
-  };
-  auto o_open = [&](const SlotObservation& x) {
-    return at_target ? (x.source_migrating || x.source_importing)
-                     : (x.target_migrating || x.target_importing);
-  };
-  auto o_keys = [&](const SlotObservation& x) { return at_target ? x.source_keys : x.target_keys; };
-  auto w_open = [&](const SlotObservation& x) {
-    return at_target ? (x.target_migrating || x.target_importing)
-                     : (x.source_migrating || x.source_importing);
-  };
-  auto w_owns_own_view = [&](const SlotObservation& x) {
-    return at_target ? x.owner_in_target_view == info.target_id
-                     : x.owner_in_source_view == info.source_id;
-  };
   const std::string side = at_target ? "target" : "source";
-  std::vector<int> blocked;
-  for (int slot : slots) {
-    const auto& x = obs.at(slot);
-    if (w_open(x) && o_keys(x) > 0) blocked.push_back(slot);
-  }
-  if (!blocked.empty()) {
-    std::string list;
-    for (size_t i = 0; i < blocked.size() && i < 10; ++i) {
-      list += (i ? "," : "") + std::to_string(blocked[i]);
-    }
-    return "slot(s) " + list + " left open: " + o.ToString() + " holds keys of them and " +
-           w.ToString() + " cannot take them back while it is MIGRATING (closing it first would " +
-           "hide those keys from clients); every key is still reachable through -ASK. Resolve "
-           "the conflicting keys and run again with the same journal";
-  }
+  const SettleLists lists = ListForSettle(info, at_target, obs, slots);
+  if (!lists.blocked.empty()) return LeftOpenError(lists.blocked, o, w);
   if (auto j = Append(StepRecord(info.id, "settle_at_" + side, slots)); !j) {
     return j.error().message;
   }
-  std::vector<int> open_migrating;
-  std::vector<int> open_importing;
-  std::vector<int> w_open_slots;
-  std::vector<int> o_not_owner;
-  std::vector<int> w_not_owner;
-  for (int slot : slots) {
-    const auto& x = obs.at(slot);
-    if (o_keys(x) > 0 && !o_open(x)) (o_owns(x) ? open_migrating : open_importing).push_back(slot);
-    if (w_open(x)) w_open_slots.push_back(slot);
-    if (!o_owns(x)) o_not_owner.push_back(slot);
-    if (!w_owns_own_view(x)) w_not_owner.push_back(slot);
-  }
   // 1. W must not be MIGRATING to receive keys; O must have the slot open to send them.
-  if (auto e = CheckSetSlots(migrator_.SetSlots(w, w_open_slots, {"STABLE"}, ctl), "SETSLOT STABLE",
+  if (auto e = CheckSetSlots(migrator_.SetSlots(w, lists.w_open, {"STABLE"}, ctl), "SETSLOT STABLE",
                              w)) {
     return e;
   }
-  if (auto e = CheckSetSlots(migrator_.SetSlots(w, w_not_owner, {"NODE", w_id}, ctl),
+  if (auto e = CheckSetSlots(migrator_.SetSlots(w, lists.w_not_owner, {"NODE", w_id}, ctl),
                              "SETSLOT NODE", w)) {
     return e;
   }
-  if (auto e = CheckSetSlots(migrator_.SetSlots(o, open_migrating, {"MIGRATING", w_id}, ctl),
+  if (auto e = CheckSetSlots(migrator_.SetSlots(o, lists.open_migrating, {"MIGRATING", w_id}, ctl),
                              "SETSLOT MIGRATING", o)) {
     return e;
   }
-  if (auto e = CheckSetSlots(migrator_.SetSlots(o, open_importing, {"IMPORTING", w_id}, ctl),
+  if (auto e = CheckSetSlots(migrator_.SetSlots(o, lists.open_importing, {"IMPORTING", w_id}, ctl),
                              "SETSLOT IMPORTING", o)) {
     return e;
   }
@@ -830,8 +849,8 @@ std::optional<std::string> EngineImpl::SettleAt(const BatchInfo& info, bool at_t
   for (const auto& x : moved.warnings) warnings.push_back(x);
   if (!moved.ok()) return moved.message;
   // 3. O: close the slot and name W its owner; then everyone else.
-  if (auto e =
-          CheckSetSlots(migrator_.SetSlots(o, o_not_owner, {"STABLE"}, ctl), "SETSLOT STABLE", o)) {
+  if (auto e = CheckSetSlots(migrator_.SetSlots(o, lists.o_not_owner, {"STABLE"}, ctl),
+                             "SETSLOT STABLE", o)) {
     return e;
   }
   if (auto e =
@@ -875,312 +894,383 @@ EngineImpl::ConvergeOutcome EngineImpl::Converge(
   }
 }
 
-EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
-    const BatchInfo& batch_info, ConvergeMode mode, Clock::TimePoint deadline,
-    const std::function<void(const ConvergencePlan&)>& on_plan) {
-  ConvergeOutcome out;
-  BatchInfo info = batch_info;
-  std::vector<cluster::Endpoint> others;
-  if (auto s = TakeSnapshot(connector_, Seeds(&info))) {
-    // The target failed over mid-move: open-slot state is not replicated (7.x), so the source
-    // still MIGRATES towards the former target while the promoted replica imports nothing, yet
-    // holds (replicated) the keys MIGRATE'd before the failover and every slot the former
-    // target owned. The promoted master stands in for the target from here on, with the
-    // source's open state towards the former target read as open towards it (Observe).
-    // Convergence then takes the path the plan already proves for a slot left open A->B:
-    // finish it forward to the new master (IMPORTING there, MIGRATING on the source again, the
-    // remaining keys, SETSLOT NODE everywhere), then, when the batch goes back, move it back
-    // with the forward protocol reversed. That is chosen over SETSLOT STABLE on the source and
-    // pulling keys back: STABLE would make every key already at the new master unreadable
-    // (clients get no -ASK) until it returns, and a node can only be MIGRATING a slot it owns,
-    // so the new master could not even be set up to send them back; finishing forward keeps
-    // each key reachable through -ASK at every step and never moves a key twice at once.
-    // The source failing over is the mirror case: the promoted replica owns the slots with no
-    // open state while the target still IMPORTS from the former source, keys on both; it
-    // stands in for the source, and the plan finishes such slots forward the same way (its
-    // first step, SETSLOT MIGRATING on the new source, sends clients that miss a key there
-    // to the target again).
-    auto follow = [&](const char* end, std::string& id, cluster::Endpoint& endpoint,
-                      std::string& former_id, const std::vector<std::string>& replicas) {
-      const auto* report = s->ReportFor(endpoint);
-      const bool gone = !report || !report->reachable();
-      const auto* promoted = PromotedMaster(s->nodes, id, gone, replicas);
-      if (!promoted) return;
-      out.warnings.push_back(std::string("the ") + end + " " + endpoint.ToString() + " (" + id +
-                             ") failed over: converging with its promoted replica " +
-                             promoted->endpoint.ToString() + " (" + promoted->id +
-                             ") in its place");
-      spdlog::warn("batch {}: {}", info.id, out.warnings.back());
-      former_id = id;
-      id = promoted->id;
-      endpoint = promoted->endpoint;
-    };
-    follow("target", info.target_id, info.target, info.former.target_id, info.target_replicas);
-    follow("source", info.source_id, info.source, info.former.source_id, info.source_replicas);
-    others = OtherMasters(*s, info);
-    // The target does not answer (and did not fail over): when the source owns every slot of
-    // the batch and is MIGRATING none, no key and no client went to the target, so clients are
-    // safe; waiting out the rollback timeout on a dead node helps nobody. The batch stays open:
-    // the next run with this journal clears the target's IMPORTING state once it answers.
-    const auto* target_report = s->ReportFor(info.target);
-    const auto* source_report = s->ReportFor(info.source);
-    if ((!target_report || !target_report->reachable()) && source_report &&
-        source_report->reachable()) {
-      if (const auto* me = cluster::FindMyself(source_report->view->nodes)) {
-        bool safe = true;
-        for (int slot : info.slots) {
-          bool owns = false;
-          for (const auto& r : me->slots) owns = owns || (slot >= r.first && slot <= r.last);
-          if (!owns) safe = false;
-        }
-        for (const auto& open : me->open_slots) {
-          if (std::find(info.slots.begin(), info.slots.end(), open.slot) != info.slots.end()) {
-            safe = false;
-          }
-        }
-        if (safe) {
-          out.source = info.source;
-          out.target = info.target;
-          out.error = "the target " + info.target.ToString() + " does not answer (" +
-                      (target_report ? target_report->error : std::string("not found")) +
-                      "); the source " + info.source.ToString() +
-                      " owns every slot of the batch and is MIGRATING none of them, so clients "
-                      "are safe. The target's IMPORTING state is cleared by the next run with "
-                      "this journal once it answers";
-          return out;
-        }
-      }
-    }
-  }
-  out.source = info.source;
-  out.target = info.target;
-  out.source_id = info.source_id;
-  out.target_id = info.target_id;
-  StepControl ctl = BaseControl(info, others);
-  ctl.deadline = deadline;
-  // The move's crash points, named apart ("converge_after_target_node"): a test kills a
-  // rollback or a recovery (fix) at a step, not only a forward move.
-  ctl.crash_point = [this](const char* p) { CrashPoint(std::string("converge_") + p); };
-  // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.
-  ctl.stop = [this]() -> std::optional<std::string> {
-    if (Halted()) return std::string(kStoppedReason);
-    return std::nullopt;
-  };
-  auto halted = [&] {
-    if (!Halted()) return false;
-    out.error = kStoppedReason;
-    return true;
-  };
-  if (halted()) return out;
+// One ConvergeOnce: the batch as it stands (an end that failed over replaced by its promoted
+// replica), its plan and the outcome each step fills in. Run calls the steps in the order of the
+// single function this was; a step returns false when it ended the attempt (out_ says why).
+class EngineImpl::ConvergeAttempt {
+ public:
+  ConvergeAttempt(EngineImpl& e, const BatchInfo& info, ConvergeMode mode,
+                  Clock::TimePoint deadline)
+      : e_(e), info_(info), mode_(mode), deadline_(deadline) {}
 
-  auto observed = ObserveSlots(info, info.slots, ctl);
-  if (!observed) {
-    out.error = "cannot read " + info.source.ToString() + " and " + info.target.ToString() + ": " +
-                observed.error().message;
-    out.retryable = true;
-    return out;
+  ConvergeOutcome Run(const std::function<void(const ConvergencePlan&)>& on_plan) {
+    if (FollowFailovers() && Start() && MakePlan(on_plan) && CloseAndSettle() && OwnerAtTarget() &&
+        FinishForward() && MoveBack(Unhandled(plan_.reverse)) && !Stopped() &&
+        StableForReplicas()) {
+      Verify();
+    }
+    return out_;
   }
-  std::map<int, SlotObservation> obs;
-  for (const auto& o : *observed) obs[o.slot] = o;
-  ConvergencePlan plan = PlanConvergence(*observed, info.source_id, info.target_id, mode);
-  if (on_plan) on_plan(plan);
-  spdlog::info(
-      "batch {}: converging to the {} (close at source {}, settle at target {}, finish "
-      "forward {}, move back {}, stuck {})",
-      info.id, plan.to_target ? "target" : "source", plan.close_at_source.size(),
-      plan.settle_at_target.size(), plan.finish_forward.size(), plan.reverse.size(),
-      plan.stuck.size());
 
-  for (const auto& group : Groups(plan.close_at_source, options_.group_slots)) {
-    if (halted()) return out;
-    if (auto e = CloseAtSource(info, group, obs, ctl, out.warnings)) {
-      out.error = *e;
-      out.retryable = true;
-      return out;
-    }
-  }
-  for (const auto& group : Groups(plan.settle_at_target, options_.group_slots)) {
-    if (halted()) return out;
-    if (auto e = SettleAt(info, true, group, ctl, out.warnings)) {
-      out.error = *e;
-      out.retryable = true;
-      return out;
-    }
-  }
-  const MoveEnds forward{info.source_id, info.source, info.target_id, info.target};
-  StepControl finish = ctl;
-  finish.step_prefix = "finish_";
-  StepControl back = ctl;
-  back.step_prefix = "reverse_";
-  std::set<int> handled;  // slots already returned: no reverse for them at the end
-  auto move_back = [&](const std::vector<int>& slots) {
-    if (slots.empty()) return true;
-    auto r =
-        migrator_.MoveSlots(forward.Reversed(), Groups(slots, options_.group_slots), back, nullptr);
-    for (const auto& w : r.warnings) out.warnings.push_back(w);
-    if (!r.ok()) {
-      out.error = "moving slots back to " + info.source.ToString() + ": " + r.message;
-      out.retryable = r.retryable();
+ private:
+  // The target failed over mid-move: open-slot state is not replicated (7.x), so the source
+  // still MIGRATES towards the former target while the promoted replica imports nothing, yet
+  // holds (replicated) the keys MIGRATE'd before the failover and every slot the former
+  // target owned. The promoted master stands in for the target from here on, with the
+  // source's open state towards the former target read as open towards it (Observe).
+  // Convergence then takes the path the plan already proves for a slot left open A->B:
+  // finish it forward to the new master (IMPORTING there, MIGRATING on the source again, the
+  // remaining keys, SETSLOT NODE everywhere), then, when the batch goes back, move it back
+  // with the forward protocol reversed. That is chosen over SETSLOT STABLE on the source and
+  // pulling keys back: STABLE would make every key already at the new master unreadable
+  // (clients get no -ASK) until it returns, and a node can only be MIGRATING a slot it owns,
+  // so the new master could not even be set up to send them back; finishing forward keeps
+  // each key reachable through -ASK at every step and never moves a key twice at once.
+  // The source failing over is the mirror case: the promoted replica owns the slots with no
+  // open state while the target still IMPORTS from the former source, keys on both; it
+  // stands in for the source, and the plan finishes such slots forward the same way (its
+  // first step, SETSLOT MIGRATING on the new source, sends clients that miss a key there
+  // to the target again).
+  // False when the target is dead and clients are safe without it (see DeadTargetIsSafe).
+  bool FollowFailovers() {
+    auto s = TakeSnapshot(e_.connector_, e_.Seeds(&info_));
+    if (!s) return true;
+    Follow(*s, "target", info_.target_id, info_.target, info_.former.target_id,
+           info_.target_replicas);
+    Follow(*s, "source", info_.source_id, info_.source, info_.former.source_id,
+           info_.source_replicas);
+    others_ = e_.OtherMasters(*s, info_);
+    if (auto why = DeadTargetIsSafe(*s)) {
+      out_.source = info_.source;
+      out_.target = info_.target;
+      out_.error = *why;
       return false;
     }
-    handled.insert(slots.begin(), slots.end());
     return true;
-  };
-  const std::set<int> to_finish(plan.finish_forward.begin(), plan.finish_forward.end());
+  }
+
+  void Follow(const ClusterSnapshot& s, const char* end, std::string& id,
+              cluster::Endpoint& endpoint, std::string& former_id,
+              const std::vector<std::string>& replicas) {
+    const auto* report = s.ReportFor(endpoint);
+    const bool gone = !report || !report->reachable();
+    const auto* promoted = PromotedMaster(s.nodes, id, gone, replicas);
+    if (!promoted) return;
+    out_.warnings.push_back(std::string("the ") + end + " " + endpoint.ToString() + " (" + id +
+                            ") failed over: converging with its promoted replica " +
+                            promoted->endpoint.ToString() + " (" + promoted->id + ") in its place");
+    spdlog::warn("batch {}: {}", info_.id, out_.warnings.back());
+    former_id = id;
+    id = promoted->id;
+    endpoint = promoted->endpoint;
+  }
+
+  // The target does not answer (and did not fail over): when the source owns every slot of
+  // the batch and is MIGRATING none, no key and no client went to the target, so clients are
+  // safe; waiting out the rollback timeout on a dead node helps nobody. The batch stays open:
+  // the next run with this journal clears the target's IMPORTING state once it answers.
+  // The error to end with then, else nullopt.
+  std::optional<std::string> DeadTargetIsSafe(const ClusterSnapshot& s) const {
+    const auto* target_report = s.ReportFor(info_.target);
+    const auto* source_report = s.ReportFor(info_.source);
+    if ((target_report && target_report->reachable()) || !source_report ||
+        !source_report->reachable()) {
+      return std::nullopt;
+    }
+    const auto* me = cluster::FindMyself(source_report->view->nodes);
+    if (!me) return std::nullopt;
+    for (int slot : info_.slots) {
+      bool owns = false;
+      for (const auto& r : me->slots) owns = owns || (slot >= r.first && slot <= r.last);
+      if (!owns) return std::nullopt;
+    }
+    for (const auto& open : me->open_slots) {
+      if (std::find(info_.slots.begin(), info_.slots.end(), open.slot) != info_.slots.end()) {
+        return std::nullopt;
+      }
+    }
+    return "the target " + info_.target.ToString() + " does not answer (" +
+           (target_report ? target_report->error : std::string("not found")) + "); the source " +
+           info_.source.ToString() +
+           " owns every slot of the batch and is MIGRATING none of them, so clients "
+           "are safe. The target's IMPORTING state is cleared by the next run with "
+           "this journal once it answers";
+  }
+
+  bool Start() {
+    out_.source = info_.source;
+    out_.target = info_.target;
+    out_.source_id = info_.source_id;
+    out_.target_id = info_.target_id;
+    ctl_ = e_.BaseControl(info_, others_);
+    ctl_.deadline = deadline_;
+    // The move's crash points, named apart ("converge_after_target_node"): a test kills a
+    // rollback or a recovery (fix) at a step, not only a forward move.
+    EngineImpl* e = &e_;
+    ctl_.crash_point = [e](const char* p) { e->CrashPoint(std::string("converge_") + p); };
+    // Rollback and recovery are not stopped by guards or rollback requests, only by RequestStop.
+    ctl_.stop = [e]() -> std::optional<std::string> {
+      if (e->Halted()) return std::string(kStoppedReason);
+      return std::nullopt;
+    };
+    forward_ = MoveEnds{info_.source_id, info_.source, info_.target_id, info_.target};
+    finish_ = ctl_;
+    finish_.step_prefix = "finish_";
+    back_ = ctl_;
+    back_.step_prefix = "reverse_";
+    return !Stopped();
+  }
+
+  // RequestStop was called: the attempt ends here.
+  bool Stopped() {
+    if (!e_.Halted()) return false;
+    out_.error = kStoppedReason;
+    return true;
+  }
+
+  bool MakePlan(const std::function<void(const ConvergencePlan&)>& on_plan) {
+    auto observed = e_.ObserveSlots(info_, info_.slots, ctl_);
+    if (!observed) {
+      out_.error = "cannot read " + info_.source.ToString() + " and " + info_.target.ToString() +
+                   ": " + observed.error().message;
+      out_.retryable = true;
+      return false;
+    }
+    for (const auto& o : *observed) obs_[o.slot] = o;
+    plan_ = PlanConvergence(*observed, info_.source_id, info_.target_id, mode_);
+    if (on_plan) on_plan(plan_);
+    spdlog::info(
+        "batch {}: converging to the {} (close at source {}, settle at target {}, finish "
+        "forward {}, move back {}, stuck {})",
+        info_.id, plan_.to_target ? "target" : "source", plan_.close_at_source.size(),
+        plan_.settle_at_target.size(), plan_.finish_forward.size(), plan_.reverse.size(),
+        plan_.stuck.size());
+    return true;
+  }
+
+  bool CloseAndSettle() {
+    for (const auto& group : Groups(plan_.close_at_source, e_.options_.group_slots)) {
+      if (Stopped()) return false;
+      if (auto e = e_.CloseAtSource(info_, group, obs_, ctl_, out_.warnings)) {
+        return Fail(*e, true);
+      }
+    }
+    for (const auto& group : Groups(plan_.settle_at_target, e_.options_.group_slots)) {
+      if (Stopped()) return false;
+      if (auto e = e_.SettleAt(info_, true, group, ctl_, out_.warnings)) return Fail(*e, true);
+    }
+    return true;
+  }
+
+  bool Fail(std::string error, bool retryable) {
+    out_.error = std::move(error);
+    out_.retryable = retryable;
+    return false;
+  }
+
+  void Warnings(const MoveResult& r) {
+    for (const auto& w : r.warnings) out_.warnings.push_back(w);
+  }
+
+  // `slots` minus those already returned.
+  std::vector<int> Unhandled(const std::vector<int>& slots) const {
+    std::vector<int> out;
+    for (int slot : slots) {
+      if (!handled_.count(slot)) out.push_back(slot);
+    }
+    return out;
+  }
+
+  bool MoveBack(const std::vector<int>& slots) {
+    if (slots.empty()) return true;
+    auto r = e_.migrator_.MoveSlots(forward_.Reversed(), Groups(slots, e_.options_.group_slots),
+                                    back_, nullptr);
+    Warnings(r);
+    if (!r.ok()) {
+      return Fail("moving slots back to " + info_.source.ToString() + ": " + r.message,
+                  r.retryable());
+    }
+    handled_.insert(slots.begin(), slots.end());
+    return true;
+  }
+
   // After a failover of the source, the target's own view may name no owner for a slot it
   // imports: it ignored the promoted replica's claim (a node importing a slot takes no claim
   // for it), then dropped the former source's slots once that turned replica. Such a node
   // answers CLUSTERDOWN even to the RESTORE-ASKING of MIGRATE, so finishing forward could never
   // deliver a key. Naming the source as the owner there says what every other node says.
-  std::vector<int> unowned;
-  for (int slot : plan.finish_forward) {
-    if (obs.at(slot).owner_in_target_view.empty()) unowned.push_back(slot);
-  }
-  if (!unowned.empty()) {
-    if (auto j = Append(StepRecord(info.id, "owner_at_target", unowned)); !j) {
-      out.error = j.error().message;
-      return out;
+  bool OwnerAtTarget() {
+    std::vector<int> unowned;
+    for (int slot : plan_.finish_forward) {
+      if (obs_.at(slot).owner_in_target_view.empty()) unowned.push_back(slot);
+    }
+    if (unowned.empty()) return true;
+    if (auto j = e_.Append(StepRecord(info_.id, "owner_at_target", unowned)); !j) {
+      out_.error = j.error().message;
+      return false;
     }
     spdlog::warn(
         "batch {}: {} names no owner for {} slot(s) it imports (first {}): SETSLOT NODE "
         "{} there, so MIGRATE can deliver to it",
-        info.id, info.target.ToString(), unowned.size(), unowned.front(), info.source.ToString());
-    if (auto e =
-            CheckSetSlots(migrator_.SetSlots(info.target, unowned, {"NODE", info.source_id}, ctl),
-                          "SETSLOT NODE (the source)", info.target)) {
-      out.error = *e;
-      out.retryable = true;
-      return out;
+        info_.id, info_.target.ToString(), unowned.size(), unowned.front(),
+        info_.source.ToString());
+    if (auto e = CheckSetSlots(
+            e_.migrator_.SetSlots(info_.target, unowned, {"NODE", info_.source_id}, ctl_),
+            "SETSLOT NODE (the source)", info_.target)) {
+      return Fail(*e, true);
     }
+    return true;
   }
-  if (!plan.finish_forward.empty()) {
-    auto r = migrator_.MoveSlots(forward, Groups(plan.finish_forward, options_.group_slots), finish,
-                                 nullptr);
-    for (const auto& w : r.warnings) out.warnings.push_back(w);
-    if (!r.ok()) {
-      std::set<int> done(r.finished.begin(), r.finished.end());
-      std::vector<int> rest;
-      for (int slot : plan.finish_forward) {
-        if (!done.count(slot)) rest.push_back(slot);
-      }
-      if (r.target_full && !plan.to_target) {
-        // The target filled up (maxmemory, noeviction): open slots can only come home through
-        // it (finished forward, then moved back), so the slots it owns go back first to make
-        // room, then the open ones one at a time, each moved back at once, so the target holds
-        // at most one slot's keys more than it does now. Not the first thing tried: a target
-        // whose own view lacks an owner for a slot (after a source failover) answers
-        // CLUSTERDOWN to every MIGRATE until the open slots are finished at it.
-        std::vector<int> owned;
-        for (int slot : plan.reverse) {
-          if (!to_finish.count(slot)) owned.push_back(slot);
-        }
-        if (!move_back(owned)) return out;
-        if (!move_back(r.finished)) return out;
-        for (size_t i = 0; i < rest.size(); ++i) {
-          if (halted()) return out;
-          auto one = migrator_.MoveSlots(forward, {{rest[i]}}, finish, nullptr);
-          for (const auto& w : one.warnings) out.warnings.push_back(w);
-          if (!one.ok()) {
-            out.target_full = one.target_full;
-            out.retryable = one.retryable();
-            out.error = "finishing slot " + std::to_string(rest[i]) + " at " +
-                        info.target.ToString() + " to move it back: " + one.message;
-            if (one.target_full) {
-              out.error += ". Slot " + std::to_string(rest[i]) +
-                           " does not fit there even alone: " + std::to_string(rest.size() - i) +
-                           " slot(s) stay open (MIGRATING on the source, IMPORTING on the target) "
-                           "with every key reachable (-ASK); free memory on " +
-                           info.target.ToString() +
-                           " or raise its maxmemory, then run again with the same journal";
-            }
-            return out;
-          }
-          if (!move_back({rest[i]})) return out;
-        }
-      } else if (r.status != MoveResult::Status::kConflict || plan.to_target) {
-        out.error = "finishing slots at " + info.target.ToString() + ": " + r.message;
-        out.retryable = r.retryable();
-        out.target_full = r.target_full;
-        return out;
-      } else {
-        out.warnings.push_back(std::to_string(rest.size()) + " slot(s) cannot go forward (" +
-                               r.message + "): returning their keys to the source directly");
-        for (const auto& group : Groups(rest, options_.group_slots)) {
-          if (halted()) return out;
-          if (auto e = SettleAt(info, false, group, ctl, out.warnings)) {
-            out.error = *e;
-            return out;
-          }
-        }
-        handled.insert(rest.begin(), rest.end());
-      }
-    }
-  }
-  std::vector<int> reverse;
-  for (int slot : plan.reverse) {
-    if (!handled.count(slot)) reverse.push_back(slot);
-  }
-  if (!move_back(reverse)) return out;
 
-  if (halted()) return out;
+  bool FinishForward() {
+    if (plan_.finish_forward.empty()) return true;
+    auto r = e_.migrator_.MoveSlots(forward_, Groups(plan_.finish_forward, e_.options_.group_slots),
+                                    finish_, nullptr);
+    Warnings(r);
+    if (r.ok()) return true;
+    std::set<int> done(r.finished.begin(), r.finished.end());
+    std::vector<int> rest;
+    for (int slot : plan_.finish_forward) {
+      if (!done.count(slot)) rest.push_back(slot);
+    }
+    if (r.target_full && !plan_.to_target) return BackThroughFullTarget(r, rest);
+    if (r.status != MoveResult::Status::kConflict || plan_.to_target) {
+      out_.target_full = r.target_full;
+      return Fail("finishing slots at " + info_.target.ToString() + ": " + r.message,
+                  r.retryable());
+    }
+    out_.warnings.push_back(std::to_string(rest.size()) + " slot(s) cannot go forward (" +
+                            r.message + "): returning their keys to the source directly");
+    for (const auto& group : Groups(rest, e_.options_.group_slots)) {
+      if (Stopped()) return false;
+      if (auto e = e_.SettleAt(info_, false, group, ctl_, out_.warnings)) {
+        out_.error = *e;
+        return false;
+      }
+    }
+    handled_.insert(rest.begin(), rest.end());
+    return true;
+  }
+
+  // The target filled up (maxmemory, noeviction): open slots can only come home through
+  // it (finished forward, then moved back), so the slots it owns go back first to make
+  // room, then the open ones one at a time, each moved back at once, so the target holds
+  // at most one slot's keys more than it does now. Not the first thing tried: a target
+  // whose own view lacks an owner for a slot (after a source failover) answers
+  // CLUSTERDOWN to every MIGRATE until the open slots are finished at it.
+  bool BackThroughFullTarget(const MoveResult& r, const std::vector<int>& rest) {
+    const std::set<int> to_finish(plan_.finish_forward.begin(), plan_.finish_forward.end());
+    std::vector<int> owned;
+    for (int slot : plan_.reverse) {
+      if (!to_finish.count(slot)) owned.push_back(slot);
+    }
+    if (!MoveBack(owned)) return false;
+    if (!MoveBack(r.finished)) return false;
+    for (size_t i = 0; i < rest.size(); ++i) {
+      if (Stopped()) return false;
+      auto one = e_.migrator_.MoveSlots(forward_, {{rest[i]}}, finish_, nullptr);
+      Warnings(one);
+      if (!one.ok()) {
+        out_.target_full = one.target_full;
+        out_.retryable = one.retryable();
+        out_.error = "finishing slot " + std::to_string(rest[i]) + " at " +
+                     info_.target.ToString() + " to move it back: " + one.message;
+        if (one.target_full) {
+          out_.error += ". Slot " + std::to_string(rest[i]) +
+                        " does not fit there even alone: " + std::to_string(rest.size() - i) +
+                        " slot(s) stay open (MIGRATING on the source, IMPORTING on the target) "
+                        "with every key reachable (-ASK); free memory on " +
+                        info_.target.ToString() +
+                        " or raise its maxmemory, then run again with the same journal";
+        }
+        return false;
+      }
+      if (!MoveBack({rest[i]})) return false;
+    }
+    return true;
+  }
+
   // Where SETSLOT is replicated (Valkey 8), a replica may keep an open slot its master never
   // had (-NOREPLICAS): a STABLE at the master, which it replicates, clears it.
-  if (auto snapshot = TakeSnapshot(connector_, Seeds(&info))) {
-    for (const auto& [master, slots] : ReplicaLeftovers(*snapshot, info.slots)) {
-      if (!migrator_.SupportOf(master).replicated) continue;
-      if (auto j = Append(StepRecord(info.id, "stable_for_replicas", slots)); !j) {
-        out.error = j.error().message;
-        return out;
+  bool StableForReplicas() {
+    auto snapshot = TakeSnapshot(e_.connector_, e_.Seeds(&info_));
+    if (!snapshot) return true;
+    for (const auto& [master, slots] : ReplicaLeftovers(*snapshot, info_.slots)) {
+      if (!e_.migrator_.SupportOf(master).replicated) continue;
+      if (auto j = e_.Append(StepRecord(info_.id, "stable_for_replicas", slots)); !j) {
+        out_.error = j.error().message;
+        return false;
       }
       spdlog::warn(
           "batch {}: replicas of {} show {} slot(s) open that it has not (first {}): "
           "SETSLOT STABLE there, which its replicas repeat",
-          info.id, master.ToString(), slots.size(), slots.front());
-      if (auto e = CheckSetSlots(migrator_.SetSlots(master, slots, {"STABLE"}, ctl),
+          info_.id, master.ToString(), slots.size(), slots.front());
+      if (auto e = CheckSetSlots(e_.migrator_.SetSlots(master, slots, {"STABLE"}, ctl_),
                                  "SETSLOT STABLE", master)) {
-        out.error = *e;
-        out.retryable = true;
-        return out;
+        return Fail(*e, true);
       }
     }
+    return true;
   }
+
   // Verify from the nodes themselves.
-  auto verify = ObserveSlots(info, info.slots, ctl);
-  if (!verify) {
-    out.error = "verifying: " + verify.error().message;
-    out.retryable = true;
-    return out;
-  }
-  const std::string& goal = plan.to_target ? info.target_id : info.source_id;
-  std::string problems;
-  for (const auto& o : *verify) {
-    bool open =
-        o.source_migrating || o.source_importing || o.target_migrating || o.target_importing;
-    if (o.owner_in_source_view != goal || o.owner_in_target_view != goal || open) {
-      if (problems.size() < 300) {
-        problems += (problems.empty() ? "" : "; ") + std::string("slot ") + std::to_string(o.slot) +
-                    (open ? " still open" : " owner not agreed");
+  void Verify() {
+    auto verify = e_.ObserveSlots(info_, info_.slots, ctl_);
+    if (!verify) {
+      Fail("verifying: " + verify.error().message, true);
+      return;
+    }
+    const std::string& goal = plan_.to_target ? info_.target_id : info_.source_id;
+    std::string problems;
+    for (const auto& o : *verify) {
+      bool open =
+          o.source_migrating || o.source_importing || o.target_migrating || o.target_importing;
+      if (o.owner_in_source_view != goal || o.owner_in_target_view != goal || open) {
+        if (problems.size() < 300) {
+          problems += (problems.empty() ? "" : "; ") + std::string("slot ") +
+                      std::to_string(o.slot) + (open ? " still open" : " owner not agreed");
+        }
+        continue;
       }
-      continue;
+      if (plan_.to_target) {
+        ++out_.forward;
+      } else {
+        ++out_.back;
+      }
     }
-    if (plan.to_target) {
-      ++out.forward;
-    } else {
-      ++out.back;
+    for (int slot : plan_.stuck) {
+      problems += (problems.empty() ? "" : "; ") + std::string("slot ") + std::to_string(slot) +
+                  " is owned by neither " + info_.source.ToString() + " nor " +
+                  info_.target.ToString();
     }
+    if (!problems.empty()) {
+      // Views still settling are retryable; a slot nobody owns is not.
+      Fail(problems, plan_.stuck.empty());
+      return;
+    }
+    out_.ok = true;
+    out_.at_target = plan_.to_target;
   }
-  for (int slot : plan.stuck) {
-    problems += (problems.empty() ? "" : "; ") + std::string("slot ") + std::to_string(slot) +
-                " is owned by neither " + info.source.ToString() + " nor " + info.target.ToString();
-  }
-  if (!problems.empty()) {
-    out.error = problems;
-    out.retryable = plan.stuck.empty();  // views still settling; a slot nobody owns is not
-    return out;
-  }
-  out.ok = true;
-  out.at_target = plan.to_target;
-  return out;
+
+  EngineImpl& e_;
+  BatchInfo info_;
+  const ConvergeMode mode_;
+  const Clock::TimePoint deadline_;
+  std::vector<cluster::Endpoint> others_;
+  StepControl ctl_;
+  StepControl finish_;  // ctl_ with the step prefix "finish_"
+  StepControl back_;    // ... "reverse_"
+  MoveEnds forward_;
+  std::map<int, SlotObservation> obs_;
+  ConvergencePlan plan_;
+  std::set<int> handled_;  // slots already returned: no reverse for them at the end
+  ConvergeOutcome out_;
+};
+
+EngineImpl::ConvergeOutcome EngineImpl::ConvergeOnce(
+    const BatchInfo& batch_info, ConvergeMode mode, Clock::TimePoint deadline,
+    const std::function<void(const ConvergencePlan&)>& on_plan) {
+  return ConvergeAttempt(*this, batch_info, mode, deadline).Run(on_plan);
 }
 
 cluster::Result<ClusterSnapshot> EngineImpl::BatchSnapshot() {
@@ -1205,19 +1295,7 @@ cluster::Result<ClusterSnapshot> EngineImpl::BatchSnapshot() {
 }
 
 GuardSettings EngineImpl::BatchGuardSettings(const Batch& batch) const {
-  GuardSettings gs;
-  gs.enabled = options_.guards.enabled;
-  gs.coverage_grace = options_.guards.coverage_grace;
-  gs.migrate_failures = options_.guards.migrate_failures;
-  gs.convergence_timeout = options_.guards.convergence_timeout;
-  if (batch.guards) {
-    if (batch.guards->coverage_grace) gs.coverage_grace = *batch.guards->coverage_grace;
-    if (batch.guards->migrate_failures) gs.migrate_failures = *batch.guards->migrate_failures;
-    if (batch.guards->convergence_timeout) {
-      gs.convergence_timeout = *batch.guards->convergence_timeout;
-    }
-  }
-  return gs;
+  return MergeGuards(options_.guards, batch.guards);
 }
 
 BatchInfo EngineImpl::MakeBatchInfo(const Batch& batch, const ResolvedBatch& resolved,

@@ -15,6 +15,7 @@
 #include "agent/batch_state.h"
 #include "agent/clock.h"
 #include "agent/engine_observer.h"
+#include "agent/guard_settings.h"
 #include "agent/lease.h"
 #include "agent/plan.h"
 #include "agent/step_hooks.h"
@@ -25,22 +26,6 @@
 #include "cluster/tls_context.h"
 
 namespace slotguard::agent {
-
-struct GuardOptions {
-  std::chrono::seconds coverage_grace{60};
-  // Trip when the batch's own failed MIGRATEs plus the failures on the source it did not cause
-  // (growth of cmdstat_migrate failed_calls / errorstat_IOERR beyond its own) exceed this.
-  int migrate_failures = 5;
-  // After a batch, every reachable node must agree on the new owners within this bound.
-  std::chrono::seconds convergence_timeout{30};
-  std::chrono::milliseconds interval{500};  // how often the guard thread reads the cluster
-  // False switches the coverage and migrate-failure guards off (they never
-  // trip, whatever a plan's per-batch overrides say); the agent then relies on Alertmanager and
-  // operators. The node-health guard stays on (a node in fail/pfail still rolls the batch back:
-  // moving slots onto or off a failing node is never safe), and so does the bounded wait for
-  // convergence after a batch.
-  bool enabled = true;
-};
 
 class Journal;
 
@@ -68,7 +53,7 @@ struct EngineOptions {
   int group_slots = 200;
   bool replace = false;  // REPLACE on BUSYKEY even when the values differ
   std::string journal_dir = "./slotguard-journal";
-  GuardOptions guards;
+  GuardSettings guards;
   Limits limits;
   // Rollback and recovery retry unreachable nodes (e.g. a SIGSTOPped target) until then.
   std::chrono::seconds rollback_timeout{300};

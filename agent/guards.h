@@ -12,18 +12,11 @@
 
 #include "agent/clock.h"
 #include "agent/engine_observer.h"
+#include "agent/guard_settings.h"
 #include "cluster/connection.h"
 #include "cluster/endpoint.h"
 
 namespace slotguard::agent {
-
-// Guard thresholds in effect for one batch (engine defaults, overridden per batch by a plan).
-struct GuardSettings {
-  std::chrono::seconds coverage_grace{60};
-  int migrate_failures = 5;
-  std::chrono::seconds convergence_timeout{30};
-  bool enabled = true;  // false: coverage and migrate_failures never trip (node_health does)
-};
 
 // The engine's own MIGRATE failure counts, shared with the guard thread.
 struct MigrateCounters {

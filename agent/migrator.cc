@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <set>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -331,12 +332,19 @@ MigrateOutcome ClassifyMigrateReply(const cluster::Reply& reply) {
 }
 
 bool IsCredentialRefusal(const std::string& error) {
-  for (const char* code : {"NOPERM", "NOAUTH", "WRONGPASS"}) {
-    const auto at = error.find(code);
-    // At the start, or after "replied with error: " when the target refused the source.
-    if (at == 0 || (at != std::string::npos && error.find("replied with error: ") + 20 == at)) {
-      return true;
-    }
+  // How the source words an error the target gave it: "ERR Target instance replied with
+  // error: <the target's error>".
+  constexpr std::string_view kTargetReplied = "replied with error: ";
+  const std::string_view text = error;
+  const auto passed_on = text.find(kTargetReplied);
+  const std::string_view target_error = passed_on == std::string_view::npos
+                                            ? std::string_view{}
+                                            : text.substr(passed_on + kTargetReplied.size());
+  auto starts_with = [](std::string_view s, std::string_view prefix) {
+    return s.substr(0, prefix.size()) == prefix;
+  };
+  for (std::string_view code : {"NOPERM", "NOAUTH", "WRONGPASS"}) {
+    if (starts_with(text, code) || starts_with(target_error, code)) return true;
   }
   return false;
 }
@@ -508,157 +516,205 @@ cluster::Result<std::map<int, std::string>> Migrator::SetSlots(const cluster::En
   return errors;
 }
 
-// Over 100 lines on purpose: a pass's listing, MIGRATE rounds and BUSYKEY decisions share its
-// state (skip, complete, listed, failed_pass) and their order is what keeps every key where
-// clients find it; steps of their own would be members (migrator.h) carrying that state.
-MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slots,
-                              BusyKeyPolicy policy, const StepControl& ctl,
-                              std::map<int, cluster::Reply> listed) {
-  MoveResult result;
-  std::vector<int> pending = slots;
-  std::map<int, std::set<std::string>> skip;  // keys deliberately left on ends.from
-  std::set<std::string>& ours = ours_;        // keys of our failed MIGRATEs
-  // `listed` holds, by slot, a GETKEYSINSLOT run after the slot was MIGRATING: the caller's,
-  // then those sent after a slot's last MIGRATE.
-  int consecutive_failures = 0;
-  const bool replace_all = policy == BusyKeyPolicy::kForward && settings_.replace;
-  auto& from = connector_.Get(ends.from);
+// One MoveKeys call: the state its passes share (skip, listed, the failure count) and, per pass,
+// what the listing found. Each step of a pass is a member; Run calls them in the order the
+// single loop had (list, MIGRATE rounds, BUSYKEY, end of pass), which is what keeps every key
+// where clients find it.
+class Migrator::KeyMove {
+ public:
+  KeyMove(Migrator& m, const MoveEnds& ends, const std::vector<int>& slots, BusyKeyPolicy policy,
+          const StepControl& ctl, std::map<int, cluster::Reply> listed)
+      : m_(m),
+        ends_(ends),
+        policy_(policy),
+        ctl_(ctl),
+        pending_(slots),
+        listed_(std::move(listed)),
+        replace_all_(policy == BusyKeyPolicy::kForward && m.settings_.replace),
+        from_(m.connector_.Get(ends.from)) {}
 
+  MoveResult Run(const std::vector<int>& slots) {
+    while (!pending_.empty()) {
+      if (Interrupted()) return result_;
+      pass_ = Pass{};
+      ListKeys();
+      MigrateChunks();
+      for (int slot : pass_.busy_slots) listed_.erase(slot);
+      m_.BaselineUnsettled(ends_);
+      ResolveBusyKeys();
+      m_.BaselineUnsettled(ends_);
+      if (EndPass()) return result_;
+    }
+    if (auto r = m_.ReconcileUnsettled(ends_, slots, ctl_, result_.warnings); !r) {
+      result_.status = MoveResult::Status::kError;
+      result_.message = r.error().message;
+    }
+    return result_;
+  }
+
+ private:
   struct Chunk {
     int slot;
     std::vector<std::string> keys;
   };
-
-  while (!pending.empty()) {
-    if (ctl.stop) {
-      if (auto why = ctl.stop()) {
-        result.status = MoveResult::Status::kStopped;
-        result.message = *why;
-        return result;
-      }
-    }
-    if (consecutive_failures > 0 && ctl.deadline && clock_.Now() >= *ctl.deadline) {
-      result.status = MoveResult::Status::kError;
-      result.message = "gave up moving keys from " + ends.from.ToString() + " to " +
-                       ends.to.ToString() + " (deadline passed): " + result.message;
-      return result;
-    }
-    bool failed_pass = false;
-
-    // 1. Which keys are left: known from the GETKEYSINSLOT sent right after a slot's last
-    // MIGRATE, else asked for, many slots per round trip.
+  // What one pass found and did.
+  struct Pass {
+    bool failed = false;
     std::vector<Chunk> chunks;
     std::vector<int> still;
     std::map<int, int> complete;  // slot listed whole -> its chunks not yet acknowledged
+    std::set<int> busy_slots;
+  };
+  // MIGRATEs go out in rounds, two rounds in flight so the source starts on the next round
+  // while the replies of the last are read here: migrates_per_round MIGRATEs in flight at
+  // most, half per round. After a failure, one MIGRATE at a time: each may wait the full
+  // timeout on a target that stopped answering, and the guard should get its say between them.
+  struct Round {
+    size_t begin = 0;  // chunks[begin, end)
+    size_t end = 0;
+    std::vector<cluster::Argv> cmds;
+    std::vector<int> rescan_at;  // per command: the slot it rescans, -1 for MIGRATEs
+  };
+
+  // A stop request, or transport failures past ctl.deadline: result_ says which.
+  bool Interrupted() {
+    if (ctl_.stop) {
+      if (auto why = ctl_.stop()) {
+        result_.status = MoveResult::Status::kStopped;
+        result_.message = *why;
+        return true;
+      }
+    }
+    if (consecutive_failures_ > 0 && ctl_.deadline && m_.clock_.Now() >= *ctl_.deadline) {
+      result_.status = MoveResult::Status::kError;
+      result_.message = "gave up moving keys from " + ends_.from.ToString() + " to " +
+                        ends_.to.ToString() + " (deadline passed): " + result_.message;
+      return true;
+    }
+    return false;
+  }
+
+  // 1. Which keys are left: known from the GETKEYSINSLOT sent right after a slot's last
+  // MIGRATE, else asked for, many slots per round trip.
+  void ListKeys() {
+    std::map<int, cluster::Reply> lists = ScanSlots();
+    for (int slot : pending_) {
+      auto it = lists.find(slot);
+      if (it == lists.end()) {
+        pass_.still.push_back(slot);  // its scan failed: again next pass
+        continue;
+      }
+      const auto& r = it->second;
+      if (r.IsError()) {
+        pass_.failed = true;
+        result_.message =
+            "GETKEYSINSLOT " + std::to_string(slot) + " on " + ends_.from.ToString() + ": " + r.str;
+        pass_.still.push_back(slot);
+        continue;
+      }
+      std::vector<std::string> keys;
+      for (const auto& e : r.elements) {
+        if (!skip_[slot].count(e.str)) keys.push_back(e.str);
+      }
+      if (keys.empty()) {
+        result_.finished.push_back(slot);
+        continue;
+      }
+      pass_.still.push_back(slot);
+      // Fewer keys than asked for: the list holds every key of the slot. The slot is MIGRATING
+      // on ends.from, where a command on a missing key is sent on with -ASK, so no key can
+      // appear there any more: once these MIGRATEs succeed the slot is empty, no need to ask.
+      if (r.elements.size() <
+          static_cast<size_t>(m_.settings_.getkeys_count) + skip_[slot].size()) {
+        pass_.complete[slot] = 0;
+      }
+      const size_t per_migrate = m_.KeysPerMigrate(slot);
+      for (size_t c = 0; c < keys.size(); c += per_migrate) {
+        size_t ce = std::min(keys.size(), c + per_migrate);
+        pass_.chunks.push_back(
+            {slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
+        if (pass_.complete.count(slot)) ++pass_.complete[slot];
+      }
+    }
+  }
+
+  // The GETKEYSINSLOT replies of the pending slots: listed_ ones taken over, the others asked
+  // for; a slot whose scan failed has none.
+  std::map<int, cluster::Reply> ScanSlots() {
     std::map<int, cluster::Reply> lists;
     std::vector<int> to_scan;
-    for (int slot : pending) {
-      if (auto it = listed.find(slot); it != listed.end()) {
+    for (int slot : pending_) {
+      if (auto it = listed_.find(slot); it != listed_.end()) {
         lists[slot] = std::move(it->second);
       } else {
         to_scan.push_back(slot);
       }
     }
-    listed.clear();
-    for (size_t i = 0; i < to_scan.size(); i += settings_.slots_per_scan) {
-      size_t end = std::min(to_scan.size(), i + static_cast<size_t>(settings_.slots_per_scan));
+    listed_.clear();
+    const auto per_scan = static_cast<size_t>(m_.settings_.slots_per_scan);
+    for (size_t i = 0; i < to_scan.size(); i += per_scan) {
+      size_t end = std::min(to_scan.size(), i + per_scan);
       std::vector<cluster::Argv> scan;
       for (size_t k = i; k < end; ++k)
-        scan.push_back(ScanArgv(to_scan[k], skip[to_scan[k]].size()));
-      auto replies = from.Pipeline(scan);
+        scan.push_back(m_.ScanArgv(to_scan[k], skip_[to_scan[k]].size()));
+      auto replies = from_.Pipeline(scan);
       if (!replies) {
-        failed_pass = true;
-        result.message = replies.error().message;
+        pass_.failed = true;
+        result_.message = replies.error().message;
         break;
       }
       for (size_t k = i; k < end; ++k) lists[to_scan[k]] = std::move((*replies)[k - i]);
     }
-    for (int slot : pending) {
-      auto it = lists.find(slot);
-      if (it == lists.end()) {
-        still.push_back(slot);  // its scan failed: again next pass
-        continue;
-      }
-      const auto& r = it->second;
-      if (r.IsError()) {
-        failed_pass = true;
-        result.message =
-            "GETKEYSINSLOT " + std::to_string(slot) + " on " + ends.from.ToString() + ": " + r.str;
-        still.push_back(slot);
-        continue;
-      }
-      std::vector<std::string> keys;
-      for (const auto& e : r.elements) {
-        if (!skip[slot].count(e.str)) keys.push_back(e.str);
-      }
-      if (keys.empty()) {
-        result.finished.push_back(slot);
-        continue;
-      }
-      still.push_back(slot);
-      // Fewer keys than asked for: the list holds every key of the slot. The slot is MIGRATING
-      // on ends.from, where a command on a missing key is sent on with -ASK, so no key can
-      // appear there any more: once these MIGRATEs succeed the slot is empty, no need to ask.
-      if (r.elements.size() < static_cast<size_t>(settings_.getkeys_count) + skip[slot].size()) {
-        complete[slot] = 0;
-      }
-      const size_t per_migrate = KeysPerMigrate(slot);
-      for (size_t c = 0; c < keys.size(); c += per_migrate) {
-        size_t ce = std::min(keys.size(), c + per_migrate);
-        chunks.push_back({slot, std::vector<std::string>(keys.begin() + c, keys.begin() + ce)});
-        if (complete.count(slot)) ++complete[slot];
-      }
-    }
+    return lists;
+  }
 
-    // 2. MIGRATE them, a few commands per round trip; after a slot's last chunk, ask which
-    // keys are left in it (normally none) in the same round trip, unless it was listed whole.
-    std::set<int> busy_slots;
-    // MIGRATEs go out in rounds, two rounds in flight so the source starts on the next round
-    // while the replies of the last are read here: migrates_per_round MIGRATEs in flight at
-    // most, half per round. After a failure, one MIGRATE at a time: each may wait the full
-    // timeout on a target that stopped answering, and the guard should get its say between them.
-    struct Round {
-      size_t begin = 0;  // chunks[begin, end)
-      size_t end = 0;
-      std::vector<cluster::Argv> cmds;
-      std::vector<int> rescan_at;  // per command: the slot it rescans, -1 for MIGRATEs
-    };
-    const bool cautious = consecutive_failures > 0;
-    const size_t in_flight =
-        cautious ? 1 : static_cast<size_t>(std::max(1, settings_.migrates_per_round));
-    const size_t depth = in_flight > 1 ? 2 : 1;
-    const size_t per_round = std::max<size_t>(1, in_flight / depth);
+  // The pass's chunks as rounds of per_round MIGRATEs; after a slot's last chunk, a
+  // GETKEYSINSLOT for it (normally empty) in the same round, unless it was listed whole.
+  std::vector<Round> PlanRounds(size_t per_round) {
+    const auto& chunks = pass_.chunks;
     std::vector<Round> rounds;
     for (size_t i = 0; i < chunks.size(); i += per_round) {
       Round round;
       round.begin = i;
       round.end = std::min(chunks.size(), i + per_round);
       for (size_t k = round.begin; k < round.end; ++k) {
-        round.cmds.push_back(MigrateArgv(ends.to, replace_all, chunks[k].keys));
+        round.cmds.push_back(m_.MigrateArgv(ends_.to, replace_all_, chunks[k].keys));
         round.rescan_at.push_back(-1);
         const bool last_of_slot = k + 1 == chunks.size() || chunks[k + 1].slot != chunks[k].slot;
-        if (last_of_slot && !complete.count(chunks[k].slot)) {
-          round.cmds.push_back(ScanArgv(chunks[k].slot, skip[chunks[k].slot].size()));
+        if (last_of_slot && !pass_.complete.count(chunks[k].slot)) {
+          round.cmds.push_back(m_.ScanArgv(chunks[k].slot, skip_[chunks[k].slot].size()));
           round.rescan_at.push_back(chunks[k].slot);
         }
       }
       rounds.push_back(std::move(round));
     }
+    return rounds;
+  }
+
+  // 2. MIGRATE the listed keys, a few commands per round trip (see Round).
+  void MigrateChunks() {
+    const bool cautious = consecutive_failures_ > 0;
+    const size_t in_flight =
+        cautious ? 1 : static_cast<size_t>(std::max(1, m_.settings_.migrates_per_round));
+    const size_t depth = in_flight > 1 ? 2 : 1;
+    const std::vector<Round> rounds = PlanRounds(std::max<size_t>(1, in_flight / depth));
     size_t sent = 0;
     // A transport failure loses every round in flight: we cannot tell which of their MIGRATEs
     // ran, so their keys may now be on both nodes.
     auto lose = [&](size_t first, const std::string& why) {
       for (size_t q = first; q < sent; ++q) {
-        for (size_t k = rounds[q].begin; k < rounds[q].end; ++k) NoteUnsettled(chunks[k].keys);
+        for (size_t k = rounds[q].begin; k < rounds[q].end; ++k) {
+          m_.NoteUnsettled(pass_.chunks[k].keys);
+        }
       }
       bool timeout = why.find("timed out") != std::string::npos;
-      CountFailure(timeout ? "timeout" : "error", true, false);
-      result.message = "MIGRATE from " + ends.from.ToString() + ": " + why;
-      failed_pass = true;
-      listed.clear();
+      m_.CountFailure(timeout ? "timeout" : "error", true, false);
+      result_.message = "MIGRATE from " + ends_.from.ToString() + ": " + why;
+      pass_.failed = true;
+      listed_.clear();
     };
     auto send_next = [&](size_t received) {
-      auto s = from.Send(rounds[sent].cmds);
+      auto s = from_.Send(rounds[sent].cmds);
       ++sent;
       if (!s) lose(received, s.error().message);
       return s.has_value();
@@ -667,7 +723,7 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
     while (sent < rounds.size() && sent < depth && !lost) lost = !send_next(0);
     for (size_t r = 0; r < sent && !lost; ++r) {
       const Round& round = rounds[r];
-      auto replies = from.Receive(round.cmds.size());
+      auto replies = from_.Receive(round.cmds.size());
       if (!replies) {
         lose(r, replies.error().message);
         break;
@@ -676,201 +732,242 @@ MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slot
       for (size_t c = 0; c < round.cmds.size(); ++c) {
         const auto& reply = (*replies)[c];
         if (round.rescan_at[c] >= 0) {
-          listed[round.rescan_at[c]] = reply;
+          listed_[round.rescan_at[c]] = reply;
           continue;
         }
-        const Chunk& chunk = chunks[k++];
-        switch (ClassifyMigrateReply(reply)) {
-          case MigrateOutcome::kOk:
-            // Listed at the source this pass and now acknowledged: moved, and the target held
-            // no copy of them (that would have been BUSYKEY). A key of a failed MIGRATE that a
-            // client deleted at the source meanwhile is not listed, so it stays unsettled.
-            for (const auto& k : chunk.keys) {
-              unsettled_.erase(k);
-              // The receiving node's copy is ours now: if the key turns up again where it came
-              // from (a failover of the source lets clients recreate it there), that newer copy
-              // wins over ours instead of stopping the move as a conflict.
-              ours_.insert(k);
-            }
-            [[fallthrough]];
-          case MigrateOutcome::kNoKey: {
-            auto n = static_cast<int64_t>(chunk.keys.size());
-            result.keys += n;
-            if (ctl.on_keys) ctl.on_keys(n);
-            if (auto it = complete.find(chunk.slot); it != complete.end()) --it->second;
-            break;
-          }
-          case MigrateOutcome::kBusyKey:
-            // Resolved key by key below; counted as a failure only when it cannot be.
-            ++counters_.failed;
-            observer_.OnMigrateFailure("busykey");
-            busy_slots.insert(chunk.slot);
-            break;
-          case MigrateOutcome::kIoErr:
-            NoteUnsettled(chunk.keys);
-            CountFailure("ioerr", true, true);
-            result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
-                             ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
-            failed_pass = true;
-            break;
-          case MigrateOutcome::kError: {
-            NoteUnsettled(chunk.keys);
-            // "ERR Target instance replied with error: OOM command not allowed when used
-            // memory > 'maxmemory'": RESTORE is refused there (MIGRATE itself is not).
-            const bool oom = reply.str.find("OOM") != std::string::npos;
-            // "ERR Target instance replied with error: ERR DUMP payload version or checksum
-            // are wrong": the target runs an older RDB format than the source.
-            if (reply.str.find("payload version") != std::string::npos) {
-              result.unreadable = true;
-            }
-            result.refused = result.refused || IsCredentialRefusal(reply.str);
-            CountFailure(oom ? "oom" : "error", true, false);
-            result.message = "MIGRATE slot " + std::to_string(chunk.slot) + " from " +
-                             ends.from.ToString() + " to " + ends.to.ToString() + ": " + reply.str;
-            if (oom) {
-              result.target_full = true;
-              result.message =
-                  ends.to.ToString() + " is out of memory (maxmemory reached): " + result.message;
-            }
-            failed_pass = true;
-            break;
-          }
-        }
+        OnMigrateReply(pass_.chunks[k++], reply);
       }
       // After a failure the round already in flight is still read; no new one is sent.
-      if (!failed_pass && sent < rounds.size()) lost = !send_next(r + 1);
+      if (!pass_.failed && sent < rounds.size()) lost = !send_next(r + 1);
     }
-    for (int slot : busy_slots) listed.erase(slot);
-    BaselineUnsettled(ends);
+  }
 
-    // 3. BUSYKEY: find the keys one by one and decide per key.
-    for (int slot : busy_slots) {
-      auto listed = from.Command({"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
-                                  std::to_string(settings_.getkeys_count + skip[slot].size())});
-      if (!listed || listed->IsError()) {
-        failed_pass = true;
+  void OnMigrateReply(const Chunk& chunk, const cluster::Reply& reply) {
+    switch (ClassifyMigrateReply(reply)) {
+      case MigrateOutcome::kOk:
+        // Listed at the source this pass and now acknowledged: moved, and the target held
+        // no copy of them (that would have been BUSYKEY). A key of a failed MIGRATE that a
+        // client deleted at the source meanwhile is not listed, so it stays unsettled.
+        for (const auto& k : chunk.keys) Moved(k);
+        [[fallthrough]];
+      case MigrateOutcome::kNoKey: {
+        CountKeys(static_cast<int64_t>(chunk.keys.size()));
+        if (auto it = pass_.complete.find(chunk.slot); it != pass_.complete.end()) --it->second;
+        break;
+      }
+      case MigrateOutcome::kBusyKey:
+        // Resolved key by key below; counted as a failure only when it cannot be.
+        ++m_.counters_.failed;
+        m_.observer_.OnMigrateFailure("busykey");
+        pass_.busy_slots.insert(chunk.slot);
+        break;
+      case MigrateOutcome::kIoErr:
+        m_.NoteUnsettled(chunk.keys);
+        m_.CountFailure("ioerr", true, true);
+        result_.message = MigrateError(chunk.slot, reply);
+        pass_.failed = true;
+        break;
+      case MigrateOutcome::kError: {
+        m_.NoteUnsettled(chunk.keys);
+        // "ERR Target instance replied with error: OOM command not allowed when used
+        // memory > 'maxmemory'": RESTORE is refused there (MIGRATE itself is not).
+        const bool oom = reply.str.find("OOM") != std::string::npos;
+        // "ERR Target instance replied with error: ERR DUMP payload version or checksum
+        // are wrong": the target runs an older RDB format than the source.
+        if (reply.str.find("payload version") != std::string::npos) {
+          result_.unreadable = true;
+        }
+        result_.refused = result_.refused || IsCredentialRefusal(reply.str);
+        m_.CountFailure(oom ? "oom" : "error", true, false);
+        result_.message = MigrateError(chunk.slot, reply);
+        if (oom) {
+          result_.target_full = true;
+          result_.message =
+              ends_.to.ToString() + " is out of memory (maxmemory reached): " + result_.message;
+        }
+        pass_.failed = true;
+        break;
+      }
+    }
+  }
+
+  std::string MigrateError(int slot, const cluster::Reply& reply) const {
+    return "MIGRATE slot " + std::to_string(slot) + " from " + ends_.from.ToString() + " to " +
+           ends_.to.ToString() + ": " + reply.str;
+  }
+
+  // `key` reached ends.to by a MIGRATE of its own: no longer unsettled, and the receiving
+  // node's copy is ours now: if the key turns up again where it came from (a failover of the
+  // source lets clients recreate it there), that newer copy wins over ours instead of stopping
+  // the move as a conflict.
+  void Moved(const std::string& key) {
+    m_.unsettled_.erase(key);
+    m_.ours_.insert(key);
+  }
+
+  void CountKeys(int64_t n) {
+    result_.keys += n;
+    if (ctl_.on_keys) ctl_.on_keys(n);
+  }
+
+  void CountFailed(MigrateOutcome o) {
+    m_.CountFailure(o == MigrateOutcome::kIoErr ? "ioerr" : "error", true,
+                    o == MigrateOutcome::kIoErr);
+  }
+
+  // 3. BUSYKEY: find the keys one by one and decide per key.
+  void ResolveBusyKeys() {
+    for (int slot : pass_.busy_slots) {
+      auto keys = from_.Command({"CLUSTER", "GETKEYSINSLOT", std::to_string(slot),
+                                 std::to_string(m_.settings_.getkeys_count + skip_[slot].size())});
+      if (!keys || keys->IsError()) {
+        pass_.failed = true;
         continue;
       }
-      for (const auto& e : listed->elements) {
-        const std::string& key = e.str;
-        if (skip[slot].count(key)) continue;
-        auto single = from.Command(MigrateArgv(ends.to, replace_all, {key}));
-        if (!single) {
-          NoteUnsettled({key});
-          CountFailure("error", true, false);
-          failed_pass = true;
-          break;
-        }
-        auto outcome = ClassifyMigrateReply(*single);
-        if (outcome == MigrateOutcome::kOk) {  // this very key moved
-          unsettled_.erase(key);
-          ours_.insert(key);
-        }
-        if (outcome == MigrateOutcome::kOk || outcome == MigrateOutcome::kNoKey) {
-          ++result.keys;
-          if (ctl.on_keys) ctl.on_keys(1);
-          continue;
-        }
-        if (outcome != MigrateOutcome::kBusyKey) {
-          NoteUnsettled({key});
-          CountFailure(outcome == MigrateOutcome::kIoErr ? "ioerr" : "error", true,
-                       outcome == MigrateOutcome::kIoErr);
-          result.message = "MIGRATE " + ShortKey(key) + ": " + single->str;
-          failed_pass = true;
-          continue;
-        }
-        ++counters_.failed;
-        BusyKeyFacts facts;
-        facts.replace_requested = settings_.replace;
-        facts.ours = ours.count(key) > 0;
-        facts.from_dump = DumpOf(from.Pipeline({{"ASKING"}, {"DUMP", key}}));
-        facts.to_dump = DumpOf(connector_.Get(ends.to).Pipeline({{"ASKING"}, {"DUMP", key}}));
-        if (facts.from_dump && facts.to_dump && *facts.from_dump != *facts.to_dump) {
-          facts.same_content = SameContent(ends.from, ends.to, key);
-        }
-        switch (DecideBusyKey(policy, facts)) {
-          case BusyKeyAction::kReplace: {
-            auto again = from.Command(MigrateArgv(ends.to, true, {key}));
-            auto o = again ? ClassifyMigrateReply(*again) : MigrateOutcome::kError;
-            if (o == MigrateOutcome::kOk) {
-              unsettled_.erase(key);
-              ours_.insert(key);
-            }
-            if (o == MigrateOutcome::kOk || o == MigrateOutcome::kNoKey) {
-              ++result.keys;
-              if (ctl.on_keys) ctl.on_keys(1);
-            } else {
-              CountFailure(o == MigrateOutcome::kIoErr ? "ioerr" : "error", true,
-                           o == MigrateOutcome::kIoErr);
-              failed_pass = true;
-            }
-            break;
-          }
-          case BusyKeyAction::kDeleteFromCopy:
-            (void)from.Pipeline({{"ASKING"}, {"DEL", key}});
-            unsettled_.erase(key);  // the receiving node's copy is the live one now
-            break;
-          case BusyKeyAction::kLeave:
-            skip[slot].insert(key);
-            result.left_keys.push_back(key);
-            result.warnings.push_back("key " + ShortKey(key) + " (slot " + std::to_string(slot) +
-                                      ") left on " + ends.from.ToString() + ": " +
-                                      ends.to.ToString() +
-                                      " has a different value under that name");
-            break;
-          case BusyKeyAction::kConflict:
-            skip[slot].insert(key);
-            result.conflict_keys.push_back(key);
-            break;
-          case BusyKeyAction::kRetry:
-            break;
-        }
+      for (const auto& e : keys->elements) {
+        if (skip_[slot].count(e.str)) continue;
+        if (!MoveBusyKey(slot, e.str)) break;
       }
     }
-    BaselineUnsettled(ends);
-    if (!result.conflict_keys.empty()) {
-      result.status = MoveResult::Status::kConflict;
-      result.message = ConflictMessage(ends, result.conflict_keys);
-      return result;
+  }
+
+  // One key of a slot that answered BUSYKEY, MIGRATEd alone; false when the connection failed
+  // (the rest of the slot waits for the next pass).
+  bool MoveBusyKey(int slot, const std::string& key) {
+    auto single = from_.Command(m_.MigrateArgv(ends_.to, replace_all_, {key}));
+    if (!single) {
+      m_.NoteUnsettled({key});
+      m_.CountFailure("error", true, false);
+      pass_.failed = true;
+      return false;
     }
-    pending.clear();
-    for (int slot : still) {
+    auto outcome = ClassifyMigrateReply(*single);
+    if (outcome == MigrateOutcome::kOk) Moved(key);  // this very key moved
+    if (outcome == MigrateOutcome::kOk || outcome == MigrateOutcome::kNoKey) {
+      CountKeys(1);
+      return true;
+    }
+    if (outcome != MigrateOutcome::kBusyKey) {
+      m_.NoteUnsettled({key});
+      CountFailed(outcome);
+      result_.message = "MIGRATE " + ShortKey(key) + ": " + single->str;
+      pass_.failed = true;
+      return true;
+    }
+    ++m_.counters_.failed;
+    ActOnBusyKey(slot, key, DecideBusyKey(policy_, BusyFacts(key)));
+    return true;
+  }
+
+  BusyKeyFacts BusyFacts(const std::string& key) {
+    BusyKeyFacts facts;
+    facts.replace_requested = m_.settings_.replace;
+    facts.ours = m_.ours_.count(key) > 0;
+    facts.from_dump = DumpOf(from_.Pipeline({{"ASKING"}, {"DUMP", key}}));
+    facts.to_dump = DumpOf(m_.connector_.Get(ends_.to).Pipeline({{"ASKING"}, {"DUMP", key}}));
+    if (facts.from_dump && facts.to_dump && *facts.from_dump != *facts.to_dump) {
+      facts.same_content = m_.SameContent(ends_.from, ends_.to, key);
+    }
+    return facts;
+  }
+
+  void ActOnBusyKey(int slot, const std::string& key, BusyKeyAction action) {
+    switch (action) {
+      case BusyKeyAction::kReplace: {
+        auto again = from_.Command(m_.MigrateArgv(ends_.to, true, {key}));
+        auto o = again ? ClassifyMigrateReply(*again) : MigrateOutcome::kError;
+        if (o == MigrateOutcome::kOk) Moved(key);
+        if (o == MigrateOutcome::kOk || o == MigrateOutcome::kNoKey) {
+          CountKeys(1);
+        } else {
+          CountFailed(o);
+          pass_.failed = true;
+        }
+        break;
+      }
+      case BusyKeyAction::kDeleteFromCopy:
+        (void)from_.Pipeline({{"ASKING"}, {"DEL", key}});
+        m_.unsettled_.erase(key);  // the receiving node's copy is the live one now
+        break;
+      case BusyKeyAction::kLeave:
+        skip_[slot].insert(key);
+        result_.left_keys.push_back(key);
+        result_.warnings.push_back("key " + ShortKey(key) + " (slot " + std::to_string(slot) +
+                                   ") left on " + ends_.from.ToString() + ": " +
+                                   ends_.to.ToString() + " has a different value under that name");
+        break;
+      case BusyKeyAction::kConflict:
+        skip_[slot].insert(key);
+        result_.conflict_keys.push_back(key);
+        break;
+      case BusyKeyAction::kRetry:
+        break;
+    }
+  }
+
+  // 4. What is left for the next pass; true when the call ends here (conflict, or an error
+  // no retry can help).
+  bool EndPass() {
+    if (!result_.conflict_keys.empty()) {
+      result_.status = MoveResult::Status::kConflict;
+      result_.message = m_.ConflictMessage(ends_, result_.conflict_keys);
+      return true;
+    }
+    pending_.clear();
+    for (int slot : pass_.still) {
       // Listed whole and every chunk acknowledged: empty.
-      auto it = complete.find(slot);
-      if (it != complete.end() && it->second == 0 && !busy_slots.count(slot)) {
-        result.finished.push_back(slot);
+      auto it = pass_.complete.find(slot);
+      if (it != pass_.complete.end() && it->second == 0 && !pass_.busy_slots.count(slot)) {
+        result_.finished.push_back(slot);
       } else {
-        pending.push_back(slot);
+        pending_.push_back(slot);
       }
     }
-    if (result.refused) {
-      result.message +=
+    if (result_.refused) {
+      result_.message +=
           " (the ACL user slotguard connects as, or its password, is refused for "
           "MIGRATE: see README \"Least-privilege ACL users\"; no retry can help)";
     }
-    if (result.target_full || result.unreadable || result.refused) {
+    if (result_.target_full || result_.unreadable || result_.refused) {
       // Every key is still where clients find it (the refused ones stayed on ends.from).
-      result.status = MoveResult::Status::kError;
-      return result;
+      result_.status = MoveResult::Status::kError;
+      return true;
     }
-    if (failed_pass) {
-      ++consecutive_failures;
-      if (consecutive_failures == 1 || consecutive_failures % 10 == 0) {
+    if (pass_.failed) {
+      ++consecutive_failures_;
+      if (consecutive_failures_ == 1 || consecutive_failures_ % 10 == 0) {
         spdlog::warn("moving the keys of {} slot(s) {} -> {}: {} (pass {} failed, retrying)",
-                     pending.size(), ends.from.ToString(), ends.to.ToString(),
-                     result.message.empty() ? "a MIGRATE failed" : result.message,
-                     consecutive_failures);
+                     pending_.size(), ends_.from.ToString(), ends_.to.ToString(),
+                     result_.message.empty() ? "a MIGRATE failed" : result_.message,
+                     consecutive_failures_);
       }
-      Backoff(consecutive_failures);
+      m_.Backoff(consecutive_failures_);
     } else {
-      consecutive_failures = 0;
+      consecutive_failures_ = 0;
     }
+    return false;
   }
-  if (auto r = ReconcileUnsettled(ends, slots, ctl, result.warnings); !r) {
-    result.status = MoveResult::Status::kError;
-    result.message = r.error().message;
-  }
-  return result;
+
+  Migrator& m_;
+  const MoveEnds& ends_;
+  const BusyKeyPolicy policy_;
+  const StepControl& ctl_;
+  std::vector<int> pending_;
+  // By slot, a GETKEYSINSLOT run after the slot was MIGRATING: the caller's, then those sent
+  // after a slot's last MIGRATE.
+  std::map<int, cluster::Reply> listed_;
+  const bool replace_all_;
+  cluster::Connection& from_;
+  std::map<int, std::set<std::string>> skip_;  // keys deliberately left on ends.from
+  int consecutive_failures_ = 0;
+  MoveResult result_;
+  Pass pass_;
+};
+
+MoveResult Migrator::MoveKeys(const MoveEnds& ends, const std::vector<int>& slots,
+                              BusyKeyPolicy policy, const StepControl& ctl,
+                              std::map<int, cluster::Reply> listed) {
+  return KeyMove(*this, ends, slots, policy, ctl, std::move(listed)).Run(slots);
 }
 
 void Migrator::NoteUnsettled(const std::vector<std::string>& keys) {

@@ -175,6 +175,8 @@ class Migrator {
   bool SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b, const std::string& key);
 
  private:
+  class KeyMove;  // one MoveKeys call (migrator.cc)
+
   // Run without the SETSLOT handling: transport failures retried until ctl.deadline.
   cluster::Result<std::vector<cluster::Reply>> RunOnce(
       const cluster::Endpoint& node, const std::vector<cluster::Argv>& commands,

@@ -8,17 +8,11 @@
 #include <vector>
 
 #include "agent/cluster_snapshot.h"
+#include "agent/guard_settings.h"
 #include "cluster/endpoint.h"
 #include "cluster/result.h"
 
 namespace slotguard::agent {
-
-// Per-batch guard settings that override the engine's defaults (plan files may set them).
-struct GuardOverrides {
-  std::optional<std::chrono::seconds> coverage_grace;
-  std::optional<int> migrate_failures;  // trip when failures exceed this
-  std::optional<std::chrono::seconds> convergence_timeout;
-};
 
 // Keys and estimated bytes of one slot on its node.
 struct SlotLoad {

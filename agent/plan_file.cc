@@ -17,7 +17,6 @@ namespace {
 
 using common::YamlFieldError;
 using common::YamlReader;
-using std::chrono::seconds;
 
 bool ParseSlotNumber(std::string_view text, int& out) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
@@ -151,20 +150,7 @@ class PlanParser {
       const YAML::Node& g = n["guards"];
       const std::string gpath = path + ".guards";
       reader_.ExpectMap(g, gpath, {"coverage_grace", "migrate_failures", "convergence_timeout"});
-      GuardOverrides overrides;
-      if (g["coverage_grace"]) {
-        overrides.coverage_grace = std::chrono::duration_cast<seconds>(reader_.Duration(
-            g["coverage_grace"], gpath + ".coverage_grace", seconds(0), seconds(86'400)));
-      }
-      if (g["migrate_failures"]) {
-        overrides.migrate_failures = static_cast<int>(
-            reader_.Int(g["migrate_failures"], gpath + ".migrate_failures", 0, 1'000'000));
-      }
-      if (g["convergence_timeout"]) {
-        overrides.convergence_timeout = std::chrono::duration_cast<seconds>(reader_.Duration(
-            g["convergence_timeout"], gpath + ".convergence_timeout", seconds(1), seconds(86'400)));
-      }
-      out.batch.guards = overrides;
+      out.batch.guards = ReadGuardOverrides(reader_, g, gpath);
     }
     return out;
   }

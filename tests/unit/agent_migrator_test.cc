@@ -396,6 +396,9 @@ TEST(AgentMigrateReply, CredentialRefusalsArePermanent) {
       "ERR Target instance replied with error: OOM command not allowed when used memory > "
       "'maxmemory'."));
   EXPECT_FALSE(IsCredentialRefusal("ERR something about key NOPERM"));
+  // The code 19 characters in, with no "replied with error: " before it (the old offset
+  // arithmetic wrapped around to exactly 19 there).
+  EXPECT_FALSE(IsCredentialRefusal("ERR unknown reply: NOPERM"));
 }
 
 }  // namespace

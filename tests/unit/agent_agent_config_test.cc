@@ -77,8 +77,8 @@ shutdown_grace: 5s
   EXPECT_EQ(*c->engine.migrate_timeout, std::chrono::milliseconds(500));
   EXPECT_EQ(c->engine.throttle_per_slot, std::chrono::milliseconds(200));
   EXPECT_FALSE(c->engine.guards_enabled);
-  EXPECT_EQ(*c->engine.coverage_grace, std::chrono::seconds(120));
-  EXPECT_EQ(*c->engine.migrate_failures, 7);
+  EXPECT_EQ(*c->engine.guards.coverage_grace, std::chrono::seconds(120));
+  EXPECT_EQ(*c->engine.guards.migrate_failures, 7);
   EXPECT_FALSE(c->queue.auto_continue);
   EXPECT_EQ(c->queue.approval_threshold_slots, 50);
   EXPECT_EQ(c->log_format, "json");
