@@ -165,7 +165,17 @@ void PrintStatus(const json& s) {
     std::cout << "; oldest approval waiting " << static_cast<int64_t>(wait) << "s";
   }
   std::cout << "\n";
-  if (!s["running"].is_null()) std::cout << "running: " << s["running"].get<std::string>() << "\n";
+  // Every running batch (several when a plan's moves have no master in common).
+  if (s["running"].is_array() && !s["running"].empty()) {
+    std::cout << "running: " << s["running"].size() << " batch(es)\n";
+    for (const auto& r : s["running"]) {
+      std::cout << "  " << Pad(r.value("id", ""), 16) << Pad(r.value("state", ""), 14)
+                << Pad(std::to_string(r.value("slots_done", 0)) + "/" +
+                           std::to_string(r.value("slots", 0)) + " slots",
+                       14)
+                << r.value("from", "") << " -> " << r.value("to", "") << "\n";
+    }
+  }
   const json& items = s["items"];
   if (items.empty()) {
     std::cout << "\nno batches\n";

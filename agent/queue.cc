@@ -385,6 +385,28 @@ cluster::Result<void> Queue::Cancel(const std::string& batch_id, const std::stri
   });
 }
 
+std::vector<QueueItem> RunnableItems(const QueueState& state) {
+  std::vector<QueueItem> out;
+  if (state.paused) return out;
+  for (const auto& item : state.items) {
+    if (item.Terminal()) continue;
+    const bool runnable = item.state == ItemState::kQueued && !item.AwaitingApproval();
+    if (!runnable || (!out.empty() && item.plan_id != out.front().plan_id)) break;
+    out.push_back(item);
+  }
+  return out;
+}
+
+std::vector<QueueItem> Queue::WaitForRunnableItems(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  std::vector<QueueItem> items = RunnableItems(state_);
+  if (items.empty()) {
+    changed_.wait_for(lock, timeout);
+    items = RunnableItems(state_);
+  }
+  return items;
+}
+
 std::optional<QueueItem> Queue::WaitForRunnable(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto runnable = [&]() -> const QueueItem* {
@@ -425,6 +447,10 @@ cluster::Result<void> Queue::MarkRunning(const std::string& batch_id) {
   return Mutate([&](QueueState& s) -> cluster::Result<void> {
     auto item = FindItem(s, batch_id);
     if (!item) return tl::unexpected(item.error());
+    if ((*item)->state != ItemState::kQueued) {
+      return cluster::MakeError("batch " + batch_id + " is " + ToString((*item)->state) +
+                                ", not queued");
+    }
     (*item)->state = ItemState::kRunning;
     (*item)->attempts += 1;
     (*item)->started_at_ms = wall_clock_();
@@ -506,8 +532,8 @@ cluster::Result<std::string> Queue::InsertRevert(const std::string& batch_id,
     item.batch.id = id;
     auto pos = s.items.begin();
     while (pos != s.items.end() && pos->Terminal()) ++pos;
-    // Never in front of a running batch: right behind it.
-    if (pos != s.items.end() && pos->state == ItemState::kRunning) ++pos;
+    // Never in front of a running batch: right behind the running ones.
+    while (pos != s.items.end() && (pos->Terminal() || pos->state == ItemState::kRunning)) ++pos;
     s.items.insert(pos, std::move(item));
     return {};
   });

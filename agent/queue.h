@@ -65,6 +65,12 @@ struct QueueState {
 nlohmann::json ToJson(const QueueItem& item);
 cluster::Result<QueueItem> ItemFromJson(const nlohmann::json& json);
 
+// Pure: the batches the worker may start now, in queue order: none while paused or while the
+// first unfinished batch runs or waits for approval; otherwise that batch and the queued,
+// approved batches of the same plan right behind it (a plan's batches were checked together;
+// a later plan may depend on an earlier one, so plans never mix).
+std::vector<QueueItem> RunnableItems(const QueueState& state);
+
 // The state held in a queue.json text; `path` names the file in errors ("... is damaged").
 cluster::Result<QueueState> ParseQueueState(const std::string& text, const std::string& path);
 
@@ -72,8 +78,9 @@ cluster::Result<QueueState> ParseQueueState(const std::string& text, const std::
 // Every change writes the whole state to a temp file, fsyncs it, renames it over the old one
 // and fsyncs the directory, so a crash at any moment leaves either the old or the new state.
 // A change that cannot be persisted is not applied (the caller gets the error).
-// Thread-safe. Batches run strictly in order: a batch awaiting approval holds back the ones
-// behind it, since later plans may depend on it.
+// Thread-safe. Plans run strictly in order: a batch awaiting approval holds back the ones
+// behind it, since later plans may depend on it; the batches of one plan may run together
+// (RunnableItems).
 class Queue {
  public:
   using WallClock = std::function<int64_t()>;  // unix ms
@@ -102,6 +109,9 @@ class Queue {
   // Worker side. Waits up to `timeout` for a runnable batch: not paused, the first unfinished
   // item is queued and approved (or needs no approval).
   std::optional<QueueItem> WaitForRunnable(std::chrono::milliseconds timeout);
+  // The same for RunnableItems: empty when none became runnable within `timeout`.
+  std::vector<QueueItem> WaitForRunnableItems(std::chrono::milliseconds timeout);
+  // Refused for a batch that is no longer queued (e.g. cancelled after its run was set up).
   cluster::Result<void> MarkRunning(const std::string& batch_id);
   cluster::Result<void> SetPhase(const std::string& batch_id, const std::string& phase);
   cluster::Result<void> Finish(const std::string& batch_id, ItemState state,

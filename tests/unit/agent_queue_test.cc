@@ -265,5 +265,52 @@ TEST(QueueFile, NumbersOutOfRangeAreDamageNotUndefinedBehaviour) {
               HasSubstr("attempts must be a whole number"));
 }
 
+// The worker's runs: the head's plan, its batches in order, never two plans, nothing while the
+// head runs, waits for approval or the queue is paused.
+TEST(RunnableItemsTest, OnePlanAtATimeFromTheHead) {
+  auto item = [](std::string id, std::string plan, ItemState state = ItemState::kQueued) {
+    QueueItem i;
+    i.batch.id = std::move(id);
+    i.plan_id = std::move(plan);
+    i.state = state;
+    return i;
+  };
+  auto ids = [](const std::vector<QueueItem>& items) {
+    std::vector<std::string> out;
+    for (const auto& i : items) out.push_back(i.batch.id);
+    return out;
+  };
+  QueueState s;
+  s.items = {item("old", "p0", ItemState::kDone),    item("a", "p1"), item("b", "p1"),
+             item("x", "p1", ItemState::kCancelled), item("c", "p1"), item("d", "p2")};
+  EXPECT_EQ(ids(RunnableItems(s)), (std::vector<std::string>{"a", "b", "c"}));
+
+  s.paused = true;
+  EXPECT_TRUE(RunnableItems(s).empty());
+  s.paused = false;
+
+  s.items[1].state = ItemState::kRunning;  // the head runs: the rest waits for its run to end
+  EXPECT_TRUE(RunnableItems(s).empty());
+  s.items[1].state = ItemState::kDone;
+  EXPECT_EQ(ids(RunnableItems(s)), (std::vector<std::string>{"b", "c"}));
+
+  s.items[2].needs_approval = true;  // the head waits for approval: nothing runs
+  EXPECT_TRUE(RunnableItems(s).empty());
+  s.items[2].approved = true;
+  s.items[4].needs_approval = true;  // a later batch of the plan waits: the run stops before it
+  EXPECT_EQ(ids(RunnableItems(s)), (std::vector<std::string>{"b"}));
+}
+
+TEST_F(QueueTest, MarkRunningRefusesACancelledBatch) {
+  auto q = Open();
+  ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}, {10, 19}}), "plan.yaml", false));
+  ASSERT_EQ(q->WaitForRunnableItems(milliseconds(0)).size(), 2u);
+  ASSERT_TRUE(q->Cancel("p1-b2", "by a test"));
+  auto r = q->MarkRunning("p1-b2");
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("p1-b2 is cancelled, not queued"));
+  EXPECT_EQ(q->Find("p1-b2")->state, ItemState::kCancelled);
+}
+
 }  // namespace
 }  // namespace slotguard::agent
