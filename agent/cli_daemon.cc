@@ -318,7 +318,7 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
 
   static std::string pause_reason;
   auto* pause = app.add_subcommand(
-      "pause", "Pause the queue (the running batch finishes; no new batch starts)");
+      "pause", "Pause the queue (the running batches finish; no new batch starts)");
   pause->add_option("--reason", pause_reason, "Why (shown by status)");
   AddClientOptions(pause, pause_opts);
   pause->callback([&exit_code] {
@@ -346,10 +346,10 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
   });
 
   static std::string rollback_batch;
-  auto* rollback = app.add_subcommand(
-      "rollback",
-      "Roll back the running batch (or BATCH: cancel it if queued, revert it if finished)");
-  rollback->add_option("BATCH", rollback_batch, "A batch id (default: the running batch)");
+  auto* rollback = app.add_subcommand("rollback",
+                                      "Roll back every running batch (or BATCH alone: roll it back "
+                                      "if running, cancel it if queued, revert it if finished)");
+  rollback->add_option("BATCH", rollback_batch, "A batch id (default: every running batch)");
   AddClientOptions(rollback, rollback_opts);
   rollback->callback([&exit_code] {
     json body = json::object();

@@ -103,8 +103,8 @@ class Daemon::Observer final : public EngineObserver {
     }
     if (started) {
       Started(*run, batch_id, roll_back);
-    } else if (daemon_.queue_ && daemon_.queue_->Find(batch_id)) {
-      auto r = daemon_.queue_->SetPhase(batch_id, phase);
+    } else if (IsRunning(state) && daemon_.queue_ && daemon_.queue_->Find(batch_id)) {
+      auto r = daemon_.queue_->SetPhase(batch_id, state);
       if (!r) spdlog::error("queue: {}", r.error().message);
     }
     spdlog::info("batch {}: {}", batch_id, phase);
@@ -416,7 +416,7 @@ bool Daemon::RecoverOnce() {
   // their slots; now the queue learns where they ended up.
   std::vector<QueueItem> interrupted;
   for (const auto& item : queue_->Snapshot().items) {
-    if (item.state == ItemState::kRunning) interrupted.push_back(item);
+    if (item.Running()) interrupted.push_back(item);
   }
   if (!interrupted.empty()) {
     std::vector<int> slots;
@@ -469,10 +469,10 @@ void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
   const int total = static_cast<int>(item.batch.slots.size());
   cluster::Result<void> r;
   if (at_target == total) {
-    r = queue_->Finish(id, ItemState::kDone, "finished (completed by recovery after a restart)");
+    r = queue_->Finish(id, BatchState::kDone, "finished (completed by recovery after a restart)");
   } else if (at_source == total) {
     if (item.rollback_requested) {
-      r = queue_->Finish(id, ItemState::kRolledBack,
+      r = queue_->Finish(id, BatchState::kRolledBack,
                          "rolled back (completed by recovery after a restart)");
     } else {
       r = queue_->Requeue(id,
@@ -488,13 +488,13 @@ void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
                             std::to_string(at_source) + " left",
                         left);
   } else if (at_source + at_target == total) {
-    r = queue_->Finish(id, ItemState::kFailed,
+    r = queue_->Finish(id, BatchState::kFailed,
                        "rollback interrupted by a restart: " + std::to_string(at_target) +
                            " slots are still at the target; `slotguard-agent rollback " + id +
                            "` moves them back");
     if (r) r = queue_->Pause("batch " + id + " was rolling back when the agent stopped");
   } else {
-    r = queue_->Finish(id, ItemState::kFailed,
+    r = queue_->Finish(id, BatchState::kFailed,
                        "after recovery " + std::to_string(at_target) +
                            " slots are at the target, " + std::to_string(at_source) +
                            " at the source and " + std::to_string(total - at_source - at_target) +
@@ -586,7 +586,7 @@ bool Daemon::OnBatchEnd(const BatchEnd& end) {
     return false;
   }
   const auto item = queue_->Find(id);
-  if (item && item->state == ItemState::kCancelled) {
+  if (item && item->state == BatchState::kCancelled) {
     spdlog::info("batch {}: cancelled before it moved anything", id);
     return !outcome;
   }
@@ -599,7 +599,7 @@ bool Daemon::OnBatchEnd(const BatchEnd& end) {
   } else if (outcome->state == BatchState::kDone) {
     const bool asked = item && item->rollback_requested;
     r = queue_->Finish(
-        id, ItemState::kDone,
+        id, BatchState::kDone,
         Describe(*outcome) + (asked ? " (a rollback was requested but the batch had finished: "
                                       "`slotguard-agent rollback " +
                                           id + "` reverts it)"
@@ -608,7 +608,7 @@ bool Daemon::OnBatchEnd(const BatchEnd& end) {
   } else {
     const bool rolled_back = outcome->state == BatchState::kRolledBack;
     outcome_state = rolled_back ? "rolled_back" : "failed";
-    r = queue_->Finish(id, rolled_back ? ItemState::kRolledBack : ItemState::kFailed,
+    r = queue_->Finish(id, rolled_back ? BatchState::kRolledBack : BatchState::kFailed,
                        Describe(*outcome));
     if (r) {
       r = queue_->Pause("batch " + id + " " + (rolled_back ? "rolled back" : "failed") + ": " +
@@ -893,14 +893,14 @@ cluster::Result<json> Daemon::Rollback(const std::optional<std::string>& batch) 
   }
   auto item = queue_->Find(*batch);
   if (!item) return cluster::MakeError("no batch '" + *batch + "' in the queue");
-  if (item->state == ItemState::kQueued) {
+  if (item->state == BatchState::kQueued) {
     auto r = queue_->Cancel(*batch, "cancelled by an operator (rollback before it started)");
     if (!r) return tl::unexpected(r.error());
     spdlog::info("batch {} cancelled by an operator", *batch);
     RefreshState();
     return json{{"action", "cancel"}, {"batch", *batch}};
   }
-  if (item->state == ItemState::kCancelled) {
+  if (item->state == BatchState::kCancelled) {
     return cluster::MakeError("batch " + *batch + " was cancelled; nothing to roll back");
   }
   // Finished (done, failed, rolled back half-way): move back what sits at the target now.

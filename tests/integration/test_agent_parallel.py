@@ -232,6 +232,18 @@ def daemon_three_moves(c, pause_ms, tmp_path):
     return agent, data, before, moves, client
 
 
+def stop_daemon_and_load(agent, client):
+    client.stop()
+    client.close()
+    agent.stop()
+
+
+def assert_load_and_keys_intact(c, client, before):
+    assert client.errors == [], client.errors[:5]
+    assert client.wrong == [], client.wrong[:5]
+    assert_cluster_whole(c, before)
+
+
 def assert_three_running(agent, moves):
     """status and /metrics show the three batches running at once, no master in two of them."""
     running = agent.status()["running"]
@@ -271,12 +283,8 @@ def test_daemon_runs_three_batches_at_once_and_recovers_all_after_kill_9(
         status = agent.status()
         assert status["running"] == [] and status["paused"] is False, status
     finally:
-        client.stop()
-        client.close()
-        agent.stop()
-    assert client.errors == [], client.errors[:5]
-    assert client.wrong == [], client.wrong[:5]
-    assert_cluster_whole(c, before)
+        stop_daemon_and_load(agent, client)
+    assert_load_and_keys_intact(c, client, before)
 
 
 def test_daemon_rollback_of_one_named_batch_leaves_the_other_two_running(
@@ -301,9 +309,5 @@ def test_daemon_rollback_of_one_named_batch_leaves_the_other_two_running(
         assert agent.metric("slotguard_agent_rollbacks_total", trigger="operator") == 1
         assert agent.status()["paused"] is True
     finally:
-        client.stop()
-        client.close()
-        agent.stop()
-    assert client.errors == [], client.errors[:5]
-    assert client.wrong == [], client.wrong[:5]
-    assert_cluster_whole(c, before)
+        stop_daemon_and_load(agent, client)
+    assert_load_and_keys_intact(c, client, before)
