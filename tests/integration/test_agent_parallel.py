@@ -200,7 +200,7 @@ def test_per_target_three_sources_fill_one_new_master_together(cluster):
 
 # ---- the daemon (`slotguard-agent run`) runs a plan's batches of disjoint pairs at once ----
 
-def daemon_three_moves(c, pause_ms, tmp_path):
+def daemon_three_moves(c, pause_ms, tmp_path, overrides=None):
     """Loads the cluster, adds three empty masters and starts a daemon (every engine held
     halfway through its batch's keys for `pause_ms`) with a plan of three batches, old master i
     -> new master i, enqueued. Returns (agent, data, before, moves {batch: (from, to, slots)},
@@ -216,7 +216,8 @@ def daemon_three_moves(c, pause_ms, tmp_path):
         moves[batch] = (src, dst, slots)
         lines.append(f'  - {{id: {batch}, from: "{c.addr(src)}", to: "{c.addr(dst)}", '
                      f'ranges: ["{slots[0]}-{slots[-1]}"]}}')
-    agent = AgentDaemon(c, overrides={"engine.group_slots": 100}, workdir=str(tmp_path / "agent"))
+    agent = AgentDaemon(c, overrides={"engine.group_slots": 100, **(overrides or {})},
+                        workdir=str(tmp_path / "agent"))
     agent.start(env={"SLOTGUARD_TEST_PAUSE_AT": f"mid_keys:{pause_ms}"})
     client = ClientLoad(c, range(16384), data.keys).start()
     try:
@@ -308,6 +309,43 @@ def test_daemon_rollback_of_one_named_batch_leaves_the_other_two_running(
             assert set(slots) <= set(slots_of(c, owner)), batch
         assert agent.metric("slotguard_agent_rollbacks_total", trigger="operator") == 1
         assert agent.status()["paused"] is True
+    finally:
+        stop_daemon_and_load(agent, client)
+    assert_load_and_keys_intact(c, client, before)
+
+
+def rollback_alert(cluster_label):
+    return {"version": "4", "status": "firing", "receiver": "slotguard", "alerts": [{
+        "status": "firing", "startsAt": "2026-01-01T00:00:00Z", "fingerprint": cluster_label,
+        "labels": {"alertname": "RedisClusterSlotsNotOk", "slotguard_action": "rollback",
+                   "cluster": cluster_label}}]}
+
+
+def test_daemon_webhook_rollback_rolls_back_every_running_batch(three_masters_no_replicas,
+                                                                 tmp_path):
+    """An Alertmanager rollback alert for this cluster (`webhook.cluster`) while three batches
+    run: all three roll back (trigger alertmanager) and the queue pauses; an alert for another
+    cluster before it changed nothing."""
+    c = three_masters_no_replicas
+    agent, data, before, moves, client = daemon_three_moves(
+        c, 120000, tmp_path, overrides={"webhook.cluster": "here"})
+    try:
+        assert_three_running(agent, moves)
+        status, answer = agent.http("POST", "/api/v1/alertmanager", rollback_alert("elsewhere"),
+                                    token=agent.webhook_token)
+        assert status == 200 and answer["result"] == "ignored", answer
+        assert len(agent.status()["running"]) == 3
+        status, answer = agent.http("POST", "/api/v1/alertmanager", rollback_alert("here"),
+                                    token=agent.webhook_token)
+        assert status == 200 and answer["result"] == "accepted", answer
+        wait_for(lambda: all(agent.item(b)["state"] in ("done", "rolled_back", "failed")
+                             for b in moves), timeout=300, what="the three batches to end")
+        assert {b: agent.item(b)["state"] for b in moves} == {b: "rolled_back" for b in moves}
+        for batch, (src, dst, slots) in moves.items():
+            assert set(slots) <= set(slots_of(c, src)), batch
+        assert agent.metric("slotguard_agent_rollbacks_total", trigger="alertmanager") == 3
+        status = agent.status()
+        assert status["paused"] is True and status["running"] == [], status
     finally:
         stop_daemon_and_load(agent, client)
     assert_load_and_keys_intact(c, client, before)
