@@ -178,10 +178,17 @@ class ConfigParser {
   }
 
   void Engine(const YAML::Node& n, EngineSettings& e) {
-    reader_.ExpectMap(
-        n, "engine",
-        {"pipeline", "migrate_bytes", "migrate_timeout", "getkeys_count", "group_slots",
-         "batch_slots", "replace", "guards", "throttle_per_slot", "lease_ttl"});
+    reader_.ExpectMap(n, "engine",
+                      {"pipeline", "migrate_bytes", "migrate_timeout", "getkeys_count",
+                       "group_slots", "batch_slots", "replace", "guards", "throttle_per_slot",
+                       "lease_ttl", "parallel", "per_target", "on_trip"});
+    if (n["parallel"]) e.parallel = reader_.Int(n["parallel"], "engine.parallel", 0, 1000);
+    if (n["per_target"]) e.per_target = reader_.Int(n["per_target"], "engine.per_target", 1, 1000);
+    if (n["on_trip"]) {
+      auto on_trip = ParseOnTrip(reader_.NonEmptyString(n["on_trip"], "engine.on_trip"));
+      if (!on_trip) reader_.Fail(n["on_trip"], "engine.on_trip", "expected finish or rollback");
+      e.on_trip = *on_trip;
+    }
     if (n["pipeline"]) e.pipeline = reader_.Int(n["pipeline"], "engine.pipeline", 1, 100'000);
     if (n["migrate_bytes"]) {
       e.migrate_bytes = reader_.Int(n["migrate_bytes"], "engine.migrate_bytes", 0, 1 << 30);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/batch_runner.h"
 #include "agent/guard_settings.h"
 #include "agent/webhook.h"
 #include "cluster/endpoint.h"
@@ -30,6 +31,13 @@ struct EngineSettings {
   // Test/demo throttle: the daemon waits this long before each slot's first SETSLOT while a
   // batch moves forward (never while rolling back). 0 = off.
   std::chrono::milliseconds throttle_per_slot{0};
+  // The queue's batches of one plan run as `rebalance` runs them (agent/batch_runner.h):
+  // batches of pairs with no master in common at once, at most `parallel` (0: no cap), a target
+  // receiving from at most `per_target` sources at once; `on_trip` decides the other running
+  // batches when one trips a guard or fails.
+  int parallel = 0;
+  int per_target = 1;
+  OnTrip on_trip = OnTrip::kFinish;
 };
 
 struct QueueSettings {

@@ -100,10 +100,11 @@ void BatchRunner::OnBatchEnded(const BatchEnd& end) {
   if (end.outcome && end.outcome->state == BatchState::kDone) return;
   stop_new_ = true;
   if (options_.on_trip != OnTrip::kRollback || !end.outcome || end.outcome->stopped) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (named_rollbacks_.count(end.batch->id) != 0) return;
   const std::string reason = "batch " + end.batch->id + " of the same run did not finish (" +
                              ToString(end.outcome->state) + ": " + end.outcome->reason +
                              "), --on-trip rollback";
-  std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [engine, batch_id] : running_) {
     if (batch_id != end.batch->id)
       engine->RequestRollback(RollbackTrigger::kGuard, reason, batch_id);
@@ -117,6 +118,19 @@ void BatchRunner::RequestRollback(RollbackTrigger trigger, const std::string& re
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [engine, batch_id] : running_)
     engine->RequestRollback(trigger, reason, batch_id);
+}
+
+bool BatchRunner::RequestRollback(RollbackTrigger trigger, const std::string& reason,
+                                  const std::string& batch_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [engine, id] : running_) {
+    if (id != batch_id) continue;
+    stop_new_ = true;
+    named_rollbacks_.insert(batch_id);
+    engine->RequestRollback(trigger, reason, batch_id);
+    return true;
+  }
+  return false;
 }
 
 void BatchRunner::RequestStop() {

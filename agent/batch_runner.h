@@ -3,6 +3,7 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,12 @@ class BatchRunner {
   void StopNew();
   // Thread-safe: every running batch rolls back at its next step, and no new batch starts.
   void RequestRollback(RollbackTrigger trigger, const std::string& reason);
+  // Thread-safe: only batch `batch_id` rolls back, at its next step (or right after its
+  // preflight when its engine has not started it yet). No new batch starts after it; the other
+  // running batches finish, whatever RunnerOptions::on_trip says (an operator named this one).
+  // False when the batch is not in the round in flight.
+  bool RequestRollback(RollbackTrigger trigger, const std::string& reason,
+                       const std::string& batch_id);
   // Thread-safe: every engine stops at its next safe gate (Engine::RequestStop).
   void RequestStop();
   bool stopped_new() const { return stop_new_.load(); }
@@ -77,6 +84,7 @@ class BatchRunner {
   // The round in flight: each engine with the batch it runs (a rollback names the batch, so an
   // engine that has not started it yet still honours the request when it does).
   std::vector<std::pair<Engine*, std::string>> running_;
+  std::set<std::string> named_rollbacks_;  // batches rolled back alone (no --on-trip for them)
 };
 
 }  // namespace slotguard::agent

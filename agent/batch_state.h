@@ -6,8 +6,9 @@
 
 namespace slotguard::agent {
 
-// A batch's place in the state machine (DESIGN.md). Names match the values of the
-// slotguard_agent_state{state} metric; `idle` and `paused` are daemon states, not batch states.
+// A batch's place in the state machine (DESIGN.md), for the engine and the daemon's queue alike.
+// Names match the values of the slotguard_agent_state{state} metric; `idle` and `paused` are
+// daemon states, not batch states, and `cancelled` is the queue's alone.
 enum class BatchState {
   kQueued,
   kAwaitingApproval,
@@ -18,6 +19,8 @@ enum class BatchState {
   kRollingBack,
   kRolledBack,
   kFailed,
+  // A queued batch an operator removed before it started (no engine reports it).
+  kCancelled,
 };
 
 // What made a batch roll back; names match slotguard_agent_rollbacks_total{trigger}.
@@ -43,8 +46,22 @@ inline std::string ToString(BatchState state) {
       return "rolled_back";
     case BatchState::kFailed:
       return "failed";
+    case BatchState::kCancelled:
+      return "cancelled";
   }
   return "failed";
+}
+
+// Between preflight and its end: an engine works on the batch.
+inline bool IsRunning(BatchState state) {
+  return state == BatchState::kPreflight || state == BatchState::kMigrating ||
+         state == BatchState::kVerifying || state == BatchState::kRollingBack;
+}
+
+// Over: done, rolled back, failed or cancelled.
+inline bool IsEnded(BatchState state) {
+  return state == BatchState::kDone || state == BatchState::kRolledBack ||
+         state == BatchState::kFailed || state == BatchState::kCancelled;
 }
 
 inline std::string ToString(RollbackTrigger trigger) {
@@ -62,9 +79,10 @@ inline std::string ToString(RollbackTrigger trigger) {
 }
 
 inline std::optional<BatchState> ParseBatchState(std::string_view text) {
-  for (auto s : {BatchState::kQueued, BatchState::kAwaitingApproval, BatchState::kPreflight,
-                 BatchState::kMigrating, BatchState::kVerifying, BatchState::kDone,
-                 BatchState::kRollingBack, BatchState::kRolledBack, BatchState::kFailed}) {
+  for (auto s :
+       {BatchState::kQueued, BatchState::kAwaitingApproval, BatchState::kPreflight,
+        BatchState::kMigrating, BatchState::kVerifying, BatchState::kDone, BatchState::kRollingBack,
+        BatchState::kRolledBack, BatchState::kFailed, BatchState::kCancelled}) {
     if (ToString(s) == text) return s;
   }
   return std::nullopt;

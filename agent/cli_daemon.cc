@@ -165,7 +165,17 @@ void PrintStatus(const json& s) {
     std::cout << "; oldest approval waiting " << static_cast<int64_t>(wait) << "s";
   }
   std::cout << "\n";
-  if (!s["running"].is_null()) std::cout << "running: " << s["running"].get<std::string>() << "\n";
+  // Every running batch (several when a plan's moves have no master in common).
+  if (s["running"].is_array() && !s["running"].empty()) {
+    std::cout << "running: " << s["running"].size() << " batch(es)\n";
+    for (const auto& r : s["running"]) {
+      std::cout << "  " << Pad(r.value("id", ""), 16) << Pad(r.value("state", ""), 14)
+                << Pad(std::to_string(r.value("slots_done", 0)) + "/" +
+                           std::to_string(r.value("slots", 0)) + " slots",
+                       14)
+                << r.value("from", "") << " -> " << r.value("to", "") << "\n";
+    }
+  }
   const json& items = s["items"];
   if (items.empty()) {
     std::cout << "\nno batches\n";
@@ -308,7 +318,7 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
 
   static std::string pause_reason;
   auto* pause = app.add_subcommand(
-      "pause", "Pause the queue (the running batch finishes; no new batch starts)");
+      "pause", "Pause the queue (the running batches finish; no new batch starts)");
   pause->add_option("--reason", pause_reason, "Why (shown by status)");
   AddClientOptions(pause, pause_opts);
   pause->callback([&exit_code] {
@@ -336,10 +346,10 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
   });
 
   static std::string rollback_batch;
-  auto* rollback = app.add_subcommand(
-      "rollback",
-      "Roll back the running batch (or BATCH: cancel it if queued, revert it if finished)");
-  rollback->add_option("BATCH", rollback_batch, "A batch id (default: the running batch)");
+  auto* rollback = app.add_subcommand("rollback",
+                                      "Roll back every running batch (or BATCH alone: roll it back "
+                                      "if running, cancel it if queued, revert it if finished)");
+  rollback->add_option("BATCH", rollback_batch, "A batch id (default: every running batch)");
   AddClientOptions(rollback, rollback_opts);
   rollback->callback([&exit_code] {
     json body = json::object();

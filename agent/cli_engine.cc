@@ -29,6 +29,7 @@
 #include "agent/engine.h"
 #include "agent/forget.h"
 #include "agent/journal.h"
+#include "agent/pair_engines.h"
 #include "agent/plan.h"
 #include "agent/plan_file.h"
 #include "agent/rebalance.h"
@@ -1049,43 +1050,19 @@ cluster::Result<void> WritePlanFile(const std::string& path, const Plan& plan,
   return {};
 }
 
-// rebalance (drain_address empty) or drain (every slot of that master to the others).
-// The engines of a parallel run: one per source -> target pair, each with its own connection
-// pool (a connection is used by one thread at a time), sharing the journal and the lease.
-struct PairEngines {
-  std::vector<std::unique_ptr<cluster::ConnectionPool>> pools;
-  std::vector<std::unique_ptr<Engine>> engines;
-  std::vector<PairMove> pairs;
-  std::vector<std::string> run_ids;  // the journal's run per pair (forget dates a drain by it)
-};
-
-PairEngines MakePairEngines(const Plan& plan, const ReshardArgs& a, const Connected& c,
-                            const EngineShared& shared, const std::string& run_id, Clock& clock,
-                            EngineObserver& observer) {
-  PairEngines out;
-  for (const auto& b : plan.batches) {
-    auto it = std::find_if(out.pairs.begin(), out.pairs.end(), [&](const PairMove& p) {
-      return p.source_id == b.from && p.target_id == b.to;
-    });
-    if (it != out.pairs.end()) {
-      it->batches.push_back(b);
-      continue;
-    }
-    cluster::ConnectOptions co;
-    co.connect_timeout = std::chrono::milliseconds(2000);
-    co.io_timeout = std::chrono::milliseconds(a.timeout_ms + 3000);  // outwaits MIGRATE
-    co.credentials = c.credentials;
-    co.tls = c.tls;
-    out.pools.push_back(std::make_unique<cluster::ConnectionPool>(co));
-    EngineOptions o = MakeEngineOptions(a, c);
-    o.lease.run = run_id;
-    o.shared = shared;
-    o.reuse_verified_snapshot = false;
-    out.engines.push_back(std::make_unique<Engine>(*out.pools.back(), clock, o, observer));
-    out.pairs.push_back({b.from, b.to, {b}, out.engines.back().get()});
-    out.run_ids.push_back(run_id + "-p" + std::to_string(out.pairs.size()));
-  }
-  return out;
+// The engines of a rebalance or drain: one per source -> target pair (agent/pair_engines.h).
+PairEngines MakeRunEngines(const Plan& plan, const ReshardArgs& a, const Connected& c,
+                           const EngineShared& shared, const std::string& run_id, Clock& clock,
+                           EngineObserver& observer) {
+  PairEngineSettings s;
+  s.connect.connect_timeout = std::chrono::milliseconds(2000);
+  s.connect.io_timeout = std::chrono::milliseconds(a.timeout_ms + 3000);  // outwaits MIGRATE
+  s.connect.credentials = c.credentials;
+  s.connect.tls = c.tls;
+  s.engine = MakeEngineOptions(a, c);
+  s.engine.lease.run = run_id;
+  s.shared = shared;
+  return MakePairEngines(plan.batches, s, clock, observer);
 }
 
 // Journals one run per pair (as a reshard of that pair would), so `forget` dates a drain and
@@ -1166,7 +1143,7 @@ int RunRebalancePlan(const RebalanceArgs& r, const Connected& c, const Plan& pla
   RunTally tally;
   {
     PairEngines p =
-        MakePairEngines(plan, a, c, {&lease, std::move(*journal)}, run_id, clock, progress);
+        MakeRunEngines(plan, a, c, {&lease, std::move(*journal)}, run_id, clock, progress);
     if (auto l = p.engines.front()->AcquireLease(); !l) {
       Err(l.error().message + ". Nothing was changed.");
       return kExitError;

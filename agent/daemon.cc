@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <set>
 
 #include "agent/cluster_snapshot.h"
+#include "agent/pair_engines.h"
 #include "agent/plan_file.h"
 #include "agent/slot_load.h"
 #include "agent/startup_checks.h"
@@ -38,7 +40,42 @@ std::string Describe(const BatchOutcome& o) {
   return text;
 }
 
+// The one phase slotguard_agent_state shows for several running batches: a rollback first
+// (it needs attention), then a batch moving slots, then the first one's.
+std::string CombinedPhase(const std::vector<std::string>& phases) {
+  for (const char* first : {"rolling_back", "migrating", "verifying"}) {
+    for (const auto& p : phases) {
+      if (p == first) return p;
+    }
+  }
+  return phases.empty() ? std::string() : phases.front();
+}
+
+std::string JoinIds(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "" : ", ") + id;
+  return out;
+}
+
+// "batch a" / "batches a, b", for the log and the API's answers.
+std::string NameBatches(const std::vector<std::string>& ids) {
+  return (ids.size() == 1 ? "batch " : "batches ") + JoinIds(ids);
+}
+
 }  // namespace
+
+struct Daemon::Run {
+  Run(PairEngines e, const RunnerOptions& options) : engines(std::move(e)), runner(options) {}
+  // The throttling connector of the pair that runs `batch_id` (null: not in this run).
+  DaemonConnector* Connector(const std::string& batch_id) const {
+    const size_t pair = engines.PairOf(batch_id);
+    if (pair >= engines.connectors.size()) return nullptr;
+    return static_cast<DaemonConnector*>(engines.connectors[pair].get());
+  }
+  PairEngines engines;
+  BatchRunner runner;
+  bool rollback_all = false;  // under Daemon::mutex_: batches that start now roll back too
+};
 
 // Forwards the engine's reports to the metrics and keeps the daemon's view of the running
 // batch (its phase, persisted in the queue, and the throttle's direction).
@@ -48,16 +85,26 @@ class Daemon::Observer final : public EngineObserver {
 
   void OnState(const std::string& batch_id, BatchState state) override {
     const std::string phase = ToString(state);
+    std::shared_ptr<Run> run;
+    bool started = false, roll_back = false;
     {
       std::lock_guard<std::mutex> lock(daemon_.mutex_);
-      if (daemon_.running_id_ == batch_id) daemon_.running_phase_ = phase;
+      if (daemon_.run_ && daemon_.run_->Connector(batch_id) != nullptr) {
+        run = daemon_.run_;
+        auto [it, inserted] = daemon_.running_.try_emplace(batch_id);
+        it->second.phase = phase;
+        started = inserted;
+        roll_back = inserted && run->rollback_all;
+      }
     }
-    if (daemon_.connector_ && !Interrupted()) {
-      daemon_.connector_->SetForward(state == BatchState::kPreflight ||
-                                     state == BatchState::kMigrating);
+    if (run && !Interrupted()) {
+      run->Connector(batch_id)->SetForward(state == BatchState::kPreflight ||
+                                           state == BatchState::kMigrating);
     }
-    if (daemon_.queue_ && daemon_.queue_->Find(batch_id)) {
-      auto r = daemon_.queue_->SetPhase(batch_id, phase);
+    if (started) {
+      Started(*run, batch_id, roll_back);
+    } else if (IsRunning(state) && daemon_.queue_ && daemon_.queue_->Find(batch_id)) {
+      auto r = daemon_.queue_->SetPhase(batch_id, state);
       if (!r) spdlog::error("queue: {}", r.error().message);
     }
     spdlog::info("batch {}: {}", batch_id, phase);
@@ -65,6 +112,14 @@ class Daemon::Observer final : public EngineObserver {
     daemon_.RefreshState();
   }
   void OnProgress(const std::string& batch_id, int slots_done, int slots_total) override {
+    {
+      std::lock_guard<std::mutex> lock(daemon_.mutex_);
+      auto it = daemon_.running_.find(batch_id);
+      if (it != daemon_.running_.end()) {
+        it->second.slots_done = slots_done;
+        it->second.slots_total = slots_total;
+      }
+    }
     daemon_.metrics_.OnProgress(batch_id, slots_done, slots_total);
   }
   void OnSlotsMigrated(int slots) override { daemon_.metrics_.OnSlotsMigrated(slots); }
@@ -78,7 +133,6 @@ class Daemon::Observer final : public EngineObserver {
   void OnRollback(RollbackTrigger trigger) override {
     if (Interrupted()) return;
     daemon_.metrics_.OnRollback(trigger);
-    if (daemon_.connector_) daemon_.connector_->SetForward(false);
     spdlog::warn("rollback started (trigger {})", ToString(trigger));
   }
   void OnGuard(const std::string& guard, bool tripped) override {
@@ -91,6 +145,27 @@ class Daemon::Observer final : public EngineObserver {
   void OnJournalWriteFailure() override { daemon_.metrics_.OnJournalWriteFailure(); }
 
  private:
+  // A batch of the run reached its preflight: the queue marks it running. One cancelled after
+  // the run was set up rolls back right after its preflight (nothing moved yet).
+  void Started(Run& run, const std::string& batch_id, bool roll_back) {
+    auto marked = daemon_.queue_->MarkRunning(batch_id);
+    if (!marked) {
+      spdlog::warn("batch {}: not moving it: {}", batch_id, marked.error().message);
+      run.runner.RequestRollback(RollbackTrigger::kOperator, "cancelled before it started",
+                                 batch_id);
+      return;
+    }
+    if (auto item = daemon_.queue_->Find(batch_id)) {
+      spdlog::info("batch {}: starting ({} slots {} -> {})", batch_id, item->batch.slots.size(),
+                   item->batch.from, item->batch.to);
+    }
+    if (roll_back) {
+      // A rollback of every running batch came while this one was about to start.
+      auto r = daemon_.queue_->MarkRollbackRequested(batch_id);
+      if (!r) spdlog::error("queue: {}", r.error().message);
+    }
+  }
+
   Daemon& daemon_;
 };
 
@@ -151,12 +226,19 @@ cluster::Result<void> Daemon::Start() {
   connect.io_timeout = o.migrate_timeout + milliseconds(3000);  // MIGRATE must time out first
   connect.credentials = *credentials;
   connect.tls = tls;
+  engine_connect_ = connect;
   engine_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
   connect.io_timeout = milliseconds(5000);
   control_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
-  connector_ =
-      std::make_unique<DaemonConnector>(*engine_pool_, clock_, config_.engine.throttle_per_slot);
-  engine_ = std::make_unique<Engine>(*connector_, clock_, engine_options_, *observer_);
+  // The lease renews from a thread of its own, on connections nobody else uses.
+  connect.io_timeout = milliseconds(2000);
+  lease_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
+  lease_ = std::make_unique<Lease>(*lease_pool_, o.seeds, o.lease, o.journal_dir);
+  auto journal = Journal::Open(o.journal_dir);
+  if (!journal) return cluster::MakeError("journal: " + journal.error().message);
+  journal_ = std::move(*journal);
+  o.shared = {lease_.get(), journal_};
+  engine_ = std::make_unique<Engine>(*engine_pool_, clock_, engine_options_, *observer_);
 
   for (const auto& item : queue_->Snapshot().items) {
     had_unfinished_at_start_ = had_unfinished_at_start_ || !item.Terminal();
@@ -244,29 +326,39 @@ void Daemon::Shutdown() {
   // working while the current step finishes.
   if (worker_.joinable()) {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (!running_id_.empty()) {
-      spdlog::info("shutting down: waiting up to {}s for batch {} to finish",
-                   config_.shutdown_grace.count(), running_id_);
+    if (run_) run_->runner.StopNew();  // the running batches finish; no other starts
+    std::vector<std::string> running;
+    for (const auto& [id, batch] : running_) running.push_back(id);
+    if (!running.empty()) {
+      spdlog::info("shutting down: waiting up to {}s for {} to finish",
+                   config_.shutdown_grace.count(), NameBatches(running));
     }
     if (!stop_cv_.wait_for(lock, config_.shutdown_grace, [&] { return worker_done_; })) {
       // Every step is journaled before it runs, so stopping here is as safe as a crash at
-      // this point: the next start converges the batch. Closing the gate first makes sure no
+      // this point: the next start converges the batches. Closing the gate first makes sure no
       // further command reaches Redis while the process winds down.
+      running.clear();
+      for (const auto& [id, batch] : running_) running.push_back(id);
       spdlog::warn(
-          "shutting down: interrupting batch {} where it is; the next start "
-          "converges it from the journal",
-          running_id_);
+          "shutting down: interrupting {} where {}; the next start converges from the "
+          "journal",
+          NameBatches(running), running.size() == 1 ? "it is" : "they are");
       interrupted_ = true;
-      connector_->SetForward(false);  // ends a throttle wait
+      if (run_) {
+        for (const auto& c : run_->engines.connectors) {
+          static_cast<DaemonConnector*>(c.get())->SetForward(false);  // ends a throttle wait
+        }
+        run_->runner.RequestStop();
+      }
       engine_->RequestStop();
       // The engine stops at its next gate; a command already sent may take up to the io
       // timeout (MIGRATE's timeout + 3 s).
       const auto bound = engine_options_.migrate_timeout + seconds(5);
       if (!stop_cv_.wait_for(lock, bound, [&] { return worker_done_; })) {
         spdlog::warn(
-            "the engine is still busy with batch {}; exiting without it (the journal "
-            "has every step)",
-            running_id_);
+            "an engine is still busy with {}; exiting without it (the journal has every "
+            "step)",
+            NameBatches(running));
         spdlog::shutdown();
         std::_Exit(0);
       }
@@ -290,9 +382,9 @@ void Daemon::WorkerLoop() {
   }
   while (!WaitStop(milliseconds(0))) {
     RefreshState();
-    auto item = queue_->WaitForRunnable(milliseconds(500));
-    if (!item) continue;
-    RunOne(*item);
+    auto items = queue_->WaitForRunnableItems(milliseconds(500));
+    if (items.empty()) continue;
+    RunItems(items);
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -302,8 +394,11 @@ void Daemon::WorkerLoop() {
 }
 
 bool Daemon::RecoverOnce() {
+  // Every batch the journal has open, not only the latest: after a kill -9 in the middle of a
+  // parallel round there are several.
   auto report = engine_->Recover();
-  engine_->ReleaseLease();
+  engine_->ReleaseLease();  // its pending records written
+  ReleaseLease();
   if (!report) {
     spdlog::error("recovery from the journal failed (retrying in 5s): {}", report.error().message);
     return false;
@@ -319,7 +414,7 @@ bool Daemon::RecoverOnce() {
   // their slots; now the queue learns where they ended up.
   std::vector<QueueItem> interrupted;
   for (const auto& item : queue_->Snapshot().items) {
-    if (item.state == ItemState::kRunning) interrupted.push_back(item);
+    if (item.Running()) interrupted.push_back(item);
   }
   if (!interrupted.empty()) {
     std::vector<int> slots;
@@ -372,10 +467,10 @@ void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
   const int total = static_cast<int>(item.batch.slots.size());
   cluster::Result<void> r;
   if (at_target == total) {
-    r = queue_->Finish(id, ItemState::kDone, "finished (completed by recovery after a restart)");
+    r = queue_->Finish(id, BatchState::kDone, "finished (completed by recovery after a restart)");
   } else if (at_source == total) {
     if (item.rollback_requested) {
-      r = queue_->Finish(id, ItemState::kRolledBack,
+      r = queue_->Finish(id, BatchState::kRolledBack,
                          "rolled back (completed by recovery after a restart)");
     } else {
       r = queue_->Requeue(id,
@@ -391,13 +486,13 @@ void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
                             std::to_string(at_source) + " left",
                         left);
   } else if (at_source + at_target == total) {
-    r = queue_->Finish(id, ItemState::kFailed,
+    r = queue_->Finish(id, BatchState::kFailed,
                        "rollback interrupted by a restart: " + std::to_string(at_target) +
                            " slots are still at the target; `slotguard-agent rollback " + id +
                            "` moves them back");
     if (r) r = queue_->Pause("batch " + id + " was rolling back when the agent stopped");
   } else {
-    r = queue_->Finish(id, ItemState::kFailed,
+    r = queue_->Finish(id, BatchState::kFailed,
                        "after recovery " + std::to_string(at_target) +
                            " slots are at the target, " + std::to_string(at_source) +
                            " at the source and " + std::to_string(total - at_source - at_target) +
@@ -410,57 +505,99 @@ void Daemon::Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot) {
   }
 }
 
-void Daemon::RunOne(const QueueItem& item) {
-  const std::string id = item.batch.id;
+void Daemon::RunItems(const std::vector<QueueItem>& items) {
+  std::vector<Batch> batches;
+  for (const auto& item : items) batches.push_back(item.batch);
+  PairEngineSettings settings;
+  settings.engine = engine_options_;
+  settings.shared = {lease_.get(), journal_};
+  settings.connect = engine_connect_;
+  settings.wrap = [this](cluster::Connector& inner) -> std::unique_ptr<cluster::Connector> {
+    return std::make_unique<DaemonConnector>(inner, clock_, config_.engine.throttle_per_slot);
+  };
+  RunnerOptions options;
+  options.limits.parallel = config_.engine.parallel;
+  options.limits.per_target = config_.engine.per_target;
+  options.on_trip = config_.engine.on_trip;
+  auto run = std::make_shared<Run>(MakePairEngines(batches, settings, clock_, *observer_), options);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Re-checked under the lock that RollbackRunning takes, so a pause (from the webhook)
-    // either lands before this batch starts or finds it running.
+    // either lands before this run starts or finds it in flight (and stops it).
     if (stopping_ || queue_->Snapshot().paused) return;
-    auto r = queue_->MarkRunning(id);
-    if (!r) {
-      spdlog::error("queue: cannot start batch {}: {}", id, r.error().message);
-      return;
-    }
-    running_id_ = id;
-    running_phase_ = "preflight";
+    run_ = run;
     last_outcome_.clear();
   }
-  spdlog::info("batch {}: starting ({} slots {} -> {})", id, item.batch.slots.size(),
-               item.batch.from, item.batch.to);
+  if (run->engines.pairs.size() > 1) {
+    spdlog::info(
+        "plan {}: {} batch(es) of {} move(s); batches of moves with no master in common "
+        "run at the same time",
+        items.front().plan_id, items.size(), run->engines.pairs.size());
+  }
   RefreshState();
-  connector_->SetForward(true);
-  auto outcome = engine_->RunBatch(item.batch);
-  connector_->SetForward(false);
-  // The lease is held for one batch (and its recovery below): between batches a reshard or
-  // another agent may work. A refused batch (lease held elsewhere) is requeued, like any batch
-  // that did not run.
-  struct ReleaseLease {
-    Engine& engine;
-    ~ReleaseLease() { engine.ReleaseLease(); }
-  } release_lease{*engine_};
+  std::atomic<bool> converge{false};
+  if (auto lease = run->engines.engines.front()->AcquireLease(); !lease) {
+    // Another agent works on the cluster: nothing ran; the queue waits for an operator.
+    const std::string& id = items.front().batch.id;
+    spdlog::error("batch {}: did not run: {}", id, lease.error().message);
+    auto r = queue_->Requeue(id, "did not run: " + lease.error().message);
+    if (r) r = queue_->Pause("batch " + id + " did not run: " + lease.error().message);
+    if (!r) spdlog::error("queue: {}", r.error().message);
+  } else {
+    run->runner.Run(run->engines.pairs, [&](const BatchEnd& end) {
+      if (OnBatchEnd(end)) converge = true;
+    });
+  }
+  for (auto& engine : run->engines.engines) engine->ReleaseLease();  // pending records written
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    running_id_.clear();
-    running_phase_.clear();
+    run_.reset();
+    running_.clear();
+  }
+  if (converge && !interrupted_) {
+    // A batch that did not run touched nothing in preflight; anything later is converged
+    // through the journal, now that no sibling batch is open.
+    auto recovered = engine_->Recover();
+    if (!recovered) spdlog::error("recovery: {}", recovered.error().message);
+    engine_->ReleaseLease();
+  }
+  // The lease is held for one run (and its recovery above): between runs a reshard or another
+  // agent may work.
+  ReleaseLease();
+  RefreshState();
+}
+
+void Daemon::ReleaseLease() {
+  auto records = Journal::Read(config_.journal_dir);
+  lease_->Release(records && ReplayJournal(*records).OpenBatches().empty());
+}
+
+bool Daemon::OnBatchEnd(const BatchEnd& end) {
+  const std::string id = end.batch->id;
+  const auto& outcome = end.outcome;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_.erase(id);
   }
   if (interrupted_ || (outcome && outcome->stopped)) {
     spdlog::warn("batch {}: interrupted by the shutdown; the next start converges it", id);
-    return;
+    return false;
+  }
+  const auto item = queue_->Find(id);
+  if (item && item->state == BatchState::kCancelled) {
+    spdlog::info("batch {}: cancelled before it moved anything", id);
+    return !outcome;
   }
   cluster::Result<void> r;
   std::string outcome_state;
   if (!outcome) {
-    // A preflight failure touched nothing; anything else is converged through the journal.
     spdlog::error("batch {}: did not run: {}", id, outcome.error().message);
-    auto recovered = engine_->Recover();
-    if (!recovered) spdlog::error("recovery: {}", recovered.error().message);
     r = queue_->Requeue(id, "did not run: " + outcome.error().message);
     if (r) r = queue_->Pause("batch " + id + " did not run: " + outcome.error().message);
   } else if (outcome->state == BatchState::kDone) {
-    const bool asked = queue_->Find(id) && queue_->Find(id)->rollback_requested;
+    const bool asked = item && item->rollback_requested;
     r = queue_->Finish(
-        id, ItemState::kDone,
+        id, BatchState::kDone,
         Describe(*outcome) + (asked ? " (a rollback was requested but the batch had finished: "
                                       "`slotguard-agent rollback " +
                                           id + "` reverts it)"
@@ -469,7 +606,7 @@ void Daemon::RunOne(const QueueItem& item) {
   } else {
     const bool rolled_back = outcome->state == BatchState::kRolledBack;
     outcome_state = rolled_back ? "rolled_back" : "failed";
-    r = queue_->Finish(id, rolled_back ? ItemState::kRolledBack : ItemState::kFailed,
+    r = queue_->Finish(id, rolled_back ? BatchState::kRolledBack : BatchState::kFailed,
                        Describe(*outcome));
     if (r) {
       r = queue_->Pause("batch " + id + " " + (rolled_back ? "rolled back" : "failed") + ": " +
@@ -478,36 +615,60 @@ void Daemon::RunOne(const QueueItem& item) {
     spdlog::warn("batch {}: {}: {}; queue paused", id, outcome_state, Describe(*outcome));
   }
   if (!r) spdlog::error("queue: {}", r.error().message);
-  {
+  if (!outcome_state.empty()) {
     std::lock_guard<std::mutex> lock(mutex_);
     last_outcome_ = outcome_state;
   }
   RefreshState();
+  return !outcome;
 }
 
-std::string Daemon::RollbackRunning(RollbackTrigger trigger, const std::string& reason) {
-  std::string running;
+std::vector<std::string> Daemon::RunningIds() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> ids;
+  for (const auto& [id, batch] : running_) ids.push_back(id);
+  return ids;
+}
+
+std::shared_ptr<Daemon::Run> Daemon::CurrentRun() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return run_;
+}
+
+std::string Daemon::RollbackRunning(RollbackTrigger trigger, const std::string& reason,
+                                    const std::optional<std::string>& batch) {
+  std::vector<std::string> running;
+  std::shared_ptr<Run> run;
   {
-    // Under the lock RunOne takes to start a batch: once paused here, no new batch starts, so
-    // `running` is the only batch the request can be about.
+    // Under the lock RunItems takes to start a run: once paused here, no new run starts, and
+    // the runner of the one in flight starts no further batch.
     std::lock_guard<std::mutex> lock(mutex_);
     auto paused = queue_->Pause(reason);
     if (!paused) spdlog::error("queue: {}", paused.error().message);
-    running = running_id_;
-    if (!running.empty()) {
-      auto marked = queue_->MarkRollbackRequested(running);
+    run = run_;
+    for (const auto& [id, b] : running_) {
+      if (!batch || *batch == id) running.push_back(id);
+    }
+    for (const auto& id : running) {
+      auto marked = queue_->MarkRollbackRequested(id);
       if (!marked) spdlog::error("queue: {}", marked.error().message);
     }
+    if (run && !batch) run->rollback_all = true;
   }
-  std::string done;
-  if (!running.empty()) {
-    connector_->SetForward(false);
-    // Names the batch: the engine keeps the request if RunBatch has not started it yet.
-    engine_->RequestRollback(trigger, reason, running);
-    done = "rolling back batch " + running + " and pausing the queue";
-  } else {
-    done = "no batch running; queue paused";
+  if (run) {
+    for (const auto& id : running) {
+      if (auto* c = run->Connector(id)) c->SetForward(false);
+    }
+    // The runner names each batch: an engine keeps the request if it has not started it yet.
+    if (batch) {
+      run->runner.RequestRollback(trigger, reason, *batch);
+    } else {
+      run->runner.RequestRollback(trigger, reason);
+    }
   }
+  const std::string done = running.empty()
+                               ? "no batch running; queue paused"
+                               : "rolling back " + NameBatches(running) + " and pausing the queue";
   spdlog::warn("{} (trigger {}): {}", done, ToString(trigger), reason);
   RefreshState();
   return done;
@@ -522,7 +683,9 @@ void Daemon::RefreshState() {
   bool recovered = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    running_phase = running_phase_;
+    std::vector<std::string> phases;
+    for (const auto& [id, batch] : running_) phases.push_back(batch.phase);
+    running_phase = CombinedPhase(phases);
     last_outcome = last_outcome_;
     recovered = recovered_;
   }
@@ -562,18 +725,30 @@ json Daemon::Status() {
   const QueueStats stats = queue_->Stats();
   json items = json::array();
   for (const auto& item : state.items) items.push_back(ToJson(item));
-  std::string running;
+  std::map<std::string, RunningBatch> batches;
   bool recovered = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    running = running_id_;
+    batches = running_;
     recovered = recovered_;
+  }
+  // Every running batch, in queue order.
+  json running = json::array();
+  for (const auto& item : state.items) {
+    auto it = batches.find(item.batch.id);
+    if (it == batches.end()) continue;
+    running.push_back({{"id", item.batch.id},
+                       {"state", it->second.phase},
+                       {"from", item.batch.from},
+                       {"to", item.batch.to},
+                       {"slots", item.batch.slots.size()},
+                       {"slots_done", it->second.slots_done}});
   }
   return json{{"state", metrics_.State()},
               {"paused", state.paused},
               {"pause_reason", state.pause_reason},
               {"recovered", recovered},
-              {"running", running.empty() ? json() : json(running)},
+              {"running", running},
               {"queue",
                {{"batches", stats.batches},
                 {"slots", stats.slots},
@@ -676,15 +851,12 @@ cluster::Result<json> Daemon::Pause(const std::string& reason) {
   auto r = queue_->Pause(reason);
   if (!r) return tl::unexpected(r.error());
   spdlog::info("queue paused: {}", reason);
+  if (auto run = CurrentRun()) run->runner.StopNew();
   RefreshState();
-  bool running = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    running = !running_id_.empty();
-  }
+  const bool running = !RunningIds().empty();
   return json{{"paused", true},
               {"note", !running ? "no batch is running"
-                                : "the running batch finishes; no new batch starts until resume"}};
+                                : "the running batches finish; no new batch starts until resume"}};
 }
 
 cluster::Result<json> Daemon::Resume() {
@@ -700,31 +872,33 @@ cluster::Result<json> Daemon::Resume() {
 }
 
 cluster::Result<json> Daemon::Rollback(const std::optional<std::string>& batch) {
-  std::string running;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    running = running_id_;
-  }
-  if (!batch || *batch == running) {
+  const std::vector<std::string> running = RunningIds();
+  if (!batch) {
     if (running.empty()) {
       return cluster::MakeError(
           "no batch is running; name a batch to cancel a queued one or "
           "revert a finished one");
     }
-    const std::string done = RollbackRunning(RollbackTrigger::kOperator,
-                                             "rollback of batch " + running + " by an operator");
-    return json{{"action", "rollback"}, {"batch", running}, {"result", done}};
+    const std::string done = RollbackRunning(
+        RollbackTrigger::kOperator, "rollback of " + NameBatches(running) + " by an operator");
+    return json{{"action", "rollback"}, {"batches", running}, {"result", done}};
+  }
+  if (std::find(running.begin(), running.end(), *batch) != running.end()) {
+    // Only this batch: the others running beside it finish.
+    const std::string done = RollbackRunning(
+        RollbackTrigger::kOperator, "rollback of batch " + *batch + " by an operator", batch);
+    return json{{"action", "rollback"}, {"batches", {*batch}}, {"result", done}};
   }
   auto item = queue_->Find(*batch);
   if (!item) return cluster::MakeError("no batch '" + *batch + "' in the queue");
-  if (item->state == ItemState::kQueued) {
+  if (item->state == BatchState::kQueued) {
     auto r = queue_->Cancel(*batch, "cancelled by an operator (rollback before it started)");
     if (!r) return tl::unexpected(r.error());
     spdlog::info("batch {} cancelled by an operator", *batch);
     RefreshState();
     return json{{"action", "cancel"}, {"batch", *batch}};
   }
-  if (item->state == ItemState::kCancelled) {
+  if (item->state == BatchState::kCancelled) {
     return cluster::MakeError("batch " + *batch + " was cancelled; nothing to roll back");
   }
   // Finished (done, failed, rolled back half-way): move back what sits at the target now.

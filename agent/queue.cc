@@ -82,35 +82,24 @@ GuardOverrides GuardsFromJson(const json& j) {
 
 }  // namespace
 
-std::string ToString(ItemState state) {
-  switch (state) {
-    case ItemState::kQueued:
-      return "queued";
-    case ItemState::kRunning:
-      return "running";
-    case ItemState::kDone:
-      return "done";
-    case ItemState::kRolledBack:
-      return "rolled_back";
-    case ItemState::kFailed:
-      return "failed";
-    case ItemState::kCancelled:
-      return "cancelled";
+namespace {
+
+// A queue item's "state": a BatchState name, or "running" as queue.json had it before the queue
+// and the engine shared one vocabulary (the engine's state then was in "phase").
+std::optional<BatchState> ParseItemState(const std::string& state, const std::string& phase) {
+  if (state == "running") {
+    auto p = ParseBatchState(phase);
+    return p && IsRunning(*p) ? *p : BatchState::kPreflight;
   }
-  return "failed";
+  auto s = ParseBatchState(state);
+  if (s == BatchState::kAwaitingApproval) return BatchState::kQueued;  // a display form only
+  return s;
 }
 
-std::optional<ItemState> ParseItemState(std::string_view text) {
-  for (auto s : {ItemState::kQueued, ItemState::kRunning, ItemState::kDone, ItemState::kRolledBack,
-                 ItemState::kFailed, ItemState::kCancelled}) {
-    if (ToString(s) == text) return s;
-  }
-  return std::nullopt;
-}
+}  // namespace
 
 std::string QueueItem::DisplayState() const {
   if (AwaitingApproval()) return "awaiting_approval";
-  if (state == ItemState::kRunning && !phase.empty()) return phase;
   return ToString(state);
 }
 
@@ -131,7 +120,6 @@ json ToJson(const QueueItem& item) {
          {"approved_at_ms", item.approved_at_ms},
          {"started_at_ms", item.started_at_ms},
          {"finished_at_ms", item.finished_at_ms},
-         {"phase", item.phase},
          {"message", item.message}};
   if (item.batch.guards) j["guards"] = GuardsToJson(*item.batch.guards);
   return j;
@@ -150,7 +138,7 @@ cluster::Result<QueueItem> ItemFromJson(const json& j) {
     if (j.contains("guards")) item.batch.guards = GuardsFromJson(j["guards"]);
     item.plan_id = j.value("plan_id", "");
     item.plan_file = j.value("plan_file", "");
-    auto state = ParseItemState(j.at("state").get<std::string>());
+    auto state = ParseItemState(j.at("state").get<std::string>(), j.value("phase", ""));
     if (!state) return cluster::MakeError("unknown state " + j.at("state").dump());
     item.state = *state;
     item.needs_approval = j.value("needs_approval", false);
@@ -161,7 +149,6 @@ cluster::Result<QueueItem> ItemFromJson(const json& j) {
     item.approved_at_ms = WholeField<int64_t>(j, "approved_at_ms", 0);
     item.started_at_ms = WholeField<int64_t>(j, "started_at_ms", 0);
     item.finished_at_ms = WholeField<int64_t>(j, "finished_at_ms", 0);
-    item.phase = j.value("phase", "");
     item.message = j.value("message", "");
     return item;
   } catch (const json::exception& e) {
@@ -372,11 +359,11 @@ cluster::Result<void> Queue::Cancel(const std::string& batch_id, const std::stri
   return Mutate([&](QueueState& s) -> cluster::Result<void> {
     for (auto& item : s.items) {
       if (item.batch.id != batch_id) continue;
-      if (item.state != ItemState::kQueued) {
+      if (item.state != BatchState::kQueued) {
         return cluster::MakeError("batch " + batch_id + " is " + item.DisplayState() +
                                   ", not queued: it cannot be cancelled");
       }
-      item.state = ItemState::kCancelled;
+      item.state = BatchState::kCancelled;
       item.finished_at_ms = wall_clock_();
       item.message = why;
       return {};
@@ -385,13 +372,35 @@ cluster::Result<void> Queue::Cancel(const std::string& batch_id, const std::stri
   });
 }
 
+std::vector<QueueItem> RunnableItems(const QueueState& state) {
+  std::vector<QueueItem> out;
+  if (state.paused) return out;
+  for (const auto& item : state.items) {
+    if (item.Terminal()) continue;
+    const bool runnable = item.state == BatchState::kQueued && !item.AwaitingApproval();
+    if (!runnable || (!out.empty() && item.plan_id != out.front().plan_id)) break;
+    out.push_back(item);
+  }
+  return out;
+}
+
+std::vector<QueueItem> Queue::WaitForRunnableItems(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  std::vector<QueueItem> items = RunnableItems(state_);
+  if (items.empty()) {
+    changed_.wait_for(lock, timeout);
+    items = RunnableItems(state_);
+  }
+  return items;
+}
+
 std::optional<QueueItem> Queue::WaitForRunnable(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto runnable = [&]() -> const QueueItem* {
     if (state_.paused) return nullptr;
     for (const auto& item : state_.items) {
       if (item.Terminal()) continue;
-      if (item.state == ItemState::kQueued && !item.AwaitingApproval()) return &item;
+      if (item.state == BatchState::kQueued && !item.AwaitingApproval()) return &item;
       return nullptr;  // strictly in order: the head waits (approval) or already runs
     }
     return nullptr;
@@ -425,31 +434,41 @@ cluster::Result<void> Queue::MarkRunning(const std::string& batch_id) {
   return Mutate([&](QueueState& s) -> cluster::Result<void> {
     auto item = FindItem(s, batch_id);
     if (!item) return tl::unexpected(item.error());
-    (*item)->state = ItemState::kRunning;
+    if ((*item)->state != BatchState::kQueued) {
+      return cluster::MakeError("batch " + batch_id + " is " + ToString((*item)->state) +
+                                ", not queued");
+    }
+    (*item)->state = BatchState::kPreflight;
     (*item)->attempts += 1;
     (*item)->started_at_ms = wall_clock_();
-    (*item)->phase = "preflight";
     (*item)->message.clear();
     return {};
   });
 }
 
-cluster::Result<void> Queue::SetPhase(const std::string& batch_id, const std::string& phase) {
+cluster::Result<void> Queue::SetPhase(const std::string& batch_id, BatchState phase) {
+  if (!IsRunning(phase)) {
+    return cluster::MakeError("batch " + batch_id + ": " + ToString(phase) +
+                              " is not a running state");
+  }
   return Mutate([&](QueueState& s) -> cluster::Result<void> {
     auto item = FindItem(s, batch_id);
     if (!item) return tl::unexpected(item.error());
-    (*item)->phase = phase;
+    if ((*item)->Running()) (*item)->state = phase;
     return {};
   });
 }
 
-cluster::Result<void> Queue::Finish(const std::string& batch_id, ItemState state,
+cluster::Result<void> Queue::Finish(const std::string& batch_id, BatchState state,
                                     const std::string& message) {
+  if (state != BatchState::kDone && state != BatchState::kRolledBack &&
+      state != BatchState::kFailed) {
+    return cluster::MakeError("batch " + batch_id + ": cannot end as " + ToString(state));
+  }
   return Mutate([&](QueueState& s) -> cluster::Result<void> {
     auto item = FindItem(s, batch_id);
     if (!item) return tl::unexpected(item.error());
     (*item)->state = state;
-    (*item)->phase = ToString(state);
     (*item)->finished_at_ms = wall_clock_();
     (*item)->message = message;
     return {};
@@ -465,8 +484,7 @@ cluster::Result<void> Queue::Requeue(const std::string& batch_id, const std::str
       if (remaining->empty()) return cluster::MakeError("batch " + batch_id + ": nothing left");
       (*item)->batch.slots = *remaining;
     }
-    (*item)->state = ItemState::kQueued;
-    (*item)->phase.clear();
+    (*item)->state = BatchState::kQueued;
     (*item)->message = message;
     return {};
   });
@@ -506,8 +524,8 @@ cluster::Result<std::string> Queue::InsertRevert(const std::string& batch_id,
     item.batch.id = id;
     auto pos = s.items.begin();
     while (pos != s.items.end() && pos->Terminal()) ++pos;
-    // Never in front of a running batch: right behind it.
-    if (pos != s.items.end() && pos->state == ItemState::kRunning) ++pos;
+    // Never in front of a running batch: right behind the running ones.
+    while (pos != s.items.end() && (pos->Terminal() || pos->Running())) ++pos;
     s.items.insert(pos, std::move(item));
     return {};
   });
@@ -551,7 +569,7 @@ std::optional<QueueItem> Queue::Find(const std::string& batch_id) const {
 std::optional<QueueItem> Queue::Running() const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& item : state_.items) {
-    if (item.state == ItemState::kRunning) return item;
+    if (item.Running()) return item;
   }
   return std::nullopt;
 }

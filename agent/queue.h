@@ -12,23 +12,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/batch_state.h"
 #include "agent/plan.h"
 #include "cluster/result.h"
 #include "common/file_lock.h"
 
 namespace slotguard::agent {
 
-// Where a queued batch is. `running` covers preflight..rolling_back (phase says which).
-enum class ItemState { kQueued, kRunning, kDone, kRolledBack, kFailed, kCancelled };
-
-std::string ToString(ItemState state);
-std::optional<ItemState> ParseItemState(std::string_view text);
-
 struct QueueItem {
   Batch batch;
   std::string plan_id;
   std::string plan_file;
-  ItemState state = ItemState::kQueued;
+  // kQueued (awaiting approval too: see AwaitingApproval), a running state (IsRunning: the
+  // engine's phase), or an ended one (IsEnded, kCancelled included). Never kAwaitingApproval.
+  BatchState state = BatchState::kQueued;
   bool needs_approval = false;  // the plan is over the approval threshold
   bool approved = false;
   bool rollback_requested = false;  // an operator/alert asked to roll this batch back
@@ -37,14 +34,14 @@ struct QueueItem {
   int64_t approved_at_ms = 0;
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
-  std::string phase;    // the engine's last state for this batch ("migrating", ...)
   std::string message;  // the last outcome or error
 
-  bool Terminal() const { return state != ItemState::kQueued && state != ItemState::kRunning; }
+  bool Terminal() const { return IsEnded(state); }
+  bool Running() const { return IsRunning(state); }
   bool AwaitingApproval() const {
-    return state == ItemState::kQueued && needs_approval && !approved;
+    return state == BatchState::kQueued && needs_approval && !approved;
   }
-  // "queued", "awaiting_approval", "running", "done", ...
+  // "queued", "awaiting_approval", "migrating", "done", ...
   std::string DisplayState() const;
 };
 
@@ -63,7 +60,15 @@ struct QueueState {
 };
 
 nlohmann::json ToJson(const QueueItem& item);
+// Reads what ToJson wrote, and the queue.json of earlier versions (state "running" with the
+// engine's state in "phase").
 cluster::Result<QueueItem> ItemFromJson(const nlohmann::json& json);
+
+// Pure: the batches the worker may start now, in queue order: none while paused or while the
+// first unfinished batch runs or waits for approval; otherwise that batch and the queued,
+// approved batches of the same plan right behind it (a plan's batches were checked together;
+// a later plan may depend on an earlier one, so plans never mix).
+std::vector<QueueItem> RunnableItems(const QueueState& state);
 
 // The state held in a queue.json text; `path` names the file in errors ("... is damaged").
 cluster::Result<QueueState> ParseQueueState(const std::string& text, const std::string& path);
@@ -72,8 +77,9 @@ cluster::Result<QueueState> ParseQueueState(const std::string& text, const std::
 // Every change writes the whole state to a temp file, fsyncs it, renames it over the old one
 // and fsyncs the directory, so a crash at any moment leaves either the old or the new state.
 // A change that cannot be persisted is not applied (the caller gets the error).
-// Thread-safe. Batches run strictly in order: a batch awaiting approval holds back the ones
-// behind it, since later plans may depend on it.
+// Thread-safe. Plans run strictly in order: a batch awaiting approval holds back the ones
+// behind it, since later plans may depend on it; the batches of one plan may run together
+// (RunnableItems).
 class Queue {
  public:
   using WallClock = std::function<int64_t()>;  // unix ms
@@ -102,9 +108,15 @@ class Queue {
   // Worker side. Waits up to `timeout` for a runnable batch: not paused, the first unfinished
   // item is queued and approved (or needs no approval).
   std::optional<QueueItem> WaitForRunnable(std::chrono::milliseconds timeout);
+  // The same for RunnableItems: empty when none became runnable within `timeout`.
+  std::vector<QueueItem> WaitForRunnableItems(std::chrono::milliseconds timeout);
+  // Refused for a batch that is no longer queued (e.g. cancelled after its run was set up).
   cluster::Result<void> MarkRunning(const std::string& batch_id);
-  cluster::Result<void> SetPhase(const std::string& batch_id, const std::string& phase);
-  cluster::Result<void> Finish(const std::string& batch_id, ItemState state,
+  // The engine's state of a running batch (a running state; ignored once the batch is not
+  // running any more: its end is recorded by Finish or Requeue).
+  cluster::Result<void> SetPhase(const std::string& batch_id, BatchState phase);
+  // `state`: done, rolled back or failed.
+  cluster::Result<void> Finish(const std::string& batch_id, BatchState state,
                                const std::string& message);
   // Puts a running batch back at its place as queued (interrupted before it changed anything,
   // or recovery returned its slots).

@@ -107,8 +107,9 @@ class AgentDaemon:
         self.logs = []
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self):
-        env = {}
+    def start(self, env=None):
+        """env: extra environment of this start only (e.g. the SLOTGUARD_TEST_* hooks)."""
+        env = dict(env or {})
         if self.cluster.password:
             env["REDIS_PASSWORD"] = self.cluster.password
         self.proc = Process([bin_path("slotguard-agent"), "run", "--config", self.config_path],

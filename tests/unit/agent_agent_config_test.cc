@@ -59,6 +59,9 @@ engine:
   migrate_timeout: 500ms
   batch_slots: 100
   throttle_per_slot: 200ms
+  parallel: 2
+  per_target: 3
+  on_trip: rollback
   guards: {enabled: off, coverage_grace: 2m, migrate_failures: 7}
 queue: {auto_continue: false, approval_threshold_slots: 50}
 log: {format: json, level: debug}
@@ -76,6 +79,9 @@ shutdown_grace: 5s
   EXPECT_EQ(*c->engine.pipeline, 1);
   EXPECT_EQ(*c->engine.migrate_timeout, std::chrono::milliseconds(500));
   EXPECT_EQ(c->engine.throttle_per_slot, std::chrono::milliseconds(200));
+  EXPECT_EQ(c->engine.parallel, 2);
+  EXPECT_EQ(c->engine.per_target, 3);
+  EXPECT_EQ(c->engine.on_trip, OnTrip::kRollback);
   EXPECT_FALSE(c->engine.guards_enabled);
   EXPECT_EQ(*c->engine.guards.coverage_grace, std::chrono::seconds(120));
   EXPECT_EQ(*c->engine.guards.migrate_failures, 7);
@@ -99,6 +105,10 @@ TEST(AgentConfigTest, ErrorsNameKeyAndLine) {
               HasSubstr("agent.yaml:7: engine.pipelin: unknown key"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "engine:\n  pipeline: 0\n"),
               HasSubstr("agent.yaml:7: engine.pipeline: must be between 1 and 100000, got 0"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "engine:\n  on_trip: stop\n"),
+              HasSubstr("agent.yaml:7: engine.on_trip: expected finish or rollback"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "engine:\n  per_target: 0\n"),
+              HasSubstr("agent.yaml:7: engine.per_target: must be between 1 and 1000, got 0"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "engine:\n  guards: {enabled: maybe}\n"),
               HasSubstr("agent.yaml:7: engine.guards.enabled: expected true or false"));
   EXPECT_THAT(ErrorOf(std::string(kMinimal) + "queue:\n  auto_continue: sometimes\n"),

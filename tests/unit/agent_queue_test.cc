@@ -67,7 +67,7 @@ TEST_F(QueueTest, EnqueueGeneratesIdsAndRunsInOrder) {
   EXPECT_EQ(next->batch.id, "p1-b1");
   ASSERT_TRUE(q->MarkRunning("p1-b1"));
   EXPECT_FALSE(q->WaitForRunnable(milliseconds(0)));  // one at a time
-  ASSERT_TRUE(q->Finish("p1-b1", ItemState::kDone, "ok"));
+  ASSERT_TRUE(q->Finish("p1-b1", BatchState::kDone, "ok"));
   EXPECT_EQ(q->WaitForRunnable(milliseconds(0))->batch.id, "p1-b2");
   EXPECT_EQ(q->Stats().batches, 2);
 }
@@ -84,7 +84,7 @@ TEST_F(QueueTest, OverlapsAndDuplicateIdsAreRefused) {
   EXPECT_EQ(q->Snapshot().items.size(), 1u);  // nothing of a refused plan is kept
   // Once finished, its slots are free again.
   ASSERT_TRUE(q->MarkRunning("mine"));
-  ASSERT_TRUE(q->Finish("mine", ItemState::kDone, ""));
+  ASSERT_TRUE(q->Finish("mine", BatchState::kDone, ""));
   EXPECT_TRUE(q->Enqueue(MakePlan({{5, 12}}), "c.yaml", false));
 }
 
@@ -125,7 +125,8 @@ TEST_F(QueueTest, PauseResumeAndRunningSurviveReopen) {
     auto q = Open();
     ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}, {10, 19}}), "a.yaml", false));
     ASSERT_TRUE(q->MarkRunning("p1-b1"));
-    ASSERT_TRUE(q->SetPhase("p1-b1", "migrating"));
+    ASSERT_TRUE(q->SetPhase("p1-b1", BatchState::kMigrating));
+    EXPECT_FALSE(q->SetPhase("p1-b1", BatchState::kDone));  // ends go through Finish
     ASSERT_TRUE(q->MarkRollbackRequested("p1-b1"));
     ASSERT_TRUE(q->Pause("alert"));
   }
@@ -148,7 +149,7 @@ TEST_F(QueueTest, CancelAndRevert) {
   auto q = Open();
   ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}, {10, 19}, {20, 29}}), "a.yaml", false));
   ASSERT_TRUE(q->MarkRunning("p1-b1"));
-  ASSERT_TRUE(q->Finish("p1-b1", ItemState::kDone, ""));
+  ASSERT_TRUE(q->Finish("p1-b1", BatchState::kDone, ""));
   auto cancel_done = q->Cancel("p1-b1", "x");
   ASSERT_FALSE(cancel_done);
   EXPECT_THAT(cancel_done.error().message, HasSubstr("cannot be cancelled"));
@@ -222,7 +223,7 @@ TEST(QueueItemJsonTest, RoundTrip) {
   item.batch.to = "b";
   item.batch.slots = {1, 2};
   item.batch.guards = GuardOverrides{std::chrono::seconds(30), 3, std::nullopt};
-  item.state = ItemState::kRolledBack;
+  item.state = BatchState::kRolledBack;
   item.message = "m";
   auto back = ItemFromJson(ToJson(item));
   ASSERT_TRUE(back);
@@ -230,8 +231,37 @@ TEST(QueueItemJsonTest, RoundTrip) {
   EXPECT_EQ(back->batch.guards->coverage_grace, std::chrono::seconds(30));
   EXPECT_EQ(back->batch.guards->migrate_failures, 3);
   EXPECT_FALSE(back->batch.guards->convergence_timeout);
-  EXPECT_EQ(back->state, ItemState::kRolledBack);
+  EXPECT_EQ(back->state, BatchState::kRolledBack);
   EXPECT_FALSE(ItemFromJson(nlohmann::json{{"id", "x"}}));
+}
+
+// queue.json as daemons before the one state vocabulary wrote it: "running" with the engine's
+// state in "phase". It still loads, each item in its BatchState.
+TEST(QueueFile, OldStateVocabularyStillLoads) {
+  const std::string text = R"({"version":1,"paused":false,"next_plan_seq":3,"items":[
+    {"id":"a","from":"n1","to":"n2","slots":[1],"state":"done","phase":"done"},
+    {"id":"b","from":"n1","to":"n2","slots":[2],"state":"running","phase":"migrating"},
+    {"id":"c","from":"n1","to":"n2","slots":[3],"state":"running","phase":""},
+    {"id":"d","from":"n1","to":"n2","slots":[4],"state":"cancelled","phase":""},
+    {"id":"e","from":"n1","to":"n2","slots":[5],"state":"queued","phase":"",
+     "needs_approval":true}]})";
+  auto state = ParseQueueState(text, "queue.json");
+  ASSERT_TRUE(state) << state.error().message;
+  ASSERT_EQ(state->items.size(), 5u);
+  EXPECT_EQ(state->items[0].state, BatchState::kDone);
+  EXPECT_EQ(state->items[1].state, BatchState::kMigrating);
+  EXPECT_TRUE(state->items[1].Running());
+  EXPECT_EQ(state->items[2].state, BatchState::kPreflight);  // running, phase unknown
+  EXPECT_EQ(state->items[3].state, BatchState::kCancelled);
+  EXPECT_TRUE(state->items[3].Terminal());
+  EXPECT_EQ(state->items[4].DisplayState(), "awaiting_approval");
+  // Written back in the one vocabulary.
+  EXPECT_EQ(ToJson(state->items[1])["state"], "migrating");
+  auto bad = ParseQueueState(
+      R"({"version":1,"items":[{"id":"x","from":"a","to":"b","slots":[1],"state":"sleeping"}]})",
+      "queue.json");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("unknown state"));
 }
 
 // Found while writing tests/fuzz/queue_fuzz: nlohmann casts 1e300 to int unchecked (undefined
@@ -263,6 +293,53 @@ TEST(QueueFile, NumbersOutOfRangeAreDamageNotUndefinedBehaviour) {
   }
   EXPECT_THAT(parse(queue(R"(,"slots":[1],"attempts":1e300)")).error().message,
               HasSubstr("attempts must be a whole number"));
+}
+
+// The worker's runs: the head's plan, its batches in order, never two plans, nothing while the
+// head runs, waits for approval or the queue is paused.
+TEST(RunnableItemsTest, OnePlanAtATimeFromTheHead) {
+  auto item = [](std::string id, std::string plan, BatchState state = BatchState::kQueued) {
+    QueueItem i;
+    i.batch.id = std::move(id);
+    i.plan_id = std::move(plan);
+    i.state = state;
+    return i;
+  };
+  auto ids = [](const std::vector<QueueItem>& items) {
+    std::vector<std::string> out;
+    for (const auto& i : items) out.push_back(i.batch.id);
+    return out;
+  };
+  QueueState s;
+  s.items = {item("old", "p0", BatchState::kDone),    item("a", "p1"), item("b", "p1"),
+             item("x", "p1", BatchState::kCancelled), item("c", "p1"), item("d", "p2")};
+  EXPECT_EQ(ids(RunnableItems(s)), (std::vector<std::string>{"a", "b", "c"}));
+
+  s.paused = true;
+  EXPECT_TRUE(RunnableItems(s).empty());
+  s.paused = false;
+
+  s.items[1].state = BatchState::kMigrating;  // the head runs: the rest waits for its run to end
+  EXPECT_TRUE(RunnableItems(s).empty());
+  s.items[1].state = BatchState::kDone;
+  EXPECT_EQ(ids(RunnableItems(s)), (std::vector<std::string>{"b", "c"}));
+
+  s.items[2].needs_approval = true;  // the head waits for approval: nothing runs
+  EXPECT_TRUE(RunnableItems(s).empty());
+  s.items[2].approved = true;
+  s.items[4].needs_approval = true;  // a later batch of the plan waits: the run stops before it
+  EXPECT_EQ(ids(RunnableItems(s)), (std::vector<std::string>{"b"}));
+}
+
+TEST_F(QueueTest, MarkRunningRefusesACancelledBatch) {
+  auto q = Open();
+  ASSERT_TRUE(q->Enqueue(MakePlan({{0, 9}, {10, 19}}), "plan.yaml", false));
+  ASSERT_EQ(q->WaitForRunnableItems(milliseconds(0)).size(), 2u);
+  ASSERT_TRUE(q->Cancel("p1-b2", "by a test"));
+  auto r = q->MarkRunning("p1-b2");
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("p1-b2 is cancelled, not queued"));
+  EXPECT_EQ(q->Find("p1-b2")->state, BatchState::kCancelled);
 }
 
 }  // namespace
