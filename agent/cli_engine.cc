@@ -62,7 +62,7 @@ struct ReshardArgs {
   std::string to;
   int slots = 0;
   std::string ranges;
-  int batch_slots = 200;
+  int batch_slots = kDefaultBatchSlots;
   int pipeline = 100;
   int timeout_ms = 2000;
   int getkeys_count = 1000;

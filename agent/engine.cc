@@ -146,6 +146,8 @@ class EngineImpl {
   // there would come only once slots are open, and then no key could move either way, so the
   // same commands are tried first where they cannot change anything (a key that does not exist,
   // a payload that is not one). Only the ACL's answer counts; nullopt when nothing is refused.
+  // Once per source and target while the lease stays held (a run's credentials do not change
+  // between its batches; ACLs changed between runs are probed again).
   std::optional<std::string> ProbeMigratePermissions(const ResolvedBatch& batch);
 
   // A named step (StepHooks). A hold there ends when a stop or rollback is asked for meanwhile,
@@ -226,6 +228,7 @@ class EngineImpl {
   std::optional<std::string> running_;  // the batch RunBatch is running
   std::string last_finished_;           // the batch RunBatch last returned from
   std::set<std::string> warned_;
+  std::set<std::pair<std::string, std::string>> probed_;  // source, target: MIGRATE allowed
 };
 
 EngineImpl::EngineImpl(cluster::Connector& connector, Clock& clock, EngineOptions options,
@@ -515,6 +518,8 @@ void EngineImpl::Warn(const std::string& text) {
 
 std::optional<std::string> EngineImpl::ProbeMigratePermissions(const ResolvedBatch& batch) {
   if (!options_.credentials || !options_.credentials->user) return std::nullopt;
+  const auto pair = std::make_pair(batch.source.ToString(), batch.target.ToString());
+  if (probed_.count(pair)) return std::nullopt;
   const std::string probe = "{slotguard}:migrate-permission-probe";
   const std::vector<std::pair<cluster::Endpoint, cluster::Argv>> tries = {
       {batch.source,
@@ -530,6 +535,7 @@ std::optional<std::string> EngineImpl::ProbeMigratePermissions(const ResolvedBat
            node.ToString() + ", which moving keys needs (" + reply->str +
            "): see README \"Least-privilege ACL users\". Nothing was changed.";
   }
+  probed_.insert(pair);
   return std::nullopt;
 }
 
@@ -1370,7 +1376,10 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
   // Before preflight, so no other agent can change the cluster between preflight and the steps.
   bool fresh_lease = false;
   if (auto l = TakeLease(fresh_lease); !l) return failed(l.error());
-  if (fresh_lease) verified_.reset();  // read before the lease was ours
+  if (fresh_lease) {  // read before the lease was ours
+    verified_.reset();
+    probed_.clear();
+  }
   cluster::Result<ClusterSnapshot> snapshot = BatchSnapshot();
   if (!snapshot) return failed(snapshot.error());
   auto resolved = ResolveBatch(batch, *snapshot, options_.limits);

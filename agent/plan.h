@@ -39,6 +39,12 @@ struct Plan {
   int TotalSlots() const;
 };
 
+// Slots per batch unless told otherwise: the runbook's most (Limits::max_batch_slots). Each batch
+// pays a preflight, SETSLOT rounds with a nodes.conf fsync on every node and a convergence wait,
+// so fewer, larger batches move the same slots faster (bench/README.md); a rollback then undoes
+// up to this many slots.
+constexpr int kDefaultBatchSlots = 500;
+
 // Limits from the runbook.
 struct Limits {
   int max_batch_slots = 500;
@@ -73,7 +79,7 @@ struct ReshardRequest {
   std::string from;
   std::string to;
   int slots = 0;  // how many slots to move (the lowest-numbered the source owns)
-  int batch_slots = 200;
+  int batch_slots = kDefaultBatchSlots;
   std::string id_prefix = "b";  // batch ids are <prefix>1, <prefix>2, ...
 };
 

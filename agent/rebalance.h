@@ -32,7 +32,7 @@ struct RebalanceOptions {
   // Nothing moves when every taking-part master is within this many percent of its share
   // and no weight-0 master owns anything.
   double threshold_pct = 2.0;
-  int batch_slots = 200;
+  int batch_slots = kDefaultBatchSlots;
   std::string id_prefix = "rb";
 };
 

@@ -12,7 +12,9 @@
 #   bench/rebalance_bench.sh                       KEYS=300000 RUNS=3
 #
 # Environment: KEYS (64-byte values, default 300000), RUNS (default 3), SLOTGUARD_BUILD_DIR,
-# SHOW_AGENT_OUTPUT=1 (print slotguard's output of each run: a line per batch with its time).
+# SHOW_AGENT_OUTPUT=1 (print slotguard's output of each run: a line per batch with its time),
+# AGENT_VARIANTS (";"-separated extra flags of the default run, one more timed variant each,
+# e.g. "--batch-slots 200" for a paired comparison).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -52,11 +54,12 @@ for _ in $(seq 100); do redis-cli -p "$NEW" ping >/dev/null 2>&1 && break; sleep
 redis-cli -p "$BASE" cluster meet 127.0.0.1 "$NEW" >/dev/null
 
 AGENT="$AGENT" BASE="$BASE" NEW="$NEW" DIR="$DIR" KEYS="${KEYS:-300000}" RUNS="${RUNS:-3}" \
-SHOW_AGENT_OUTPUT="${SHOW_AGENT_OUTPUT:-}" \
+SHOW_AGENT_OUTPUT="${SHOW_AGENT_OUTPUT:-}" AGENT_VARIANTS="${AGENT_VARIANTS:-}" \
 /usr/bin/python3 - <<'PY'
 import logging
 import os
 import random
+import shlex
 import statistics
 import subprocess
 import threading
@@ -192,6 +195,11 @@ TOOLS = {
         lambda: [AGENT, "rebalance", SEED, "--use-empty-masters", "--yes", "--per-target", "3",
                  "--journal", journal()],
 }
+# Extra timed variants of the default run, for paired comparisons: AGENT_VARIANTS="--batch-slots 200".
+for variant in [shlex.split(v) for v in os.environ.get("AGENT_VARIANTS", "").split(";") if v.strip()]:
+    TOOLS["slotguard-agent rebalance --use-empty-masters " + " ".join(variant)] = (
+        lambda variant=variant: [AGENT, "rebalance", SEED, "--use-empty-masters", "--yes", *variant,
+                                 "--journal", journal()])
 results = {name: [] for name in TOOLS}
 clients = {name: {"errors": 0, "ask_bug": 0, "lat": []} for name in TOOLS}
 moved = {}

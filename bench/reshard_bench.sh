@@ -15,7 +15,8 @@
 #
 # Environment: KEYS (64-byte values, default 300000), SLOTS (default 2000), RUNS (default 3),
 # AGENT_VARIANTS (";"-separated extra slotguard-agent reshard flags, one timed variant each;
-# default: the defaults, and --batch-slots 500), SLOTGUARD_BUILD_DIR (default build).
+# default: the defaults, and --batch-slots 200, the default until 1 Dec 2026), SLOTGUARD_BUILD_DIR
+# (default build).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ done
 [ -n "$BASE" ] || { echo "bench: could not start a cluster" >&2; exit 1; }
 
 AGENT="$AGENT" BASE="$BASE" DIR="$DIR" KEYS="${KEYS:-300000}" SLOTS="${SLOTS:-2000}" \
-RUNS="${RUNS:-3}" AGENT_VARIANTS="${AGENT_VARIANTS-;--batch-slots 500}" /usr/bin/python3 - <<'PY'
+RUNS="${RUNS:-3}" AGENT_VARIANTS="${AGENT_VARIANTS-;--batch-slots 200}" /usr/bin/python3 - <<'PY'
 import logging
 import os
 import shlex

@@ -14,7 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export KEYS="${KEYS:-100000}" SLOTS="${SLOTS:-2000}" RUNS="${RUNS:-2}" AGENT_VARIANTS="" REFERENCE=0
+export KEYS="${KEYS:-100000}" SLOTS="${SLOTS:-2000}" RUNS="${RUNS:-2}" REFERENCE=0
+# The summary judges the defaults; AGENT_VARIANTS adds variants timed in the same runs (e.g.
+# "--batch-slots 200" for a paired comparison), printed in each server's block.
+export AGENT_VARIANTS="${AGENT_VARIANTS:-}"
 declare -A BIN=([default]=/usr/bin)
 while IFS='=' read -r name dir; do
   [ -n "$name" ] && BIN[$name]=$dir

@@ -32,8 +32,8 @@ def test_reshard_2000_slots_under_client_load(cluster):
         client.stop()
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    # Several batches, one line each (not a terminal).
-    assert out.count(" slots moved ") == 10, out
+    # Several batches (the default 500 slots each), one line each (not a terminal).
+    assert out.count(" slots moved ") == 4, out
     assert "Done: 2000 slots moved" in out
 
     assert client.ops > 100, f"the client barely ran ({client.ops} ops)"

@@ -230,6 +230,29 @@ TEST(AgentEngine, ABatchRightAfterAnotherReusesTheSnapshotThatVerifiedIt) {
   EXPECT_EQ(SnapshotReadsOfReplicas(f.fake), 3 + 3);
 }
 
+// An ACL user's MIGRATE permissions are probed before the first batch of a source and target,
+// not before every batch: the run's credentials do not change between them.
+TEST(AgentEngine, MigratePermissionsAreProbedOncePerSourceAndTarget) {
+  EngineFixture f;
+  f.options.credentials = cluster::Credentials{"mover", "secret"};
+  auto engine = f.MakeEngine();
+  auto probes = [&] {
+    int n = 0;
+    for (const auto& c : f.fake.log()) {
+      if (c.argv[0] == "MIGRATE" && c.argv.back() == "{slotguard}:migrate-permission-probe") ++n;
+    }
+    return n;
+  };
+  auto b1 = engine->RunBatch(f.MakeBatch(Range(0, 3), "b1"));
+  ASSERT_TRUE(b1) << b1.error().message;
+  EXPECT_EQ(b1->state, BatchState::kDone) << b1->reason;
+  EXPECT_EQ(probes(), 1);
+  auto b2 = engine->RunBatch(f.MakeBatch(Range(4, 7), "b2"));
+  ASSERT_TRUE(b2) << b2.error().message;
+  EXPECT_EQ(b2->state, BatchState::kDone) << b2->reason;
+  EXPECT_EQ(probes(), 1);
+}
+
 // Each master's server is read (INFO server, with its settings) and logged once per engine,
 // however many batches it runs.
 TEST(AgentEngine, EachMastersServerIsReadAndLoggedOnce) {

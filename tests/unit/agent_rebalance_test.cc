@@ -53,7 +53,7 @@ TEST(PlanRebalance, EmptyMasterTakesPartOnlyWhenAsked) {
   }
   for (const auto& b : with->plan.batches) {
     EXPECT_EQ(b.to, "d");
-    EXPECT_LE(b.slots.size(), 200u);
+    EXPECT_LE(b.slots.size(), static_cast<size_t>(kDefaultBatchSlots));
     EXPECT_EQ(b.id.rfind("rb", 0), 0u);
   }
 }
