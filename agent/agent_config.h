@@ -23,7 +23,7 @@ struct EngineSettings {
   std::optional<std::chrono::milliseconds> migrate_timeout;
   std::optional<int> getkeys_count;
   std::optional<int> group_slots;
-  std::optional<int> batch_slots;  // default batch size for plans that give `slots: N`
+  std::optional<int> batch_slots;  // the largest batch a queued plan may ask for (<= 500)
   std::optional<bool> replace;
   bool guards_enabled = true;
   GuardOverrides guards;  // merged into the engine's defaults (MergeGuards)

@@ -219,6 +219,8 @@ cluster::Result<void> Daemon::Start() {
   // convergence after a batch stays bounded (see GuardSettings::enabled).
   o.guards.enabled = e.guards_enabled;
   o.limits.approval_threshold_slots = config_.queue.approval_threshold_slots;
+  // A cluster run more cautiously than the runbook's 500 refuses larger batches at enqueue.
+  if (e.batch_slots) o.limits.max_batch_slots = *e.batch_slots;
   if (e.lease_ttl) o.lease.ttl = *e.lease_ttl;
 
   cluster::ConnectOptions connect;

@@ -298,8 +298,9 @@ def delete_strays(cluster, port, owner_id, slot, *keys):
 
 
 def _settled(cluster):
-    """Every view agrees and none flags a node fail/pfail: what gossip settles by itself after
-    a move or a stopped node."""
+    """Every view agrees, none flags a node fail/pfail, and no two masters share a config epoch
+    (see Cluster.master_epochs_unique): what gossip settles by itself after a move or a stopped
+    node."""
     if not all_views_agree(cluster):
         return False
     for port in cluster.ports:
@@ -307,7 +308,7 @@ def _settled(cluster):
         if any(flag in ("fail", "fail?") for line in text.splitlines()
                for flag in line.split()[2].split(",")):
             return False
-    return True
+    return cluster.master_epochs_unique()
 
 
 def assert_cluster_whole(cluster, before, timeout=30, ttl_tolerance_ms=120000):
@@ -337,7 +338,8 @@ def _views_text(cluster):
     out = []
     for p in cluster.ports:
         try:
-            out.append(f"--- CLUSTER NODES of {p}:\n" + cluster.nodes_text(p))
+            text = raw(cluster, p).execute_command("CLUSTER", "NODES").decode()
+            out.append(f"--- CLUSTER NODES of {p}:\n" + text)
         except Exception as e:  # a node down is part of the picture
             out.append(f"--- {p}: {e}")
     return "\n".join(out)

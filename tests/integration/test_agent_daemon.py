@@ -278,6 +278,24 @@ def test_bad_plans_are_refused_and_change_nothing(cluster, agent):
     check_passes(cluster)
 
 
+def test_engine_batch_slots_caps_the_batches_a_plan_may_ask_for(cluster):
+    """engine.batch_slots lowers the runbook's 500-slot cap for queued plans."""
+    a, b, _ = masters_by_first_slot(cluster)
+    agent = AgentDaemon(cluster, overrides={"engine.batch_slots": 200})
+    agent.start()
+    try:
+        before = topology(cluster)
+        text = f'batches:\n  - {{from: "{a}", to: "{b}", ranges: ["0-299"]}}\n'
+        status, answer = agent.http("POST", "/api/v1/plans", {"file": "cap.yaml", "yaml": text},
+                                    token=agent.control_token)
+        assert status == 422, answer
+        assert "cap.yaml:2: batches[0].ranges: more than 200 slots in one batch" in answer["error"]
+        assert agent.status()["items"] == []
+        assert topology(cluster) == before
+    finally:
+        agent.stop()
+
+
 def test_sigterm_mid_batch_then_restart_converges(cluster):
     """SIGTERM while a (throttled) batch moves: the daemon stops within its grace, the next
     start converges the journal and the queue learns where the batch ended up."""

@@ -297,7 +297,21 @@ class Cluster:
         # (up to the node timeout) has passed; operators wait for it as `check` would.
         wait_for(lambda: self.client(port).execute_command("CLUSTER INFO")["cluster_state"] == "ok",
                  timeout=60, what=f"node {port} cluster_state:ok")
+        # Masters added together all start at config epoch 0; the servers give each its own
+        # epoch ping by ping, and `check` (and preflight) refuse a cluster until they have.
+        wait_for(self.master_epochs_unique, timeout=60, what="every master's config epoch unique")
         return port
+
+    def master_epochs_unique(self):
+        """No two masters share a config epoch, each as the node itself says. Masters that bump
+        at the same moment collide until the next ping between them makes the one with the
+        smaller node id take a new epoch (clusterHandleConfigEpochCollision)."""
+        epochs = []
+        for p in self.ports:
+            own = next(v for v in self.nodes_text(p).values() if "myself" in v["flags"])
+            if "master" in own["flags"]:
+                epochs.append(own["epoch"])
+        return len(epochs) == len(set(epochs))
 
     def pid(self, port):
         return int(open(os.path.join(self.dir, str(port), "redis.pid")).read().strip())
