@@ -592,15 +592,22 @@ std::optional<HttpResponse> HttpServer::Admit(MHD_Connection* conn, Exchange& ex
     if (!*hook) continue;
     if (auto refused = (*hook)(request)) return refused;
   }
-  // Refuse oversized bodies before reading them; chunked bodies are cut at the limit + 1.
+  exchange.route = route;
+  // An announced body over the limit is refused before it is read when the client waits for
+  // "100 Continue"; one that is being sent anyway is read (within body_timeout) and dropped
+  // before the 413, since closing on unread data resets the connection and the client, still
+  // writing, would never see the answer. Chunked bodies are cut at the limit + 1.
   const std::string length = Header(conn, "Content-Length");
   if (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) > route->max_body_bytes) {
+    if (Header(conn, "Expect").find("100-continue") == std::string::npos) {
+      exchange.too_large = true;
+      return std::nullopt;
+    }
     HttpResponse refused =
         Error(413, "body larger than " + std::to_string(route->max_body_bytes) + " bytes");
     if (route->on_refused) route->on_refused(refused);
     return refused;
   }
-  exchange.route = route;
   return std::nullopt;
 }
 

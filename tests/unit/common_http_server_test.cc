@@ -101,6 +101,13 @@ TEST_F(CommonHttpServer, BodyLimitAndAuthHook) {
   EXPECT_THAT(Post("/echo", "0123456789"), HasSubstr("\r\n\r\n0123456789"));
   EXPECT_THAT(Post("/echo", std::string(17, 'x')), StartsWith("HTTP/1.1 413"));
   EXPECT_EQ(refused_.load(), 413);
+  refused_ = 0;
+  // A client waiting for "100 Continue" is refused before it sends the body.
+  EXPECT_THAT(Exchange(server_->port(),
+                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                       "Expect: 100-continue\r\n\r\n"),
+              StartsWith("HTTP/1.1 413"));
+  EXPECT_EQ(refused_.load(), 413);
   // The hook refuses before the (too large) body is looked at.
   EXPECT_THAT(Post("/locked", std::string(100, 'x')), StartsWith("HTTP/1.1 401"));
   EXPECT_THAT(Post("/locked", "ok", "Authorization: Bearer yes\r\n"), StartsWith("HTTP/1.1 200"));
