@@ -346,6 +346,31 @@ struct Callbacks {
 
 }  // namespace
 
+namespace {
+
+MHD_Result Answer(MHD_Connection* conn, const HttpResponse& response, bool challenge) {
+  MHD_Response* out = MHD_create_response_from_buffer(
+      response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
+  if (out == nullptr) return MHD_NO;
+  MHD_add_response_header(out, "Content-Type", response.content_type.c_str());
+  MHD_add_response_header(out, "Cache-Control", "no-store");
+  MHD_add_response_header(out, "Connection", "close");
+  if (challenge) {
+    MHD_add_response_header(out, "WWW-Authenticate",
+                            "Basic realm=\"slotguard\", charset=\"UTF-8\"");
+  }
+  const MHD_Result queued = MHD_queue_response(conn, static_cast<unsigned>(response.status), out);
+  MHD_destroy_response(out);
+  return queued;
+}
+
+std::string Header(MHD_Connection* conn, const char* name) {
+  const char* value = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+  return value ? value : "";
+}
+
+}  // namespace
+
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ListenAddress& address,
                                                       std::vector<HttpRoute> routes,
                                                       HttpServerOptions options) {
@@ -396,8 +421,18 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ListenAddress& addre
                                         size_t* size, void** context) -> MHD_Result {
     auto* exchange = static_cast<Exchange*>(*context);
     if (exchange == nullptr) return MHD_NO;
-    return static_cast<MHD_Result>(
-        static_cast<HttpServer*>(self)->Access(conn, method, *exchange, data, size));
+    auto* server = static_cast<HttpServer*>(self);
+    // Nothing may leave a libmicrohttpd callback (an auth hook that throws, bad_alloc): a 500
+    // when no answer is queued yet, else the connection is closed.
+    try {
+      return static_cast<MHD_Result>(server->Access(conn, method, *exchange, data, size));
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP {}: {}", exchange->target, e.what());
+    } catch (...) {
+      spdlog::error("HTTP {}: unknown error", exchange->target);
+    }
+    server->deadlines_->Forget(conn);
+    return Answer(conn, server->Error(500, "internal error"), false);
   };
   // The logger first, so that libmicrohttpd's complaints about later options reach it.
   std::vector<MHD_OptionItem> items = {
@@ -478,31 +513,6 @@ HttpResponse HttpServer::Run(const HttpRoute& route, const HttpRequest& request)
     return Error(500, "internal error");
   }
 }
-
-namespace {
-
-MHD_Result Answer(MHD_Connection* conn, const HttpResponse& response, bool challenge) {
-  MHD_Response* out = MHD_create_response_from_buffer(
-      response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
-  if (out == nullptr) return MHD_NO;
-  MHD_add_response_header(out, "Content-Type", response.content_type.c_str());
-  MHD_add_response_header(out, "Cache-Control", "no-store");
-  MHD_add_response_header(out, "Connection", "close");
-  if (challenge) {
-    MHD_add_response_header(out, "WWW-Authenticate",
-                            "Basic realm=\"slotguard\", charset=\"UTF-8\"");
-  }
-  const MHD_Result queued = MHD_queue_response(conn, static_cast<unsigned>(response.status), out);
-  MHD_destroy_response(out);
-  return queued;
-}
-
-std::string Header(MHD_Connection* conn, const char* name) {
-  const char* value = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
-  return value ? value : "";
-}
-
-}  // namespace
 
 int HttpServer::Access(MHD_Connection* conn, const char* method, Exchange& exchange,
                        const char* data, size_t* size) {

@@ -31,10 +31,10 @@ int Run(const exporter::Settings& settings) {
   // 2 MB off the resident size of a 3+3 scrape at no measurable cost in time.
   mallopt(M_ARENA_MAX, 2);
   // The threads that parse and render live on between scrapes now (the reader's workers,
-  // the HTTP server's), so what a scrape frees stays in their arenas. Fixed thresholds (glibc raises
-  // both on its own after the first large free) give the large buffers (replies, the rendered
-  // page) back to the system when freed and trim an arena's top past 128 KiB (25+25: 31.5 to
-  // 28.3 MiB resident, one bench run each, no change in scrape time).
+  // the HTTP server's), so what a scrape frees stays in their arenas. Fixed thresholds (glibc
+  // raises both on its own after the first large free) give the large buffers (replies, the
+  // rendered page) back to the system when freed and trim an arena's top past 128 KiB (25+25: 31.5
+  // to 28.3 MiB resident, one bench run each, no change in scrape time).
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 
