@@ -196,7 +196,8 @@ thread_local const HttpServer::Tls* thread_tls = nullptr;
 namespace {
 
 // Hands GnuTLS the server's certificate and, per client_auth_type, asks for (or requires) the
-// client's; verified modes have GnuTLS check it against the client CA in the handshake.
+// client's; RequireAndVerifyClientCert has GnuTLS check it against the client CA in the
+// handshake.
 int RetrieveCertificate(gnutls_session_t session, const gnutls_datum_t*, int,
                         const gnutls_pk_algorithm_t*, int, gnutls_pcert_st** pcert,
                         unsigned int* pcert_length, gnutls_privkey_t* key) {
@@ -213,8 +214,9 @@ int RetrieveCertificate(gnutls_session_t session, const gnutls_datum_t*, int,
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
       break;
     case ClientAuthType::kVerifyClientCertIfGiven:
+      // GnuTLS' own check in the handshake would also refuse a client without a certificate:
+      // a given one is verified before the request is served (ClientCertificateOk).
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
-      gnutls_session_set_verify_cert(session, nullptr, 0);
       break;
     case ClientAuthType::kRequireAndVerifyClientCert:
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
@@ -485,8 +487,8 @@ bool HttpServer::ClientCertificateOk(MHD_Connection* conn) const {
   auto session = static_cast<gnutls_session_t>(info->tls_session);
   unsigned int count = 0;
   const bool given = gnutls_certificate_get_peers(session, &count) != nullptr && count > 0;
-  // GnuTLS already refused these in the handshake; checked again so that no request passes
-  // on a certificate nobody verified.
+  // GnuTLS refused most of these in the handshake already; checked again (and here only, for
+  // VerifyClientCertIfGiven) so that no request passes on a certificate nobody verified.
   switch (tls_->client_auth) {
     case ClientAuthType::kRequireAnyClientCert:
       return given;
