@@ -68,8 +68,8 @@ struct HttpServerOptions {
   // stacks, so handlers always run on them, whatever this says.
   bool handlers_on_large_stack = true;
   HttpAuthHook auth;  // for every route, after the web config's checks
-  // The exporter-toolkit web config: TLS (client certificates are checked in the handshake)
-  // and basic auth. Basic auth guards every route that has no auth hook of its own; a route
+  // The exporter-toolkit web config: TLS (client certificates are checked before any request is
+  // served) and basic auth. Basic auth guards every route that has no auth hook of its own; a route
   // with its own hook (the agent's bearer tokens) keeps the Authorization header for that
   // credential, since a request carries only one, and is covered by TLS and client certs.
   std::optional<WebConfig> web_config;
