@@ -88,6 +88,11 @@ def write_web_config(d, name, config):
     return path
 
 
+def client_cert(d, name):
+    """curl's arguments to present the certificate `name` of the folder `d`."""
+    return ["--cert", os.path.join(d, f"{name}.crt"), "--key", os.path.join(d, f"{name}.key")]
+
+
 def curl(url, *args, timeout=15):
     """(curl's exit code, HTTP status or 0, headers + body)."""
     r = subprocess.run(["curl", "-sS", "-i", "--max-time", str(timeout), *args,
@@ -233,9 +238,7 @@ def test_exporter_client_certificates(certs, small_cluster):
     })
     exporter = TlsExporter(small_cluster, web, certs)
     ca = os.path.join(certs, "ca.crt")
-    good = ["--cert", os.path.join(certs, "client.crt"), "--key", os.path.join(certs, "client.key")]
-    rogue = ["--cert", os.path.join(certs, "rogue-client.crt"),
-             "--key", os.path.join(certs, "rogue-client.key")]
+    good, rogue = client_cert(certs, "client"), client_cert(certs, "rogue-client")
     try:
         rc, status, out = curl(exporter.url + "/healthz", "--cacert", ca)
         assert rc != 0 and status == 0, out  # no certificate: the handshake fails
@@ -266,9 +269,7 @@ def test_exporter_other_client_auth_types(certs, small_cluster, mode, none_ok, r
     web = write_web_config(certs, f"exporter-{mode}.yml", {"tls_server_config": tls})
     exporter = TlsExporter(small_cluster, web, certs)
     ca = os.path.join(certs, "ca.crt")
-    good = ["--cert", os.path.join(certs, "client.crt"), "--key", os.path.join(certs, "client.key")]
-    rogue = ["--cert", os.path.join(certs, "rogue-client.crt"),
-             "--key", os.path.join(certs, "rogue-client.key")]
+    good, rogue = client_cert(certs, "client"), client_cert(certs, "rogue-client")
     try:
         for tls_max in (["--tls-max", "1.2"], []):
             rc, status, out = curl(exporter.url + "/healthz", "--cacert", ca, *tls_max, *good)
