@@ -8,7 +8,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       cmake g++ make pkg-config \
-      prometheus-cpp-dev libcivetweb-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev \
+      prometheus-cpp-dev libmicrohttpd-dev libgnutls28-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev \
       nlohmann-json3-dev libcli11-dev libexpected-dev libssl-dev libcrypt-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -27,16 +27,13 @@ FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libhiredis0.14 \
+      libprometheus-cpp-core1.0 libmicrohttpd12 libgnutls30 libhiredis0.14 \
       libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 libcrypt1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/slotguard --shell /usr/sbin/nologin slotguard \
  && mkdir -p /var/lib/slotguard /etc/slotguard \
  && chown slotguard:slotguard /var/lib/slotguard
 COPY --from=build /build/bin/slotguard-exporter /build/bin/slotguard-agent /usr/local/bin/
-# libssl.so/libcrypto.so stand-ins for civetweb's TLS (common/openssl_shim), found as
-# ../lib/slotguard from the binaries.
-COPY --from=build /build/lib/slotguard /usr/local/lib/slotguard
 COPY packaging/docker/healthcheck.sh /usr/local/bin/slotguard-healthcheck
 # Fails the image build when a shared library is missing.
 RUN slotguard-exporter --version && slotguard-agent --version

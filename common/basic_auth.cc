@@ -46,7 +46,7 @@ bool DecodeBase64(std::string_view in, std::string& out) {
 
 // bcrypt of `password` with the salt and cost of `hash`, compared in constant time.
 bool BcryptMatches(const std::string& password, const std::string& hash) {
-  // crypt_data is 32 KiB: on the heap, not on a civetweb worker's small stack.
+  // crypt_data is 32 KiB: on the heap, not on the HTTP thread's stack.
   auto data = std::make_unique<crypt_data>();
   const char* out = crypt_rn(password.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
   if (out == nullptr || out[0] == '*') return false;

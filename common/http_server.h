@@ -13,8 +13,8 @@
 #include "common/listen_address.h"
 #include "common/web_config.h"
 
-struct mg_context;
-struct mg_connection;
+struct MHD_Daemon;
+struct MHD_Connection;
 
 namespace slotguard::common {
 
@@ -53,23 +53,23 @@ struct HttpRoute {
 };
 
 struct HttpServerOptions {
-  // Each connection holds a worker from accept until its answer is written, idle or not:
-  // enough of them that hundreds of idle or trickling clients leave some for Prometheus and
-  // Alertmanager. A worker that waits costs a thread with a mostly untouched stack.
-  int workers = 256;
-  // The whole request head must arrive within this after the connection is taken up, and each
-  // read of the body within it; a client that connects and says nothing is dropped then.
+  // Threads of libmicrohttpd's pool (epoll): a connection costs no thread while it waits, so
+  // a few suffice. A handler runs on the thread that owns its connection and holds only the
+  // connections of that thread meanwhile: several, so a slow one (a big scrape, a control
+  // command reading the cluster) leaves the others answering.
+  int workers = 6;
+  // The whole request head must arrive within this after the connection is accepted (TLS
+  // handshake included), and the connection may not stay silent longer than this (rounded up
+  // to whole seconds) at any time; a client that connects and says nothing is dropped then.
   std::chrono::milliseconds request_timeout{5000};
   // The whole body must have arrived within this (checked between reads).
   std::chrono::milliseconds body_timeout{10000};
-  // civetweb's workers have small stacks (100 KiB as Debian builds it); handlers that build
-  // big objects on the stack need a thread of the default size. One thread per request,
-  // joined before the answer: requests here are rare (scrapes, alerts, control commands).
-  // Turn it off once no handler needs more than a few KiB of stack.
+  // No longer needed, kept so callers compile: the pool threads have the default (8 MiB)
+  // stacks, so handlers always run on them, whatever this says.
   bool handlers_on_large_stack = true;
   HttpAuthHook auth;  // for every route, after the web config's checks
-  // The exporter-toolkit web config: TLS (client certificates are checked in the handshake)
-  // and basic auth. Basic auth guards every route that has no auth hook of its own; a route
+  // The exporter-toolkit web config: TLS (client certificates are checked before any request is
+  // served) and basic auth. Basic auth guards every route that has no auth hook of its own; a route
   // with its own hook (the agent's bearer tokens) keeps the Authorization header for that
   // credential, since a request carries only one, and is covered by TLS and client certs.
   std::optional<WebConfig> web_config;
@@ -77,9 +77,9 @@ struct HttpServerOptions {
   std::function<HttpResponse(int status, const std::string& message)> error_response;
 };
 
-// One civetweb server (RAII: stops in the destructor) dispatching exact paths to handlers.
-// Every answer closes its connection: no keep-alive, so an idle client never holds a worker
-// longer than request_timeout.
+// One libmicrohttpd server (RAII: stops in the destructor) dispatching exact paths to
+// handlers, on a few epoll threads: idle connections cost a socket and a little memory, no
+// thread. Every answer closes its connection (no keep-alive). TLS is GnuTLS's.
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> Start(const ListenAddress& address,
@@ -93,21 +93,31 @@ class HttpServer {
   // Where it listens, with the port the kernel chose for port 0: what the start-up line logs.
   const ListenAddress& address() const { return address_; }
 
- private:
-  explicit HttpServer(HttpServerOptions options);
-  static int Dispatch(mg_connection* conn, void* self);
-  HttpResponse Handle(mg_connection* conn, bool& head, bool& challenge);
-  HttpResponse Error(int status, const std::string& message) const;
-  static int InitTls(void* ssl_ctx, void* self);
+  // Only http_server.cc knows these: one request on its way; GnuTLS' certificate and key
+  // with the client certificate mode.
+  struct Exchange;
+  struct Tls;
 
-  struct ContextDeleter {
-    void operator()(mg_context* context) const;
+ private:
+  struct Deadlines;  // drops connections that overstay request_timeout (http_server.cc)
+  explicit HttpServer(HttpServerOptions options);
+  int Access(MHD_Connection* conn, const char* method, Exchange& exchange, const char* data,
+             size_t* size);
+  // Decides on a request once its head arrived: nullopt lets the body be read for the route.
+  std::optional<HttpResponse> Admit(MHD_Connection* conn, Exchange& exchange, bool& challenge);
+  HttpResponse Run(const HttpRoute& route, const HttpRequest& request) const;
+  HttpResponse Error(int status, const std::string& message) const;
+  bool ClientCertificateOk(MHD_Connection* conn) const;
+
+  struct DaemonDeleter {
+    void operator()(MHD_Daemon* daemon) const;
   };
   HttpServerOptions options_;
   std::multimap<std::string, HttpRoute> routes_;  // by path
   std::unique_ptr<BasicAuth> basic_auth_;         // when the web config has basic_auth_users
-  std::string tls_error_;                         // why InitTls failed, for Start's error
-  std::unique_ptr<mg_context, ContextDeleter> context_;
+  std::unique_ptr<Tls> tls_;
+  std::unique_ptr<Deadlines> deadlines_;
+  std::unique_ptr<MHD_Daemon, DaemonDeleter> daemon_;  // stopped first: declared last
   int port_ = 0;
   ListenAddress address_;
 };

@@ -12,13 +12,6 @@ std::string ListenAddress::ToString() const {
   return ipv6 ? "[" + host + "]:" + p : host + ":" + p;
 }
 
-std::string ListenAddress::CivetwebPorts(bool with_ipv6) const {
-  const std::string p = std::to_string(port);
-  // civetweb: "9478" is every IPv4 address, "+9478" every IPv4 and IPv6 address.
-  if (host.empty()) return with_ipv6 ? "+" + p : p;
-  return ToString();
-}
-
 Result<ListenAddress> ParseListenAddress(std::string_view text) {
   const std::string quoted = "\"" + std::string(text) + "\"";
   ListenAddress out;

@@ -108,10 +108,9 @@ std::variant<Settings, ExitNow> ParseCommandLine(int argc, const char* const* ar
                    "pose as a node) [default: off]")
           ->envname("SLOTGUARD_EXPORTER_TLS_INSECURE_SKIP_VERIFY");
   auto* listen_opt =
-      app.add_option(
-             "--web.listen-address", listen_address,
-             "Address to serve HTTP on: \":port\" (every IPv4 address) or \"ip:port\" (IPv4: "
-             "Debian's civetweb has no IPv6) [default: :9478]")
+      app.add_option("--web.listen-address", listen_address,
+                     "Address to serve HTTP on: \":port\" (every IPv4 address), \"ip:port\" or "
+                     "\"[ipv6]:port\" [default: :9478]")
           ->type_name("ADDR")
           ->envname("SLOTGUARD_EXPORTER_WEB_LISTEN_ADDRESS")
           ->check(Validator(CheckListenAddress));

@@ -31,10 +31,10 @@ int Run(const exporter::Settings& settings) {
   // 2 MB off the resident size of a 3+3 scrape at no measurable cost in time.
   mallopt(M_ARENA_MAX, 2);
   // The threads that parse and render live on between scrapes now (the reader's workers,
-  // civetweb's), so what a scrape frees stays in their arenas. Fixed thresholds (glibc raises
-  // both on its own after the first large free) give the large buffers (replies, the rendered
-  // page) back to the system when freed and trim an arena's top past 128 KiB (25+25: 31.5 to
-  // 28.3 MiB resident, one bench run each, no change in scrape time).
+  // the HTTP server's), so what a scrape frees stays in their arenas. Fixed thresholds (glibc
+  // raises both on its own after the first large free) give the large buffers (replies, the
+  // rendered page) back to the system when freed and trim an arena's top past 128 KiB (25+25: 31.5
+  // to 28.3 MiB resident, one bench run each, no change in scrape time).
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 
@@ -104,10 +104,6 @@ int Run(const exporter::Settings& settings) {
   }
   common::HttpServerOptions web_options;
   web_options.error_response = common::TextError;
-  // A scrape reads the nodes on the cluster reader's workers and keeps slot owners on the heap:
-  // what runs on the request thread fits civetweb's 100 KiB worker stack with room to spare
-  // (tests/unit/exporter_scrape_engine_test.cc runs it on 64 KiB), so no thread per request.
-  web_options.handlers_on_large_stack = false;
   if (!settings.web_config_file.empty()) {
     auto web_config = common::LoadWebConfig(settings.web_config_file);
     if (!web_config) {

@@ -6,11 +6,11 @@ set -euo pipefail
 PACKAGES=(
   # build
   cmake g++ make pkg-config clang-format
-  prometheus-cpp-dev libcivetweb-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev
+  prometheus-cpp-dev libmicrohttpd-dev libgnutls28-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
   libexpected-dev
-  # the HTTP layer's TLS and basic auth (OpenSSL, bcrypt via libcrypt); openssl makes the
-  # certificates of test_web_auth.py
+  # the HTTP layer is libmicrohttpd (above), its TLS GnuTLS; OpenSSL checks the web config's
+  # certificate and key, libcrypt verifies bcrypt; openssl makes test_web_auth.py's certificates
   libssl-dev libcrypt-dev openssl
   # the ASan+UBSan build and the libFuzzer targets (scripts/fuzz.sh); libFuzzer is in libclang-rt
   clang libclang-rt-dev

@@ -88,6 +88,11 @@ def write_web_config(d, name, config):
     return path
 
 
+def client_cert(d, name):
+    """curl's arguments to present the certificate `name` of the folder `d`."""
+    return ["--cert", os.path.join(d, f"{name}.crt"), "--key", os.path.join(d, f"{name}.key")]
+
+
 def curl(url, *args, timeout=15):
     """(curl's exit code, HTTP status or 0, headers + body)."""
     r = subprocess.run(["curl", "-sS", "-i", "--max-time", str(timeout), *args,
@@ -233,9 +238,7 @@ def test_exporter_client_certificates(certs, small_cluster):
     })
     exporter = TlsExporter(small_cluster, web, certs)
     ca = os.path.join(certs, "ca.crt")
-    good = ["--cert", os.path.join(certs, "client.crt"), "--key", os.path.join(certs, "client.key")]
-    rogue = ["--cert", os.path.join(certs, "rogue-client.crt"),
-             "--key", os.path.join(certs, "rogue-client.key")]
+    good, rogue = client_cert(certs, "client"), client_cert(certs, "rogue-client")
     try:
         rc, status, out = curl(exporter.url + "/healthz", "--cacert", ca)
         assert rc != 0 and status == 0, out  # no certificate: the handshake fails
@@ -248,6 +251,37 @@ def test_exporter_client_certificates(certs, small_cluster):
         rc, status, out = curl(exporter.url + "/healthz", "--cacert", ca, "--tls-max", "1.2",
                                *good)
         assert rc != 0 and status == 0, out
+    finally:
+        exporter.stop()
+
+
+@pytest.mark.parametrize("mode, none_ok, rogue_ok", [
+    ("RequestClientCert", True, True),
+    ("RequireAnyClientCert", False, True),
+    ("VerifyClientCertIfGiven", True, False),
+])
+def test_exporter_other_client_auth_types(certs, small_cluster, mode, none_ok, rogue_ok):
+    """The client_auth_type values test_exporter_client_certificates does not cover: whether a
+    client without a certificate, and one with a certificate from another CA, are served."""
+    tls = {"cert_file": "server.crt", "key_file": "server.key", "client_auth_type": mode}
+    if mode == "VerifyClientCertIfGiven":
+        tls["client_ca_file"] = "ca.crt"
+    web = write_web_config(certs, f"exporter-{mode}.yml", {"tls_server_config": tls})
+    exporter = TlsExporter(small_cluster, web, certs)
+    ca = os.path.join(certs, "ca.crt")
+    good, rogue = client_cert(certs, "client"), client_cert(certs, "rogue-client")
+    try:
+        for tls_max in (["--tls-max", "1.2"], []):
+            rc, status, out = curl(exporter.url + "/healthz", "--cacert", ca, *tls_max, *good)
+            assert (rc, status) == (0, 200), out
+            rc, status, out = curl(exporter.url + "/healthz", "--cacert", ca, *tls_max)
+            assert ((rc, status) == (0, 200)) == none_ok, out
+            if not none_ok:
+                assert rc != 0 and status == 0, out  # dropped, never an HTTP answer
+            rc, status, out = curl(exporter.url + "/healthz", "--cacert", ca, *tls_max, *rogue)
+            assert ((rc, status) == (0, 200)) == rogue_ok, out
+            if not rogue_ok:
+                assert rc != 0 and status == 0, out
     finally:
         exporter.stop()
 

@@ -13,19 +13,17 @@ TEST(CommonListenAddress, TheThreeForms) {
   ASSERT_TRUE(all);
   EXPECT_EQ(all->host, "");
   EXPECT_EQ(all->port, 9478);
-  EXPECT_EQ(all->CivetwebPorts(false), "9478");  // every IPv4 address
-  EXPECT_EQ(all->CivetwebPorts(true), "+9478");  // IPv4 and IPv6
+  EXPECT_EQ(all->ToString(), ":9478");
   auto one = ParseListenAddress("127.0.0.1:9601");
   ASSERT_TRUE(one);
   EXPECT_EQ(one->host, "127.0.0.1");
   EXPECT_FALSE(one->ipv6);
-  EXPECT_EQ(one->CivetwebPorts(false), "127.0.0.1:9601");
+  EXPECT_EQ(one->ToString(), "127.0.0.1:9601");
   auto v6 = ParseListenAddress("[::1]:9601");
   ASSERT_TRUE(v6);
   EXPECT_EQ(v6->host, "::1");
   EXPECT_TRUE(v6->ipv6);
   EXPECT_EQ(v6->ToString(), "[::1]:9601");
-  EXPECT_EQ(v6->CivetwebPorts(true), "[::1]:9601");
   EXPECT_EQ(ParseListenAddress("127.0.0.1:0")->port, 0);  // the kernel picks
 }
 

@@ -352,8 +352,8 @@ TEST_F(ExporterScrapeEngine, ConcurrentScrapesAllSucceedAndNeverShareAConnection
   EXPECT_FALSE(fake_->overlapped());
 }
 
-// Runs `f` on a thread with a stack of `bytes`, as civetweb runs request handlers; a handler
-// that needs more dies of a stack overflow.
+// Runs `f` on a thread with a stack of `bytes`; a handler that needs more dies of a stack
+// overflow.
 void OnSmallStack(size_t bytes, const std::function<void()>& f) {
   pthread_attr_t attr;
   ASSERT_EQ(pthread_attr_init(&attr), 0);
@@ -368,9 +368,9 @@ void OnSmallStack(size_t bytes, const std::function<void()>& f) {
   pthread_attr_destroy(&attr);
 }
 
-// The exporter answers /metrics on civetweb's own workers, whose stacks are 100 KiB (civetweb
-// 1.15 as Debian builds it: USE_STACK_SIZE=102400). A whole scrape and its rendering must fit
-// with room to spare for civetweb's and the HTTP layer's frames: this gives them 64 KiB.
+// The exporter answers /metrics on the HTTP server's threads. They have default (8 MiB) stacks
+// since libmicrohttpd replaced civetweb (whose workers had 100 KiB), but a scrape's stack use
+// stays bounded (slot owners live on the heap): a whole scrape and its rendering fit 64 KiB.
 TEST_F(ExporterScrapeEngine, AScrapeAndItsRenderingFitACivetwebWorkerStack) {
   ScrapeEngine engine({{"127.0.0.1", 23100}}, milliseconds(2000), fake_->Connector());
   std::string first, second;
