@@ -175,7 +175,8 @@ class Migrator {
   bool SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b, const std::string& key);
 
  private:
-  class KeyMove;  // one MoveKeys call (migrator.cc)
+  class KeyMove;   // one MoveKeys call (migrator.cc)
+  class SlotMove;  // one MoveSlots call (migrator.cc)
 
   // Run without the SETSLOT handling: transport failures retried until ctl.deadline.
   cluster::Result<std::vector<cluster::Reply>> RunOnce(
