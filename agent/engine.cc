@@ -33,6 +33,7 @@ constexpr const char* kStoppedReason =
 // (queue, approval) reads the cluster again.
 constexpr std::chrono::milliseconds kVerifiedSnapshotReuse{500};
 
+// Batch stage 4, running: as the engine moves, verifies or converges it.
 // A batch as the engine works on it (from a Batch + snapshot, or from the journal).
 struct BatchInfo {
   std::string id;

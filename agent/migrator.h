@@ -23,6 +23,7 @@
 
 namespace slotguard::agent {
 
+// Batch stage 4, running (the migrator's part): only the ends its SETSLOT and MIGRATE rounds need.
 // The two ends of a move of slots (from owns them at the start).
 struct MoveEnds {
   std::string from_id;
