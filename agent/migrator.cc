@@ -1152,7 +1152,7 @@ class Migrator::SlotMove {
     if (groups_.empty() || groups_.front().empty()) return result_;
     if (!OpenFirst()) return result_;
     for (size_t k = 0; k < groups_.size(); ++k) {
-      if (!MoveGroup(k)) return result_;
+      if (!RunGroup(k)) return result_;
     }
     JoinOthers();
     Lap(groups_.back(), "others joined");
@@ -1266,7 +1266,7 @@ class Migrator::SlotMove {
   }
 
   // Group k: its keys, then its NODE rounds (which open group k+1); false once the move ends.
-  bool MoveGroup(size_t k) {
+  bool RunGroup(size_t k) {
     const auto& g = groups_[k];
     const std::vector<int>* next = k + 1 < groups_.size() ? &groups_[k + 1] : nullptr;
     if (!MoveGroupKeys(g, next)) return false;
