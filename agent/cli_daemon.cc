@@ -226,19 +226,21 @@ int RunDaemon(const std::string& config_path) {
   return 0;
 }
 
-}  // namespace
+// Each Add*Command keeps its options in statics: they live as long as the app, since the
+// callbacks run after parsing.
 
-void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
-  // Options live as long as the app: the callbacks run after parsing.
+// `run`: the daemon itself
+void AddRunCommand(CLI::App& app, int& exit_code) {
   static std::string config_path;
   auto* run = app.add_subcommand(
       "run", "Run the agent daemon: queue, control API, /metrics, Alertmanager webhook");
   run->add_option("--config", config_path, "agent.yaml")->required();
   run->callback([&exit_code] { exit_code = RunDaemon(config_path); });
+}
 
-  static ClientOptions enqueue_opts, status_opts, approve_opts, pause_opts, resume_opts,
-      rollback_opts;
-
+// `enqueue`
+void AddEnqueueCommand(CLI::App& app, int& exit_code) {
+  static ClientOptions enqueue_opts;
   static std::string plan_path;
   auto* enqueue = app.add_subcommand(
       "enqueue", "Queue the batches of a plan file (checked against the cluster first)");
@@ -284,7 +286,11 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
                 << (*answer)["plan_id"].get<std::string>() << "`\n";
     }
   });
+}
 
+// `status`
+void AddStatusCommand(CLI::App& app, int& exit_code) {
+  static ClientOptions status_opts;
   auto* status = app.add_subcommand("status", "Show the agent's state and queue");
   AddClientOptions(status, status_opts);
   status->callback([&exit_code] {
@@ -296,7 +302,11 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
       PrintStatus(*answer);
     }
   });
+}
 
+// `approve`
+void AddApproveCommand(CLI::App& app, int& exit_code) {
+  static ClientOptions approve_opts;
   static std::string approve_id;
   auto* approve =
       app.add_subcommand("approve", "Approve a plan waiting for approval (by plan or batch id)");
@@ -315,7 +325,11 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
       ids += (ids.empty() ? "" : ", ") + id.get<std::string>();
     std::cout << "approved: " << ids << "\n";
   });
+}
 
+// `pause`
+void AddPauseCommand(CLI::App& app, int& exit_code) {
+  static ClientOptions pause_opts;
   static std::string pause_reason;
   auto* pause = app.add_subcommand(
       "pause", "Pause the queue (the running batches finish; no new batch starts)");
@@ -332,7 +346,11 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
     }
     std::cout << "queue paused (" << (*answer).value("note", "") << ")\n";
   });
+}
 
+// `resume`
+void AddResumeCommand(CLI::App& app, int& exit_code) {
+  static ClientOptions resume_opts;
   auto* resume = app.add_subcommand("resume", "Resume the queue");
   AddClientOptions(resume, resume_opts);
   resume->callback([&exit_code] {
@@ -344,7 +362,11 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
     }
     std::cout << "queue resumed\n";
   });
+}
 
+// `rollback`
+void AddRollbackCommand(CLI::App& app, int& exit_code) {
+  static ClientOptions rollback_opts;
   static std::string rollback_batch;
   auto* rollback = app.add_subcommand("rollback",
                                       "Roll back every running batch (or BATCH alone: roll it back "
@@ -371,6 +393,19 @@ void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
                 << "\n";
     }
   });
+}
+
+}  // namespace
+
+// Subcommands in the order `--help` lists them.
+void RegisterDaemonCommands(CLI::App& app, int& exit_code) {
+  AddRunCommand(app, exit_code);
+  AddEnqueueCommand(app, exit_code);
+  AddStatusCommand(app, exit_code);
+  AddApproveCommand(app, exit_code);
+  AddPauseCommand(app, exit_code);
+  AddResumeCommand(app, exit_code);
+  AddRollbackCommand(app, exit_code);
 }
 
 }  // namespace slotguard::agent

@@ -1857,7 +1857,10 @@ void AddEngineOptions(CLI::App* sub, ReshardArgs& a) {
 
 }  // namespace
 
-void RegisterEngineCommands(CLI::App& app, int& exit_code) {
+namespace {
+
+// `check`
+void AddCheckCommand(CLI::App& app, int& exit_code) {
   auto check_args = std::make_shared<CommonArgs>();
   auto* check = app.add_subcommand(
       "check",
@@ -1865,7 +1868,10 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
       "does not own (CLUSTER COUNTKEYSINSLOT); exit 0 only when healthy");
   AddCommonOptions(check, *check_args);
   check->callback([check_args, &exit_code] { exit_code = RunCheck(*check_args); });
+}
 
+// `reshard` and `plan`
+void AddReshardCommands(CLI::App& app, int& exit_code) {
   for (const bool execute : {true, false}) {
     auto args = std::make_shared<ReshardArgs>();
     auto* sub = execute
@@ -1889,7 +1895,10 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
     }
     sub->callback([args, execute, &exit_code] { exit_code = RunPlanOrReshard(*args, execute); });
   }
+}
 
+// `rebalance` and `drain`
+void AddRebalanceCommands(CLI::App& app, int& exit_code) {
   for (const bool drain : {false, true}) {
     auto args = std::make_shared<RebalanceArgs>();
     auto address = std::make_shared<std::string>();
@@ -1949,7 +1958,10 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
       exit_code = RunRebalance(*args, drain ? *address : std::string());
     });
   }
+}
 
+// `forget`
+void AddForgetCommand(CLI::App& app, int& exit_code) {
   auto forget_args = std::make_shared<ForgetArgs>();
   auto* forget = app.add_subcommand(
       "forget",
@@ -1967,6 +1979,10 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   forget->add_flag("--dry-run", forget_args->dry_run, "Check and say what would be done");
   forget->callback([forget_args, &exit_code] { exit_code = RunForget(*forget_args); });
+}
+
+// `fix`
+void AddFixCommand(CLI::App& app, int& exit_code) {
   auto fix_args = std::make_shared<ReshardArgs>();
   auto* fix = app.add_subcommand(
       "fix",
@@ -1975,6 +1991,17 @@ void RegisterEngineCommands(CLI::App& app, int& exit_code) {
   AddCommonOptions(fix, fix_args->common);
   AddEngineOptions(fix, *fix_args);
   fix->callback([fix_args, &exit_code] { exit_code = RunFix(*fix_args); });
+}
+
+}  // namespace
+
+// Subcommands in the order `--help` lists them.
+void RegisterEngineCommands(CLI::App& app, int& exit_code) {
+  AddCheckCommand(app, exit_code);
+  AddReshardCommands(app, exit_code);
+  AddRebalanceCommands(app, exit_code);
+  AddForgetCommand(app, exit_code);
+  AddFixCommand(app, exit_code);
 }
 
 }  // namespace slotguard::agent

@@ -176,35 +176,12 @@ Daemon::~Daemon() { Shutdown(); }
 
 int Daemon::port() const { return server_ ? server_->port() : 0; }
 
-cluster::Result<void> Daemon::Start() {
-  auto token = ReadTokenFile(config_.control_token_file);
-  if (!token) return cluster::MakeError("control.token_file: " + token.error().message);
-  control_token_ = *token;
-  std::string webhook_token;
-  if (config_.webhook.enabled) {
-    auto t = ReadTokenFile(config_.webhook.token_file);
-    if (!t) return cluster::MakeError("webhook.token_file: " + t.error().message);
-    webhook_token = *t;
-  }
-  auto credentials =
-      cluster::LoadCredentials(config_.redis_user, config_.redis_password_file, "REDIS_PASSWORD");
-  if (!credentials) return cluster::MakeError("redis: " + credentials.error().message);
-  // One OpenSSL context for every connection of the daemon: files are read once, here.
-  std::shared_ptr<const cluster::TlsContext> tls;
-  if (config_.tls) {
-    auto context = cluster::TlsContext::Create(*config_.tls);
-    if (!context) return cluster::MakeError("redis.tls: " + context.error().message);
-    tls = *context;
-  }
-
-  auto queue = Queue::Open(config_.journal_dir);
-  if (!queue) return tl::unexpected(queue.error());
-  queue_ = std::move(*queue);
-
+void Daemon::SetEngineOptions(const std::optional<cluster::Credentials>& credentials,
+                              std::shared_ptr<const cluster::TlsContext> tls) {
   // The engine's options: its defaults, overridden by agent.yaml.
   EngineOptions& o = engine_options_;
   o.seeds = config_.seeds;
-  o.credentials = *credentials;
+  o.credentials = credentials;
   o.tls = tls;
   o.journal_dir = config_.journal_dir;
   const EngineSettings& e = config_.engine;
@@ -222,12 +199,15 @@ cluster::Result<void> Daemon::Start() {
   // A cluster run more cautiously than the runbook's 500 refuses larger batches at enqueue.
   if (e.batch_slots) o.limits.max_batch_slots = *e.batch_slots;
   if (e.lease_ttl) o.lease.ttl = *e.lease_ttl;
+}
 
+cluster::Result<void> Daemon::OpenEngine() {
+  EngineOptions& o = engine_options_;
   cluster::ConnectOptions connect;
   connect.connect_timeout = config_.connect_timeout;
   connect.io_timeout = o.migrate_timeout + milliseconds(3000);  // MIGRATE must time out first
-  connect.credentials = *credentials;
-  connect.tls = tls;
+  connect.credentials = o.credentials;
+  connect.tls = o.tls;
   engine_connect_ = connect;
   engine_pool_ = std::make_unique<cluster::ConnectionPool>(connect);
   connect.io_timeout = milliseconds(5000);
@@ -241,11 +221,10 @@ cluster::Result<void> Daemon::Start() {
   journal_ = std::move(*journal);
   o.shared = {lease_.get(), journal_};
   engine_ = std::make_unique<Engine>(*engine_pool_, clock_, engine_options_, *observer_);
+  return {};
+}
 
-  for (const auto& item : queue_->Snapshot().items) {
-    had_unfinished_at_start_ = had_unfinished_at_start_ || !item.Terminal();
-  }
-
+std::vector<common::HttpRoute> Daemon::Routes(const std::string& webhook_token) {
   std::vector<common::HttpRoute> routes = ControlRoutes(*this, control_token_);
   routes.push_back({"GET", "/metrics", [this](const common::HttpRequest&) { return Metrics(); }});
   routes.push_back({"GET", "/healthz", [](const common::HttpRequest&) {
@@ -279,6 +258,56 @@ cluster::Result<void> Daemon::Start() {
                       },
                       [this](const common::HttpRequest& r) { return webhook_->Authorize(r); }});
   }
+  return routes;
+}
+
+void Daemon::WarnAtStart(const std::string& webhook_token) {
+  // A wrong seed or a shared token would otherwise show only when a batch or an alert needs it.
+  // Logged before the "listening" line: whoever sees that line has seen every warning.
+  std::vector<SeedProbe> probes;
+  for (const auto& seed : config_.seeds) {
+    auto reply = control_pool_->Get(seed).Command({"PING"});
+    std::string error = !reply ? reply.error().message : reply->IsError() ? reply->str : "";
+    probes.push_back({seed.ToString(), std::move(error)});
+  }
+  for (const auto& warning : StartupWarnings(config_, control_token_, webhook_token, probes)) {
+    spdlog::warn("{}", warning);
+  }
+}
+
+cluster::Result<void> Daemon::Start() {
+  auto token = ReadTokenFile(config_.control_token_file);
+  if (!token) return cluster::MakeError("control.token_file: " + token.error().message);
+  control_token_ = *token;
+  std::string webhook_token;
+  if (config_.webhook.enabled) {
+    auto t = ReadTokenFile(config_.webhook.token_file);
+    if (!t) return cluster::MakeError("webhook.token_file: " + t.error().message);
+    webhook_token = *t;
+  }
+  auto credentials =
+      cluster::LoadCredentials(config_.redis_user, config_.redis_password_file, "REDIS_PASSWORD");
+  if (!credentials) return cluster::MakeError("redis: " + credentials.error().message);
+  // One OpenSSL context for every connection of the daemon: files are read once, here.
+  std::shared_ptr<const cluster::TlsContext> tls;
+  if (config_.tls) {
+    auto context = cluster::TlsContext::Create(*config_.tls);
+    if (!context) return cluster::MakeError("redis.tls: " + context.error().message);
+    tls = *context;
+  }
+
+  auto queue = Queue::Open(config_.journal_dir);
+  if (!queue) return tl::unexpected(queue.error());
+  queue_ = std::move(*queue);
+
+  SetEngineOptions(*credentials, tls);
+  if (auto opened = OpenEngine(); !opened) return opened;
+
+  for (const auto& item : queue_->Snapshot().items) {
+    had_unfinished_at_start_ = had_unfinished_at_start_ || !item.Terminal();
+  }
+
+  std::vector<common::HttpRoute> routes = Routes(webhook_token);
   auto listen = common::ParseListenAddress(config_.listen_address);
   if (!listen) return tl::unexpected(listen.error());
   // Handlers build a ClusterSnapshot (half a megabyte of slot owners) on their stack: the
@@ -293,17 +322,7 @@ cluster::Result<void> Daemon::Start() {
   if (!server) return tl::unexpected(server.error());
   server_ = std::move(*server);
   RefreshState();
-  // A wrong seed or a shared token would otherwise show only when a batch or an alert needs it.
-  // Logged before the "listening" line: whoever sees that line has seen every warning.
-  std::vector<SeedProbe> probes;
-  for (const auto& seed : config_.seeds) {
-    auto reply = control_pool_->Get(seed).Command({"PING"});
-    std::string error = !reply ? reply.error().message : reply->IsError() ? reply->str : "";
-    probes.push_back({seed.ToString(), std::move(error)});
-  }
-  for (const auto& warning : StartupWarnings(config_, control_token_, webhook_token, probes)) {
-    spdlog::warn("{}", warning);
-  }
+  WarnAtStart(webhook_token);
   spdlog::info(
       "slotguard-agent {} listening on {} ({}; journal {}, queue {}, webhook {}), redis {}",
       SLOTGUARD_VERSION, server_->address().ToString(),

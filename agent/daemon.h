@@ -64,6 +64,13 @@ class Daemon final : public DaemonControl {
     int slots_total = 0;
   };
 
+  // Start's steps: the engine's options from agent.yaml; the connection pools, lease, journal
+  // and engine; the HTTP routes; the warnings logged before the "listening" line.
+  void SetEngineOptions(const std::optional<cluster::Credentials>& credentials,
+                        std::shared_ptr<const cluster::TlsContext> tls);
+  cluster::Result<void> OpenEngine();
+  std::vector<common::HttpRoute> Routes(const std::string& webhook_token);
+  void WarnAtStart(const std::string& webhook_token);
   void WorkerLoop();
   bool RecoverOnce();
   void Reconcile(const QueueItem& item, const ClusterSnapshot& snapshot);

@@ -33,6 +33,7 @@ constexpr const char* kStoppedReason =
 // (queue, approval) reads the cluster again.
 constexpr std::chrono::milliseconds kVerifiedSnapshotReuse{500};
 
+// Batch stage 4, running: as the engine moves, verifies or converges it.
 // A batch as the engine works on it (from a Batch + snapshot, or from the journal).
 struct BatchInfo {
   std::string id;
@@ -169,6 +170,41 @@ class EngineImpl {
                                  const ClusterSnapshot& snapshot);
   // The keys in `slots` on `node` (0 when it cannot be read): the "mid_keys" test hook's total.
   int64_t CountKeys(const cluster::Endpoint& node, const std::vector<int>& slots);
+
+  // RunBatch's stages, in the order they run.
+  struct BatchRun {  // one RunBatch: its batch, its clock, the outcome its stages fill in
+    const Batch& batch;
+    Clock::TimePoint started;
+    BatchOutcome outcome;
+  };
+  struct PreparedBatch {  // what preflight settled for a batch about to move
+    ClusterSnapshot snapshot;
+    ResolvedBatch resolved;
+    std::vector<std::string> warnings;
+  };
+  double SecondsSince(const BatchRun& run);
+  // Clears what the previous batch left and takes over a rollback asked for this one early.
+  void BeginRun(const Batch& batch);
+  // Journal, lease, snapshot, resolve, preflight, MIGRATE permissions, sizes: nothing touched.
+  cluster::Result<PreparedBatch> PrepareBatch(const BatchRun& run);
+  // The steps under the armed guards; the reason they stopped, if they did.
+  std::optional<std::string> MoveBatch(BatchRun& run, const BatchInfo& info,
+                                       const ClusterSnapshot& snapshot, GuardMonitor& monitor,
+                                       const GuardSettings& gs);
+  // Waits for every view to agree on the target; the reason it did not, if so.
+  std::optional<std::string> VerifyBatch(const BatchRun& run, const BatchInfo& info,
+                                         const std::vector<cluster::Endpoint>& endpoints,
+                                         GuardMonitor& monitor, const GuardSettings& gs);
+  cluster::Result<BatchOutcome> RollBackBatch(BatchRun& run, const BatchInfo& info,
+                                              GuardMonitor& monitor,
+                                              const std::string& stop_reason);
+  // Stopped by RequestStop: the journal keeps the batch open for the next Recover().
+  BatchOutcome Stopped(BatchRun& run);
+  // A record that did not become durable (or a lost lease) stops the batch there: no later step,
+  // and no rollback (its steps would need the same journal). Each step that ran is journaled and
+  // leaves every key where clients find it (-ASK covers open slots), so the next Recover()
+  // converges it.
+  BatchOutcome JournalStopped(BatchRun& run, const std::string& error);
 
   cluster::Result<std::vector<SlotObservation>> ObserveSlots(const BatchInfo& info,
                                                              const std::vector<int>& slots,
@@ -1326,142 +1362,102 @@ int64_t EngineImpl::CountKeys(const cluster::Endpoint& node, const std::vector<i
   return keys;
 }
 
-// Over 100 lines on purpose: one batch's life in the order the journal and the observer see it
-// (lease, preflight, write-ahead record, steps, verification, then done or rollback), with its
-// early returns sharing one outcome and one clock. The parts with no order of their own to keep
-// (BatchSnapshot, BatchGuardSettings, MakeBatchInfo, CountKeys) are split out above.
-cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
-                                                   const std::function<void()>& start_gate) {
-  const auto started = clock_.Now();
-  auto seconds_since = [&] {
-    return std::chrono::duration<double>(clock_.Now() - started).count();
-  };
-  if (Halted()) return cluster::MakeError("batch " + batch.id + " not started: " + kStoppedReason);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    requested_.reset();
-    journal_error_.reset();
-    fenced_ = false;
-    // A rollback asked for this batch before it started is honoured (after preflight).
-    if (pending_ && pending_->batch_id == batch.id) {
-      requested_ = std::make_pair(pending_->trigger, pending_->reason);
-    }
-    pending_.reset();
-    running_ = batch.id;
-    last_finished_.clear();
-  }
-  struct Finished {
-    EngineImpl& engine;
-    const std::string& id;
-    ~Finished() {
-      std::lock_guard<std::mutex> lock(engine.mutex_);
-      engine.running_.reset();
-      engine.last_finished_ = id;
-    }
-  } finished{*this, batch.id};
-  counters_.Reset();
-  migrator_.BeginBatch();
-  observer_.OnState(batch.id, BatchState::kPreflight);
-  auto failed = [&](const cluster::Error& e) -> cluster::Result<BatchOutcome> {
-    observer_.OnState(batch.id, BatchState::kFailed);
-    observer_.OnBatchFinished(seconds_since());
-    return tl::unexpected(e);
-  };
+double EngineImpl::SecondsSince(const BatchRun& run) {
+  return std::chrono::duration<double>(clock_.Now() - run.started).count();
+}
 
+void EngineImpl::BeginRun(const Batch& batch) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  requested_.reset();
+  journal_error_.reset();
+  fenced_ = false;
+  // A rollback asked for this batch before it started is honoured (after preflight).
+  if (pending_ && pending_->batch_id == batch.id) {
+    requested_ = std::make_pair(pending_->trigger, pending_->reason);
+  }
+  pending_.reset();
+  running_ = batch.id;
+  last_finished_.clear();
+}
+
+cluster::Result<EngineImpl::PreparedBatch> EngineImpl::PrepareBatch(const BatchRun& run) {
+  const Batch& batch = run.batch;
   auto journal = EnsureJournal();
-  if (!journal) return failed(journal.error());
+  if (!journal) return tl::unexpected(journal.error());
   if (auto c = (*journal)->CompactIfOver(); !c) {
     spdlog::warn("journal not compacted: {}", c.error().message);  // it only stays larger
   }
   // Before preflight, so no other agent can change the cluster between preflight and the steps.
   bool fresh_lease = false;
-  if (auto l = TakeLease(fresh_lease); !l) return failed(l.error());
+  if (auto l = TakeLease(fresh_lease); !l) return tl::unexpected(l.error());
   if (fresh_lease) {  // read before the lease was ours
     verified_.reset();
     probed_.clear();
   }
   cluster::Result<ClusterSnapshot> snapshot = BatchSnapshot();
-  if (!snapshot) return failed(snapshot.error());
+  if (!snapshot) return tl::unexpected(snapshot.error());
   auto resolved = ResolveBatch(batch, *snapshot, options_.limits);
-  if (!resolved) return failed(resolved.error());
+  if (!resolved) return tl::unexpected(resolved.error());
   auto preflight = Preflight(*snapshot, *resolved, ReadSettings(*snapshot));
-  spdlog::debug("batch {}: preflight done after {:.1f} ms", batch.id, seconds_since() * 1000);
-  if (!preflight) return failed({preflight.error().message + UnreleasedNote()});
-  if (auto refused = ProbeMigratePermissions(*resolved)) return failed({*refused});
+  spdlog::debug("batch {}: preflight done after {:.1f} ms", batch.id, SecondsSince(run) * 1000);
+  if (!preflight) {
+    return tl::unexpected(cluster::Error{preflight.error().message + UnreleasedNote()});
+  }
+  if (auto refused = ProbeMigratePermissions(*resolved)) {
+    return tl::unexpected(cluster::Error{*refused});
+  }
   // A clean cluster: whatever earlier holders left open has been converged.
   if (lease_) lease_->ForgetUnreleased();
-  if (auto sized = SizeUp(*resolved); !sized) return failed(sized.error());
+  if (auto sized = SizeUp(*resolved); !sized) return tl::unexpected(sized.error());
   spdlog::debug("batch {}: sizes and headroom checked after {:.1f} ms", batch.id,
-                seconds_since() * 1000);
-  if (start_gate) start_gate();
+                SecondsSince(run) * 1000);
+  return PreparedBatch{std::move(*snapshot), std::move(*resolved), std::move(preflight->warnings)};
+}
 
-  BatchOutcome outcome;
-  outcome.batch_id = batch.id;
-  for (const auto& w : preflight->warnings) {
-    Warn(w);
-    outcome.warnings.push_back(w);
+BatchOutcome EngineImpl::Stopped(BatchRun& run) {
+  // No rollback, no end record: the journal keeps the batch open for the next Recover().
+  spdlog::warn("batch {}: {}", run.batch.id, kStoppedReason);
+  run.outcome.state = BatchState::kFailed;
+  run.outcome.stopped = true;
+  run.outcome.reason = kStoppedReason;
+  run.outcome.seconds = SecondsSince(run);
+  return run.outcome;
+}
+
+BatchOutcome EngineImpl::JournalStopped(BatchRun& run, const std::string& error) {
+  bool fenced = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fenced = fenced_;
   }
+  spdlog::error("batch {}: stopped without rolling back: {}", run.batch.id,
+                fenced ? "the migration lease was lost" : "the journal could not be written");
+  BatchOutcome& outcome = run.outcome;
+  outcome.state = BatchState::kFailed;
+  if (!fenced) outcome.journal_error = error;
+  outcome.reason = fenced ? error +
+                                ": stopped before its next step, nothing rolled back; the "
+                                "journal keeps the batch open and the next run with it "
+                                "converges it"
+                          : "journal write failed (" + error +
+                                "): stopped before the step it announced, nothing rolled "
+                                "back; the journal keeps the batch open and the next run "
+                                "converges it";
+  outcome.seconds = SecondsSince(run);
+  observer_.OnState(run.batch.id, BatchState::kFailed);
+  observer_.OnBatchFinished(outcome.seconds);
+  return outcome;
+}
 
-  const GuardSettings gs = BatchGuardSettings(batch);
-
-  const BatchInfo info = MakeBatchInfo(batch, *resolved, *snapshot);
-  std::vector<cluster::Endpoint> endpoints;
-  for (const auto& r : snapshot->reports) endpoints.push_back(r.endpoint);
-
-  auto stopped = [&]() -> cluster::Result<BatchOutcome> {
-    // No rollback, no end record: the journal keeps the batch open for the next Recover().
-    spdlog::warn("batch {}: {}", batch.id, kStoppedReason);
-    outcome.state = BatchState::kFailed;
-    outcome.stopped = true;
-    outcome.reason = kStoppedReason;
-    outcome.seconds = seconds_since();
-    return outcome;
-  };
-  if (Halted()) return stopped();  // nothing journaled or touched yet
-  // A record that did not become durable stops the batch there: no later step, and no rollback
-  // (its steps would need the same journal). Each step that ran is journaled and leaves every
-  // key where clients find it (-ASK covers open slots), so the next Recover() converges it.
-  auto journal_stopped = [&](const std::string& error) -> cluster::Result<BatchOutcome> {
-    bool fenced = false;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      fenced = fenced_;
-    }
-    spdlog::error("batch {}: stopped without rolling back: {}", batch.id,
-                  fenced ? "the migration lease was lost" : "the journal could not be written");
-    outcome.state = BatchState::kFailed;
-    if (!fenced) outcome.journal_error = error;
-    outcome.reason = fenced ? error +
-                                  ": stopped before its next step, nothing rolled back; the "
-                                  "journal keeps the batch open and the next run with it "
-                                  "converges it"
-                            : "journal write failed (" + error +
-                                  "): stopped before the step it announced, nothing rolled "
-                                  "back; the journal keeps the batch open and the next run "
-                                  "converges it";
-    outcome.seconds = seconds_since();
-    observer_.OnState(batch.id, BatchState::kFailed);
-    observer_.OnBatchFinished(outcome.seconds);
-    return outcome;
-  };
-
-  // Write-ahead: the batch record goes out with the first step records (one fsync), before any
-  // slot changes.
-  pending_records_.push_back(BatchRecord(info.id, info.source_id, info.source, info.target_id,
-                                         info.target, info.slots, info.source_replicas,
-                                         info.target_replicas));
-
-  GuardMonitor& monitor = *monitor_;
-  monitor.Arm(gs, endpoints, info.source, info.target);
-  spdlog::debug("batch {}: guards armed after {:.1f} ms", batch.id, seconds_since() * 1000);
-  observer_.OnState(batch.id, BatchState::kMigrating);
-
+std::optional<std::string> EngineImpl::MoveBatch(BatchRun& run, const BatchInfo& info,
+                                                 const ClusterSnapshot& snapshot,
+                                                 GuardMonitor& monitor, const GuardSettings& gs) {
   // Test hook "mid_keys": die (or pause) once half of the batch's keys have moved.
   int64_t keys_seen = 0;
   const int64_t keys_expected =
       options_.step_hooks->Watches("mid_keys") ? CountKeys(info.source, info.slots) : 0;
 
-  StepControl ctl = BaseControl(info, OtherMasters(*snapshot, info));
+  StepControl ctl = BaseControl(info, OtherMasters(snapshot, info));
   ctl.stop = [&]() { return StopReason(&monitor, gs); };
   ctl.crash_point = [this](const char* p) { CrashPoint(p); };
   ctl.on_keys = [&](int64_t n) {
@@ -1470,70 +1466,50 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
     if (keys_expected > 0 && keys_seen * 2 >= keys_expected) CrashPoint("mid_keys");
   };
 
+  if (auto why = StopReason(&monitor, gs)) return why;
   const MoveEnds ends{info.source_id, info.source, info.target_id, info.target};
-  std::optional<std::string> stop_reason;
   int done = 0;
-  if (auto why = StopReason(&monitor, gs)) {
-    stop_reason = why;
-  } else {
-    MoveResult r = migrator_.MoveSlots(
-        ends, Groups(info.slots, options_.group_slots), ctl, [&](const std::vector<int>& group) {
-          done += static_cast<int>(group.size());
-          observer_.OnSlotsMigrated(static_cast<int>(group.size()));
-          observer_.OnProgress(info.id, done, static_cast<int>(info.slots.size()));
-          spdlog::debug("batch {}: group {}-{} after {:.1f} ms", batch.id, group.front(),
-                        group.back(), seconds_since() * 1000);
-        });
-    outcome.keys_moved += r.keys;
-    for (const auto& w : r.warnings) {
-      spdlog::warn("batch {}: {}", info.id, w);
-      outcome.warnings.push_back(w);
-    }
-    if (!r.ok()) {
-      if (r.status == MoveResult::Status::kConflict) outcome.busy_keys = r.conflict_keys;
-      stop_reason = r.message;
-    }
+  MoveResult r = migrator_.MoveSlots(
+      ends, Groups(info.slots, options_.group_slots), ctl, [&](const std::vector<int>& group) {
+        done += static_cast<int>(group.size());
+        observer_.OnSlotsMigrated(static_cast<int>(group.size()));
+        observer_.OnProgress(info.id, done, static_cast<int>(info.slots.size()));
+        spdlog::debug("batch {}: group {}-{} after {:.1f} ms", run.batch.id, group.front(),
+                      group.back(), SecondsSince(run) * 1000);
+      });
+  run.outcome.keys_moved += r.keys;
+  for (const auto& w : r.warnings) {
+    spdlog::warn("batch {}: {}", info.id, w);
+    run.outcome.warnings.push_back(w);
   }
+  if (r.ok()) return std::nullopt;
+  if (r.status == MoveResult::Status::kConflict) run.outcome.busy_keys = r.conflict_keys;
+  return r.message;
+}
 
-  if (!stop_reason) {
-    observer_.OnState(batch.id, BatchState::kVerifying);
-    std::string why;
-    if (!WaitConvergence(info, info.target_id, endpoints, gs.convergence_timeout, &monitor, gs,
-                         why)) {
-      if (!monitor.tripped() && !Halted()) {
-        bool requested = false;
-        {
-          std::lock_guard<std::mutex> lock(mutex_);
-          requested = requested_.has_value();
-        }
-        if (!requested) monitor.Trip({"convergence", why});
-      }
-      stop_reason = StopReason(&monitor, gs).value_or(why);
+std::optional<std::string> EngineImpl::VerifyBatch(const BatchRun& run, const BatchInfo& info,
+                                                   const std::vector<cluster::Endpoint>& endpoints,
+                                                   GuardMonitor& monitor, const GuardSettings& gs) {
+  observer_.OnState(run.batch.id, BatchState::kVerifying);
+  std::string why;
+  if (WaitConvergence(info, info.target_id, endpoints, gs.convergence_timeout, &monitor, gs, why)) {
+    return std::nullopt;
+  }
+  if (!monitor.tripped() && !Halted()) {
+    bool requested = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      requested = requested_.has_value();
     }
+    if (!requested) monitor.Trip({"convergence", why});
   }
-  monitor.Disarm();
-  spdlog::debug("batch {}: verified after {:.1f} ms", batch.id, seconds_since() * 1000);
-  if (auto error = JournalError()) return journal_stopped(*error);
-  if (stop_reason && Halted()) {
-    // Flush what the batch journaled so far (the records of steps that ran are durable
-    // already; this only adds those still pending, so a failure here is only logged).
-    if (!pending_records_.empty()) (void)Write({});
-    return stopped();
-  }
+  return StopReason(&monitor, gs).value_or(why);
+}
 
-  if (!stop_reason) {
-    // Not fsync'd on its own: the next record's fsync covers it, and a lost "done" only makes
-    // recovery look at a batch that is already whole at the target.
-    pending_records_.push_back(EndRecord(info.id, BatchState::kDone, ""));
-    observer_.OnState(batch.id, BatchState::kDone);
-    outcome.state = BatchState::kDone;
-    outcome.slots_moved = static_cast<int>(info.slots.size());
-    outcome.seconds = seconds_since();
-    observer_.OnBatchFinished(outcome.seconds);
-    return outcome;
-  }
-
-  // Roll back.
+cluster::Result<BatchOutcome> EngineImpl::RollBackBatch(BatchRun& run, const BatchInfo& info,
+                                                        GuardMonitor& monitor,
+                                                        const std::string& stop_reason) {
+  BatchOutcome& outcome = run.outcome;
   RollbackTrigger trigger = RollbackTrigger::kGuard;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -1541,13 +1517,13 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
   }
   if (auto trip = monitor.tripped()) outcome.tripped_guard = trip->guard;
   outcome.trigger = trigger;
-  outcome.reason = *stop_reason;
-  spdlog::warn("batch {}: rolling back: {}", info.id, *stop_reason);
-  observer_.OnState(batch.id, BatchState::kRollingBack);
+  outcome.reason = stop_reason;
+  spdlog::warn("batch {}: rolling back: {}", info.id, stop_reason);
+  observer_.OnState(run.batch.id, BatchState::kRollingBack);
   observer_.OnRollback(trigger);
   // Where a rollback starts, every key is where clients find it: without its record, stop there.
-  if (auto j = Append(RollbackRecord(info.id, trigger, *stop_reason)); !j) {
-    return journal_stopped(j.error().message);
+  if (auto j = Append(RollbackRecord(info.id, trigger, stop_reason)); !j) {
+    return JournalStopped(run, j.error().message);
   }
   CrashPoint("before_rollback");
   ConvergeOutcome conv = Converge(info, ConvergeMode::kRollback, nullptr);
@@ -1561,14 +1537,14 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
     outcome.reason += kStoppedReason;
     outcome.state = BatchState::kFailed;
     outcome.stopped = true;
-    outcome.seconds = seconds_since();
+    outcome.seconds = SecondsSince(run);
     return outcome;
   }
   if (conv.ok) {
     // The rollback ran; without its end record the next recovery finds the batch whole at the
     // source (Write logs and counts the failure; journal_error reports it).
-    (void)Append(EndRecord(info.id, BatchState::kRolledBack, *stop_reason));
-    observer_.OnState(batch.id, BatchState::kRolledBack);
+    (void)Append(EndRecord(info.id, BatchState::kRolledBack, stop_reason));
+    observer_.OnState(run.batch.id, BatchState::kRolledBack);
     outcome.state = BatchState::kRolledBack;
     outcome.slots_moved = conv.forward;
   } else {
@@ -1577,13 +1553,92 @@ cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
                       "to finish it)";
     // A failed batch stays open with or without its end record: only its reason would be lost.
     if (!JournalError()) (void)Append(EndRecord(info.id, BatchState::kFailed, outcome.reason));
-    observer_.OnState(batch.id, BatchState::kFailed);
+    observer_.OnState(run.batch.id, BatchState::kFailed);
     outcome.state = BatchState::kFailed;
   }
   outcome.journal_error = JournalError();
-  outcome.seconds = seconds_since();
+  outcome.seconds = SecondsSince(run);
   observer_.OnBatchFinished(outcome.seconds);
   return outcome;
+}
+
+// One batch's life in the order the journal and the observer see it: lease and preflight
+// (PrepareBatch), write-ahead record, steps (MoveBatch), verification (VerifyBatch), then done
+// or rollback (RollBackBatch).
+cluster::Result<BatchOutcome> EngineImpl::RunBatch(const Batch& batch,
+                                                   const std::function<void()>& start_gate) {
+  BatchRun run{batch, clock_.Now(), {}};
+  if (Halted()) return cluster::MakeError("batch " + batch.id + " not started: " + kStoppedReason);
+  BeginRun(batch);
+  struct Finished {
+    EngineImpl& engine;
+    const std::string& id;
+    ~Finished() {
+      std::lock_guard<std::mutex> lock(engine.mutex_);
+      engine.running_.reset();
+      engine.last_finished_ = id;
+    }
+  } finished{*this, batch.id};
+  counters_.Reset();
+  migrator_.BeginBatch();
+  observer_.OnState(batch.id, BatchState::kPreflight);
+
+  auto prepared = PrepareBatch(run);
+  if (!prepared) {
+    observer_.OnState(batch.id, BatchState::kFailed);
+    observer_.OnBatchFinished(SecondsSince(run));
+    return tl::unexpected(prepared.error());
+  }
+  if (start_gate) start_gate();
+
+  BatchOutcome& outcome = run.outcome;
+  outcome.batch_id = batch.id;
+  for (const auto& w : prepared->warnings) {
+    Warn(w);
+    outcome.warnings.push_back(w);
+  }
+
+  const GuardSettings gs = BatchGuardSettings(batch);
+  const BatchInfo info = MakeBatchInfo(batch, prepared->resolved, prepared->snapshot);
+  std::vector<cluster::Endpoint> endpoints;
+  for (const auto& r : prepared->snapshot.reports) endpoints.push_back(r.endpoint);
+
+  if (Halted()) return Stopped(run);  // nothing journaled or touched yet
+
+  // Write-ahead: the batch record goes out with the first step records (one fsync), before any
+  // slot changes.
+  pending_records_.push_back(BatchRecord(info.id, info.source_id, info.source, info.target_id,
+                                         info.target, info.slots, info.source_replicas,
+                                         info.target_replicas));
+
+  GuardMonitor& monitor = *monitor_;
+  monitor.Arm(gs, endpoints, info.source, info.target);
+  spdlog::debug("batch {}: guards armed after {:.1f} ms", batch.id, SecondsSince(run) * 1000);
+  observer_.OnState(batch.id, BatchState::kMigrating);
+  std::optional<std::string> stop_reason = MoveBatch(run, info, prepared->snapshot, monitor, gs);
+  if (!stop_reason) stop_reason = VerifyBatch(run, info, endpoints, monitor, gs);
+  monitor.Disarm();
+  spdlog::debug("batch {}: verified after {:.1f} ms", batch.id, SecondsSince(run) * 1000);
+  if (auto error = JournalError()) return JournalStopped(run, *error);
+  if (stop_reason && Halted()) {
+    // Flush what the batch journaled so far (the records of steps that ran are durable
+    // already; this only adds those still pending, so a failure here is only logged).
+    if (!pending_records_.empty()) (void)Write({});
+    return Stopped(run);
+  }
+
+  if (!stop_reason) {
+    // Not fsync'd on its own: the next record's fsync covers it, and a lost "done" only makes
+    // recovery look at a batch that is already whole at the target.
+    pending_records_.push_back(EndRecord(info.id, BatchState::kDone, ""));
+    observer_.OnState(batch.id, BatchState::kDone);
+    outcome.state = BatchState::kDone;
+    outcome.slots_moved = static_cast<int>(info.slots.size());
+    outcome.seconds = SecondsSince(run);
+    observer_.OnBatchFinished(outcome.seconds);
+    return outcome;
+  }
+  return RollBackBatch(run, info, monitor, *stop_reason);
 }
 
 cluster::Result<RecoveryReport> EngineImpl::Recover() {

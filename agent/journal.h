@@ -83,6 +83,7 @@ class Journal {
   std::mutex mutex_;
 };
 
+// Batch stage 5, journaled: as recovery reads it back after a stop or crash.
 // One batch as the journal tells it (its latest incarnation when an id is reused).
 struct JournalBatch {
   std::string id;

@@ -19,7 +19,16 @@ const std::vector<std::string>& AgentMetrics::States() {
   return kStates;
 }
 
+// Registered in exposition order: state and queue, then migration totals, then running
+// batches, journal and webhook.
 AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  AddStateMetrics();
+  AddMigrationMetrics();
+  AddRunMetrics();
+  SetState("idle");
+}
+
+void AgentMetrics::AddStateMetrics() {
   BuildGauge()
       .Name("slotguard_agent_build_info")
       .Help(
@@ -50,6 +59,9 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                         .Help("Age of the oldest plan waiting for approval (0 when none)")
                         .Register(*registry_)
                         .Add({});
+}
+
+void AgentMetrics::AddMigrationMetrics() {
   slots_migrated_ = &BuildCounter()
                          .Name("slotguard_agent_slots_migrated_total")
                          .Help("Slots whose ownership moved to the target")
@@ -87,6 +99,9 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
                          .Register(*registry_)
                          .Add({}, prometheus::Histogram::BucketBoundaries{1, 5, 10, 30, 60, 120,
                                                                           300, 600, 1800, 3600});
+}
+
+void AgentMetrics::AddRunMetrics() {
   running_batches_ = &BuildGauge()
                           .Name("slotguard_agent_running_batches")
                           .Help(
@@ -119,7 +134,6 @@ AgentMetrics::AgentMetrics() : registry_(std::make_shared<prometheus::Registry>(
   for (const char* r : {"accepted", "ignored", "rejected"}) {
     webhook_[r] = &webhook.Add({{"result", r}});
   }
-  SetState("idle");
 }
 
 void AgentMetrics::SetState(std::string_view state) {

@@ -48,6 +48,11 @@ class AgentMetrics final : public EngineObserver {
   static const std::vector<std::string>& States();
 
  private:
+  // The constructor's parts, in registration order.
+  void AddStateMetrics();
+  void AddMigrationMetrics();
+  void AddRunMetrics();
+
   std::shared_ptr<prometheus::Registry> registry_;
   mutable std::mutex mutex_;
   std::string state_;

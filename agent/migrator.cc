@@ -1134,147 +1134,196 @@ std::vector<std::string> Migrator::NodeOnOthers(const MoveEnds& ends, const std:
 // Over 100 lines on purpose: the order of its SETSLOT rounds, journal records and crash points is
 // the move protocol (DESIGN.md) and reads top to bottom here; what is left inside shares result,
 // ctl and the prelisted keys. Its pure argv and reply helpers are above (SetSlotArgvs ...).
-MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vector<int>>& groups,
-                               const StepControl& ctl,
-                               const std::function<void(const std::vector<int>&)>& on_group_done) {
-  MoveResult result;
-  if (groups.empty() || groups.front().empty()) return result;
-  std::future<std::vector<std::string>> others;  // SETSLOT NODE on the other masters, async
-  auto join_others = [&] {
-    if (others.valid()) {
-      for (auto& w : others.get()) result.warnings.push_back(std::move(w));
+// One MoveSlots call: its groups go through their SETSLOT rounds in order, each group's
+// NODE rounds opening the next group in the same round trips.
+class Migrator::SlotMove {
+ public:
+  SlotMove(Migrator& m, const MoveEnds& ends, const std::vector<std::vector<int>>& groups,
+           const StepControl& ctl,
+           const std::function<void(const std::vector<int>&)>& on_group_done)
+      : m_(m),
+        ends_(ends),
+        groups_(groups),
+        ctl_(ctl),
+        on_group_done_(on_group_done),
+        t0_(std::chrono::steady_clock::now()) {}
+
+  MoveResult Run() {
+    if (groups_.empty() || groups_.front().empty()) return result_;
+    if (!OpenFirst()) return result_;
+    for (size_t k = 0; k < groups_.size(); ++k) {
+      if (!RunGroup(k)) return result_;
     }
-  };
-  auto finish = [&](MoveResult::Status status, std::string message) {
-    join_others();
-    result.status = status;
-    result.message = std::move(message);
-    return result;
-  };
-  auto fail = [&](std::string message) {
-    return finish(MoveResult::Status::kError, std::move(message));
-  };
-  auto journal = [&](std::vector<JournalStep> steps) -> cluster::Result<void> {
-    if (!ctl.journal) return {};
-    for (auto& s : steps) s.step = ctl.step_prefix + s.step;
-    return ctl.journal(steps);
-  };
-  auto crash = [&](const char* point) {
-    if (ctl.crash_point) ctl.crash_point(point);
-  };
-  auto stopped = [&]() -> std::optional<std::string> {
-    return ctl.stop ? ctl.stop() : std::nullopt;
-  };
-  const auto t0 = std::chrono::steady_clock::now();
-  auto lap = [&](const std::vector<int>& g, const char* what) {
-    spdlog::debug(
-        "  {}{}-{}: {} at {:.2f} ms", ctl.step_prefix, g.front(), g.back(), what,
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  };
-  // Keys the target already holds in a slot it does not own would meet MIGRATE as BUSYKEY half
-  // way through: compare them while the group is only IMPORTING, before any key or client moves.
-  auto conflicts_in =
-      [&](const std::vector<int>& stray_slots) -> cluster::Result<std::vector<std::string>> {
-    if (stray_slots.empty() || settings_.replace) return std::vector<std::string>{};
-    return StrayConflicts(ends, stray_slots, ctl);
+    JoinOthers();
+    Lap(groups_.back(), "others joined");
+    return result_;
+  }
+
+ private:
+  // What the target's NODE round learnt about opening the next group.
+  struct NextGroup {
+    std::string error;
+    std::vector<std::string> conflicts;
+    std::optional<std::string> stop;
   };
 
-  // Round 0: open the first group (IMPORTING on the target, then MIGRATING on the source).
-  const auto& first = groups.front();
-  if (auto j = journal({{"importing", first}, {"migrating", first}}); !j) {
-    return fail(j.error().message);
-  }
-  {
-    auto cmds = SetSlotArgvs(first, {"IMPORTING", ends.from_id});
-    auto c = CountKeysArgvs(first);
-    cmds.insert(cmds.end(), c.begin(), c.end());
-    auto replies = Run(ends.to, cmds, ctl);
-    if (!replies) {
-      return fail("SETSLOT IMPORTING on " + ends.to.ToString() + ": " + replies.error().message);
-    }
-    if (auto e = ErrorsIn(*replies, 0, first, false); !e.empty()) {
-      return fail("SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(e));
-    }
-    lap(first, "importing");
-    crash("after_importing");
-    auto conflicts = conflicts_in(StraysIn(*replies, first.size(), first));
-    if (!conflicts) return fail(conflicts.error().message);
-    if (!conflicts->empty()) {
-      result.conflict_keys = *conflicts;
-      return finish(MoveResult::Status::kConflict, ConflictMessage(ends, *conflicts));
+  void JoinOthers() {
+    if (others_.valid()) {
+      for (auto& w : others_.get()) result_.warnings.push_back(std::move(w));
     }
   }
-  if (auto why = stopped()) return finish(MoveResult::Status::kStopped, *why);
-  // Where SETSLOT runs at once (not replicated), each slot's first GETKEYSINSLOT follows its
-  // MIGRATING in the same pipeline: run after it, so no key can appear at the source after the
-  // listing (a command on a missing key of a MIGRATING slot gets -ASK), and MoveKeys starts on
-  // these lists without a scan round trip of its own. A replicated SETSLOT may answer
-  // -NOREPLICAS and run only when sent again, after the listing: there MoveKeys scans itself.
-  const bool prelist = !SupportOf(ends.from).replicated;
-  auto with_scans = [&](std::vector<cluster::Argv> cmds, const std::vector<int>& slots) {
-    if (prelist) {
-      for (int slot : slots) cmds.push_back(ScanArgv(slot, 0));
+  // Ends the move: false, for the caller to return result_.
+  bool Finish(MoveResult::Status status, std::string message) {
+    JoinOthers();
+    result_.status = status;
+    result_.message = std::move(message);
+    return false;
+  }
+  bool Fail(std::string message) { return Finish(MoveResult::Status::kError, std::move(message)); }
+  bool Conflict(const std::vector<std::string>& keys) {
+    result_.conflict_keys = keys;
+    return Finish(MoveResult::Status::kConflict, m_.ConflictMessage(ends_, keys));
+  }
+  cluster::Result<void> Journal(std::vector<JournalStep> steps) const {
+    if (!ctl_.journal) return {};
+    for (auto& s : steps) s.step = ctl_.step_prefix + s.step;
+    return ctl_.journal(steps);
+  }
+  void Crash(const char* point) const {
+    if (ctl_.crash_point) ctl_.crash_point(point);
+  }
+  std::optional<std::string> Stopped() const { return ctl_.stop ? ctl_.stop() : std::nullopt; }
+  void Lap(const std::vector<int>& g, const char* what) const {
+    spdlog::debug(
+        "  {}{}-{}: {} at {:.2f} ms", ctl_.step_prefix, g.front(), g.back(), what,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count());
+  }
+  // Keys the target already holds in a slot it does not own would meet MIGRATE as BUSYKEY half
+  // way through: compare them while the group is only IMPORTING, before any key or client moves.
+  cluster::Result<std::vector<std::string>> ConflictsIn(const std::vector<int>& stray_slots) {
+    if (stray_slots.empty() || m_.settings_.replace) return std::vector<std::string>{};
+    return m_.StrayConflicts(ends_, stray_slots, ctl_);
+  }
+  std::vector<cluster::Argv> WithScans(std::vector<cluster::Argv> cmds,
+                                       const std::vector<int>& slots) const {
+    if (prelist_) {
+      for (int slot : slots) cmds.push_back(m_.ScanArgv(slot, 0));
     }
     return cmds;
-  };
-  auto listed_in = [&](const std::vector<cluster::Reply>& replies, size_t at,
-                       const std::vector<int>& slots) {
+  }
+  std::map<int, cluster::Reply> ListedIn(const std::vector<cluster::Reply>& replies, size_t at,
+                                         const std::vector<int>& slots) const {
     std::map<int, cluster::Reply> out;
-    if (!prelist) return out;
+    if (!prelist_) return out;
     for (size_t i = 0; i < slots.size() && at + i < replies.size(); ++i) {
       out[slots[i]] = replies[at + i];
     }
     return out;
-  };
-  std::map<int, cluster::Reply> listed;  // the next MoveKeys' first lists
-  {
+  }
+
+  // Round 0: open the first group (IMPORTING on the target, then MIGRATING on the source).
+  bool OpenFirst() {
+    const auto& first = groups_.front();
+    if (auto j = Journal({{"importing", first}, {"migrating", first}}); !j) {
+      return Fail(j.error().message);
+    }
+    {
+      auto cmds = SetSlotArgvs(first, {"IMPORTING", ends_.from_id});
+      auto c = CountKeysArgvs(first);
+      cmds.insert(cmds.end(), c.begin(), c.end());
+      auto replies = m_.Run(ends_.to, cmds, ctl_);
+      if (!replies) {
+        return Fail("SETSLOT IMPORTING on " + ends_.to.ToString() + ": " + replies.error().message);
+      }
+      if (auto e = ErrorsIn(*replies, 0, first, false); !e.empty()) {
+        return Fail("SETSLOT IMPORTING on " + ends_.to.ToString() + " refused: " + Slots(e));
+      }
+      Lap(first, "importing");
+      Crash("after_importing");
+      auto conflicts = ConflictsIn(StraysIn(*replies, first.size(), first));
+      if (!conflicts) return Fail(conflicts.error().message);
+      if (!conflicts->empty()) return Conflict(*conflicts);
+    }
+    if (auto why = Stopped()) return Finish(MoveResult::Status::kStopped, *why);
+    // Where SETSLOT runs at once (not replicated), each slot's first GETKEYSINSLOT follows its
+    // MIGRATING in the same pipeline: run after it, so no key can appear at the source after the
+    // listing (a command on a missing key of a MIGRATING slot gets -ASK), and MoveKeys starts on
+    // these lists without a scan round trip of its own. A replicated SETSLOT may answer
+    // -NOREPLICAS and run only when sent again, after the listing: there MoveKeys scans itself.
+    prelist_ = !m_.SupportOf(ends_.from).replicated;
     auto mig =
-        Run(ends.from, with_scans(SetSlotArgvs(first, {"MIGRATING", ends.to_id}), first), ctl);
+        m_.Run(ends_.from, WithScans(SetSlotArgvs(first, {"MIGRATING", ends_.to_id}), first), ctl_);
     if (!mig) {
-      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + ": " + mig.error().message);
+      return Fail("SETSLOT MIGRATING on " + ends_.from.ToString() + ": " + mig.error().message);
     }
     if (auto e = ErrorsIn(*mig, 0, first, false); !e.empty()) {
-      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
+      return Fail("SETSLOT MIGRATING on " + ends_.from.ToString() + " refused: " + Slots(e));
     }
-    listed = listed_in(*mig, first.size(), first);
+    listed_ = ListedIn(*mig, first.size(), first);
+    Lap(first, "migrating");
+    Crash("after_migrating");
+    return true;
   }
-  lap(first, "migrating");
-  crash("after_migrating");
 
-  for (size_t k = 0; k < groups.size(); ++k) {
-    const auto& g = groups[k];
-    const std::vector<int>* next = k + 1 < groups.size() ? &groups[k + 1] : nullptr;
+  // Group k: its keys, then its NODE rounds (which open group k+1); false once the move ends.
+  bool RunGroup(size_t k) {
+    const auto& g = groups_[k];
+    const std::vector<int>* next = k + 1 < groups_.size() ? &groups_[k + 1] : nullptr;
+    if (!MoveGroupKeys(g, next)) return false;
+    std::vector<cluster::Reply> to_replies;
+    NextGroup n;
+    if (!NodeOnTarget(g, next, to_replies, n)) return false;
+    std::vector<cluster::Reply> from_replies;
+    const bool open_next = next && n.error.empty() && n.conflicts.empty() && !n.stop;
+    if (!NodeOnSource(g, next, open_next, from_replies)) return false;
 
+    if (!next) return true;
+    if (!n.error.empty()) return Fail(n.error);
+    if (!n.conflicts.empty()) return Conflict(n.conflicts);
+    if (n.stop) return Finish(MoveResult::Status::kStopped, *n.stop);
+    if (auto e = ErrorsIn(from_replies, g.size(), *next, false); !e.empty()) {
+      return Fail("SETSLOT MIGRATING on " + ends_.from.ToString() + " refused: " + Slots(e));
+    }
+    listed_ = ListedIn(from_replies, g.size() + next->size(), *next);
+    Lap(*next, "opened");
+    return true;
+  }
+
+  bool MoveGroupKeys(const std::vector<int>& g, const std::vector<int>* next) {
     // The records of the coming SETSLOT rounds are written (and fsync'd) while the keys move.
     std::vector<JournalStep> steps{{"node_target", g}};
     if (next) steps.push_back({"importing", *next});
     steps.push_back({"node_source", g});
     if (next) steps.push_back({"migrating", *next});
-    if (!ctl.other_masters.empty()) steps.push_back({"node_others", g});
-    auto journaled = std::async(std::launch::async, [&journal, steps] { return journal(steps); });
+    if (!ctl_.other_masters.empty()) steps.push_back({"node_others", g});
+    auto journaled = std::async(std::launch::async, [this, steps] { return Journal(steps); });
 
-    MoveResult keys = MoveKeys(ends, g, BusyKeyPolicy::kForward, ctl, std::move(listed));
-    listed.clear();
+    MoveResult keys = m_.MoveKeys(ends_, g, BusyKeyPolicy::kForward, ctl_, std::move(listed_));
+    listed_.clear();
     auto jr = journaled.get();
-    lap(g, "keys");
-    result.keys += keys.keys;
-    for (auto& w : keys.warnings) result.warnings.push_back(std::move(w));
+    Lap(g, "keys");
+    result_.keys += keys.keys;
+    for (auto& w : keys.warnings) result_.warnings.push_back(std::move(w));
     if (!keys.ok()) {
-      result.conflict_keys = keys.conflict_keys;
-      result.left_keys = keys.left_keys;
-      result.target_full = keys.target_full;
-      result.unreadable = keys.unreadable;
-      result.refused = keys.refused;
-      return finish(keys.status, keys.message);  // no slot of this group changed owner
+      result_.conflict_keys = keys.conflict_keys;
+      result_.left_keys = keys.left_keys;
+      result_.target_full = keys.target_full;
+      result_.unreadable = keys.unreadable;
+      result_.refused = keys.refused;
+      return Finish(keys.status, keys.message);  // no slot of this group changed owner
     }
-    if (!jr) return fail(jr.error().message);
+    if (!jr) return Fail(jr.error().message);
+    return true;
+  }
 
-    // Every key of g moved. The new owner learns first, so it serves the slots before the
-    // source starts answering MOVED; the next group is opened in the same round trips.
-    auto fence = AwaitEpochFence(ends, ctl);
-    if (!fence) return fail(fence.error().message);
+  // Every key of g moved. The new owner learns first, so it serves the slots before the
+  // source starts answering MOVED; the next group is opened in the same round trips.
+  bool NodeOnTarget(const std::vector<int>& g, const std::vector<int>* next,
+                    std::vector<cluster::Reply>& to_replies, NextGroup& n) {
+    auto fence = m_.AwaitEpochFence(ends_, ctl_);
+    if (!fence) return Fail(fence.error().message);
     // Where SETSLOT is replicated, STABLE would cost a replica round trip per slot.
-    const bool stable_first = !SupportOf(ends.to).replicated;
+    const bool stable_first = !m_.SupportOf(ends_.to).replicated;
     // The first slot's claim bumps the target's epoch; the rest claim at that epoch without a
     // bump, so they go out only once the bump is read back above the source's. Where the fence
     // read (the round trip just before) shows the target's epoch above the source's already
@@ -1284,87 +1333,94 @@ MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vect
     const bool with_first =
         stable_first && !ClaimOutranksProblem(fence->source, fence->target).has_value();
     if (!with_first) {
-      if (auto claimed = ClaimFirst(ends, g); !claimed) return fail(claimed.error().message);
+      if (auto claimed = m_.ClaimFirst(ends_, g); !claimed) return Fail(claimed.error().message);
     }
-    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends.to_id, stable_first, with_first);
+    std::vector<cluster::Argv> to_cmds = NodeOnTargetArgv(g, ends_.to_id, stable_first, with_first);
     const size_t node_cmds = to_cmds.size();
     if (next) {
-      auto imp = SetSlotArgvs(*next, {"IMPORTING", ends.from_id});
+      auto imp = SetSlotArgvs(*next, {"IMPORTING", ends_.from_id});
       auto c = CountKeysArgvs(*next);
       to_cmds.insert(to_cmds.end(), imp.begin(), imp.end());
       to_cmds.insert(to_cmds.end(), c.begin(), c.end());
     }
-    auto to_replies =
-        to_cmds.empty()
-            ? cluster::Result<std::vector<cluster::Reply>>(std::vector<cluster::Reply>{})
-            : Run(ends.to, to_cmds, ctl);
-    if (!to_replies) {
-      return fail("SETSLOT NODE on " + ends.to.ToString() + ": " + to_replies.error().message);
+    auto replies = to_cmds.empty()
+                       ? cluster::Result<std::vector<cluster::Reply>>(std::vector<cluster::Reply>{})
+                       : m_.Run(ends_.to, to_cmds, ctl_);
+    if (!replies) {
+      return Fail("SETSLOT NODE on " + ends_.to.ToString() + ": " + replies.error().message);
     }
-    if (auto e = NodeOnTargetErrors(*to_replies, g, stable_first, with_first); !e.empty()) {
-      return fail("SETSLOT NODE on " + ends.to.ToString() + " refused: " + Slots(e));
+    if (auto e = NodeOnTargetErrors(*replies, g, stable_first, with_first); !e.empty()) {
+      return Fail("SETSLOT NODE on " + ends_.to.ToString() + " refused: " + Slots(e));
     }
-    lap(g, "node_target");
-    crash("after_target_node");
+    to_replies = std::move(*replies);
+    Lap(g, "node_target");
+    Crash("after_target_node");
 
-    std::string next_error;
-    std::vector<std::string> next_conflicts;
     if (next) {
-      if (auto e = ErrorsIn(*to_replies, node_cmds, *next, false); !e.empty()) {
-        next_error = "SETSLOT IMPORTING on " + ends.to.ToString() + " refused: " + Slots(e);
+      if (auto e = ErrorsIn(to_replies, node_cmds, *next, false); !e.empty()) {
+        n.error = "SETSLOT IMPORTING on " + ends_.to.ToString() + " refused: " + Slots(e);
       } else {
-        auto c = conflicts_in(StraysIn(*to_replies, node_cmds + next->size(), *next));
+        auto c = ConflictsIn(StraysIn(to_replies, node_cmds + next->size(), *next));
         if (!c) {
-          next_error = c.error().message;
+          n.error = c.error().message;
         } else {
-          next_conflicts = *c;
+          n.conflicts = *c;
         }
       }
     }
-    std::optional<std::string> stop = next ? stopped() : std::nullopt;
-    const bool open_next = next && next_error.empty() && next_conflicts.empty() && !stop;
+    n.stop = next ? Stopped() : std::nullopt;
+    return true;
+  }
 
-    std::vector<cluster::Argv> from_cmds = SetSlotArgvs(g, {"NODE", ends.to_id});
+  // The source hands g over (and opens the next group when `open_next`); the other masters
+  // learn asynchronously, joined before the next group's or the move's end.
+  bool NodeOnSource(const std::vector<int>& g, const std::vector<int>* next, bool open_next,
+                    std::vector<cluster::Reply>& from_replies) {
+    std::vector<cluster::Argv> from_cmds = SetSlotArgvs(g, {"NODE", ends_.to_id});
     if (open_next) {
-      auto mig = with_scans(SetSlotArgvs(*next, {"MIGRATING", ends.to_id}), *next);
+      auto mig = WithScans(SetSlotArgvs(*next, {"MIGRATING", ends_.to_id}), *next);
       from_cmds.insert(from_cmds.end(), mig.begin(), mig.end());
     }
-    auto from_replies = Run(ends.from, from_cmds, ctl);
-    if (!from_replies) {
-      return fail("SETSLOT NODE on " + ends.from.ToString() + ": " + from_replies.error().message);
+    auto replies = m_.Run(ends_.from, from_cmds, ctl_);
+    if (!replies) {
+      return Fail("SETSLOT NODE on " + ends_.from.ToString() + ": " + replies.error().message);
     }
     // The source may have been demoted meanwhile; its new master learns by gossip.
-    if (auto e = ErrorsIn(*from_replies, 0, g, true); !e.empty()) {
-      return fail("SETSLOT NODE on " + ends.from.ToString() + " refused: " + Slots(e));
+    if (auto e = ErrorsIn(*replies, 0, g, true); !e.empty()) {
+      return Fail("SETSLOT NODE on " + ends_.from.ToString() + " refused: " + Slots(e));
     }
-    lap(g, "node_source");
-    crash("after_source_node");
+    from_replies = std::move(*replies);
+    Lap(g, "node_source");
+    Crash("after_source_node");
 
-    join_others();
-    if (!ctl.other_masters.empty()) {
-      others = std::async(std::launch::async, [this, ends, g, list = ctl.other_masters] {
-        return NodeOnOthers(ends, g, list);
-      });
+    JoinOthers();
+    if (!ctl_.other_masters.empty()) {
+      others_ =
+          std::async(std::launch::async, [&m = m_, ends = ends_, g, list = ctl_.other_masters] {
+            return m.NodeOnOthers(ends, g, list);
+          });
     }
-    result.finished.insert(result.finished.end(), g.begin(), g.end());
-    if (on_group_done) on_group_done(g);
-
-    if (!next) break;
-    if (!next_error.empty()) return fail(next_error);
-    if (!next_conflicts.empty()) {
-      result.conflict_keys = next_conflicts;
-      return finish(MoveResult::Status::kConflict, ConflictMessage(ends, next_conflicts));
-    }
-    if (stop) return finish(MoveResult::Status::kStopped, *stop);
-    if (auto e = ErrorsIn(*from_replies, g.size(), *next, false); !e.empty()) {
-      return fail("SETSLOT MIGRATING on " + ends.from.ToString() + " refused: " + Slots(e));
-    }
-    listed = listed_in(*from_replies, g.size() + next->size(), *next);
-    lap(*next, "opened");
+    result_.finished.insert(result_.finished.end(), g.begin(), g.end());
+    if (on_group_done_) on_group_done_(g);
+    return true;
   }
-  join_others();
-  lap(groups.back(), "others joined");
-  return result;
+
+  Migrator& m_;
+  const MoveEnds& ends_;
+  const std::vector<std::vector<int>>& groups_;
+  const StepControl& ctl_;
+  const std::function<void(const std::vector<int>&)>& on_group_done_;
+  const std::chrono::steady_clock::time_point t0_;
+  MoveResult result_;
+  std::future<std::vector<std::string>> others_;  // SETSLOT NODE on the other masters, async
+  bool prelist_ = false;                          // see OpenFirst
+  std::map<int, cluster::Reply> listed_;          // the next MoveKeys' first lists
+};
+
+MoveResult Migrator::MoveSlots(const MoveEnds& ends, const std::vector<std::vector<int>>& groups,
+                               const StepControl& ctl,
+                               const std::function<void(const std::vector<int>&)>& on_group_done) {
+  return SlotMove(*this, ends, groups, ctl, on_group_done).Run();
 }
 
 }  // namespace slotguard::agent

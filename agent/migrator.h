@@ -23,6 +23,7 @@
 
 namespace slotguard::agent {
 
+// Batch stage 4, running (the migrator's part): only the ends its SETSLOT and MIGRATE rounds need.
 // The two ends of a move of slots (from owns them at the start).
 struct MoveEnds {
   std::string from_id;
@@ -175,7 +176,8 @@ class Migrator {
   bool SameContent(const cluster::Endpoint& a, const cluster::Endpoint& b, const std::string& key);
 
  private:
-  class KeyMove;  // one MoveKeys call (migrator.cc)
+  class KeyMove;   // one MoveKeys call (migrator.cc)
+  class SlotMove;  // one MoveSlots call (migrator.cc)
 
   // Run without the SETSLOT handling: transport failures retried until ctl.deadline.
   cluster::Result<std::vector<cluster::Reply>> RunOnce(

@@ -20,6 +20,7 @@ struct SlotLoad {
   int64_t bytes = 0;
 };
 
+// Batch stage 1, planned: as the user, a plan file or the planner states it.
 // One batch: move `slots` from `from` to `to`. from/to are a node id or "host:port" as given
 // by the user; ValidatePlan resolves them.
 struct Batch {
@@ -52,6 +53,7 @@ struct Limits {
   double hot_slot_fraction = 0.15;      // a slot above this share of its node's memory goes alone
 };
 
+// Batch stage 3, resolved: ends checked against the live cluster, named by id and address.
 struct ResolvedBatch {
   Batch batch;
   std::string source_id;

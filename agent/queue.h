@@ -19,6 +19,7 @@
 
 namespace slotguard::agent {
 
+// Batch stage 2, queued (daemon only): a Batch with its queue.json state.
 struct QueueItem {
   Batch batch;
   std::string plan_id;

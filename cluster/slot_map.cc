@@ -91,16 +91,16 @@ ClusterJudgement JudgeCluster(const std::vector<NodesView>& views) {
   return JudgeClusterRefs(refs);
 }
 
-ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
-  ClusterJudgement j;
-  j.views = static_cast<int>(views.size());
+namespace {
 
+// Owners where every view agrees; `disputed` marks the slots where one differs.
+void JudgeOwners(const std::vector<const NodesView*>& views, ClusterJudgement& j,
+                 std::vector<bool>& disputed) {
   // Every view's owners as indexes into one table of ids (the judgement's own), so views are
   // compared slot by slot as integers: the first view is the candidate, each later one is laid
   // out in `view` and any slot where they differ is disputed.
   SlotMap& agreed = j.owners;
   std::vector<SlotMap::Index> view(kSlotCount);
-  std::vector<bool> disputed(kSlotCount, false);
   for (size_t v = 0; v < views.size(); ++v) {
     if (v > 0) std::fill(view.begin(), view.end(), SlotMap::kUnassigned);
     for (const auto& node : views[v]->nodes) {
@@ -121,7 +121,10 @@ ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
       if (view[s] != agreed.OwnerIndex(s)) disputed[s] = true;
     }
   }
+}
 
+void JudgeCoverage(const std::vector<bool>& disputed, ClusterJudgement& j) {
+  SlotMap& agreed = j.owners;
   // Coverage. With no view at all nothing is known to be covered: all slots count as uncovered.
   for (int s = 0; s < kSlotCount; ++s) {
     if (disputed[s]) {
@@ -135,7 +138,9 @@ ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
       ++j.covered;
     }
   }
+}
 
+void JudgeOpenSlots(const std::vector<const NodesView*>& views, ClusterJudgement& j) {
   // Open slots: only a node's own line carries them.
   for (const NodesView* v : views) {
     const NodeEntry* me = FindMyself(v->nodes);
@@ -155,7 +160,9 @@ ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
       std::unique(j.open_slots.begin(), j.open_slots.end(),
                   [&](const OpenSlotState& a, const OpenSlotState& b) { return key(a) == key(b); }),
       j.open_slots.end());
+}
 
+void JudgeConsistency(const std::vector<const NodesView*>& views, ClusterJudgement& j) {
   // Consistency as redis-cli --cluster check decides it.
   j.consistent = !views.empty();
   if (!views.empty()) {
@@ -164,7 +171,9 @@ ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
       if (ConfigSignature(views[i]->nodes) != first) j.consistent = false;
     }
   }
+}
 
+void JudgeEpochs(const std::vector<const NodesView*>& views, ClusterJudgement& j) {
   // Config epochs among masters. A node's own line is authoritative for its role and epoch; a
   // node that did not answer is taken at the highest epoch any view gives it as a master. A
   // view that still lists a replica as master carries its master's epoch (a replica's pings
@@ -196,7 +205,9 @@ ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
     j.epoch_collisions += static_cast<int>(ids.size());
     j.colliding_epochs[epoch] = std::move(ids);
   }
+}
 
+void JudgeFailing(const std::vector<const NodesView*>& views, ClusterJudgement& j) {
   std::set<std::string> failing;
   for (const NodesView* v : views) {
     for (const auto& n : v->nodes) {
@@ -206,6 +217,20 @@ ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
     }
   }
   j.failing_node_ids.assign(failing.begin(), failing.end());
+}
+
+}  // namespace
+
+ClusterJudgement JudgeClusterRefs(const std::vector<const NodesView*>& views) {
+  ClusterJudgement j;
+  j.views = static_cast<int>(views.size());
+  std::vector<bool> disputed(kSlotCount, false);
+  JudgeOwners(views, j, disputed);
+  JudgeCoverage(disputed, j);
+  JudgeOpenSlots(views, j);
+  JudgeConsistency(views, j);
+  JudgeEpochs(views, j);
+  JudgeFailing(views, j);
   return j;
 }
 

@@ -25,6 +25,58 @@ namespace {
 
 using namespace slotguard;
 
+// What the exporter connects with: the seeds, TLS and credentials, from the settings.
+struct SeedConnection {
+  std::vector<cluster::Endpoint> seeds;
+  std::optional<cluster::TlsSettings> tls;
+  // One OpenSSL context for every node: the CA and the client certificate are read once, here.
+  std::shared_ptr<const cluster::TlsContext> tls_context;
+  std::optional<std::string> user;
+  std::optional<cluster::Credentials> credentials;
+};
+
+// Logs what is wrong and returns nullopt (the exporter then exits 1).
+std::optional<SeedConnection> ResolveSeedConnection(const exporter::Settings& settings) {
+  SeedConnection c;
+  std::vector<cluster::SeedAddress> seed_addresses;
+  std::optional<std::string> url_user;
+  for (const auto& addr : settings.redis_addrs) {
+    auto seed = cluster::ParseSeedAddress(addr);
+    if (!seed) {
+      spdlog::error("--redis.addr: {}", seed.error().message);
+      return std::nullopt;
+    }
+    if (seed->user && !url_user) url_user = seed->user;
+    c.seeds.push_back(seed->endpoint);
+    seed_addresses.push_back(*seed);
+  }
+  const cluster::TlsSettings tls_settings = cluster::MergeTls({}, settings.tls);
+  auto tls =
+      cluster::TlsForSeeds(seed_addresses, tls_settings, tls_settings != cluster::TlsSettings{});
+  if (!tls) {
+    spdlog::error("--redis.addr, --tls.*: {}", tls.error().message);
+    return std::nullopt;
+  }
+  c.tls = *tls;
+  if (c.tls) {
+    auto context = cluster::TlsContext::Create(*c.tls);
+    if (!context) {
+      spdlog::error("--tls.*: {}", context.error().message);
+      return std::nullopt;
+    }
+    c.tls_context = *context;
+  }
+  // --redis.user wins over a user written in a redis:// address.
+  c.user = settings.redis_user ? settings.redis_user : url_user;
+  auto credentials = cluster::LoadCredentials(c.user, settings.password_file);
+  if (!credentials) {
+    spdlog::error("credentials: {}", credentials.error().message);
+    return std::nullopt;
+  }
+  c.credentials = *credentials;
+  return c;
+}
+
 int Run(const exporter::Settings& settings) {
   // Scrapes read nodes on the cluster reader's workers and glibc gives threads arenas of their
   // own (up to eight per core), each keeping a few hundred KiB after a scrape: two arenas took
@@ -40,43 +92,9 @@ int Run(const exporter::Settings& settings) {
 
   common::SetupLogging("slotguard-exporter", settings.log_format, settings.log_level);
 
-  std::vector<cluster::Endpoint> seeds;
-  std::vector<cluster::SeedAddress> seed_addresses;
-  std::optional<std::string> url_user;
-  for (const auto& addr : settings.redis_addrs) {
-    auto seed = cluster::ParseSeedAddress(addr);
-    if (!seed) {
-      spdlog::error("--redis.addr: {}", seed.error().message);
-      return 1;
-    }
-    if (seed->user && !url_user) url_user = seed->user;
-    seeds.push_back(seed->endpoint);
-    seed_addresses.push_back(*seed);
-  }
-  const cluster::TlsSettings tls_settings = cluster::MergeTls({}, settings.tls);
-  auto tls =
-      cluster::TlsForSeeds(seed_addresses, tls_settings, tls_settings != cluster::TlsSettings{});
-  if (!tls) {
-    spdlog::error("--redis.addr, --tls.*: {}", tls.error().message);
-    return 1;
-  }
-  // One OpenSSL context for every node: the CA and the client certificate are read once, here.
-  std::shared_ptr<const cluster::TlsContext> tls_context;
-  if (*tls) {
-    auto context = cluster::TlsContext::Create(**tls);
-    if (!context) {
-      spdlog::error("--tls.*: {}", context.error().message);
-      return 1;
-    }
-    tls_context = *context;
-  }
-  // --redis.user wins over a user written in a redis:// address.
-  const std::optional<std::string> user = settings.redis_user ? settings.redis_user : url_user;
-  auto credentials = cluster::LoadCredentials(user, settings.password_file);
-  if (!credentials) {
-    spdlog::error("credentials: {}", credentials.error().message);
-    return 1;
-  }
+  auto resolved = ResolveSeedConnection(settings);
+  if (!resolved) return 1;
+  const SeedConnection& c = *resolved;
 
   // Signals are taken by sigwait below; every thread started from here on inherits the mask.
   sigset_t stop_signals;
@@ -91,9 +109,9 @@ int Run(const exporter::Settings& settings) {
   // Each read is cut to the scrape's deadline; these only bound a read made without one.
   connect.connect_timeout = settings.scrape_timeout;
   connect.io_timeout = settings.scrape_timeout;
-  connect.credentials = *credentials;
-  connect.tls = tls_context;
-  exporter::ScrapeEngine engine(seeds, settings.scrape_timeout,
+  connect.credentials = c.credentials;
+  connect.tls = c.tls_context;
+  exporter::ScrapeEngine engine(c.seeds, settings.scrape_timeout,
                                 std::make_shared<cluster::ConnectionPool>(std::move(connect)),
                                 exporter::ReadOptions{settings.scrape_stray_keys});
   // Checked by the command line already; parsed again here for its parts.
@@ -122,7 +140,7 @@ int Run(const exporter::Settings& settings) {
     return 1;
   }
   std::string seed_list;
-  for (const auto& s : seeds) seed_list += (seed_list.empty() ? "" : ",") + s.ToString();
+  for (const auto& s : c.seeds) seed_list += (seed_list.empty() ? "" : ",") + s.ToString();
   spdlog::info(
       "{} listening on {} ({}; metrics at {}), seeds {}, scrape timeout {}ms, stray keys {}, "
       "auth {}, {}",
@@ -131,9 +149,9 @@ int Run(const exporter::Settings& settings) {
                              : std::string("plain HTTP"),
       settings.telemetry_path, seed_list, settings.scrape_timeout.count(),
       settings.scrape_stray_keys ? "counted" : "not counted",
-      *credentials ? (user ? "as user " + *user : std::string("with password"))
-                   : std::string("none"),
-      cluster::DescribeTls(*tls));
+      c.credentials ? (c.user ? "as user " + *c.user : std::string("with password"))
+                    : std::string("none"),
+      cluster::DescribeTls(c.tls));
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
